@@ -1,0 +1,111 @@
+/*
+ * activation.c: the activation functions of the seed and their derivatives.
+ *
+ *   step(x)    = 0 if x < t, 1 if x >= t       (the seed shows t = 2, then t = 0)
+ *   sigmoid(x) = 1 / (1 + e^-x)
+ *   identity, tanh, relu                        (what users of any MLP library expect)
+ *
+ * Each derivative is computed from the layer's stored output, never from its input,
+ * so the backward pass needs no exponential: sigmoid' = s(1 - s), tanh' = 1 - t^2,
+ * relu' = [out > 0], identity' = 1, and step' = 0 (everywhere it exists: this is why
+ * a step network cannot learn by gradient descent).
+ */
+#ifndef REAL
+#include "internal.h"
+
+#include <math.h>
+
+#define REAL float
+#define T(name) FN_CAT(name, f32)
+#define EXP expf
+#define TANH tanhf
+#include "activation.c"
+#undef REAL
+#undef T
+#undef EXP
+#undef TANH
+
+#define REAL double
+#define T(name) FN_CAT(name, f64)
+#define EXP exp
+#define TANH tanh
+#include "activation.c"
+#undef REAL
+#undef T
+#undef EXP
+#undef TANH
+
+#else /* the body, compiled once per REAL */
+
+/* Stable for every finite x: e^-|x| never overflows; NaN stays NaN. */
+void T(fn_sigmoid_scalar)(int64_t n, const REAL *x, REAL *out)
+{
+    for (int64_t i = 0; i < n; i++) {
+        REAL v = x[i];
+        if (v >= 0) {
+            out[i] = 1 / (1 + EXP(-v));
+        } else {
+            REAL e = EXP(v);
+            out[i] = e / (1 + e);
+        }
+    }
+}
+
+void T(fn_activation)(int act, int64_t n, const REAL *z, REAL *out, REAL threshold)
+{
+    switch (act) {
+    case FN_SIGMOID:
+        T(fn_config_get)()->sigmoid(n, z, out);
+        break;
+    case FN_TANH:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = TANH(z[i]);
+        break;
+    case FN_RELU:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = z[i] > 0 ? z[i] : (z[i] != z[i] ? z[i] : 0); /* NaN passes through */
+        break;
+    case FN_STEP:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = z[i] >= threshold ? 1 : (z[i] != z[i] ? z[i] : 0);
+        break;
+    default: /* FN_IDENTITY */
+        if (out != z)
+            for (int64_t i = 0; i < n; i++)
+                out[i] = z[i];
+        break;
+    }
+}
+
+void T(fn_derivative_mul)(int act, int64_t n, const REAL *out, REAL *row)
+{
+    switch (act) {
+    case FN_SIGMOID:
+        for (int64_t i = 0; i < n; i++)
+            row[i] *= out[i] * (1 - out[i]);
+        break;
+    case FN_TANH:
+        for (int64_t i = 0; i < n; i++)
+            row[i] *= 1 - out[i] * out[i];
+        break;
+    case FN_RELU:
+        for (int64_t i = 0; i < n; i++)
+            row[i] = out[i] > 0 ? row[i] : row[i] * 0; /* x * 0 keeps NaN and inf visible */
+        break;
+    case FN_STEP:
+        for (int64_t i = 0; i < n; i++)
+            row[i] *= 0;
+        break;
+    default: /* FN_IDENTITY: act' = 1 */
+        break;
+    }
+}
+
+void T(fn_activation_derivative)(int act, int64_t n, const REAL *out, REAL *dout)
+{
+    for (int64_t i = 0; i < n; i++)
+        dout[i] = 1;
+    T(fn_derivative_mul)(act, n, out, dout);
+}
+
+#endif

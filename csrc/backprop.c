@@ -1,0 +1,72 @@
+/*
+ * backprop.c: the chain rule of the seed in matrix form.
+ *
+ *   delta_H  = dMSE/dH_in = (delta_O W2^T) * act'(H_in)    (act' from H_out)
+ *   dMSE/dW2 = H_out^T delta_O
+ *   dMSE/dW1 = X^T delta_H
+ *   dMSE/db  = sum over rows of delta                       (only with bias)
+ *
+ * The hidden delta is one GEMM (A B^T) whose epilogue multiplies each finished tile
+ * by act'; the weight gradient is one GEMM (A^T B), parallel over tiles of dW, never
+ * over the rows it sums, so it does not depend on the number of threads.
+ */
+#ifndef REAL
+#include "internal.h"
+
+#define REAL float
+#define T(name) FN_CAT(name, f32)
+#include "backprop.c"
+#undef REAL
+#undef T
+
+#define REAL double
+#define T(name) FN_CAT(name, f64)
+#include "backprop.c"
+#undef REAL
+#undef T
+
+#else /* the body, compiled once per REAL */
+
+fn_status T(fn_hidden_delta)(int act, int64_t N, int64_t n_h, int64_t n_o, const REAL *delta_O,
+                             const REAL *W, const REAL *H_out, REAL *delta_H)
+{
+    T(fn_epilogue) ep = {NULL, FN_NO_ACTIVATION, H_out, n_h, act, 0};
+    return T(fn_gemm)(0, 1, N, n_h, n_o, 1, delta_O, n_o, W, n_o, 0, delta_H, n_h, &ep);
+}
+
+fn_status T(fn_weight_gradient)(int64_t N, int64_t n_a, int64_t n_b, const REAL *A_out,
+                                const REAL *delta, REAL *dW)
+{
+    return T(fn_gemm)(1, 0, n_a, n_b, N, 1, A_out, n_a, delta, n_b, 0, dW, n_b, NULL);
+}
+
+/* db = alpha * column sums of delta (accumulate: db += ...). Parallel over columns;
+ * each column is summed over the rows in order. */
+void T(fn_bias_gradient_team)(int64_t N, int64_t n_b, const REAL *delta, REAL *db, REAL alpha,
+                              int accumulate)
+{
+    const int64_t chunk = 64;
+    const int64_t n_chunks = (n_b + chunk - 1) / chunk;
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < n_chunks; c++) {
+        const int64_t j0 = c * chunk;
+        const int64_t j1 = j0 + chunk < n_b ? j0 + chunk : n_b;
+        REAL sum[64];
+        for (int64_t j = j0; j < j1; j++)
+            sum[j - j0] = 0;
+        for (int64_t e = 0; e < N; e++) {
+            const REAL *row = delta + e * n_b;
+            for (int64_t j = j0; j < j1; j++)
+                sum[j - j0] += row[j];
+        }
+        for (int64_t j = j0; j < j1; j++)
+            db[j] = accumulate ? db[j] + alpha * sum[j - j0] : alpha * sum[j - j0];
+    }
+}
+
+void T(fn_bias_gradient)(int64_t N, int64_t n_b, const REAL *delta, REAL *db)
+{
+    T(fn_bias_gradient_team)(N, n_b, delta, db, 1, 0);
+}
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * Run-time choice of the micro-kernels, thread policy and aligned memory.
+ *
+ * The library is built for baseline x86-64; the AVX2 and AVX-512 micro-kernels are
+ * compiled for their targets in their own files and used only when the CPU reports
+ * the features (and the OS saves the wider registers: __builtin_cpu_supports checks
+ * both through cpuid and xgetbv).
+ */
+#define _POSIX_C_SOURCE 200112L
+#include "internal.h"
+
+#include <omp.h>
+#include <stdlib.h>
+
+static fn_isa isa_in_use = FN_ISA_GENERIC;
+static const fn_config_f32 *config_f32 = &fn_config_generic_f32;
+static const fn_config_f64 *config_f64 = &fn_config_generic_f64;
+
+int fn_cpu_supports(fn_isa isa)
+{
+#if defined(FN_X86_KERNELS)
+    __builtin_cpu_init();
+    switch (isa) {
+    case FN_ISA_AVX512:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+               && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case FN_ISA_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case FN_ISA_GENERIC:
+        return 1;
+    }
+    return 0;
+#else
+    return isa == FN_ISA_GENERIC;
+#endif
+}
+
+const char *fn_isa_name(fn_isa isa)
+{
+    switch (isa) {
+    case FN_ISA_AVX512: return "avx512";
+    case FN_ISA_AVX2: return "avx2";
+    case FN_ISA_GENERIC: return "generic";
+    }
+    return "unknown";
+}
+
+fn_isa fn_init(int force)
+{
+    fn_isa isa = FN_ISA_GENERIC;
+    if (force >= 0) {
+        if (force <= FN_ISA_AVX512 && fn_cpu_supports((fn_isa)force))
+            isa = (fn_isa)force;
+        else
+            return isa_in_use; /* unsupported request: keep the current choice */
+    } else if (fn_cpu_supports(FN_ISA_AVX512)) {
+        isa = FN_ISA_AVX512;
+    } else if (fn_cpu_supports(FN_ISA_AVX2)) {
+        isa = FN_ISA_AVX2;
+    }
+    switch (isa) {
+#if defined(FN_X86_KERNELS)
+    case FN_ISA_AVX512:
+        config_f32 = &fn_config_avx512_f32;
+        config_f64 = &fn_config_avx512_f64;
+        break;
+    case FN_ISA_AVX2:
+        config_f32 = &fn_config_avx2_f32;
+        config_f64 = &fn_config_avx2_f64;
+        break;
+#endif
+    default:
+        config_f32 = &fn_config_generic_f32;
+        config_f64 = &fn_config_generic_f64;
+    }
+    isa_in_use = isa;
+    return isa;
+}
+
+fn_isa fn_isa_in_use(void) { return isa_in_use; }
+const fn_config_f32 *fn_config_get_f32(void) { return config_f32; }
+const fn_config_f64 *fn_config_get_f64(void) { return config_f64; }
+
+void fn_set_num_threads(int n) { omp_set_num_threads(n > 0 ? n : 1); }
+int fn_get_num_threads(void) { return omp_get_max_threads(); }
+
+int fn_team_size(double flop)
+{
+    if (flop < FN_PARALLEL_MIN_FLOP || omp_in_parallel())
+        return 1;
+    return omp_get_max_threads();
+}
+
+int64_t fn_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+void *fn_aligned_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (bytes == 0)
+        bytes = FN_ALIGN;
+    if (posix_memalign(&p, FN_ALIGN, bytes) != 0)
+        return NULL;
+    return p;
+}
+
+void fn_aligned_free(void *p) { free(p); }

@@ -1,0 +1,164 @@
+/*
+ * fastnet kernels: the seed's multilayer perceptron in plain C (C11 + OpenMP).
+ *
+ * Names follow SEED.md: X (E x n_in) is the input, one example per row; W1, W2 are
+ * the weights; H_in = X W1, H_out = act(H_in), O_in = H_out W2, O_out = act(O_in);
+ * MSE = 1/N sum_e sum_n (O_out - Y)^2 with N = number of rows; delta_O and delta_H
+ * are dMSE/dO_in and dMSE/dH_in.
+ *
+ * All matrices are row-major with an explicit leading dimension (ld = elements
+ * between the starts of two rows). Every kernel exists for float (suffix _f32)
+ * and double (suffix _f64); each .c file is written once and compiled for both
+ * (see the bottom of each file).
+ *
+ * C never aborts and never prints: every function that can fail returns an
+ * fn_status, and the caller (the Cython layer) turns it into an exception.
+ */
+#ifndef FASTNET_H
+#define FASTNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    FN_OK = 0,
+    FN_ENOMEM = 1,     /* a workspace could not be allocated */
+    FN_NONFINITE = 2,  /* training produced NaN or infinity; weights were restored */
+    FN_EINVAL = 3      /* an argument is out of range (the Python layer checks first) */
+} fn_status;
+
+/* One enum, one switch: the activation table shared by every kernel. */
+typedef enum {
+    FN_IDENTITY = 0,
+    FN_SIGMOID = 1,
+    FN_TANH = 2,
+    FN_RELU = 3,
+    FN_STEP = 4
+} fn_activation;
+
+#define FN_N_ACTIVATIONS 5
+#define FN_NO_ACTIVATION (-1)
+
+/* Which micro-kernels run: chosen once by fn_init() from the CPU's features. */
+typedef enum { FN_ISA_GENERIC = 0, FN_ISA_AVX2 = 1, FN_ISA_AVX512 = 2 } fn_isa;
+
+/* Detects the CPU, picks the micro-kernels, returns the ISA in use. `force` < 0
+ * means "best available"; otherwise the given ISA if the CPU supports it. */
+fn_isa fn_init(int force);
+fn_isa fn_isa_in_use(void);
+const char *fn_isa_name(fn_isa isa);
+int fn_cpu_supports(fn_isa isa);
+
+/* Threads: one OpenMP runtime, the same one threadpoolctl and OMP_NUM_THREADS set. */
+void fn_set_num_threads(int n);
+int fn_get_num_threads(void);
+
+#define FN_DECLARE(REAL, S)                                                              \
+                                                                                         \
+/* Register/cache blocking of the GEMM for one ISA (BLIS's configuration table). */      \
+typedef struct {                                                                          \
+    const char *name;                                                                     \
+    int64_t mr, nr;       /* micro-tile: mr rows x nr columns of C */                     \
+    int64_t kc, mc, nc;   /* cache blocks of K, M and N */                                \
+    /* C[0:mr, 0:nr] = alpha * Ap Bp + beta * C; beta == 0 means C is not read.           \
+     * Ap is kc x mr packed (column of mr per k), Bp is kc x nr packed (row per k). */    \
+    void (*microkernel)(int64_t kc, const REAL *Ap, const REAL *Bp, REAL *C,              \
+                        int64_t ldc, REAL alpha, REAL beta);                              \
+    /* out[0:n] = sigmoid(x[0:n]), vectorised where the ISA allows (may alias). */        \
+    void (*sigmoid)(int64_t n, const REAL *x, REAL *out);                                 \
+} fn_config_##S;                                                                          \
+const fn_config_##S *fn_config_get_##S(void);                                            \
+                                                                                         \
+/* What the GEMM applies to each finished tile of C while it is in L1:                   \
+ * v = C[i,j]; if bias: v += bias[j]; if act >= 0: v = act(v);                           \
+ * if deriv_of: v *= act'(.) computed from the stored output deriv_of[i,j]. */             \
+typedef struct {                                                                          \
+    const REAL *bias;       /* length N, or NULL */                                       \
+    int act;                /* fn_activation, or FN_NO_ACTIVATION */                      \
+    const REAL *deriv_of;   /* M x N layer output whose act' multiplies C, or NULL */     \
+    int64_t ld_deriv;                                                                     \
+    int deriv_act;          /* the activation that produced deriv_of */                  \
+    REAL threshold;         /* t of the step activation */                                \
+} fn_epilogue_##S;                                                                        \
+                                                                                         \
+/* gemm.c. C (M x N) = alpha * op(A) op(B) + beta * C, then the epilogue.                \
+ * op(A) is M x K: A itself (M x K, lda) or, with trans_a, A^T for A stored K x M.       \
+ * op(B) is K x N: B (K x N, ldb) or, with trans_b, B^T for B stored N x K.               \
+ * The three products of backpropagation are A B, A^T B and A B^T.                       \
+ * beta == 0: C is only written. Parallel over tiles of C, never over K, so every       \
+ * element is summed in the same order whatever the number of threads. */               \
+fn_status fn_gemm_##S(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,         \
+                      REAL alpha, const REAL *A, int64_t lda, const REAL *B, int64_t ldb, \
+                      REAL beta, REAL *C, int64_t ldc, const fn_epilogue_##S *ep);        \
+/* The same product by the textbook triple loop: the fallback and the test oracle. */    \
+void fn_gemm_naive_##S(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,        \
+                       REAL alpha, const REAL *A, int64_t lda, const REAL *B, int64_t ldb, \
+                       REAL beta, REAL *C, int64_t ldc);                                  \
+                                                                                         \
+/* activation.c. out = act(z), elementwise on n values (out may alias z). */             \
+void fn_activation_##S(int act, int64_t n, const REAL *z, REAL *out, REAL threshold);    \
+/* dout = act'(z), computed from the stored output out = act(z) (no exp):                \
+ * sigmoid s(1-s), tanh 1-t^2, relu [out>0], step 0, identity 1. */                       \
+void fn_activation_derivative_##S(int act, int64_t n, const REAL *out, REAL *dout);      \
+                                                                                         \
+/* loss.c. MSE = 1/N sum_e sum_n (O_out[e,n] - Y[e,n])^2, O_out and Y N x n_out. */      \
+double fn_mse_##S(int64_t N, int64_t n_out, const REAL *O_out, const REAL *Y);           \
+/* delta_O = (2/N) (O_out - Y) * act'(O_in), act' from O_out, in one pass that also     \
+ * sums the MSE into *loss. */                                                            \
+fn_status fn_output_delta_##S(int act, int64_t N, int64_t n_out, const REAL *O_out,       \
+                              const REAL *Y, REAL *delta_O, double *loss);                \
+                                                                                         \
+/* backprop.c. delta_H (N x n_h) = (delta_O W^T) * act'(H_in), act' from H_out;           \
+ * delta_O N x n_o, W n_h x n_o, H_out N x n_h. The product is multiplied by act'         \
+ * as each tile is written (GEMM epilogue), not in a second pass. */                      \
+fn_status fn_hidden_delta_##S(int act, int64_t N, int64_t n_h, int64_t n_o,              \
+                              const REAL *delta_O, const REAL *W, const REAL *H_out,      \
+                              REAL *delta_H);                                             \
+/* dW (n_a x n_b) = A_out^T delta, A_out N x n_a the layer's input, delta N x n_b. */    \
+fn_status fn_weight_gradient_##S(int64_t N, int64_t n_a, int64_t n_b, const REAL *A_out,  \
+                                 const REAL *delta, REAL *dW);                            \
+/* db (n_b) = sum over the N rows of delta. */                                           \
+void fn_bias_gradient_##S(int64_t N, int64_t n_b, const REAL *delta, REAL *db);          \
+                                                                                         \
+/* update.c. W := W - alpha * dW, elementwise on n values. */                            \
+void fn_update_##S(int64_t n, REAL *W, const REAL *dW, REAL alpha);                      \
+/* W (n_a x n_b) := W - alpha * A_out^T delta: the gradient product written straight     \
+ * into the descent step (GEMM with alpha' = -alpha, beta = 1); no dW is stored. */       \
+fn_status fn_fused_update_##S(int64_t N, int64_t n_a, int64_t n_b, const REAL *A_out,     \
+                              const REAL *delta, REAL *W, REAL alpha);                    \
+                                                                                         \
+/* train.c. A network of L layers: W[l] is sizes[l] x sizes[l+1], b[l] has sizes[l+1]     \
+ * entries (b == NULL: no bias, the seed's model), act[l] follows layer l. */             \
+typedef struct {                                                                          \
+    int n_layers;                                                                         \
+    const int64_t *sizes;                                                                 \
+    REAL *const *W;                                                                       \
+    REAL *const *b;                                                                       \
+    const int *act;                                                                       \
+    REAL threshold;                                                                       \
+} fn_net_##S;                                                                             \
+/* Feedforward of N rows of X (N x sizes[0]): post[l] (N x sizes[l+1]) = act[l](pre[l]),  \
+ * pre[l] = post[l-1] W[l] (+ b[l]) (H_in, ..., O_in), post[L-1] = O_out. With pre ==     \
+ * NULL the activation is fused into the product and pre is not kept. */                 \
+fn_status fn_forward_##S(const fn_net_##S *net, int64_t N, const REAL *X,                 \
+                         REAL *const *pre, REAL *const *post);                            \
+/* dW[l] = dMSE/dW[l], db[l] = dMSE/db[l] (db NULL without bias) on N rows of X, Y.       \
+ * Returns the MSE in *loss. */                                                           \
+fn_status fn_gradients_##S(const fn_net_##S *net, int64_t N, const REAL *X, const REAL *Y, \
+                           REAL *const *dW, REAL *const *db, double *loss);               \
+/* Minibatch gradient descent for n_epochs over N rows, in place on the weights.         \
+ * order (n_epochs x N row indices) gives each epoch's row order; NULL keeps rows in      \
+ * order. Each batch: forward, delta_O, delta_H..., W -= alpha dW. epoch_loss[i] is the   \
+ * MSE over epoch i's batches before each update: (1/N) sum of (O_out - Y)^2.              \
+ * On NaN/inf the weights of the start of that epoch are restored, *epochs_done says      \
+ * how many epochs completed, and FN_NONFINITE is returned. */                            \
+fn_status fn_train_##S(const fn_net_##S *net, int64_t N, const REAL *X, const REAL *Y,   \
+                       const int64_t *order, int64_t n_epochs, int64_t batch_size,         \
+                       REAL alpha, double *epoch_loss, int64_t *epochs_done);
+
+FN_DECLARE(float, f32)
+FN_DECLARE(double, f64)
+
+#undef FN_DECLARE
+
+#endif /* FASTNET_H */

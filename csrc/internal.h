@@ -1,0 +1,59 @@
+/*
+ * Internal declarations shared by the kernel files; not part of the public API.
+ *
+ * "Compiled twice": each kernel file is written once with REAL and T(name) and
+ * includes itself twice at its bottom, once as float (T(x) = x_f32) and once as
+ * double (T(x) = x_f64). Nothing is kept in two hand-edited copies.
+ *
+ * "In team": the functions named *_team use OpenMP worksharing (omp for / single)
+ * without opening a parallel region. Called outside a region they run on one
+ * thread; called by every thread of a region (fn_train opens one per call) they
+ * share the work. So a whole epoch runs in one region, with no fork/join per
+ * batch, and a standalone call to a public kernel opens a region only when the
+ * problem is big enough to pay for it.
+ */
+#ifndef FASTNET_INTERNAL_H
+#define FASTNET_INTERNAL_H
+
+#include "fastnet.h"
+
+#define FN_CAT2(a, b) a##_##b
+#define FN_CAT(a, b) FN_CAT2(a, b)
+
+#define FN_ALIGN 64
+#define FN_MR_MAX 16
+#define FN_NR_MAX 64
+
+/* Below this many flop per call (or per minibatch) one thread does the work:
+ * an OpenMP barrier costs about a microsecond, a small product less than that. */
+#define FN_PARALLEL_MIN_FLOP 4.0e6
+
+int fn_team_size(double flop);
+void *fn_aligned_alloc(size_t bytes);
+void fn_aligned_free(void *p);
+int64_t fn_round_up(int64_t x, int64_t m);
+
+#define FN_DECLARE_INTERNAL(REAL, S)                                                   \
+extern const fn_config_##S fn_config_generic_##S;                                      \
+extern const fn_config_##S fn_config_avx2_##S;                                         \
+extern const fn_config_##S fn_config_avx512_##S;                                       \
+void fn_sigmoid_scalar_##S(int64_t n, const REAL *x, REAL *out);                       \
+/* Elements of packing workspace fn_gemm_team needs for an M x N x K product. */       \
+int64_t fn_gemm_workspace_##S(int64_t M, int64_t N, int64_t K);                        \
+void fn_gemm_team_##S(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,       \
+                      REAL alpha, const REAL *A, int64_t lda, const REAL *B,           \
+                      int64_t ldb, REAL beta, REAL *C, int64_t ldc,                    \
+                      const fn_epilogue_##S *ep, REAL *workspace);                     \
+/* row[0:n] *= act'(.) from the stored output out[0:n]. */                             \
+void fn_derivative_mul_##S(int act, int64_t n, const REAL *out, REAL *row);           \
+/* Rows [0, N) of delta_O and row_loss[e] = sum_n (O_out - Y)^2, shared by the team. */ \
+void fn_output_delta_team_##S(int act, int64_t N, int64_t n_out, const REAL *O_out,    \
+                              const REAL *Y, REAL *delta_O, double *row_loss);         \
+void fn_bias_gradient_team_##S(int64_t N, int64_t n_b, const REAL *delta, REAL *db,   \
+                               REAL alpha, int accumulate);
+
+FN_DECLARE_INTERNAL(float, f32)
+FN_DECLARE_INTERNAL(double, f64)
+#undef FN_DECLARE_INTERNAL
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * loss.c: the seed's cost and the output delta.
+ *
+ *   MSE     = 1/N sum_e sum_n (O_out[e,n] - Y[e,n])^2     N = number of rows (examples)
+ *   delta_O = dMSE/dO_in = (2/N) (O_out - Y) * act'(O_in)  (elementwise, act' from O_out)
+ *
+ * N counts examples, as in the seed ("squared error per example, summed over the
+ * outputs"); PyTorch's MSELoss(reduction="mean") would divide by N * n_out instead.
+ * Sums are taken per row, then over rows in order, in double: the result does not
+ * depend on the number of threads.
+ */
+#ifndef REAL
+#include "internal.h"
+
+#include <stdlib.h>
+
+#define REAL float
+#define T(name) FN_CAT(name, f32)
+#include "loss.c"
+#undef REAL
+#undef T
+
+#define REAL double
+#define T(name) FN_CAT(name, f64)
+#include "loss.c"
+#undef REAL
+#undef T
+
+#else /* the body, compiled once per REAL */
+
+double T(fn_mse)(int64_t N, int64_t n_out, const REAL *O_out, const REAL *Y)
+{
+    double total = 0;
+    for (int64_t e = 0; e < N; e++) {
+        double row = 0;
+        for (int64_t n = 0; n < n_out; n++) {
+            double d = (double)O_out[e * n_out + n] - (double)Y[e * n_out + n];
+            row += d * d;
+        }
+        total += row;
+    }
+    return N > 0 ? total / (double)N : 0.0;
+}
+
+void T(fn_output_delta_team)(int act, int64_t N, int64_t n_out, const REAL *O_out,
+                             const REAL *Y, REAL *delta_O, double *row_loss)
+{
+    const REAL scale = (REAL)(2.0 / (double)N);
+#pragma omp for schedule(static)
+    for (int64_t e = 0; e < N; e++) {
+        const REAL *o = O_out + e * n_out;
+        const REAL *y = Y + e * n_out;
+        REAL *d = delta_O + e * n_out;
+        double row = 0;
+        for (int64_t n = 0; n < n_out; n++) {
+            REAL diff = o[n] - y[n];
+            row += (double)diff * (double)diff;
+            d[n] = scale * diff;
+        }
+        row_loss[e] = row;
+        T(fn_derivative_mul)(act, n_out, o, d);
+    }
+}
+
+fn_status T(fn_output_delta)(int act, int64_t N, int64_t n_out, const REAL *O_out,
+                             const REAL *Y, REAL *delta_O, double *loss)
+{
+    *loss = 0;
+    if (N <= 0)
+        return FN_OK;
+    double *row_loss = malloc(sizeof(double) * (size_t)N);
+    if (!row_loss)
+        return FN_ENOMEM;
+    T(fn_output_delta_team)(act, N, n_out, O_out, Y, delta_O, row_loss);
+    double total = 0;
+    for (int64_t e = 0; e < N; e++)
+        total += row_loss[e];
+    free(row_loss);
+    *loss = total / (double)N;
+    return FN_OK;
+}
+
+#endif

@@ -1,0 +1,330 @@
+/*
+ * train.c: the seed's network end to end: feedforward, gradients, and whole epochs
+ * of minibatch gradient descent in one call (the GIL is released around it).
+ *
+ * Feedforward, layer l = 0 .. L-1 (the seed's network is L = 2):
+ *     pre[l]  = post[l-1] W[l] (+ b[l])      H_in = X W1, O_in = H_out W2
+ *     post[l] = act[l](pre[l])               H_out, O_out
+ * Backward, l = L-1 .. 0, starting from delta = delta_O:
+ *     delta_prev = (delta W[l]^T) * act'(post[l-1])     delta_H
+ *     W[l] := W[l] - alpha post[l-1]^T delta            (X for l = 0)
+ * The hidden delta is computed before W[l] is updated: it uses the old weights.
+ *
+ * One workspace is allocated per call, sized for the largest batch, and reused by
+ * every batch: nothing is allocated inside the epoch loop. One OpenMP region spans
+ * all epochs; the kernels share out their loops inside it (see internal.h).
+ */
+#ifndef REAL
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REAL float
+#define T(name) FN_CAT(name, f32)
+#include "train.c"
+#undef REAL
+#undef T
+
+#define REAL double
+#define T(name) FN_CAT(name, f64)
+#include "train.c"
+#undef REAL
+#undef T
+
+#else /* the body, compiled once per REAL */
+
+typedef struct {
+    REAL **post;      /* L buffers, rows x sizes[l+1]: H_out, ..., O_out */
+    REAL *delta[2];   /* rows x widest layer: delta_O, delta_H, ... (ping-pong) */
+    REAL *Xb, *Yb;    /* the batch's rows gathered in shuffled order */
+    double *row_loss; /* rows */
+    REAL *gemm;       /* packing panels for the largest product */
+    REAL *snapshot;   /* the weights at the start of the epoch */
+    void *block;
+} T(workspace);
+
+static int64_t T(n_params)(const T(fn_net) *net)
+{
+    int64_t n = 0;
+    for (int l = 0; l < net->n_layers; l++)
+        n += net->sizes[l] * net->sizes[l + 1] + (net->b ? net->sizes[l + 1] : 0);
+    return n;
+}
+
+static void T(workspace_free)(T(workspace) *ws)
+{
+    free(ws->post);
+    fn_aligned_free(ws->block);
+    memset(ws, 0, sizeof(*ws));
+}
+
+/* One allocation for a batch of `rows`; gather/snapshot only when asked for. */
+static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int64_t rows,
+                                    int gather, int snapshot)
+{
+    const int L = net->n_layers;
+    const int64_t *s = net->sizes;
+    int64_t widest = 0, gemm = 0;
+    for (int l = 1; l <= L; l++)
+        widest = s[l] > widest ? s[l] : widest;
+    for (int l = 0; l < L; l++) {
+        int64_t need[3] = {T(fn_gemm_workspace)(rows, s[l + 1], s[l]),       /* forward */
+                           T(fn_gemm_workspace)(rows, s[l], s[l + 1]),       /* delta   */
+                           T(fn_gemm_workspace)(s[l], s[l + 1], rows)};      /* update  */
+        for (int k = 0; k < 3; k++)
+            gemm = need[k] > gemm ? need[k] : gemm;
+    }
+    /* Sizes in bytes, each rounded to a cache line. */
+    size_t sizes[8 + 1];
+    int n = 0;
+    const size_t R = sizeof(REAL);
+#define FN_LINE(b) ((((size_t)(b)) + FN_ALIGN - 1) / FN_ALIGN * FN_ALIGN)
+    size_t post_total = 0;
+    for (int l = 0; l < L; l++)
+        post_total += FN_LINE(R * rows * s[l + 1]);
+    sizes[n++] = post_total;
+    sizes[n++] = FN_LINE(R * rows * widest);
+    sizes[n++] = FN_LINE(R * rows * widest);
+    sizes[n++] = gather ? FN_LINE(R * rows * s[0]) : 0;
+    sizes[n++] = gather ? FN_LINE(R * rows * s[L]) : 0;
+    sizes[n++] = FN_LINE(sizeof(double) * rows);
+    sizes[n++] = FN_LINE(R * gemm);
+    sizes[n++] = snapshot ? FN_LINE(R * T(n_params)(net)) : 0;
+    size_t total = 0;
+    for (int k = 0; k < n; k++)
+        total += sizes[k];
+
+    memset(ws, 0, sizeof(*ws));
+    ws->post = malloc(sizeof(REAL *) * (size_t)L);
+    ws->block = fn_aligned_alloc(total);
+    if (!ws->post || !ws->block) {
+        T(workspace_free)(ws);
+        return FN_ENOMEM;
+    }
+    char *p = ws->block;
+    for (int l = 0; l < L; l++) {
+        ws->post[l] = (REAL *)p;
+        p += FN_LINE(R * rows * s[l + 1]);
+    }
+    ws->delta[0] = (REAL *)p; p += sizes[1];
+    ws->delta[1] = (REAL *)p; p += sizes[2];
+    ws->Xb = gather ? (REAL *)p : NULL; p += sizes[3];
+    ws->Yb = gather ? (REAL *)p : NULL; p += sizes[4];
+    ws->row_loss = (double *)p; p += sizes[5];
+    ws->gemm = (REAL *)p; p += sizes[6];
+    ws->snapshot = snapshot ? (REAL *)p : NULL;
+#undef FN_LINE
+    return FN_OK;
+}
+
+/* Feedforward of N rows, by every thread of the team. pre == NULL: the activation
+ * is applied in the GEMM's epilogue (fused); otherwise pre keeps H_in, O_in, ... */
+static void T(forward_team)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *const *pre,
+                            REAL *const *post, REAL *gemm_ws)
+{
+    const int64_t *s = net->sizes;
+    const REAL *in = X;
+    for (int l = 0; l < net->n_layers; l++) {
+        T(fn_epilogue) ep = {net->b ? net->b[l] : NULL, net->act[l], NULL, 0, 0,
+                             net->threshold};
+        if (pre) {
+            ep.act = FN_NO_ACTIVATION;
+            T(fn_gemm_team)(0, 0, N, s[l + 1], s[l], 1, in, s[l], net->W[l], s[l + 1], 0,
+                            pre[l], s[l + 1], &ep, gemm_ws);
+#pragma omp for schedule(static)
+            for (int64_t e = 0; e < N; e++)
+                T(fn_activation)(net->act[l], s[l + 1], pre[l] + e * s[l + 1],
+                                 post[l] + e * s[l + 1], net->threshold);
+        } else {
+            T(fn_gemm_team)(0, 0, N, s[l + 1], s[l], 1, in, s[l], net->W[l], s[l + 1], 0,
+                            post[l], s[l + 1], &ep, gemm_ws);
+        }
+        in = post[l];
+    }
+}
+
+/* Backward pass after forward_team, by every thread of the team. With dW != NULL the
+ * gradients are stored (dW[l], db[l]); otherwise each is applied at once as
+ * W[l] -= alpha * gradient (fused into the GEMM). row_loss gets each row's error. */
+static void T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
+                             T(workspace) *ws, REAL *const *dW, REAL *const *db, REAL alpha)
+{
+    const int L = net->n_layers;
+    const int64_t *s = net->sizes;
+    REAL *delta = ws->delta[0], *delta_prev = ws->delta[1];
+    T(fn_output_delta_team)(net->act[L - 1], N, s[L], ws->post[L - 1], Y, delta, ws->row_loss);
+    for (int l = L - 1; l >= 0; l--) {
+        const REAL *A_in = l > 0 ? ws->post[l - 1] : X;
+        if (l > 0) { /* delta_prev = (delta W[l]^T) * act'(post[l-1]) */
+            T(fn_epilogue) ep = {NULL, FN_NO_ACTIVATION, ws->post[l - 1], s[l], net->act[l - 1],
+                                 0};
+            T(fn_gemm_team)(0, 1, N, s[l], s[l + 1], 1, delta, s[l + 1], net->W[l], s[l + 1],
+                            0, delta_prev, s[l], &ep, ws->gemm);
+        }
+        if (dW) {
+            T(fn_gemm_team)(1, 0, s[l], s[l + 1], N, 1, A_in, s[l], delta, s[l + 1], 0, dW[l],
+                            s[l + 1], NULL, ws->gemm);
+            if (net->b)
+                T(fn_bias_gradient_team)(N, s[l + 1], delta, db[l], 1, 0);
+        } else {
+            T(fn_gemm_team)(1, 0, s[l], s[l + 1], N, -alpha, A_in, s[l], delta, s[l + 1], 1,
+                            net->W[l], s[l + 1], NULL, ws->gemm);
+            if (net->b)
+                T(fn_bias_gradient_team)(N, s[l + 1], delta, net->b[l], -alpha, 1);
+        }
+        REAL *t = delta;
+        delta = delta_prev;
+        delta_prev = t;
+    }
+}
+
+static double T(flop_per_row)(const T(fn_net) *net)
+{
+    double f = 0;
+    for (int l = 0; l < net->n_layers; l++)
+        f += 6.0 * (double)net->sizes[l] * (double)net->sizes[l + 1];
+    return f;
+}
+
+fn_status T(fn_forward)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *const *pre,
+                        REAL *const *post)
+{
+    int64_t gemm = 0;
+    for (int l = 0; l < net->n_layers; l++) {
+        int64_t need = T(fn_gemm_workspace)(N, net->sizes[l + 1], net->sizes[l]);
+        gemm = need > gemm ? need : gemm;
+    }
+    REAL *ws = fn_aligned_alloc(sizeof(REAL) * gemm);
+    if (!ws)
+        return FN_ENOMEM;
+    int team = fn_team_size(T(flop_per_row)(net) / 3 * (double)N);
+#pragma omp parallel num_threads(team) if (team > 1)
+    T(forward_team)(net, N, X, pre, post, ws);
+    fn_aligned_free(ws);
+    return FN_OK;
+}
+
+fn_status T(fn_gradients)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
+                          REAL *const *dW, REAL *const *db, double *loss)
+{
+    T(workspace) ws;
+    fn_status st = T(workspace_alloc)(&ws, net, N, 0, 0);
+    if (st != FN_OK)
+        return st;
+    int team = fn_team_size(T(flop_per_row)(net) * (double)N);
+#pragma omp parallel num_threads(team) if (team > 1)
+    {
+        T(forward_team)(net, N, X, NULL, ws.post, ws.gemm);
+        T(backward_team)(net, N, X, Y, &ws, dW, db, 0);
+    }
+    double total = 0;
+    for (int64_t e = 0; e < N; e++)
+        total += ws.row_loss[e];
+    *loss = total / (double)N;
+    T(workspace_free)(&ws);
+    return FN_OK;
+}
+
+/* Copies every weight and bias to (save) or from (restore) the snapshot. */
+static void T(snapshot)(const T(fn_net) *net, REAL *snap, int restore)
+{
+    for (int l = 0; l < net->n_layers; l++) {
+        for (int k = 0; k < (net->b ? 2 : 1); k++) {
+            REAL *v = k == 0 ? net->W[l] : net->b[l];
+            int64_t n = k == 0 ? net->sizes[l] * net->sizes[l + 1] : net->sizes[l + 1];
+            if (restore)
+                memcpy(v, snap, sizeof(REAL) * n);
+            else
+                memcpy(snap, v, sizeof(REAL) * n);
+            snap += n;
+        }
+    }
+}
+
+static int T(net_finite)(const T(fn_net) *net)
+{
+    int ok = 1;
+    for (int l = 0; l < net->n_layers; l++) {
+        int64_t n = net->sizes[l] * net->sizes[l + 1];
+        for (int64_t i = 0; i < n; i++)
+            ok &= isfinite(net->W[l][i]) != 0;
+        for (int64_t i = 0; net->b && i < net->sizes[l + 1]; i++)
+            ok &= isfinite(net->b[l][i]) != 0;
+    }
+    return ok;
+}
+
+fn_status T(fn_train)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
+                      const int64_t *order, int64_t n_epochs, int64_t batch_size, REAL alpha,
+                      double *epoch_loss, int64_t *epochs_done)
+{
+    const int64_t n_in = net->sizes[0], n_out = net->sizes[net->n_layers];
+    const int64_t rows = batch_size < N ? batch_size : N;
+    T(workspace) ws;
+    *epochs_done = 0;
+    if (N <= 0 || rows <= 0)
+        return FN_EINVAL;
+    fn_status st = T(workspace_alloc)(&ws, net, rows, order != NULL, 1);
+    if (st != FN_OK)
+        return st;
+
+    int nonfinite = 0;
+    int64_t done = 0;
+    double epoch_sum = 0;
+    int team = fn_team_size(T(flop_per_row)(net) * (double)rows);
+#pragma omp parallel num_threads(team) if (team > 1)
+    for (int64_t epoch = 0; epoch < n_epochs; epoch++) {
+#pragma omp single
+        {
+            T(snapshot)(net, ws.snapshot, 0);
+            epoch_sum = 0;
+        }
+        const int64_t *perm = order ? order + epoch * N : NULL;
+        for (int64_t start = 0; start < N; start += rows) {
+            const int64_t nb = N - start < rows ? N - start : rows;
+            const REAL *Xb = X + start * n_in, *Yb = Y + start * n_out;
+            if (perm) {
+#pragma omp for schedule(static)
+                for (int64_t i = 0; i < nb; i++) {
+                    memcpy(ws.Xb + i * n_in, X + perm[start + i] * n_in, sizeof(REAL) * n_in);
+                    memcpy(ws.Yb + i * n_out, Y + perm[start + i] * n_out, sizeof(REAL) * n_out);
+                }
+                Xb = ws.Xb;
+                Yb = ws.Yb;
+            }
+            T(forward_team)(net, nb, Xb, NULL, ws.post, ws.gemm);
+            T(backward_team)(net, nb, Xb, Yb, &ws, NULL, NULL, alpha);
+#pragma omp single
+            {
+                double batch = 0;
+                for (int64_t e = 0; e < nb; e++)
+                    batch += ws.row_loss[e];
+                epoch_sum += batch;
+                if (!isfinite(batch))
+                    nonfinite = 1;
+            }
+            if (nonfinite)
+                break;
+        }
+#pragma omp single
+        {
+            if (!nonfinite && !T(net_finite)(net))
+                nonfinite = 1;
+            if (nonfinite) {
+                T(snapshot)(net, ws.snapshot, 1);
+            } else {
+                epoch_loss[epoch] = epoch_sum / (double)N;
+                done = epoch + 1;
+            }
+        }
+        if (nonfinite)
+            break;
+    }
+    T(workspace_free)(&ws);
+    *epochs_done = done;
+    return nonfinite ? FN_NONFINITE : FN_OK;
+}
+
+#endif

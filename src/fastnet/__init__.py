@@ -1,0 +1,65 @@
+"""fastnet: fast CPU training of multilayer perceptrons.
+
+The model is the seed's: H_in = X W1, H_out = act(H_in), O_in = H_out W2,
+O_out = act(O_in), MSE = 1/N sum (O_out - Y)^2 (N = rows), trained by gradient descent
+with backpropagation. The hot loops are C with OpenMP; ``fastnet.reference`` is the same
+model in plain NumPy, the oracle the tests compare against.
+"""
+from __future__ import annotations
+
+from . import _core, kernels, reference
+from ._validation import check_int as _check_int
+from .network import DivergenceError, Network, load
+
+__version__ = "0.1.0"
+__all__ = [
+    "Network",
+    "load",
+    "DivergenceError",
+    "kernels",
+    "reference",
+    "set_num_threads",
+    "get_num_threads",
+    "show_config",
+    "__version__",
+]
+
+_ISAS = ("generic", "avx2", "avx512")
+_core.init(-1)
+
+
+def set_num_threads(n):
+    """Threads for the C kernels (the OpenMP runtime's; threadpoolctl and OMP_NUM_THREADS
+    set the same value). Results do not depend on it."""
+    _core.set_num_threads(_check_int(n, "n", minimum=1))
+
+
+def get_num_threads():
+    return _core.get_num_threads()
+
+
+def _use_kernels(name):
+    """Select the micro-kernels by name ("generic", "avx2", "avx512"), if the CPU has
+    them; returns the name in use. For tests and benchmarks."""
+    if name not in _ISAS:
+        raise ValueError(f"kernel must be one of {_ISAS}; got {name!r}")
+    return _core.init(_ISAS.index(name))
+
+
+def show_config(print_out=True):
+    """Which micro-kernels run, what the CPU supports, block sizes and threads."""
+    info = {
+        "version": __version__,
+        "kernel": _core.isa_name(),
+        "cpu_supports": {n: _core.cpu_supports(i) for i, n in enumerate(_ISAS)},
+        "threads": get_num_threads(),
+        "blocking": _core.config(),
+    }
+    if print_out:
+        print(f"fastnet {info['version']}")
+        print(f"  micro-kernels in use: {info['kernel']}")
+        print("  CPU supports: " + ", ".join(k for k, ok in info["cpu_supports"].items() if ok))
+        print(f"  threads: {info['threads']}")
+        for dt, b in info["blocking"].items():
+            print(f"  {dt}: {b['mr']}x{b['nr']} micro-tile, kc={b['kc']} mc={b['mc']} nc={b['nc']}")
+    return info

@@ -1,0 +1,521 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""The seam between Python and the C kernels: check shapes, hold buffers, call C without the GIL.
+
+No math lives here. Arguments arrive already validated and converted by fastnet's Python layer
+(C-contiguous arrays of one dtype); this layer checks the shapes it relies on, so that a wrong
+call raises instead of reaching C, and turns C's status codes into exceptions.
+"""
+from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
+
+cdef extern from "fastnet.h" nogil:
+    ctypedef enum fn_status:
+        FN_OK
+        FN_ENOMEM
+        FN_NONFINITE
+        FN_EINVAL
+    int FN_NO_ACTIVATION
+
+    int fn_init(int force)
+    int fn_isa_in_use()
+    const char *fn_isa_name(int isa)
+    int fn_cpu_supports(int isa)
+    void fn_set_num_threads(int n)
+    int fn_get_num_threads()
+
+    ctypedef struct fn_config_f32:
+        const char *name
+        int64_t mr, nr, kc, mc, nc
+    ctypedef struct fn_config_f64:
+        const char *name
+        int64_t mr, nr, kc, mc, nc
+    const fn_config_f32 *fn_config_get_f32()
+    const fn_config_f64 *fn_config_get_f64()
+
+    ctypedef struct fn_epilogue_f32:
+        const float *bias
+        int act
+        const float *deriv_of
+        int64_t ld_deriv
+        int deriv_act
+        float threshold
+    ctypedef struct fn_epilogue_f64:
+        const double *bias
+        int act
+        const double *deriv_of
+        int64_t ld_deriv
+        int deriv_act
+        double threshold
+
+    ctypedef struct fn_net_f32:
+        int n_layers
+        const int64_t *sizes
+        float **W
+        float **b
+        const int *act
+        float threshold
+    ctypedef struct fn_net_f64:
+        int n_layers
+        const int64_t *sizes
+        double **W
+        double **b
+        const int *act
+        double threshold
+
+    fn_status fn_gemm_f32(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                          float *C, int64_t ldc, const fn_epilogue_f32 *ep)
+    fn_status fn_gemm_f64(int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
+                          const double *A, int64_t lda, const double *B, int64_t ldb,
+                          double beta, double *C, int64_t ldc, const fn_epilogue_f64 *ep)
+    void fn_gemm_naive_f32(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                           const float *A, int64_t lda, const float *B, int64_t ldb,
+                           float beta, float *C, int64_t ldc)
+    void fn_gemm_naive_f64(int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
+                           const double *A, int64_t lda, const double *B, int64_t ldb,
+                           double beta, double *C, int64_t ldc)
+    void fn_activation_f32(int act, int64_t n, const float *z, float *out, float threshold)
+    void fn_activation_f64(int act, int64_t n, const double *z, double *out, double threshold)
+    void fn_activation_derivative_f32(int act, int64_t n, const float *out, float *dout)
+    void fn_activation_derivative_f64(int act, int64_t n, const double *out, double *dout)
+    double fn_mse_f32(int64_t N, int64_t n_out, const float *O_out, const float *Y)
+    double fn_mse_f64(int64_t N, int64_t n_out, const double *O_out, const double *Y)
+    fn_status fn_output_delta_f32(int act, int64_t N, int64_t n_out, const float *O_out,
+                                  const float *Y, float *delta_O, double *loss)
+    fn_status fn_output_delta_f64(int act, int64_t N, int64_t n_out, const double *O_out,
+                                  const double *Y, double *delta_O, double *loss)
+    fn_status fn_hidden_delta_f32(int act, int64_t N, int64_t n_h, int64_t n_o,
+                                  const float *delta_O, const float *W, const float *H_out,
+                                  float *delta_H)
+    fn_status fn_hidden_delta_f64(int act, int64_t N, int64_t n_h, int64_t n_o,
+                                  const double *delta_O, const double *W, const double *H_out,
+                                  double *delta_H)
+    fn_status fn_weight_gradient_f32(int64_t N, int64_t n_a, int64_t n_b, const float *A_out,
+                                     const float *delta, float *dW)
+    fn_status fn_weight_gradient_f64(int64_t N, int64_t n_a, int64_t n_b, const double *A_out,
+                                     const double *delta, double *dW)
+    void fn_bias_gradient_f32(int64_t N, int64_t n_b, const float *delta, float *db)
+    void fn_bias_gradient_f64(int64_t N, int64_t n_b, const double *delta, double *db)
+    void fn_update_f32(int64_t n, float *W, const float *dW, float alpha)
+    void fn_update_f64(int64_t n, double *W, const double *dW, double alpha)
+    fn_status fn_fused_update_f32(int64_t N, int64_t n_a, int64_t n_b, const float *A_out,
+                                  const float *delta, float *W, float alpha)
+    fn_status fn_fused_update_f64(int64_t N, int64_t n_a, int64_t n_b, const double *A_out,
+                                  const double *delta, double *W, double alpha)
+    fn_status fn_forward_f32(const fn_net_f32 *net, int64_t N, const float *X, float **pre,
+                             float **post)
+    fn_status fn_forward_f64(const fn_net_f64 *net, int64_t N, const double *X, double **pre,
+                             double **post)
+    fn_status fn_gradients_f32(const fn_net_f32 *net, int64_t N, const float *X,
+                               const float *Y, float **dW, float **db, double *loss)
+    fn_status fn_gradients_f64(const fn_net_f64 *net, int64_t N, const double *X,
+                               const double *Y, double **dW, double **db, double *loss)
+    fn_status fn_train_f32(const fn_net_f32 *net, int64_t N, const float *X, const float *Y,
+                           const int64_t *order, int64_t n_epochs, int64_t batch_size,
+                           float alpha, double *epoch_loss, int64_t *epochs_done)
+    fn_status fn_train_f64(const fn_net_f64 *net, int64_t N, const double *X, const double *Y,
+                           const int64_t *order, int64_t n_epochs, int64_t batch_size,
+                           double alpha, double *epoch_loss, int64_t *epochs_done)
+
+ctypedef fused real:
+    float
+    double
+
+NO_ACTIVATION = FN_NO_ACTIVATION
+
+
+cdef int check(fn_status st) except -1:
+    if st == FN_OK:
+        return 0
+    if st == FN_ENOMEM:
+        raise MemoryError("fastnet: the C kernels could not allocate their workspace")
+    if st == FN_NONFINITE:
+        raise FloatingPointError("fastnet: the computation produced NaN or infinity")
+    raise ValueError("fastnet: a C kernel rejected its arguments")
+
+
+cdef int need(bint ok, str what) except -1:
+    if not ok:
+        raise ValueError("fastnet._core: " + what)
+    return 0
+
+
+# ---------------------------------------------------------------- machine and threads
+
+def init(int force=-1):
+    """Pick the micro-kernels (best the CPU supports, or `force`); return the ISA's name."""
+    return fn_isa_name(fn_init(force)).decode()
+
+
+def isa_name():
+    return fn_isa_name(fn_isa_in_use()).decode()
+
+
+def cpu_supports(int isa):
+    return bool(fn_cpu_supports(isa))
+
+
+def config():
+    """Block sizes of the GEMM in use, per dtype."""
+    cdef const fn_config_f32 *c32 = fn_config_get_f32()
+    cdef const fn_config_f64 *c64 = fn_config_get_f64()
+    return {
+        "float32": dict(kernel=c32.name.decode(), mr=c32.mr, nr=c32.nr, kc=c32.kc, mc=c32.mc,
+                        nc=c32.nc),
+        "float64": dict(kernel=c64.name.decode(), mr=c64.mr, nr=c64.nr, kc=c64.kc, mc=c64.mc,
+                        nc=c64.nc),
+    }
+
+
+def set_num_threads(int n):
+    fn_set_num_threads(n)
+
+
+def get_num_threads():
+    return fn_get_num_threads()
+
+
+# ---------------------------------------------------------------- single kernels
+
+def gemm(bint trans_a, bint trans_b, real[:, ::1] A, real[:, ::1] B, real[:, ::1] C,
+         double alpha=1.0, double beta=0.0, real[::1] bias=None, int act=FN_NO_ACTIVATION,
+         double threshold=0.0, real[:, ::1] deriv_of=None, int deriv_act=0,
+         bint naive=False):
+    """C = alpha op(A) op(B) + beta C, then the epilogue (bias, activation, derivative)."""
+    cdef int64_t M = A.shape[1] if trans_a else A.shape[0]
+    cdef int64_t K = A.shape[0] if trans_a else A.shape[1]
+    cdef int64_t Kb = B.shape[1] if trans_b else B.shape[0]
+    cdef int64_t N = B.shape[0] if trans_b else B.shape[1]
+    need(K == Kb and C.shape[0] == M and C.shape[1] == N, "gemm shapes do not agree")
+    need(bias is None or bias.shape[0] == N, "bias must have N entries")
+    need(deriv_of is None or (deriv_of.shape[0] == M and deriv_of.shape[1] == N),
+         "deriv_of must be M x N")
+    cdef fn_epilogue_f32 e32
+    cdef fn_epilogue_f64 e64
+    cdef bint has_ep = bias is not None or act != FN_NO_ACTIVATION or deriv_of is not None
+    cdef fn_status st = FN_OK
+    if M == 0 or N == 0:
+        return
+    cdef real *pa = &A[0, 0] if A.shape[0] * A.shape[1] else NULL
+    cdef real *pb = &B[0, 0] if B.shape[0] * B.shape[1] else NULL
+    if real is float:
+        e32.bias = &bias[0] if bias is not None else NULL
+        e32.act = act
+        e32.deriv_of = &deriv_of[0, 0] if deriv_of is not None else NULL
+        e32.ld_deriv = N
+        e32.deriv_act = deriv_act
+        e32.threshold = <float>threshold
+        with nogil:
+            if naive:
+                fn_gemm_naive_f32(trans_a, trans_b, M, N, K, <float>alpha, pa, A.shape[1],
+                                  pb, B.shape[1], <float>beta, &C[0, 0], N)
+            else:
+                st = fn_gemm_f32(trans_a, trans_b, M, N, K, <float>alpha, pa, A.shape[1],
+                                 pb, B.shape[1], <float>beta, &C[0, 0], N,
+                                 &e32 if has_ep else NULL)
+    else:
+        e64.bias = &bias[0] if bias is not None else NULL
+        e64.act = act
+        e64.deriv_of = &deriv_of[0, 0] if deriv_of is not None else NULL
+        e64.ld_deriv = N
+        e64.deriv_act = deriv_act
+        e64.threshold = threshold
+        with nogil:
+            if naive:
+                fn_gemm_naive_f64(trans_a, trans_b, M, N, K, alpha, pa, A.shape[1],
+                                  pb, B.shape[1], beta, &C[0, 0], N)
+            else:
+                st = fn_gemm_f64(trans_a, trans_b, M, N, K, alpha, pa, A.shape[1],
+                                 pb, B.shape[1], beta, &C[0, 0], N, &e64 if has_ep else NULL)
+    check(st)
+
+
+def activation(int act, real[::1] z, real[::1] out, double threshold=0.0):
+    need(z.shape[0] == out.shape[0], "activation: z and out differ in size")
+    if z.shape[0] == 0:
+        return
+    with nogil:
+        if real is float:
+            fn_activation_f32(act, z.shape[0], &z[0], &out[0], <float>threshold)
+        else:
+            fn_activation_f64(act, z.shape[0], &z[0], &out[0], threshold)
+
+
+def activation_derivative(int act, real[::1] out, real[::1] dout):
+    need(out.shape[0] == dout.shape[0], "activation_derivative: sizes differ")
+    if out.shape[0] == 0:
+        return
+    with nogil:
+        if real is float:
+            fn_activation_derivative_f32(act, out.shape[0], &out[0], &dout[0])
+        else:
+            fn_activation_derivative_f64(act, out.shape[0], &out[0], &dout[0])
+
+
+def mse(real[:, ::1] O_out, real[:, ::1] Y):
+    need(O_out.shape[0] == Y.shape[0] and O_out.shape[1] == Y.shape[1], "mse: shapes differ")
+    need(O_out.shape[0] > 0 and O_out.shape[1] > 0, "mse: empty input")
+    cdef double loss
+    with nogil:
+        if real is float:
+            loss = fn_mse_f32(O_out.shape[0], O_out.shape[1], &O_out[0, 0], &Y[0, 0])
+        else:
+            loss = fn_mse_f64(O_out.shape[0], O_out.shape[1], &O_out[0, 0], &Y[0, 0])
+    return loss
+
+
+def output_delta(int act, real[:, ::1] O_out, real[:, ::1] Y, real[:, ::1] delta_O):
+    need(O_out.shape[0] == Y.shape[0] and O_out.shape[1] == Y.shape[1]
+         and delta_O.shape[0] == Y.shape[0] and delta_O.shape[1] == Y.shape[1],
+         "output_delta: shapes differ")
+    need(O_out.shape[0] > 0 and O_out.shape[1] > 0, "output_delta: empty input")
+    cdef double loss = 0
+    cdef fn_status st
+    with nogil:
+        if real is float:
+            st = fn_output_delta_f32(act, O_out.shape[0], O_out.shape[1], &O_out[0, 0],
+                                     &Y[0, 0], &delta_O[0, 0], &loss)
+        else:
+            st = fn_output_delta_f64(act, O_out.shape[0], O_out.shape[1], &O_out[0, 0],
+                                     &Y[0, 0], &delta_O[0, 0], &loss)
+    check(st)
+    return loss
+
+
+def hidden_delta(int act, real[:, ::1] delta_O, real[:, ::1] W, real[:, ::1] H_out,
+                 real[:, ::1] delta_H):
+    cdef int64_t N = delta_O.shape[0], n_o = delta_O.shape[1], n_h = W.shape[0]
+    need(W.shape[1] == n_o and H_out.shape[0] == N and H_out.shape[1] == n_h
+         and delta_H.shape[0] == N and delta_H.shape[1] == n_h, "hidden_delta: shapes differ")
+    need(N > 0 and n_o > 0 and n_h > 0, "hidden_delta: empty input")
+    cdef fn_status st
+    with nogil:
+        if real is float:
+            st = fn_hidden_delta_f32(act, N, n_h, n_o, &delta_O[0, 0], &W[0, 0], &H_out[0, 0],
+                                     &delta_H[0, 0])
+        else:
+            st = fn_hidden_delta_f64(act, N, n_h, n_o, &delta_O[0, 0], &W[0, 0], &H_out[0, 0],
+                                     &delta_H[0, 0])
+    check(st)
+
+
+def weight_gradient(real[:, ::1] A_out, real[:, ::1] delta, real[:, ::1] dW):
+    cdef int64_t N = A_out.shape[0], n_a = A_out.shape[1], n_b = delta.shape[1]
+    need(delta.shape[0] == N and dW.shape[0] == n_a and dW.shape[1] == n_b,
+         "weight_gradient: shapes differ")
+    need(N > 0 and n_a > 0 and n_b > 0, "weight_gradient: empty input")
+    cdef fn_status st
+    with nogil:
+        if real is float:
+            st = fn_weight_gradient_f32(N, n_a, n_b, &A_out[0, 0], &delta[0, 0], &dW[0, 0])
+        else:
+            st = fn_weight_gradient_f64(N, n_a, n_b, &A_out[0, 0], &delta[0, 0], &dW[0, 0])
+    check(st)
+
+
+def bias_gradient(real[:, ::1] delta, real[::1] db):
+    need(delta.shape[1] == db.shape[0], "bias_gradient: shapes differ")
+    need(delta.shape[0] > 0 and delta.shape[1] > 0, "bias_gradient: empty input")
+    with nogil:
+        if real is float:
+            fn_bias_gradient_f32(delta.shape[0], delta.shape[1], &delta[0, 0], &db[0])
+        else:
+            fn_bias_gradient_f64(delta.shape[0], delta.shape[1], &delta[0, 0], &db[0])
+
+
+def update(real[::1] W, real[::1] dW, double alpha):
+    need(W.shape[0] == dW.shape[0], "update: sizes differ")
+    if W.shape[0] == 0:
+        return
+    with nogil:
+        if real is float:
+            fn_update_f32(W.shape[0], &W[0], &dW[0], <float>alpha)
+        else:
+            fn_update_f64(W.shape[0], &W[0], &dW[0], alpha)
+
+
+def fused_update(real[:, ::1] A_out, real[:, ::1] delta, real[:, ::1] W, double alpha):
+    cdef int64_t N = A_out.shape[0], n_a = A_out.shape[1], n_b = delta.shape[1]
+    need(delta.shape[0] == N and W.shape[0] == n_a and W.shape[1] == n_b,
+         "fused_update: shapes differ")
+    need(N > 0 and n_a > 0 and n_b > 0, "fused_update: empty input")
+    cdef fn_status st
+    with nogil:
+        if real is float:
+            st = fn_fused_update_f32(N, n_a, n_b, &A_out[0, 0], &delta[0, 0], &W[0, 0],
+                                     <float>alpha)
+        else:
+            st = fn_fused_update_f64(N, n_a, n_b, &A_out[0, 0], &delta[0, 0], &W[0, 0], alpha)
+    check(st)
+
+
+# ---------------------------------------------------------------- whole network
+
+cdef class _Net:
+    """Borrowed C view of a network: pointers into the weight arrays, which the caller's
+    lists keep alive for the duration of one call."""
+    cdef fn_net_f32 n32
+    cdef fn_net_f64 n64
+    cdef int64_t *sizes
+    cdef int *acts
+    cdef void **W
+    cdef void **b
+    cdef int L
+    cdef object keep
+
+    def __cinit__(self, list weights, list biases, list acts, double threshold, bint single):
+        cdef int L = len(weights)
+        cdef int l
+        cdef float[:, ::1] w32
+        cdef double[:, ::1] w64
+        cdef float[::1] b32
+        cdef double[::1] b64
+        need(L >= 1 and len(acts) == L and (not biases or len(biases) == L),
+             "network: inconsistent layer lists")
+        self.L = L
+        self.keep = (weights, biases)
+        self.sizes = <int64_t *>malloc(sizeof(int64_t) * (L + 1))
+        self.acts = <int *>malloc(sizeof(int) * L)
+        self.W = <void **>malloc(sizeof(void *) * L)
+        self.b = <void **>malloc(sizeof(void *) * L)
+        if not (self.sizes and self.acts and self.W and self.b):
+            raise MemoryError("fastnet: out of memory")
+        for l in range(L):
+            if single:
+                w32 = weights[l]
+                self.W[l] = &w32[0, 0]
+                if biases:
+                    b32 = biases[l]
+                    need(b32.shape[0] == w32.shape[1], "network: bias size")
+                    self.b[l] = &b32[0]
+                need(l == 0 or w32.shape[0] == self.sizes[l], "network: weight shapes")
+                self.sizes[l] = w32.shape[0]
+                self.sizes[l + 1] = w32.shape[1]
+            else:
+                w64 = weights[l]
+                self.W[l] = &w64[0, 0]
+                if biases:
+                    b64 = biases[l]
+                    need(b64.shape[0] == w64.shape[1], "network: bias size")
+                    self.b[l] = &b64[0]
+                need(l == 0 or w64.shape[0] == self.sizes[l], "network: weight shapes")
+                self.sizes[l] = w64.shape[0]
+                self.sizes[l + 1] = w64.shape[1]
+            self.acts[l] = acts[l]
+        self.n32.n_layers = self.n64.n_layers = L
+        self.n32.sizes = self.n64.sizes = self.sizes
+        self.n32.act = self.n64.act = self.acts
+        self.n32.W = <float **>self.W
+        self.n64.W = <double **>self.W
+        self.n32.b = <float **>self.b if biases else NULL
+        self.n64.b = <double **>self.b if biases else NULL
+        self.n32.threshold = <float>threshold
+        self.n64.threshold = threshold
+
+    def __dealloc__(self):
+        free(self.sizes)
+        free(self.acts)
+        free(self.W)
+        free(self.b)
+
+
+cdef void **pointers(list arrays, int L, bint matrix, bint single) except NULL:
+    """C array of the data pointers of L arrays (caller frees)."""
+    cdef void **p = <void **>malloc(sizeof(void *) * L)
+    cdef float[:, ::1] m32
+    cdef double[:, ::1] m64
+    cdef float[::1] v32
+    cdef double[::1] v64
+    if p == NULL:
+        raise MemoryError("fastnet: out of memory")
+    for l in range(L):
+        if matrix and single:
+            m32 = arrays[l]
+            p[l] = &m32[0, 0]
+        elif matrix:
+            m64 = arrays[l]
+            p[l] = &m64[0, 0]
+        elif single:
+            v32 = arrays[l]
+            p[l] = &v32[0]
+        else:
+            v64 = arrays[l]
+            p[l] = &v64[0]
+    return p
+
+
+def _check_rows(_Net net, list arrays, int64_t N, int offset):
+    for l in range(net.L):
+        need(arrays[l].shape == (N, net.sizes[l + offset]), "buffer shape")
+
+
+def forward(_Net net, real[:, ::1] X, list pre, list post):
+    """post[l] = act(pre[l]), pre[l] = post[l-1] W[l] (+ b[l]); pre=None fuses them."""
+    cdef int64_t N = X.shape[0]
+    cdef bint single = real is float
+    need(N > 0 and X.shape[1] == net.sizes[0], "forward: X shape")
+    _check_rows(net, post, N, 1)
+    if pre is not None:
+        _check_rows(net, pre, N, 1)
+    cdef void **ppost = pointers(post, net.L, True, single)
+    cdef void **ppre = pointers(pre, net.L, True, single) if pre is not None else NULL
+    cdef fn_status st
+    with nogil:
+        if real is float:
+            st = fn_forward_f32(&net.n32, N, &X[0, 0], <float **>ppre, <float **>ppost)
+        else:
+            st = fn_forward_f64(&net.n64, N, &X[0, 0], <double **>ppre, <double **>ppost)
+    free(ppost)
+    free(ppre)
+    check(st)
+
+
+def gradients(_Net net, real[:, ::1] X, real[:, ::1] Y, list dW, list db):
+    """dW[l], db[l] = dMSE/dW[l], dMSE/db[l]; returns the MSE."""
+    cdef int64_t N = X.shape[0]
+    cdef bint single = real is float
+    need(N > 0 and X.shape[1] == net.sizes[0] and Y.shape[0] == N
+         and Y.shape[1] == net.sizes[net.L], "gradients: X/Y shape")
+    for l in range(net.L):
+        need(dW[l].shape == (net.sizes[l], net.sizes[l + 1]), "gradients: dW shape")
+    cdef void **pdW = pointers(dW, net.L, True, single)
+    cdef void **pdb = pointers(db, net.L, False, single) if db else NULL
+    cdef double loss = 0
+    cdef fn_status st
+    with nogil:
+        if real is float:
+            st = fn_gradients_f32(&net.n32, N, &X[0, 0], &Y[0, 0], <float **>pdW,
+                                  <float **>pdb, &loss)
+        else:
+            st = fn_gradients_f64(&net.n64, N, &X[0, 0], &Y[0, 0], <double **>pdW,
+                                  <double **>pdb, &loss)
+    free(pdW)
+    free(pdb)
+    check(st)
+    return loss
+
+
+def train(_Net net, real[:, ::1] X, real[:, ::1] Y, const int64_t[:, ::1] order,
+          int64_t epochs, int64_t batch_size, double alpha, double[::1] epoch_loss):
+    """Minibatch gradient descent in place; returns (epochs done, diverged)."""
+    cdef int64_t N = X.shape[0]
+    cdef int64_t done = 0
+    need(N > 0 and X.shape[1] == net.sizes[0] and Y.shape[0] == N
+         and Y.shape[1] == net.sizes[net.L], "train: X/Y shape")
+    need(epochs >= 0 and epoch_loss.shape[0] >= epochs and batch_size >= 1, "train: sizes")
+    need(order is None or (order.shape[0] >= epochs and order.shape[1] == N), "train: order")
+    if epochs == 0:
+        return 0, False
+    cdef const int64_t *porder = &order[0, 0] if order is not None else NULL
+    cdef fn_status st
+    with nogil:
+        if real is float:
+            st = fn_train_f32(&net.n32, N, &X[0, 0], &Y[0, 0], porder, epochs, batch_size,
+                              <float>alpha, &epoch_loss[0], &done)
+        else:
+            st = fn_train_f64(&net.n64, N, &X[0, 0], &Y[0, 0], porder, epochs, batch_size,
+                              alpha, &epoch_loss[0], &done)
+    if st == FN_NONFINITE:
+        return done, True
+    check(st)
+    return done, False

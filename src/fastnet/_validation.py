@@ -1,0 +1,150 @@
+"""Validation at the public boundary: every entry point of fastnet calls these, once,
+before anything is changed. Each error names the argument, what was expected and what
+was given.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "step": 4}
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_dtype(dtype, name="dtype"):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be numpy.float32 or numpy.float64; got {dtype!r}") from exc
+    if dt not in DTYPES:
+        raise TypeError(f"{name} must be numpy.float32 or numpy.float64; got {dt}")
+    return dt
+
+
+def check_activation(value, name="activation"):
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name} must be one of {sorted(ACTIVATION_CODES)} (a string); got {value!r}"
+        )
+    if value not in ACTIVATION_CODES:
+        raise ValueError(f"{name} must be one of {sorted(ACTIVATION_CODES)}; got {value!r}")
+    return value
+
+
+def check_real(value, name, *, positive=False, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value}")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be > 0; got {value}")
+    return value
+
+
+def check_int(value, name, *, minimum=None, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer; got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be an integer; got {value!r}") from exc
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return value
+
+
+def check_layers(layers):
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__"):
+        raise TypeError(
+            f"layers must be a sequence of layer sizes [n_in, n_hidden, ..., n_out]; got {layers!r}"
+        )
+    if len(layers) < 2:
+        raise ValueError(
+            f"layers must have at least 2 sizes [n_in, ..., n_out]; got {list(layers)!r}"
+        )
+    return tuple(check_int(n, f"layers[{i}]", minimum=1) for i, n in enumerate(layers))
+
+
+def _real_array(value, name):
+    """Any array-like of real numbers as an ndarray (no copy when possible)."""
+    if value is None:
+        raise TypeError(f"{name} must be an array of real numbers; got None")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists, odd objects
+        raise ValueError(f"{name} must be a rectangular array of real numbers: {exc}") from exc
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(
+                f"{name} must be an array of real numbers; got objects that are not ({exc})"
+            ) from exc
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be an array of real numbers; got dtype {arr.dtype}")
+    return arr
+
+
+def check_finite(arr, name):
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        where = ", ".join(str(int(i)) for i in bad)
+        raise ValueError(
+            f"{name} contains NaN or infinity (first at index [{where}]: {arr[tuple(bad)]}); "
+            "fastnet needs finite inputs"
+        )
+
+
+def as_matrix(value, name, dtype, *, n_cols=None, cols_what="", allow_1d_column=False,
+              finite=True):
+    """`value` as a C-contiguous 2-D array of `dtype`, rows = examples."""
+    arr = _real_array(value, name)
+    if arr.ndim == 1 and allow_1d_column and n_cols == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2:
+        hint = " (use X.reshape(1, -1) for a single example)" if arr.ndim == 1 else ""
+        raise ValueError(
+            f"{name} must be 2-D (one row per example); got {arr.ndim}-D with shape "
+            f"{arr.shape}{hint}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 rows; at least one example is needed")
+    if n_cols is not None and arr.shape[1] != n_cols:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} columns; the network expects {n_cols} ({cols_what})"
+        )
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has 0 columns")
+    with np.errstate(over="ignore"):  # float64 too large for float32 becomes inf: caught below
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if finite:
+        check_finite(out, name)
+    return out
+
+
+def as_vector(value, name, dtype, *, size=None, what="", finite=True):
+    arr = _real_array(value, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D; got shape {arr.shape}")
+    if size is not None and arr.shape[0] != size:
+        raise ValueError(f"{name} has {arr.shape[0]} entries; expected {size} ({what})")
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if finite:
+        check_finite(out, name)
+    return out
+
+
+def check_rows_match(X, Y, x_name="X", y_name="Y"):
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(
+            f"{x_name} and {y_name} must have the same number of rows (examples); "
+            f"got {X.shape[0]} and {Y.shape[0]}"
+        )

@@ -1,0 +1,162 @@
+"""Each C kernel, reachable with NumPy arrays: for the tests and for power users.
+
+Names match ``fastnet.reference`` and the C functions (``fn_<name>_f32/_f64``). Inputs
+are any array-likes of real numbers; the dtype is float32 when every array input is
+float32 and float64 otherwise (or ``dtype=``). Results are new arrays; no input is
+modified. Unlike ``Network``, the kernels accept NaN and infinity and propagate them as
+IEEE arithmetic does.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from . import _validation as v
+
+
+def _dtype(dtype, *arrays):
+    if dtype is not None:
+        return v.check_dtype(dtype)
+    kinds = [np.asarray(a).dtype for a in arrays if a is not None]
+    return np.dtype(np.float32) if all(k == np.float32 for k in kinds) else np.dtype(np.float64)
+
+
+def _m(value, name, dtype, n_cols=None, what=""):
+    return v.as_matrix(value, name, dtype, n_cols=n_cols, cols_what=what, finite=False)
+
+
+def _act(name):
+    return v.ACTIVATION_CODES[v.check_activation(name)]
+
+
+def _shape_error(msg):
+    return ValueError(msg)
+
+
+def matmul(A, B, trans_a=False, trans_b=False, dtype=None, naive=False):
+    """``op(A) @ op(B)`` with op = transpose when asked (the products of backpropagation:
+    A B, A^T B, A B^T). ``naive=True`` runs the textbook triple loop instead of the
+    blocked kernel (the oracle the fast kernel is tested against)."""
+    dt = _dtype(dtype, A, B)
+    A, B = _m(A, "A", dt), _m(B, "B", dt)
+    M, K = (A.shape[1], A.shape[0]) if trans_a else A.shape
+    Kb, N = (B.shape[1], B.shape[0]) if trans_b else B.shape
+    if K != Kb:
+        raise ValueError(f"op(A) is {M} x {K} but op(B) is {Kb} x {N}: inner sizes differ")
+    C = np.empty((M, N), dt)
+    _core.gemm(bool(trans_a), bool(trans_b), A, B, C, naive=bool(naive))
+    return C
+
+
+def linear(X, W, b=None, activation="identity", threshold=0.0, dtype=None):
+    """One layer of the seed, fused: ``act(X W + b)`` with the bias and the activation
+    applied to each tile of the product as it is written."""
+    dt = _dtype(dtype, X, W, b)
+    X = _m(X, "X", dt)
+    W = _m(W, "W", dt)
+    if X.shape[1] != W.shape[0]:
+        raise ValueError(f"X has {X.shape[1]} columns; W has {W.shape[0]} rows")
+    bias = None if b is None else v.as_vector(b, "b", dt, size=W.shape[1], what="W's columns",
+                                              finite=False)
+    threshold = v.check_real(threshold, "threshold")
+    C = np.empty((X.shape[0], W.shape[1]), dt)
+    _core.gemm(False, False, X, W, C, bias=bias, act=_act(activation), threshold=threshold)
+    return C
+
+
+def activation(name, z, threshold=0.0, dtype=None):
+    """``act(z)`` elementwise (``threshold`` is the step's t)."""
+    code = _act(name)
+    dt = _dtype(dtype, z)
+    z = np.ascontiguousarray(v._real_array(z, "z"), dtype=dt)
+    out = np.empty_like(z)
+    _core.activation(code, z.reshape(-1), out.reshape(-1), v.check_real(threshold, "threshold"))
+    return out
+
+
+def activation_derivative(name, out, dtype=None):
+    """``act'(z)`` from the stored output ``out = act(z)``."""
+    code = _act(name)
+    dt = _dtype(dtype, out)
+    out = np.ascontiguousarray(v._real_array(out, "out"), dtype=dt)
+    d = np.empty_like(out)
+    _core.activation_derivative(code, out.reshape(-1), d.reshape(-1))
+    return d
+
+
+def mse(O_out, Y, dtype=None):
+    """``1/N sum_e sum_n (O_out - Y)^2``, N = number of rows."""
+    dt = _dtype(dtype, O_out, Y)
+    O_out = _m(O_out, "O_out", dt)
+    Y = _m(Y, "Y", dt, O_out.shape[1], "O_out's columns")
+    v.check_rows_match(O_out, Y, "O_out", "Y")
+    return float(_core.mse(O_out, Y))
+
+
+def output_delta(O_out, Y, activation, dtype=None):
+    """``(delta_O, MSE)``: ``delta_O = (2/N)(O_out - Y) * act'(O_in)`` and the loss, fused
+    in one pass."""
+    code = _act(activation)
+    dt = _dtype(dtype, O_out, Y)
+    O_out = _m(O_out, "O_out", dt)
+    Y = _m(Y, "Y", dt, O_out.shape[1], "O_out's columns")
+    v.check_rows_match(O_out, Y, "O_out", "Y")
+    delta = np.empty_like(O_out)
+    loss = _core.output_delta(code, O_out, Y, delta)
+    return delta, float(loss)
+
+
+def hidden_delta(delta_O, W, H_out, activation, dtype=None):
+    """``delta_H = (delta_O W^T) * act'(H_in)``, the derivative applied in the product's
+    epilogue."""
+    code = _act(activation)
+    dt = _dtype(dtype, delta_O, W, H_out)
+    delta_O = _m(delta_O, "delta_O", dt)
+    W = _m(W, "W", dt, delta_O.shape[1], "delta_O's columns")
+    H_out = _m(H_out, "H_out", dt, W.shape[0], "W's rows")
+    v.check_rows_match(delta_O, H_out, "delta_O", "H_out")
+    delta_H = np.empty_like(H_out)
+    _core.hidden_delta(code, delta_O, W, H_out, delta_H)
+    return delta_H
+
+
+def weight_gradient(A_out, delta, dtype=None):
+    """``dMSE/dW = A_out^T delta``."""
+    dt = _dtype(dtype, A_out, delta)
+    A_out, delta = _m(A_out, "A_out", dt), _m(delta, "delta", dt)
+    v.check_rows_match(A_out, delta, "A_out", "delta")
+    dW = np.empty((A_out.shape[1], delta.shape[1]), dt)
+    _core.weight_gradient(A_out, delta, dW)
+    return dW
+
+
+def bias_gradient(delta, dtype=None):
+    """``dMSE/db`` = the column sums of delta."""
+    dt = _dtype(dtype, delta)
+    delta = _m(delta, "delta", dt)
+    db = np.empty(delta.shape[1], dt)
+    _core.bias_gradient(delta, db)
+    return db
+
+
+def update(W, dW, learning_rate, dtype=None):
+    """``W - learning_rate * dW`` (a new array)."""
+    dt = _dtype(dtype, W, dW)
+    W = np.array(v._real_array(W, "W"), dtype=dt, order="C", copy=True)
+    dW = np.ascontiguousarray(v._real_array(dW, "dW"), dtype=dt)
+    if W.shape != dW.shape:
+        raise ValueError(f"W has shape {W.shape} but dW has shape {dW.shape}")
+    _core.update(W.reshape(-1), dW.reshape(-1), v.check_real(learning_rate, "learning_rate"))
+    return W
+
+
+def fused_update(W, A_out, delta, learning_rate, dtype=None):
+    """``W - learning_rate * A_out^T delta``, the product written straight into the step."""
+    dt = _dtype(dtype, W, A_out, delta)
+    A_out, delta = _m(A_out, "A_out", dt), _m(delta, "delta", dt)
+    v.check_rows_match(A_out, delta, "A_out", "delta")
+    W = np.array(_m(W, "W", dt, delta.shape[1], "delta's columns"), order="C", copy=True)
+    if W.shape[0] != A_out.shape[1]:
+        raise ValueError(f"W has {W.shape[0]} rows; A_out has {A_out.shape[1]} columns")
+    _core.fused_update(A_out, delta, W, v.check_real(learning_rate, "learning_rate"))
+    return W

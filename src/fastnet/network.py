@@ -1,0 +1,360 @@
+"""fastnet.Network: the seed's multilayer perceptron, trained by the C kernels.
+
+The API layer owns validation (through ``_validation``) and the network's state: the
+weights, biases, activation names and dtype. Every public method validates all of its
+arguments before it changes anything, so a call that raises leaves the network as it was.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import _core
+from . import _validation as v
+
+FILE_FORMAT = "fastnet.Network"
+FILE_VERSION = 1
+
+# Epochs of row orders handed to C in one call: bounds the memory of shuffled orders.
+_ORDER_ENTRIES_PER_CALL = 1 << 22
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced NaN or infinity. The network keeps the last finite weights (those
+    at the start of the epoch that diverged); ``history`` holds the completed epochs' losses."""
+
+    def __init__(self, message, history):
+        super().__init__(message)
+        self.history = history
+
+
+class Network:
+    """A multilayer perceptron ``layers = [n_in, n_hidden, ..., n_out]``.
+
+    The seed's network is ``Network([n_in, n_hidden, n_out])``: H_in = X W1,
+    H_out = act(H_in), O_in = H_out W2, O_out = act(O_in), no bias (``bias=True`` adds
+    the usual bias vectors). ``activation`` is used by every hidden layer and, unless
+    ``output_activation`` is given, by the output layer too. ``step_threshold`` is the
+    ``t`` of the step activation.
+
+    Weights start Glorot-uniform: ``W_i ~ U(-r, r)``, ``r = sqrt(6 / (n_i + n_{i+1}))``,
+    drawn in float64 by ``numpy.random.default_rng(seed)`` and rounded to ``dtype``;
+    biases start at zero. The same seed gives the same network.
+
+    The loss is the seed's ``MSE = 1/N sum_e sum_n (O_out - Y)^2`` with N the number of
+    rows (examples), not N * n_out.
+    """
+
+    def __init__(self, layers, activation="sigmoid", output_activation=None, bias=False,
+                 dtype=np.float32, seed=None, step_threshold=0.0):
+        layers = v.check_layers(layers)
+        activation = v.check_activation(activation, "activation")
+        output_activation = v.check_activation(
+            activation if output_activation is None else output_activation, "output_activation"
+        )
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"bias must be True or False; got {bias!r}")
+        dtype = v.check_dtype(dtype)
+        step_threshold = v.check_real(step_threshold, "step_threshold")
+        if seed is not None and not isinstance(seed, np.random.Generator):
+            seed = v.check_int(seed, "seed", minimum=0)
+
+        self._layers = layers
+        self._activation = activation
+        self._output_activation = output_activation
+        self._bias = bool(bias)
+        self._dtype = dtype
+        self._step_threshold = step_threshold
+        rng = np.random.default_rng(seed)
+        self._weights = []
+        for n_a, n_b in zip(layers[:-1], layers[1:]):
+            r = np.sqrt(6.0 / (n_a + n_b))
+            self._weights.append(np.ascontiguousarray(rng.uniform(-r, r, (n_a, n_b)), dtype))
+        self._biases = [np.zeros(n, dtype) for n in layers[1:]] if self._bias else []
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def layers(self):
+        return self._layers
+
+    @property
+    def activation(self):
+        return self._activation
+
+    @property
+    def output_activation(self):
+        return self._output_activation
+
+    @property
+    def activations(self):
+        """The activation after each weight matrix."""
+        return [self._activation] * (len(self._layers) - 2) + [self._output_activation]
+
+    @property
+    def bias(self):
+        return self._bias
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @property
+    def step_threshold(self):
+        return self._step_threshold
+
+    @property
+    def weights(self):
+        """``[W1, W2, ...]``, ``W_i`` of shape ``(n_i, n_{i+1})``. The arrays are the
+        network's own (edit them in place, or assign a whole new list to replace them)."""
+        return list(self._weights)
+
+    @weights.setter
+    def weights(self, values):
+        self._weights = self._check_params(values, "weights", self._weight_shapes())
+
+    @property
+    def biases(self):
+        """``[b1, b2, ...]`` (``b_i`` of shape ``(n_{i+1},)``), or ``[]`` without bias."""
+        return list(self._biases)
+
+    @biases.setter
+    def biases(self, values):
+        if not self._bias:
+            if values is None or len(values) == 0:
+                return
+            raise ValueError("biases: this network was made with bias=False; it has no biases")
+        self._biases = self._check_params(values, "biases", [(n,) for n in self._layers[1:]])
+
+    def _weight_shapes(self):
+        return list(zip(self._layers[:-1], self._layers[1:]))
+
+    def _check_params(self, values, name, shapes):
+        if isinstance(values, np.ndarray) or not hasattr(values, "__len__"):
+            raise TypeError(f"{name} must be a list of {len(shapes)} arrays; got {type(values)}")
+        if len(values) != len(shapes):
+            raise ValueError(f"{name} must have {len(shapes)} arrays; got {len(values)}")
+        out = []
+        for i, (value, shape) in enumerate(zip(values, shapes)):
+            arr = v._real_array(value, f"{name}[{i}]")
+            if arr.shape != shape:
+                raise ValueError(f"{name}[{i}] must have shape {shape}; got {arr.shape}")
+            arr = np.array(arr, dtype=self._dtype, order="C", copy=True)
+            v.check_finite(arr, f"{name}[{i}]")
+            out.append(arr)
+        return out
+
+    def __repr__(self):
+        return (
+            f"Network(layers={list(self._layers)}, activation={self._activation!r}, "
+            f"output_activation={self._output_activation!r}, bias={self._bias}, "
+            f"dtype=numpy.{self._dtype.name}, step_threshold={self._step_threshold})"
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _c_net(self):
+        codes = [v.ACTIVATION_CODES[a] for a in self.activations]
+        return _core._Net(self._weights, self._biases, codes, self._step_threshold,
+                          self._dtype == np.float32)
+
+    def _X(self, X, name="X"):
+        return v.as_matrix(X, name, self._dtype, n_cols=self._layers[0], cols_what="layers[0]")
+
+    def _XY(self, X, Y):
+        X = self._X(X)
+        Y = v.as_matrix(Y, "Y", self._dtype, n_cols=self._layers[-1], cols_what="layers[-1]",
+                        allow_1d_column=True)
+        v.check_rows_match(X, Y)
+        return X, Y
+
+    def _buffers(self, n_rows):
+        return [np.empty((n_rows, n), self._dtype) for n in self._layers[1:]]
+
+    # ------------------------------------------------------------------ the seed
+
+    def forward(self, X, trace=False):
+        """``O_out`` for the rows of X. With ``trace=True`` returns ``(O_out, trace)`` where
+        ``trace`` holds every intermediate of the seed: ``X``, then ``H_in``, ``H_out``
+        (``H1_in``, ``H1_out``, ``H2_in``, ... with more than one hidden layer), ``O_in``
+        and ``O_out``."""
+        X = self._X(X)
+        post = self._buffers(X.shape[0])
+        pre = self._buffers(X.shape[0]) if trace else None
+        _core.forward(self._c_net(), X, pre, post)
+        if not trace:
+            return post[-1]
+        names = _trace_names(len(self._layers) - 1)
+        out = {"X": X}
+        for name, a, b in zip(names, pre, post):
+            out[f"{name}_in"] = a
+            out[f"{name}_out"] = b
+        return post[-1], out
+
+    def predict(self, X):
+        """The network's output ``O_out`` for the rows of X."""
+        return self.forward(X)
+
+    def loss(self, X, Y):
+        """The seed's ``MSE = 1/N sum_e sum_n (O_out - Y)^2``, N = number of rows."""
+        X, Y = self._XY(X, Y)
+        post = self._buffers(X.shape[0])
+        _core.forward(self._c_net(), X, None, post)
+        return float(_core.mse(post[-1], Y))
+
+    def gradients(self, X, Y):
+        """Backpropagation: ``(dW, db)``, ``dW[i] = dMSE/dW_i`` (same shapes as the
+        weights) and ``db[i] = dMSE/db_i`` (empty without bias)."""
+        X, Y = self._XY(X, Y)
+        dW = [np.empty_like(W) for W in self._weights]
+        db = [np.empty_like(b) for b in self._biases]
+        _core.gradients(self._c_net(), X, Y, dW, db)
+        return dW, db
+
+    def step(self, X, Y, learning_rate):
+        """One gradient-descent step ``W := W - learning_rate * dMSE/dW`` on all rows of X;
+        returns the loss before the step."""
+        return self.fit(X, Y, epochs=1, learning_rate=learning_rate, shuffle=False)[0]
+
+    def fit(self, X, Y, epochs, learning_rate, batch_size=None, shuffle=True, seed=None):
+        """Minibatch gradient descent; returns the list of each epoch's loss.
+
+        ``batch_size=None`` is the seed's full-batch gradient descent (every step uses all
+        rows). With ``shuffle`` each epoch visits the rows in a new order drawn from
+        ``numpy.random.default_rng(seed)`` (full batches need no order: the sum is the
+        same). An epoch's loss is (1/N) sum of (O_out - Y)^2 over its batches, each taken
+        with the weights before that batch's update; for full batches it is the MSE before
+        the step. All epochs run in C with the GIL released.
+
+        If training diverges to NaN or infinity, raises ``DivergenceError`` and keeps the
+        weights of the start of the epoch that diverged.
+        """
+        X, Y = self._XY(X, Y)
+        epochs = v.check_int(epochs, "epochs", minimum=0)
+        learning_rate = v.check_real(learning_rate, "learning_rate", positive=True)
+        batch_size = v.check_int(batch_size, "batch_size", minimum=1, allow_none=True)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False; got {shuffle!r}")
+        if seed is not None and not isinstance(seed, np.random.Generator):
+            seed = v.check_int(seed, "seed", minimum=0)
+
+        n_rows = X.shape[0]
+        batch = n_rows if batch_size is None else min(batch_size, n_rows)
+        shuffled = bool(shuffle) and batch < n_rows
+        rng = np.random.default_rng(seed) if shuffled else None
+        net = self._c_net()
+        history = []
+        per_call = max(1, _ORDER_ENTRIES_PER_CALL // n_rows) if shuffled else max(epochs, 1)
+        while len(history) < epochs:
+            count = min(per_call, epochs - len(history))
+            order = None
+            if shuffled:
+                order = np.empty((count, n_rows), np.int64)
+                for i in range(count):
+                    order[i] = rng.permutation(n_rows)
+            losses = np.empty(count, np.float64)
+            done, diverged = _core.train(net, X, Y, order, count, batch, learning_rate, losses)
+            history.extend(float(x) for x in losses[:done])
+            if diverged:
+                raise DivergenceError(
+                    f"training diverged to NaN or infinity in epoch {len(history) + 1} "
+                    f"(learning_rate={learning_rate}); the weights are those at the start of "
+                    "that epoch. A smaller learning_rate may help.",
+                    history,
+                )
+        return history
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path):
+        """Writes the network to ``path`` (exactly that name) as an ``.npz`` archive:
+        ``format`` ("fastnet.Network"), ``format_version`` (1), ``layers`` (int64),
+        ``activation``, ``output_activation`` (strings), ``bias`` (bool), ``dtype``
+        ("float32"/"float64"), ``step_threshold`` (float64), ``W0``..``W{L-1}`` and, with
+        bias, ``b0``..``b{L-1}``. Nothing in it needs pickle to read."""
+        arrays = {
+            "format": np.array(FILE_FORMAT),
+            "format_version": np.array(FILE_VERSION, np.int64),
+            "layers": np.array(self._layers, np.int64),
+            "activation": np.array(self._activation),
+            "output_activation": np.array(self._output_activation),
+            "bias": np.array(self._bias),
+            "dtype": np.array(self._dtype.name),
+            "step_threshold": np.array(self._step_threshold, np.float64),
+        }
+        for i, W in enumerate(self._weights):
+            arrays[f"W{i}"] = W
+        for i, b in enumerate(self._biases):
+            arrays[f"b{i}"] = b
+        with open(os.fspath(path), "wb") as f:
+            np.savez(f, **arrays)
+
+    def __eq__(self, other):
+        if not isinstance(other, Network):
+            return NotImplemented
+        return (
+            self._layers == other._layers
+            and self.activations == other.activations
+            and self._bias == other._bias
+            and self._dtype == other._dtype
+            and self._step_threshold == other._step_threshold
+            and all(np.array_equal(a, b) for a, b in zip(self._weights, other._weights))
+            and all(np.array_equal(a, b) for a, b in zip(self._biases, other._biases))
+        )
+
+    __hash__ = None
+
+
+def _trace_names(n_layers):
+    if n_layers == 1:
+        return ["O"]
+    if n_layers == 2:
+        return ["H", "O"]
+    return [f"H{i}" for i in range(1, n_layers)] + ["O"]
+
+
+def load(path):
+    """Reads a network written by ``Network.save`` (no pickle is involved)."""
+    try:
+        archive = np.load(os.fspath(path), allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{path!s} is not a fastnet network file (.npz): {exc}") from exc
+    if not hasattr(archive, "files"):
+        raise ValueError(f"{path!s} is not a fastnet network file: it holds a single array")
+    with archive:
+        try:
+            data = {k: archive[k] for k in archive.files}
+        except Exception as exc:  # damaged members: zip or format errors of any kind
+            raise ValueError(f"{path!s} is a damaged fastnet network file: {exc}") from exc
+
+    def field(name):
+        if name not in data:
+            raise ValueError(f"{path!s} is not a fastnet network file: it has no '{name}'")
+        return data[name]
+
+    if str(field("format")) != FILE_FORMAT:
+        raise ValueError(f"{path!s} is not a fastnet network file (format {field('format')!s})")
+    version = int(field("format_version"))
+    if version != FILE_VERSION:
+        raise ValueError(
+            f"{path!s} has format_version {version}; this fastnet reads version {FILE_VERSION}"
+        )
+    try:
+        net = Network(
+            [int(n) for n in field("layers")],
+            activation=str(field("activation")),
+            output_activation=str(field("output_activation")),
+            bias=bool(field("bias")),
+            dtype=str(field("dtype")),
+            step_threshold=float(field("step_threshold")),
+        )
+        n = len(net.layers) - 1
+        net.weights = [field(f"W{i}") for i in range(n)]
+        if net.bias:
+            net.biases = [field(f"b{i}") for i in range(n)]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path!s} is a damaged fastnet network file: {exc}") from exc
+    return net
