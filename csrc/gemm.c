@@ -51,6 +51,17 @@ void T(fn_gemm_naive)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
     }
 }
 
+/* The K block: at most cfg->kc, and K split into equal blocks (rounded up to 8) so that no
+ * block is a sliver (K = 784 runs as 4 x 196, not 3 x 256 + 16). Depends on K only. */
+static int64_t T(k_block)(const T(fn_config) *cfg, int64_t K)
+{
+    int64_t n_blocks = (K + cfg->kc - 1) / cfg->kc;
+    if (n_blocks <= 1)
+        return cfg->kc;
+    int64_t kc = fn_round_up((K + n_blocks - 1) / n_blocks, 8);
+    return kc < cfg->kc ? kc : cfg->kc;
+}
+
 int64_t T(fn_gemm_workspace)(int64_t M, int64_t N, int64_t K)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
@@ -60,10 +71,12 @@ int64_t T(fn_gemm_workspace)(int64_t M, int64_t N, int64_t K)
     int64_t nc = N < cfg->nc ? N : cfg->nc;
     if (kc < 1)
         kc = 1;
-    return fn_round_up(mc, cfg->mr) * kc + fn_round_up(nc, cfg->nr) * kc + FN_ALIGN;
+    int64_t nc_pad = fn_round_up(nc, cfg->nr > 16 ? cfg->nr : 16);
+    return fn_round_up(mc, cfg->mr) * kc + nc_pad * kc + FN_ALIGN;
 }
 
-/* Ap[p*mr + i] = op(A)[i0 + i, p0 + p] for one mr-row panel, zero past row M. */
+/* Ap[p*mr + i] = op(A)[i0 + i, p0 + p] for one mr-row panel, zero past row M.
+ * Writes are sequential; reads run along mr rows (or one row of A^T) at once. */
 static void T(pack_A)(int trans_a, const REAL *A, int64_t lda, int64_t M, int64_t i0,
                       int64_t p0, int64_t kc, int64_t mr, REAL *Ap)
 {
@@ -78,14 +91,14 @@ static void T(pack_A)(int trans_a, const REAL *A, int64_t lda, int64_t M, int64_
                 dst[i] = 0;
         }
     } else {
-        for (int64_t i = 0; i < m; i++) {
-            const REAL *src = A + (i0 + i) * lda + p0;
-            for (int64_t p = 0; p < kc; p++)
-                Ap[p * mr + i] = src[p];
+        const REAL *rows[FN_MR_MAX];
+        for (int64_t i = 0; i < mr; i++)
+            rows[i] = A + (i0 + (i < m ? i : 0)) * lda + p0;
+        for (int64_t p = 0; p < kc; p++) {
+            REAL *dst = Ap + p * mr;
+            for (int64_t i = 0; i < mr; i++)
+                dst[i] = i < m ? rows[i][p] : 0;
         }
-        for (int64_t i = m; i < mr; i++)
-            for (int64_t p = 0; p < kc; p++)
-                Ap[p * mr + i] = 0;
     }
 }
 
@@ -139,8 +152,9 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                      int64_t ldc, const T(fn_epilogue) *ep, REAL *workspace)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
-    const int64_t mr = cfg->mr, nr = cfg->nr, KC = cfg->kc, MC = cfg->mc, NC = cfg->nc;
+    const int64_t mr = cfg->mr, nr = cfg->nr, MC = cfg->mc, NC = cfg->nc;
     const int64_t m_chunk = MC * FN_MC_CHUNK;
+    const int64_t KC = T(k_block)(cfg, K);
 
     if (M <= 0 || N <= 0)
         return;
@@ -162,19 +176,19 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
     REAL *Bp = Ap + fn_round_up(M < m_chunk ? M : m_chunk, mr) * kc_max;
 
     if (M * N * K <= FN_SMALL_MAC && N <= FN_SMALL_N && K <= KC) {
-        /* Too small to pay for packing and a team: one thread, row by row. */
+        /* Too small to pay for packing A and for a team: one thread, op(B) copied to
+         * zero-padded rows of a multiple of 16 entries (the small kernel's width). */
 #pragma omp single
         {
-            const REAL *Bk = B;
-            int64_t ldbk = ldb;
-            if (trans_b) { /* the small kernel reads op(B) as K x N rows */
-                for (int64_t p = 0; p < K; p++)
-                    for (int64_t j = 0; j < N; j++)
-                        Bp[p * N + j] = B[j * ldb + p];
-                Bk = Bp;
-                ldbk = N;
+            const int64_t NP = fn_round_up(N, 16);
+            for (int64_t p = 0; p < K; p++) {
+                REAL *dst = Bp + p * NP;
+                for (int64_t j = 0; j < N; j++)
+                    dst[j] = trans_b ? B[j * ldb + p] : B[p * ldb + j];
+                for (int64_t j = N; j < NP; j++)
+                    dst[j] = 0;
             }
-            cfg->small_gemm(trans_a, M, N, K, alpha, A, lda, Bk, ldbk, beta, C, ldc);
+            cfg->small_gemm(trans_a, M, N, K, alpha, A, lda, Bp, NP, beta, C, ldc);
             if (ep)
                 T(epilogue_tile)(ep, C, ldc, M, N, 0, 0);
         }

@@ -33,6 +33,10 @@
  * an OpenMP barrier costs about a microsecond, a small product less than that. */
 #define FN_PARALLEL_MIN_FLOP 4.0e6
 
+/* Applies X to each row index of a micro-tile (the micro-kernels' unrolled rows). */
+#define FN_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define FN_ROWS8(X) FN_ROWS6(X) X(6) X(7)
+
 int fn_team_size(double flop);
 
 /* Runs `call` on a team of `team` threads. A team of one runs it directly, outside any
