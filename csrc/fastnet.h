@@ -59,7 +59,7 @@ int fn_get_num_threads(void);
 typedef struct {                                                                          \
     const char *name;                                                                     \
     int64_t mr, nr;       /* micro-tile: mr rows x nr columns of C */                     \
-    int64_t kc, mc, nc;   /* cache blocks of K, M and N */                                \
+    int64_t kc, mc;       /* cache blocks of K (B panel in L1) and M (A block in L2) */   \
     /* C[0:mr, 0:nr] = alpha * Ap Bp + beta * C; beta == 0 means C is not read.           \
      * Ap is kc x mr packed (column of mr per k), Bp is kc x nr packed (row per k). */    \
     void (*microkernel)(int64_t kc, const REAL *Ap, const REAL *Bp, REAL *C,              \

@@ -95,7 +95,7 @@ static void T(microkernel_avx2)(int64_t kc, const REAL *Ap, const REAL *Bp, REAL
 #undef STORE_ADD
 
 const T(fn_config) T(fn_config_avx2) = {
-    "avx2", MR, NR, 256, 72, 4096, T(microkernel_avx2), T(sigmoid_avx2), T(small_gemm_avx2),
+    "avx2", MR, NR, 256, 72, T(microkernel_avx2), T(sigmoid_avx2), T(small_gemm_avx2),
 };
 
 #undef MR

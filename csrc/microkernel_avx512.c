@@ -97,7 +97,7 @@ static void T(microkernel_avx512)(int64_t kc, const REAL *Ap, const REAL *Bp, RE
 #undef STORE_ADD
 
 const T(fn_config) T(fn_config_avx512) = {
-    "avx512", MR, NR, 256, 96, 4096, T(microkernel_avx512), T(sigmoid_avx512), T(small_gemm_avx512),
+    "avx512", MR, NR, 256, 96, T(microkernel_avx512), T(sigmoid_avx512), T(small_gemm_avx512),
 };
 
 #undef MR
