@@ -91,8 +91,6 @@ int fn_team_size(double flop)
     return omp_get_max_threads();
 }
 
-int64_t fn_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-
 void *fn_aligned_alloc(size_t bytes)
 {
     void *p = NULL;

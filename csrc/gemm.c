@@ -136,21 +136,23 @@ static void T(pack_B)(int trans_b, const REAL *B, int64_t ldb, int64_t N, int64_
     }
 }
 
-/* The epilogue on the m x n tile of C at (i0, j0), C pointing at the tile. */
+/* The epilogue on the m x n tile of C at (i0, j0), C pointing at the tile. A tile whose
+ * rows are contiguous (ldc == n: small products) is handled as one long row. */
 static void T(epilogue_tile)(const T(fn_epilogue) *ep, REAL *C, int64_t ldc, int64_t m,
                              int64_t n, int64_t i0, int64_t j0)
 {
-    for (int64_t i = 0; i < m; i++) {
-        REAL *row = C + i * ldc;
-        if (ep->bias) {
-            const REAL *bias = ep->bias + j0;
+    if (ep->bias)
+        for (int64_t i = 0; i < m; i++)
             for (int64_t j = 0; j < n; j++)
-                row[j] += bias[j];
-        }
+                C[i * ldc + j] += ep->bias[j0 + j];
+    const int flat = ldc == n && (!ep->deriv_of || ep->ld_deriv == n);
+    const int64_t rows = flat ? 1 : m, len = flat ? m * n : n;
+    for (int64_t i = 0; i < rows; i++) {
+        REAL *row = C + i * ldc;
         if (ep->act != FN_NO_ACTIVATION)
-            T(fn_activation)(ep->act, n, row, row, ep->threshold);
+            T(fn_activation)(ep->act, len, row, row, ep->threshold);
         if (ep->deriv_of)
-            T(fn_derivative_mul)(ep->deriv_act, n, ep->deriv_of + (i0 + i) * ep->ld_deriv + j0,
+            T(fn_derivative_mul)(ep->deriv_act, len, ep->deriv_of + (i0 + i) * ep->ld_deriv + j0,
                                  row);
     }
 }
@@ -160,8 +162,6 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                      int64_t ldc, const T(fn_epilogue) *ep, REAL *workspace)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
-    const int64_t mr = cfg->mr, nr = cfg->nr, MC = cfg->mc;
-    const int64_t KC = T(k_block)(cfg, K);
 
     if (M <= 0 || N <= 0)
         return;
@@ -177,19 +177,13 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
         return;
     }
 
-    /* This thread's buffers, each starting on a cache line. */
-    const int64_t per_thread = T(thread_workspace)(cfg, M, N, K);
-    REAL *mine = workspace + (int64_t)omp_get_thread_num() * per_thread;
-    REAL *Ap = (REAL *)(((uintptr_t)mine + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
-    const int64_t KS = K < FN_K_SUPER ? K : FN_K_SUPER;
-    REAL *Bp = Ap + fn_round_up(fn_round_up(M < MC ? M : MC, mr) * KS, FN_ALIGN);
-
-    if (M * N * K <= FN_SMALL_MAC && N <= FN_SMALL_N && K <= KC) {
+    if (M * N * K <= FN_SMALL_MAC && N <= FN_SMALL_N && K <= cfg->kc) {
         /* Too small to pay for packing A and for a team: one thread, op(B) copied to
          * zero-padded rows of a multiple of 16 entries (the small kernel's width). */
 #pragma omp single
         {
-            const int64_t NP = fn_round_up(N, 16);
+            REAL *Bp = (REAL *)(((uintptr_t)workspace + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
+            const int64_t NP = (N + 15) & ~(int64_t)15;
             for (int64_t p = 0; p < K; p++) {
                 REAL *dst = Bp + p * NP;
                 for (int64_t j = 0; j < N; j++)
@@ -203,6 +197,15 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
         }
         return;
     }
+
+    const int64_t mr = cfg->mr, nr = cfg->nr, MC = cfg->mc;
+    const int64_t KC = T(k_block)(cfg, K);
+    /* This thread's buffers, each starting on a cache line. */
+    const int64_t per_thread = T(thread_workspace)(cfg, M, N, K);
+    REAL *mine = workspace + (int64_t)omp_get_thread_num() * per_thread;
+    REAL *Ap = (REAL *)(((uintptr_t)mine + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
+    const int64_t KS = K < FN_K_SUPER ? K : FN_K_SUPER;
+    REAL *Bp = Ap + fn_round_up(fn_round_up(M < MC ? M : MC, mr) * KS, FN_ALIGN);
 
     const int64_t m_blocks = (M + MC - 1) / MC, n_panels = (N + nr - 1) / nr;
     int64_t packed_ib = -1, packed_ks = -1; /* which A block this thread holds */

@@ -52,7 +52,7 @@ int fn_team_size(double flop);
     } while (0)
 void *fn_aligned_alloc(size_t bytes);
 void fn_aligned_free(void *p);
-int64_t fn_round_up(int64_t x, int64_t m);
+static inline int64_t fn_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 #define FN_DECLARE_INTERNAL(REAL, S)                                                   \
 extern const fn_config_##S fn_config_generic_##S;                                      \

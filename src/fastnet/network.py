@@ -255,7 +255,7 @@ class Network:
                     order[i] = rng.permutation(n_rows)
             losses = np.empty(count, np.float64)
             done, diverged = _core.train(net, X, Y, order, count, batch, learning_rate, losses)
-            history.extend(float(x) for x in losses[:done])
+            history.extend(losses[:done].tolist())
             if diverged:
                 raise DivergenceError(
                     f"training diverged to NaN or infinity in epoch {len(history) + 1} "
