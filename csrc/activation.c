@@ -13,39 +13,22 @@
 #ifndef REAL
 #include "internal.h"
 
-#include <math.h>
+#include <tgmath.h> /* tanh of float or double, as REAL is */
 
-#define REAL float
-#define T(name) FN_CAT(name, f32)
-#define EXP expf
-#define TANH tanhf
-#include "activation.c"
-#undef REAL
-#undef T
-#undef EXP
-#undef TANH
-
-#define REAL double
-#define T(name) FN_CAT(name, f64)
-#define EXP exp
-#define TANH tanh
-#include "activation.c"
-#undef REAL
-#undef T
-#undef EXP
-#undef TANH
+#define FN_SELF "activation.c"
+#include "instantiate.h"
 
 #else /* the body, compiled once per REAL */
 
 void T(fn_activation)(int act, int64_t n, const REAL *z, REAL *out, REAL threshold)
 {
     switch (act) {
-    case FN_SIGMOID: /* 1 / (1 + e^-z), stable and vectorised: vector_body.h */
+    case FN_SIGMOID: /* 1 / (1 + e^-z), stable and vectorised: target_body.h */
         T(fn_config_get)()->sigmoid(n, z, out);
         break;
     case FN_TANH:
         for (int64_t i = 0; i < n; i++)
-            out[i] = TANH(z[i]);
+            out[i] = tanh(z[i]);
         break;
     case FN_RELU:
         for (int64_t i = 0; i < n; i++)

@@ -13,17 +13,8 @@
 #ifndef REAL
 #include "internal.h"
 
-#define REAL float
-#define T(name) FN_CAT(name, f32)
-#include "backprop.c"
-#undef REAL
-#undef T
-
-#define REAL double
-#define T(name) FN_CAT(name, f64)
-#include "backprop.c"
-#undef REAL
-#undef T
+#define FN_SELF "backprop.c"
+#include "instantiate.h"
 
 #else /* the body, compiled once per REAL */
 

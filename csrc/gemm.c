@@ -24,17 +24,8 @@
 /* K is packed in super-blocks of at most this many (a thread's A block is mc x this). */
 #define FN_K_SUPER 4096
 
-#define REAL float
-#define T(name) FN_CAT(name, f32)
-#include "gemm.c"
-#undef REAL
-#undef T
-
-#define REAL double
-#define T(name) FN_CAT(name, f64)
-#include "gemm.c"
-#undef REAL
-#undef T
+#define FN_SELF "gemm.c"
+#include "instantiate.h"
 
 #else /* the body, compiled once per REAL */
 

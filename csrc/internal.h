@@ -34,7 +34,8 @@
 #define FN_PARALLEL_MIN_FLOP 4.0e6
 
 /* Applies X to each row index of a micro-tile (the micro-kernels' unrolled rows). */
-#define FN_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define FN_ROWS4(X) X(0) X(1) X(2) X(3)
+#define FN_ROWS6(X) FN_ROWS4(X) X(4) X(5)
 #define FN_ROWS8(X) FN_ROWS6(X) X(6) X(7)
 
 int fn_team_size(double flop);

@@ -14,17 +14,8 @@
 
 #include <stdlib.h>
 
-#define REAL float
-#define T(name) FN_CAT(name, f32)
-#include "loss.c"
-#undef REAL
-#undef T
-
-#define REAL double
-#define T(name) FN_CAT(name, f64)
-#include "loss.c"
-#undef REAL
-#undef T
+#define FN_SELF "loss.c"
+#include "instantiate.h"
 
 #else /* the body, compiled once per REAL */
 

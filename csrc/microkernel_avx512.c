@@ -1,106 +1,16 @@
 /*
- * microkernel_avx512.c: the AVX-512 micro-kernel (compiled with -mavx512f -mavx512dq;
- * called only when the CPU and OS support it). 8 x 32 floats / 8 x 16 doubles: 16 zmm
- * accumulators (enough independent FMA chains to cover the FMA latency on both pipes),
- * two B vectors and a broadcast A value. 8 rows divide the batch sizes and layer widths
+ * microkernel_avx512.c: the per-target kernels of target_body.h (micro-kernel, small
+ * product, sigmoid) compiled for AVX-512 (-mavx512f -mavx512dq); called only when the CPU and OS support it. The micro-tile is 8 x 32 floats / 8 x 16 doubles: 16 zmm accumulators, two B
+ * registers and a broadcast A value. 8 rows divide the batch sizes and layer widths
  * networks use (32, 64, 128, 784, 1024), so few tiles are edge tiles.
- *
- *   C[0:MR, 0:NR] = alpha * Ap Bp + beta * C     Ap: kc x MR packed, Bp: kc x NR packed
  */
-#ifndef REAL
 #include "internal.h"
 
 #define ISA(name) name##_avx512
-#include "vector_body.h"
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-
-#define REAL float
-#define T(name) FN_CAT(name, f32)
-#define VEC __m512
-#define LANES 16
-#define LOAD _mm512_loadu_ps
-#define STORE _mm512_storeu_ps
-#define SET1 _mm512_set1_ps
-#define FMADD _mm512_fmadd_ps
-#define MUL _mm512_mul_ps
-#define ZERO _mm512_setzero_ps
-#include "microkernel_avx512.c"
-#undef REAL
-#undef T
-#undef VEC
-#undef LANES
-#undef LOAD
-#undef STORE
-#undef SET1
-#undef FMADD
-#undef MUL
-#undef ZERO
-
-#define REAL double
-#define T(name) FN_CAT(name, f64)
-#define VEC __m512d
-#define LANES 8
-#define LOAD _mm512_loadu_pd
-#define STORE _mm512_storeu_pd
-#define SET1 _mm512_set1_pd
-#define FMADD _mm512_fmadd_pd
-#define MUL _mm512_mul_pd
-#define ZERO _mm512_setzero_pd
-#include "microkernel_avx512.c"
-#endif
-
-#else /* the body, compiled once per REAL */
-
+#define ISA_NAME "avx512"
+#define VEC_BYTES 64 /* zmm */
 #define MR 8
-#define NR (2 * LANES)
-
-/* One row of the tile: c<i>a, c<i>b hold C[i, 0:LANES] and C[i, LANES:2*LANES]. Named
- * registers, not an array, so the compiler keeps all accumulators in registers. */
-#define DECLARE(i) VEC c##i##a = ZERO(), c##i##b = ZERO();
-#define UPDATE(i)                                                                        \
-    {                                                                                    \
-        VEC a = SET1(Ap[i]);                                                             \
-        c##i##a = FMADD(a, b0, c##i##a);                                                 \
-        c##i##b = FMADD(a, b1, c##i##b);                                                 \
-    }
-#define STORE_NEW(i)                                                                     \
-    STORE(C + i * ldc, MUL(va, c##i##a));                                                \
-    STORE(C + i * ldc + LANES, MUL(va, c##i##b));
-#define STORE_ADD(i)                                                                     \
-    STORE(C + i * ldc, FMADD(va, c##i##a, MUL(vb, LOAD(C + i * ldc))));                    \
-    STORE(C + i * ldc + LANES, FMADD(va, c##i##b, MUL(vb, LOAD(C + i * ldc + LANES))));
-
-static void T(microkernel_avx512)(int64_t kc, const REAL *Ap, const REAL *Bp, REAL *C,
-                                  int64_t ldc, REAL alpha, REAL beta)
-{
-    FN_ROWS8(DECLARE)
-    for (int64_t p = 0; p < kc; p++) {
-        const VEC b0 = LOAD(Bp), b1 = LOAD(Bp + LANES);
-        FN_ROWS8(UPDATE)
-        Ap += MR;
-        Bp += NR;
-    }
-    const VEC va = SET1(alpha);
-    if (beta == 0) {
-        FN_ROWS8(STORE_NEW)
-    } else {
-        const VEC vb = SET1(beta);
-        FN_ROWS8(STORE_ADD)
-    }
-}
-
-#undef DECLARE
-#undef UPDATE
-#undef STORE_NEW
-#undef STORE_ADD
-
-const T(fn_config) T(fn_config_avx512) = {
-    "avx512", MR, NR, 256, 96, T(microkernel_avx512), T(sigmoid_avx512), T(small_gemm_avx512),
-};
-
-#undef MR
-#undef NR
-
-#endif
+#define ROWS FN_ROWS8
+#define KC 256
+#define MC 96
+#include "target_body.h"

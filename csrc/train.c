@@ -21,17 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REAL float
-#define T(name) FN_CAT(name, f32)
-#include "train.c"
-#undef REAL
-#undef T
-
-#define REAL double
-#define T(name) FN_CAT(name, f64)
-#include "train.c"
-#undef REAL
-#undef T
+#define FN_SELF "train.c"
+#include "instantiate.h"
 
 #else /* the body, compiled once per REAL */
 

@@ -8,17 +8,8 @@
 #ifndef REAL
 #include "internal.h"
 
-#define REAL float
-#define T(name) FN_CAT(name, f32)
-#include "update.c"
-#undef REAL
-#undef T
-
-#define REAL double
-#define T(name) FN_CAT(name, f64)
-#include "update.c"
-#undef REAL
-#undef T
+#define FN_SELF "update.c"
+#include "instantiate.h"
 
 #else /* the body, compiled once per REAL */
 

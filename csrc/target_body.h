@@ -1,16 +1,17 @@
 /*
- * vector_body.h: kernels written once in plain C so that the compiler vectorises them,
- * and compiled once per target: each microkernel_<isa>.c defines ISA(name) (its own
- * suffix) and includes this file, under its own -m flags. The loops have no calls and
- * no data-dependent branches (selects only), so gcc turns them into AVX-512, AVX2 or
- * SSE2 code as the file's target allows. This file instantiates itself for float and
- * for double, like the .c files.
+ * target_body.h: the code that is compiled once per instruction set: the GEMM
+ * micro-kernel, the small-product kernel and the vectorised sigmoid, written once in
+ * plain C with GCC vector types (vector_size) and branch-free loops. Each
+ * microkernel_<isa>.c defines ISA(name), VEC_BYTES (the register width), MR and ROWS
+ * (the micro-tile's rows), KC and MC (cache blocks), then includes this file under its
+ * own -m flags: the same source becomes AVX-512, AVX2+FMA or SSE2 code. This file
+ * instantiates itself for float and for double, like the kernel .c files.
  */
-#ifndef VECTOR_BODY_PASS
+#ifndef TARGET_BODY_PASS
 #include <stdint.h>
 #include <string.h>
 
-#define VECTOR_BODY_PASS
+#define TARGET_BODY_PASS
 /* float: e^-104 is below half the smallest subnormal, so it rounds to 0 as in libm. */
 #define REAL float
 #define T(name) FN_CAT(name, f32)
@@ -27,7 +28,7 @@
 #define EXP_POLY(r)                                                                      \
     (1 + (r) * (1 + (r) * (0.5f + (r) * (1.66666667e-1f + (r) * (4.16666667e-2f +          \
      (r) * (8.33333333e-3f + (r) * (1.38888889e-3f + (r) * 1.98412698e-4f)))))))
-#include "vector_body.h"
+#include "target_body.h"
 #undef REAL
 #undef T
 #undef UINT
@@ -58,7 +59,7 @@
      (r) * (1.0 / 720 + (r) * (1.0 / 5040 + (r) * (1.0 / 40320 + (r) * (1.0 / 362880 +      \
      (r) * (1.0 / 3628800 + (r) * (1.0 / 39916800 + (r) * (1.0 / 479001600 +                \
      (r) * (1.0 / 6227020800.0))))))))))))))
-#include "vector_body.h"
+#include "target_body.h"
 #undef REAL
 #undef T
 #undef UINT
@@ -71,7 +72,7 @@
 #undef EXP_BIAS
 #undef EXP_POLY
 #undef SMALL_VL
-#undef VECTOR_BODY_PASS
+#undef TARGET_BODY_PASS
 
 #else /* the body, compiled once per REAL */
 
@@ -175,5 +176,66 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
         }
     }
 }
+
+/* The micro-kernel: C[0:MR, 0:NR] = alpha * Ap Bp + beta * C, Ap kc x MR packed (a column
+ * of MR per k), Bp kc x NR packed (a row per k), NR = two registers. Each accumulator
+ * is a named variable (c<i>a, c<i>b: row i, first and second register), not an array,
+ * so the compiler keeps all 2 * MR of them in registers; MR rows give 2 * MR independent
+ * FMA chains, enough to hide the FMA latency. beta == 0: C is only written. */
+typedef REAL T(ISA(reg)) __attribute__((vector_size(VEC_BYTES)));
+#define LANES ((int64_t)(VEC_BYTES / sizeof(REAL)))
+
+static void T(ISA(microkernel))(int64_t kc, const REAL *Ap, const REAL *Bp, REAL *C,
+                               int64_t ldc, REAL alpha, REAL beta)
+{
+    typedef T(ISA(reg)) V;
+#define DECLARE(i) V c##i##a = {0}, c##i##b = {0};
+#define UPDATE(i)                                                                        \
+    {                                                                                    \
+        const REAL a = Ap[i];                                                            \
+        c##i##a += a * b0;                                                               \
+        c##i##b += a * b1;                                                               \
+    }
+#define STORE_NEW(i)                                                                     \
+    {                                                                                    \
+        V x = alpha * c##i##a, y = alpha * c##i##b;                                      \
+        memcpy(C + i * ldc, &x, sizeof x);                                               \
+        memcpy(C + i * ldc + LANES, &y, sizeof y);                                       \
+    }
+#define STORE_ADD(i)                                                                     \
+    {                                                                                    \
+        V x, y;                                                                          \
+        memcpy(&x, C + i * ldc, sizeof x);                                               \
+        memcpy(&y, C + i * ldc + LANES, sizeof y);                                       \
+        x = alpha * c##i##a + beta * x;                                                  \
+        y = alpha * c##i##b + beta * y;                                                  \
+        memcpy(C + i * ldc, &x, sizeof x);                                               \
+        memcpy(C + i * ldc + LANES, &y, sizeof y);                                       \
+    }
+    ROWS(DECLARE)
+    for (int64_t p = 0; p < kc; p++) {
+        V b0, b1;
+        memcpy(&b0, Bp, sizeof b0);
+        memcpy(&b1, Bp + LANES, sizeof b1);
+        ROWS(UPDATE)
+        Ap += MR;
+        Bp += 2 * LANES;
+    }
+    if (beta == 0) {
+        ROWS(STORE_NEW)
+    } else {
+        ROWS(STORE_ADD)
+    }
+#undef DECLARE
+#undef UPDATE
+#undef STORE_NEW
+#undef STORE_ADD
+}
+
+const T(fn_config) T(ISA(fn_config)) = {
+    ISA_NAME, MR, 2 * LANES, KC, MC, T(ISA(microkernel)), T(ISA(sigmoid)), T(ISA(small_gemm)),
+};
+
+#undef LANES
 
 #endif
