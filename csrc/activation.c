@@ -37,24 +37,10 @@
 
 #else /* the body, compiled once per REAL */
 
-/* Stable for every finite x: e^-|x| never overflows; NaN stays NaN. */
-void T(fn_sigmoid_scalar)(int64_t n, const REAL *x, REAL *out)
-{
-    for (int64_t i = 0; i < n; i++) {
-        REAL v = x[i];
-        if (v >= 0) {
-            out[i] = 1 / (1 + EXP(-v));
-        } else {
-            REAL e = EXP(v);
-            out[i] = e / (1 + e);
-        }
-    }
-}
-
 void T(fn_activation)(int act, int64_t n, const REAL *z, REAL *out, REAL threshold)
 {
     switch (act) {
-    case FN_SIGMOID:
+    case FN_SIGMOID: /* 1 / (1 + e^-z), stable and vectorised: vector_body.h */
         T(fn_config_get)()->sigmoid(n, z, out);
         break;
     case FN_TANH:

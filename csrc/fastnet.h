@@ -66,6 +66,11 @@ typedef struct {                                                                
                         int64_t ldc, REAL alpha, REAL beta);                              \
     /* out[0:n] = sigmoid(x[0:n]), vectorised where the ISA allows (may alias). */        \
     void (*sigmoid)(int64_t n, const REAL *x, REAL *out);                                 \
+    /* The product for problems too small to pack: C = alpha op(A) B + beta C with B a    \
+     * K x N row-major block, N <= FN_SMALL_N (vector_body.h). */                         \
+    void (*small_gemm)(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,          \
+                       const REAL *A, int64_t lda, const REAL *B, int64_t ldb, REAL beta,  \
+                       REAL *C, int64_t ldc);                                             \
 } fn_config_##S;                                                                          \
 const fn_config_##S *fn_config_get_##S(void);                                            \
                                                                                          \

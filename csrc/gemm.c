@@ -161,6 +161,26 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
     int64_t kc_max = K < KC ? K : KC;
     REAL *Bp = Ap + fn_round_up(M < m_chunk ? M : m_chunk, mr) * kc_max;
 
+    if (M * N * K <= FN_SMALL_MAC && N <= FN_SMALL_N && K <= KC) {
+        /* Too small to pay for packing and a team: one thread, row by row. */
+#pragma omp single
+        {
+            const REAL *Bk = B;
+            int64_t ldbk = ldb;
+            if (trans_b) { /* the small kernel reads op(B) as K x N rows */
+                for (int64_t p = 0; p < K; p++)
+                    for (int64_t j = 0; j < N; j++)
+                        Bp[p * N + j] = B[j * ldb + p];
+                Bk = Bp;
+                ldbk = N;
+            }
+            cfg->small_gemm(trans_a, M, N, K, alpha, A, lda, Bk, ldbk, beta, C, ldc);
+            if (ep)
+                T(epilogue_tile)(ep, C, ldc, M, N, 0, 0);
+        }
+        return;
+    }
+
     for (int64_t jc = 0; jc < N; jc += NC) {
         const int64_t nc = N - jc < NC ? N - jc : NC;
         const int64_t n_panels = (nc + nr - 1) / nr;
@@ -231,8 +251,8 @@ fn_status T(fn_gemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
     if (!ws)
         return FN_ENOMEM;
     int team = fn_team_size(2.0 * (double)M * (double)N * (double)K);
-#pragma omp parallel num_threads(team) if (team > 1)
-    T(fn_gemm_team)(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep, ws);
+    FN_RUN_TEAM(team, T(fn_gemm_team)(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                                      ldc, ep, ws));
     fn_aligned_free(ws);
     return FN_OK;
 }

@@ -24,11 +24,28 @@
 #define FN_MR_MAX 16
 #define FN_NR_MAX 64
 
+/* The small-product path (no packing) takes products of at most this many
+ * multiply-adds whose N is at most FN_SMALL_N and K at most the kc block. */
+#define FN_SMALL_N 256
+#define FN_SMALL_MAC 32768
+
 /* Below this many flop per call (or per minibatch) one thread does the work:
  * an OpenMP barrier costs about a microsecond, a small product less than that. */
 #define FN_PARALLEL_MIN_FLOP 4.0e6
 
 int fn_team_size(double flop);
+
+/* Runs `call` on a team of `team` threads. A team of one runs it directly, outside any
+ * parallel region: libgomp's barriers are then free, whereas even a one-thread region
+ * pays a futex system call per barrier. */
+#define FN_RUN_TEAM(team, call)                                                          \
+    do {                                                                                 \
+        if ((team) > 1) {                                                                \
+            _Pragma("omp parallel num_threads(team)") call;                              \
+        } else {                                                                         \
+            call;                                                                        \
+        }                                                                                \
+    } while (0)
 void *fn_aligned_alloc(size_t bytes);
 void fn_aligned_free(void *p);
 int64_t fn_round_up(int64_t x, int64_t m);
@@ -37,7 +54,6 @@ int64_t fn_round_up(int64_t x, int64_t m);
 extern const fn_config_##S fn_config_generic_##S;                                      \
 extern const fn_config_##S fn_config_avx2_##S;                                         \
 extern const fn_config_##S fn_config_avx512_##S;                                       \
-void fn_sigmoid_scalar_##S(int64_t n, const REAL *x, REAL *out);                       \
 /* Elements of packing workspace fn_gemm_team needs for an M x N x K product. */       \
 int64_t fn_gemm_workspace_##S(int64_t M, int64_t N, int64_t K);                        \
 void fn_gemm_team_##S(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,       \

@@ -8,6 +8,9 @@
 #ifndef REAL
 #include "internal.h"
 
+#define ISA(name) name##_avx2
+#include "vector_body.h"
+
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
@@ -81,7 +84,7 @@ static void T(microkernel_avx2)(int64_t kc, const REAL *Ap, const REAL *Bp, REAL
 }
 
 const T(fn_config) T(fn_config_avx2) = {
-    "avx2", MR, NR, 256, 72, 4096, T(microkernel_avx2), T(fn_sigmoid_scalar),
+    "avx2", MR, NR, 256, 72, 4096, T(microkernel_avx2), T(sigmoid_avx2), T(small_gemm_avx2),
 };
 
 #undef MR

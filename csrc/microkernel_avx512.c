@@ -8,6 +8,9 @@
 #ifndef REAL
 #include "internal.h"
 
+#define ISA(name) name##_avx512
+#include "vector_body.h"
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
@@ -81,7 +84,7 @@ static void T(microkernel_avx512)(int64_t kc, const REAL *Ap, const REAL *Bp, RE
 }
 
 const T(fn_config) T(fn_config_avx512) = {
-    "avx512", MR, NR, 256, 96, 4096, T(microkernel_avx512), T(fn_sigmoid_scalar),
+    "avx512", MR, NR, 256, 96, 4096, T(microkernel_avx512), T(sigmoid_avx512), T(small_gemm_avx512),
 };
 
 #undef MR

@@ -7,6 +7,9 @@
 #ifndef REAL
 #include "internal.h"
 
+#define ISA(name) name##_generic
+#include "vector_body.h"
+
 #define REAL float
 #define T(name) FN_CAT(name, f32)
 #define MR 4
@@ -48,7 +51,7 @@ static void T(microkernel_generic)(int64_t kc, const REAL *Ap, const REAL *Bp, R
 }
 
 const T(fn_config) T(fn_config_generic) = {
-    "generic", MR, NR, 256, 64, 4096, T(microkernel_generic), T(fn_sigmoid_scalar),
+    "generic", MR, NR, 256, 64, 4096, T(microkernel_generic), T(sigmoid_generic), T(small_gemm_generic),
 };
 
 #endif

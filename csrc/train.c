@@ -200,10 +200,16 @@ fn_status T(fn_forward)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *co
     if (!ws)
         return FN_ENOMEM;
     int team = fn_team_size(T(flop_per_row)(net) / 3 * (double)N);
-#pragma omp parallel num_threads(team) if (team > 1)
-    T(forward_team)(net, N, X, pre, post, ws);
+    FN_RUN_TEAM(team, T(forward_team)(net, N, X, pre, post, ws));
     fn_aligned_free(ws);
     return FN_OK;
+}
+
+static void T(gradients_team)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
+                              T(workspace) *ws, REAL *const *dW, REAL *const *db)
+{
+    T(forward_team)(net, N, X, NULL, ws->post, ws->gemm);
+    T(backward_team)(net, N, X, Y, ws, dW, db, 0);
 }
 
 fn_status T(fn_gradients)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
@@ -214,11 +220,7 @@ fn_status T(fn_gradients)(const T(fn_net) *net, int64_t N, const REAL *X, const 
     if (st != FN_OK)
         return st;
     int team = fn_team_size(T(flop_per_row)(net) * (double)N);
-#pragma omp parallel num_threads(team) if (team > 1)
-    {
-        T(forward_team)(net, N, X, NULL, ws.post, ws.gemm);
-        T(backward_team)(net, N, X, Y, &ws, dW, db, 0);
-    }
+    FN_RUN_TEAM(team, T(gradients_team)(net, N, X, Y, &ws, dW, db));
     double total = 0;
     for (int64_t e = 0; e < N; e++)
         total += ws.row_loss[e];
@@ -256,11 +258,81 @@ static int T(net_finite)(const T(fn_net) *net)
     return ok;
 }
 
+/* The state the threads of a training run share. */
+typedef struct {
+    const T(fn_net) *net;
+    int64_t N, rows, n_epochs;
+    const REAL *X, *Y;
+    const int64_t *order;
+    REAL alpha;
+    T(workspace) *ws;
+    double *epoch_loss;
+    double epoch_sum;
+    int64_t done;
+    int nonfinite;
+} T(train_run);
+
+static void T(train_team)(T(train_run) *run)
+{
+    const T(fn_net) *net = run->net;
+    T(workspace) *ws = run->ws;
+    const int64_t N = run->N, rows = run->rows;
+    const int64_t n_in = net->sizes[0], n_out = net->sizes[net->n_layers];
+    for (int64_t epoch = 0; epoch < run->n_epochs; epoch++) {
+#pragma omp single
+        {
+            T(snapshot)(net, ws->snapshot, 0);
+            run->epoch_sum = 0;
+        }
+        const int64_t *perm = run->order ? run->order + epoch * N : NULL;
+        for (int64_t start = 0; start < N; start += rows) {
+            const int64_t nb = N - start < rows ? N - start : rows;
+            const REAL *Xb = run->X + start * n_in, *Yb = run->Y + start * n_out;
+            if (perm) {
+#pragma omp for schedule(static)
+                for (int64_t i = 0; i < nb; i++) {
+                    memcpy(ws->Xb + i * n_in, run->X + perm[start + i] * n_in,
+                           sizeof(REAL) * n_in);
+                    memcpy(ws->Yb + i * n_out, run->Y + perm[start + i] * n_out,
+                           sizeof(REAL) * n_out);
+                }
+                Xb = ws->Xb;
+                Yb = ws->Yb;
+            }
+            T(forward_team)(net, nb, Xb, NULL, ws->post, ws->gemm);
+            T(backward_team)(net, nb, Xb, Yb, ws, NULL, NULL, run->alpha);
+#pragma omp single
+            {
+                double batch = 0;
+                for (int64_t e = 0; e < nb; e++)
+                    batch += ws->row_loss[e];
+                run->epoch_sum += batch;
+                if (!isfinite(batch))
+                    run->nonfinite = 1;
+            }
+            if (run->nonfinite)
+                break;
+        }
+#pragma omp single
+        {
+            if (!run->nonfinite && !T(net_finite)(net))
+                run->nonfinite = 1;
+            if (run->nonfinite) {
+                T(snapshot)(net, ws->snapshot, 1);
+            } else {
+                run->epoch_loss[epoch] = run->epoch_sum / (double)N;
+                run->done = epoch + 1;
+            }
+        }
+        if (run->nonfinite)
+            break;
+    }
+}
+
 fn_status T(fn_train)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
                       const int64_t *order, int64_t n_epochs, int64_t batch_size, REAL alpha,
                       double *epoch_loss, int64_t *epochs_done)
 {
-    const int64_t n_in = net->sizes[0], n_out = net->sizes[net->n_layers];
     const int64_t rows = batch_size < N ? batch_size : N;
     T(workspace) ws;
     *epochs_done = 0;
@@ -269,62 +341,12 @@ fn_status T(fn_train)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL
     fn_status st = T(workspace_alloc)(&ws, net, rows, order != NULL, 1);
     if (st != FN_OK)
         return st;
-
-    int nonfinite = 0;
-    int64_t done = 0;
-    double epoch_sum = 0;
+    T(train_run) run = {net, N, rows, n_epochs, X, Y, order, alpha, &ws, epoch_loss, 0, 0, 0};
     int team = fn_team_size(T(flop_per_row)(net) * (double)rows);
-#pragma omp parallel num_threads(team) if (team > 1)
-    for (int64_t epoch = 0; epoch < n_epochs; epoch++) {
-#pragma omp single
-        {
-            T(snapshot)(net, ws.snapshot, 0);
-            epoch_sum = 0;
-        }
-        const int64_t *perm = order ? order + epoch * N : NULL;
-        for (int64_t start = 0; start < N; start += rows) {
-            const int64_t nb = N - start < rows ? N - start : rows;
-            const REAL *Xb = X + start * n_in, *Yb = Y + start * n_out;
-            if (perm) {
-#pragma omp for schedule(static)
-                for (int64_t i = 0; i < nb; i++) {
-                    memcpy(ws.Xb + i * n_in, X + perm[start + i] * n_in, sizeof(REAL) * n_in);
-                    memcpy(ws.Yb + i * n_out, Y + perm[start + i] * n_out, sizeof(REAL) * n_out);
-                }
-                Xb = ws.Xb;
-                Yb = ws.Yb;
-            }
-            T(forward_team)(net, nb, Xb, NULL, ws.post, ws.gemm);
-            T(backward_team)(net, nb, Xb, Yb, &ws, NULL, NULL, alpha);
-#pragma omp single
-            {
-                double batch = 0;
-                for (int64_t e = 0; e < nb; e++)
-                    batch += ws.row_loss[e];
-                epoch_sum += batch;
-                if (!isfinite(batch))
-                    nonfinite = 1;
-            }
-            if (nonfinite)
-                break;
-        }
-#pragma omp single
-        {
-            if (!nonfinite && !T(net_finite)(net))
-                nonfinite = 1;
-            if (nonfinite) {
-                T(snapshot)(net, ws.snapshot, 1);
-            } else {
-                epoch_loss[epoch] = epoch_sum / (double)N;
-                done = epoch + 1;
-            }
-        }
-        if (nonfinite)
-            break;
-    }
+    FN_RUN_TEAM(team, T(train_team)(&run));
     T(workspace_free)(&ws);
-    *epochs_done = done;
-    return nonfinite ? FN_NONFINITE : FN_OK;
+    *epochs_done = run.done;
+    return run.nonfinite ? FN_NONFINITE : FN_OK;
 }
 
 #endif

@@ -25,9 +25,14 @@ def identity(z):
     return np.array(z, copy=True)
 
 
+def _float(z):
+    z = np.asarray(z)
+    return z if z.dtype.kind == "f" else z.astype(np.float64)
+
+
 def sigmoid(z):
     """1 / (1 + e^-z), written so that no exponential overflows."""
-    z = np.asarray(z)
+    z = _float(z)
     out = np.empty_like(z)
     pos = z >= 0
     out[pos] = 1 / (1 + np.exp(-z[pos]))
@@ -46,7 +51,7 @@ def relu(z):
 
 def step(z, threshold=0.0):
     """0 if z < t, 1 if z >= t (the seed shows t = 2, then t = 0)."""
-    z = np.asarray(z)
+    z = _float(z)
     out = (z >= threshold).astype(z.dtype)
     return np.where(np.isnan(z), z, out)
 

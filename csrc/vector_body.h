@@ -1,0 +1,139 @@
+/*
+ * vector_body.h: kernels written once in plain C so that the compiler vectorises them,
+ * and compiled once per target: each microkernel_<isa>.c defines ISA(name) (its own
+ * suffix) and includes this file, under its own -m flags. The loops have no calls and
+ * no data-dependent branches (selects only), so gcc turns them into AVX-512, AVX2 or
+ * SSE2 code as the file's target allows. This file instantiates itself for float and
+ * for double, like the .c files.
+ */
+#ifndef VECTOR_BODY_PASS
+#include <stdint.h>
+#include <string.h>
+
+#define VECTOR_BODY_PASS
+/* float: e^-104 is below half the smallest subnormal, so it rounds to 0 as in libm. */
+#define REAL float
+#define T(name) FN_CAT(name, f32)
+#define UINT uint32_t
+#define SINT int32_t
+#define EXP_LO -104.0f
+#define SHIFTER 12582912.0f /* 1.5 * 2^23 */
+#define LN2_HI 0.693359375f
+#define LN2_LO -2.12194440e-4f
+#define MANT_BITS 23
+#define EXP_BIAS 127
+/* e^r, |r| <= ln2/2: Taylor to r^7, relative error < 6e-9. */
+#define EXP_POLY(r)                                                                      \
+    (1 + (r) * (1 + (r) * (0.5f + (r) * (1.66666667e-1f + (r) * (4.16666667e-2f +          \
+     (r) * (8.33333333e-3f + (r) * (1.38888889e-3f + (r) * 1.98412698e-4f)))))))
+#include "vector_body.h"
+#undef REAL
+#undef T
+#undef UINT
+#undef SINT
+#undef EXP_LO
+#undef SHIFTER
+#undef LN2_HI
+#undef LN2_LO
+#undef MANT_BITS
+#undef EXP_BIAS
+#undef EXP_POLY
+
+#define REAL double
+#define T(name) FN_CAT(name, f64)
+#define UINT uint64_t
+#define SINT int64_t
+#define EXP_LO -746.0
+#define SHIFTER 6755399441055744.0 /* 1.5 * 2^52 */
+#define LN2_HI 6.93147180369123816490e-01
+#define LN2_LO 1.90821492927058770002e-10
+#define MANT_BITS 52
+#define EXP_BIAS 1023
+/* e^r, |r| <= ln2/2: Taylor to r^13, relative error < 5e-18. */
+#define EXP_POLY(r)                                                                      \
+    (1 + (r) * (1 + (r) * (1.0 / 2 + (r) * (1.0 / 6 + (r) * (1.0 / 24 + (r) * (1.0 / 120 + \
+     (r) * (1.0 / 720 + (r) * (1.0 / 5040 + (r) * (1.0 / 40320 + (r) * (1.0 / 362880 +      \
+     (r) * (1.0 / 3628800 + (r) * (1.0 / 39916800 + (r) * (1.0 / 479001600 +                \
+     (r) * (1.0 / 6227020800.0))))))))))))))
+#include "vector_body.h"
+#undef REAL
+#undef T
+#undef UINT
+#undef SINT
+#undef EXP_LO
+#undef SHIFTER
+#undef LN2_HI
+#undef LN2_LO
+#undef MANT_BITS
+#undef EXP_BIAS
+#undef EXP_POLY
+#undef VECTOR_BODY_PASS
+
+#else /* the body, compiled once per REAL */
+
+/* e^x for x in [EXP_LO, 0] (the sigmoid only needs non-positive arguments):
+ * x = n ln2 + r, |r| <= ln2/2, n rounded by the 1.5 * 2^mantissa shifter; e^r by its
+ * Taylor polynomial; 2^n built from the exponent bits in two factors so that results
+ * in the subnormal range come out as libm's exp gives them. No conversions, no
+ * branches: it vectorises on every target. */
+static inline REAL T(ISA(exp_nonpositive))(REAL x)
+{
+    const REAL log2e = (REAL)1.44269504088896340736;
+    x = x < (REAL)EXP_LO ? (REAL)EXP_LO : x;
+    REAL t = x * log2e + (REAL)SHIFTER;
+    REAL fn = t - (REAL)SHIFTER;
+    UINT tb, sb;
+    const REAL shifter = (REAL)SHIFTER;
+    memcpy(&tb, &t, sizeof t);
+    memcpy(&sb, &shifter, sizeof sb);
+    SINT n = (SINT)(tb - sb);
+    REAL r = (x - fn * (REAL)LN2_HI) - fn * (REAL)LN2_LO;
+    REAL p = EXP_POLY(r);
+    SINT n1 = n >> 1, n2 = n - n1;
+    UINT b1 = (UINT)(n1 + EXP_BIAS) << MANT_BITS, b2 = (UINT)(n2 + EXP_BIAS) << MANT_BITS;
+    REAL s1, s2;
+    memcpy(&s1, &b1, sizeof s1);
+    memcpy(&s2, &b2, sizeof s2);
+    return p * s1 * s2;
+}
+
+/* out = 1 / (1 + e^-x), from e = e^-|x| <= 1 so nothing overflows; NaN stays NaN. */
+static void T(ISA(sigmoid))(int64_t n, const REAL *x, REAL *out)
+{
+    for (int64_t i = 0; i < n; i++) {
+        REAL v = x[i];
+        REAL a = v < 0 ? -v : v;
+        REAL e = T(ISA(exp_nonpositive))(-a);
+        REAL s = (v < 0 ? e : (REAL)1) / (1 + e);
+        out[i] = v != v ? v : s;
+    }
+}
+
+/* The small-problem product: C (M x N) = alpha op(A) op(B) + beta C with no packing of A,
+ * row by row: acc[0:N] += op(A)[i,p] * op(B)[p,0:N] for p in order (the same order as the
+ * micro-kernel). op(B) must be a K x N row-major block (ldb) and N <= FN_SMALL_N. */
+static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,
+                              const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
+                              REAL beta, REAL *C, int64_t ldc)
+{
+    REAL acc[FN_SMALL_N];
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < N; j++)
+            acc[j] = 0;
+        for (int64_t p = 0; p < K; p++) {
+            const REAL a = trans_a ? A[p * lda + i] : A[i * lda + p];
+            const REAL *b = B + p * ldb;
+            for (int64_t j = 0; j < N; j++)
+                acc[j] += a * b[j];
+        }
+        REAL *c = C + i * ldc;
+        if (beta == 0)
+            for (int64_t j = 0; j < N; j++)
+                c[j] = alpha * acc[j];
+        else
+            for (int64_t j = 0; j < N; j++)
+                c[j] = alpha * acc[j] + beta * c[j];
+    }
+}
+
+#endif
