@@ -23,7 +23,7 @@ import fastnet
 
 settings.register_profile(
     "fastnet",
-    max_examples=30,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                            HealthCheck.data_too_large],

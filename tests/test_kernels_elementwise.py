@@ -52,7 +52,7 @@ shapes = st.one_of(
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @given(shape=shapes, scale=st.sampled_from([1.0, 10.0, 100.0]), seed=seeds,
        threshold=st.sampled_from(THRESHOLDS))
-def test_activation_matches_reference(activation, dtype, shape, scale, seed, threshold):
+def test_activation_matches_reference(isa, activation, dtype, shape, scale, seed, threshold):
     rng = np.random.default_rng(seed)
     z = _values(rng, shape, dtype, scale)
     got = kernels.activation(activation, z, threshold=threshold)
@@ -108,7 +108,7 @@ def test_activations_propagate_nan(activation, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sigmoid_of_huge_inputs_is_finite_and_matches_reference(dtype):
+def test_sigmoid_of_huge_inputs_is_finite_and_matches_reference(isa, dtype):
     big = float(np.finfo(dtype).max)
     z = np.array([1e4, -1e4, 88, -88, 89, -89, 710, -710, 745, -745, big, -big, 0.0],
                  np.float64).clip(-big, big).astype(dtype)
@@ -125,10 +125,28 @@ def test_sigmoid_of_huge_inputs_is_finite_and_matches_reference(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sigmoid_of_nan_is_nan_and_of_infinities_is_zero_and_one(dtype):
+def test_sigmoid_of_nan_is_nan_and_of_infinities_is_zero_and_one(isa, dtype):
     got = kernels.activation("sigmoid", np.array([np.nan, np.inf, -np.inf], dtype))
     assert np.isnan(got[0])
     assert got[1] == 1 and got[2] == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_dense_sweep_is_accurate_down_to_subnormals(isa, dtype):
+    """Each micro-kernel set brings its own vectorised sigmoid: within a few eps of the
+    reference where the result is normal, within 2 subnormal units where it underflows
+    (to -110 in float32, -750 in float64, past the subnormal range)."""
+    lo = -110.0 if dtype == np.float32 else -750.0
+    z = np.concatenate([np.linspace(lo, -lo, 40001), np.linspace(-30, 30, 20001),
+                        np.linspace(-1e-3, 1e-3, 2001)]).astype(dtype)
+    got = kernels.activation("sigmoid", z)
+    want = reference.sigmoid(as64(z))
+    normal = want >= np.finfo(dtype).tiny
+    assert_within(got[normal], want[normal], 4 * eps(dtype) * want[normal], "sigmoid")
+    sub = float(np.finfo(dtype).smallest_subnormal)
+    assert_within(got[~normal], want[~normal], 2 * sub, "sigmoid (subnormal results)")
+    order = np.argsort(z, kind="stable")
+    assert np.all(np.diff(as64(got[order])) >= 0), "sigmoid must be non-decreasing"
 
 
 # ---------------------------------------------------------------- loss and deltas
