@@ -153,7 +153,7 @@ def test_loss_matches_reference_mse_of_the_output(net, rows, seed):
 @given(net=networks(activations=("identity", "sigmoid", "tanh", "relu"), dtypes=(np.float64,)),
        rows=row_counts, seed=seeds)
 def test_gradients_match_reference_float64(net, rows, seed):
-    _check_gradients(net, rows, seed, rows_factor=1)
+    _check_gradients(net, rows, seed)
 
 
 @given(net=networks(activations=SMOOTH_ACTIVATIONS, dtypes=(np.float32,)), rows=row_counts,
@@ -161,17 +161,17 @@ def test_gradients_match_reference_float64(net, rows, seed):
 def test_gradients_match_reference_float32(net, rows, seed):
     """Smooth activations only: a float32 pre-activation may land on the other side of a
     relu kink than the float64 reference."""
-    _check_gradients(net, rows, seed, rows_factor=1)
+    _check_gradients(net, rows, seed)
 
 
-def _check_gradients(net, rows, seed, rows_factor):
+def _check_gradients(net, rows, seed):
     X, Y = _data(net, rows, seed)
     W64, b64 = to_reference(net)
     dW, db = net.gradients(X, Y)
     loss_ref, dW_ref, db_ref = reference.gradients(as64(X), as64(Y), W64, net.activations, b64)
     assert [g.shape for g in dW] == [W.shape for W in W64]
     assert all(g.dtype == net.dtype for g in dW + db)
-    tol = net_tolerance(net.dtype, list(net.layers) + [rows * rows_factor])
+    tol = net_tolerance(net.dtype, list(net.layers) + [rows])
     assert_all_close(dW, dW_ref, tol, "dW")
     if net.bias:
         assert [b.shape for b in db] == [b.shape for b in b64]
