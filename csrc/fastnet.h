@@ -59,17 +59,17 @@ int fn_get_num_threads(void);
 typedef struct {                                                                          \
     const char *name;                                                                     \
     int64_t mr, nr;       /* micro-tile: mr rows x nr columns of C */                     \
-    int64_t kc, mc, nc;   /* cache blocks of K, M and N */                                \
+    int64_t kc, mc;       /* cache blocks of K (B panel in L1) and M (A block in L2) */   \
     /* C[0:mr, 0:nr] = alpha * Ap Bp + beta * C; beta == 0 means C is not read.           \
      * Ap is kc x mr packed (column of mr per k), Bp is kc x nr packed (row per k). */    \
     void (*microkernel)(int64_t kc, const REAL *Ap, const REAL *Bp, REAL *C,              \
                         int64_t ldc, REAL alpha, REAL beta);                              \
     /* out[0:n] = sigmoid(x[0:n]), vectorised where the ISA allows (may alias). */        \
     void (*sigmoid)(int64_t n, const REAL *x, REAL *out);                                 \
-    /* The product for problems too small to pack: C = alpha op(A) B + beta C with B a    \
-     * K x N row-major block, N <= FN_SMALL_N (vector_body.h). */                         \
+    /* The product for problems too small to pack A: C = alpha op(A) Bp + beta C, Bp the  \
+     * K x NP zero-padded copy of op(B), NP = N rounded up to 16 (vector_body.h). */      \
     void (*small_gemm)(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,          \
-                       const REAL *A, int64_t lda, const REAL *B, int64_t ldb, REAL beta,  \
+                       const REAL *A, int64_t lda, const REAL *Bp, int64_t NP, REAL beta,  \
                        REAL *C, int64_t ldc);                                             \
 } fn_config_##S;                                                                          \
 const fn_config_##S *fn_config_get_##S(void);                                            \

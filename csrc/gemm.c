@@ -2,23 +2,27 @@
  * gemm.c: the matrix products of the seed (H_in = X W1, O_in = H_out W2, and the
  * backward products delta_O W2^T, H_out^T delta_O, X^T delta_H).
  *
- * The loops around the micro-kernel, after BLIS: for each block of N (nc), each
- * chunk of M, each block of K (kc), pack op(B) and op(A) into contiguous panels,
- * then run the micro-kernel on every mr x nr tile of C; on the last K block each
- * finished tile goes through the epilogue (bias, activation, derivative) while it
- * is still in L1. Only the micro-kernel is architecture-specific (microkernel_*.c);
- * block sizes live in its fn_config.
+ * The loops around the micro-kernel, after BLIS, arranged so that threads never wait
+ * for each other inside a product: C is cut into items of mc rows x nr columns; each
+ * thread takes a contiguous run of items, packs the op(A) rows of its item (once per
+ * row block: consecutive items share it) and the op(B) panel into its own buffers, and
+ * runs the micro-kernel over K in blocks of kc (the B panel stays in L1, the A block in
+ * L2). On the last K block each finished tile goes through the epilogue (bias,
+ * activation, derivative) while it is still in L1. Only the micro-kernel is
+ * architecture-specific (microkernel_*.c); block sizes live in its fn_config.
  *
- * Threads share tiles of C (never the K dimension), and block sizes do not depend
- * on the thread count, so each element of C is summed in one fixed order.
+ * Each element of C belongs to one item and is summed over K in one fixed order, and
+ * the blocking depends on the shapes only, so results do not depend on the number of
+ * threads.
  */
 #ifndef REAL
 #include "internal.h"
 
+#include <omp.h>
 #include <string.h>
 
-/* A chunk of M packed at once: this many mc blocks. */
-#define FN_MC_CHUNK 8
+/* K is packed in super-blocks of at most this many (a thread's A block is mc x this). */
+#define FN_K_SUPER 4096
 
 #define REAL float
 #define T(name) FN_CAT(name, f32)
@@ -51,19 +55,36 @@ void T(fn_gemm_naive)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
     }
 }
 
-int64_t T(fn_gemm_workspace)(int64_t M, int64_t N, int64_t K)
+/* The K block: at most cfg->kc, and K split into equal blocks (rounded up to 8) so that no
+ * block is a sliver (K = 784 runs as 4 x 196, not 3 x 256 + 16). Depends on K only. */
+static int64_t T(k_block)(const T(fn_config) *cfg, int64_t K)
 {
-    const T(fn_config) *cfg = T(fn_config_get)();
-    int64_t kc = K < cfg->kc ? K : cfg->kc;
-    int64_t m_chunk = cfg->mc * FN_MC_CHUNK;
-    int64_t mc = M < m_chunk ? M : m_chunk;
-    int64_t nc = N < cfg->nc ? N : cfg->nc;
-    if (kc < 1)
-        kc = 1;
-    return fn_round_up(mc, cfg->mr) * kc + fn_round_up(nc, cfg->nr) * kc + FN_ALIGN;
+    int64_t n_blocks = (K + cfg->kc - 1) / cfg->kc;
+    if (n_blocks <= 1)
+        return cfg->kc;
+    int64_t kc = fn_round_up((K + n_blocks - 1) / n_blocks, 8);
+    return kc < cfg->kc ? kc : cfg->kc;
 }
 
-/* Ap[p*mr + i] = op(A)[i0 + i, p0 + p] for one mr-row panel, zero past row M. */
+/* Per thread: an mc x ks block of op(A) and a ks x nr panel of op(B), ks = min(K, super
+ * block); the B part is also large enough for the small path's padded copy of op(B). */
+static int64_t T(thread_workspace)(const T(fn_config) *cfg, int64_t M, int64_t N, int64_t K)
+{
+    int64_t ks = K < FN_K_SUPER ? K : FN_K_SUPER;
+    int64_t mb = fn_round_up(M < cfg->mc ? M : cfg->mc, cfg->mr);
+    int64_t nb = fn_round_up(N < FN_SMALL_N ? N : FN_SMALL_N, 16);
+    if (ks < 1)
+        ks = 1;
+    return fn_round_up(mb * ks, FN_ALIGN) + ks * (nb > cfg->nr ? nb : cfg->nr) + FN_ALIGN;
+}
+
+int64_t T(fn_gemm_workspace)(int64_t M, int64_t N, int64_t K, int team)
+{
+    return (int64_t)team * T(thread_workspace)(T(fn_config_get)(), M, N, K);
+}
+
+/* Ap[p*mr + i] = op(A)[i0 + i, p0 + p] for one mr-row panel, zero past row M.
+ * Writes are sequential; reads run along mr rows (or one row of A^T) at once. */
 static void T(pack_A)(int trans_a, const REAL *A, int64_t lda, int64_t M, int64_t i0,
                       int64_t p0, int64_t kc, int64_t mr, REAL *Ap)
 {
@@ -78,14 +99,14 @@ static void T(pack_A)(int trans_a, const REAL *A, int64_t lda, int64_t M, int64_
                 dst[i] = 0;
         }
     } else {
-        for (int64_t i = 0; i < m; i++) {
-            const REAL *src = A + (i0 + i) * lda + p0;
-            for (int64_t p = 0; p < kc; p++)
-                Ap[p * mr + i] = src[p];
+        const REAL *rows[FN_MR_MAX];
+        for (int64_t i = 0; i < mr; i++)
+            rows[i] = A + (i0 + (i < m ? i : 0)) * lda + p0;
+        for (int64_t p = 0; p < kc; p++) {
+            REAL *dst = Ap + p * mr;
+            for (int64_t i = 0; i < mr; i++)
+                dst[i] = i < m ? rows[i][p] : 0;
         }
-        for (int64_t i = m; i < mr; i++)
-            for (int64_t p = 0; p < kc; p++)
-                Ap[p * mr + i] = 0;
     }
 }
 
@@ -139,8 +160,8 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                      int64_t ldc, const T(fn_epilogue) *ep, REAL *workspace)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
-    const int64_t mr = cfg->mr, nr = cfg->nr, KC = cfg->kc, MC = cfg->mc, NC = cfg->nc;
-    const int64_t m_chunk = MC * FN_MC_CHUNK;
+    const int64_t mr = cfg->mr, nr = cfg->nr, MC = cfg->mc;
+    const int64_t KC = T(k_block)(cfg, K);
 
     if (M <= 0 || N <= 0)
         return;
@@ -156,83 +177,80 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
         return;
     }
 
-    /* Both panels start on a cache line. */
-    REAL *Ap = (REAL *)(((uintptr_t)workspace + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
-    int64_t kc_max = K < KC ? K : KC;
-    REAL *Bp = Ap + fn_round_up(M < m_chunk ? M : m_chunk, mr) * kc_max;
+    /* This thread's buffers, each starting on a cache line. */
+    const int64_t per_thread = T(thread_workspace)(cfg, M, N, K);
+    REAL *mine = workspace + (int64_t)omp_get_thread_num() * per_thread;
+    REAL *Ap = (REAL *)(((uintptr_t)mine + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
+    const int64_t KS = K < FN_K_SUPER ? K : FN_K_SUPER;
+    REAL *Bp = Ap + fn_round_up(fn_round_up(M < MC ? M : MC, mr) * KS, FN_ALIGN);
 
     if (M * N * K <= FN_SMALL_MAC && N <= FN_SMALL_N && K <= KC) {
-        /* Too small to pay for packing and a team: one thread, row by row. */
+        /* Too small to pay for packing A and for a team: one thread, op(B) copied to
+         * zero-padded rows of a multiple of 16 entries (the small kernel's width). */
 #pragma omp single
         {
-            const REAL *Bk = B;
-            int64_t ldbk = ldb;
-            if (trans_b) { /* the small kernel reads op(B) as K x N rows */
-                for (int64_t p = 0; p < K; p++)
-                    for (int64_t j = 0; j < N; j++)
-                        Bp[p * N + j] = B[j * ldb + p];
-                Bk = Bp;
-                ldbk = N;
+            const int64_t NP = fn_round_up(N, 16);
+            for (int64_t p = 0; p < K; p++) {
+                REAL *dst = Bp + p * NP;
+                for (int64_t j = 0; j < N; j++)
+                    dst[j] = trans_b ? B[j * ldb + p] : B[p * ldb + j];
+                for (int64_t j = N; j < NP; j++)
+                    dst[j] = 0;
             }
-            cfg->small_gemm(trans_a, M, N, K, alpha, A, lda, Bk, ldbk, beta, C, ldc);
+            cfg->small_gemm(trans_a, M, N, K, alpha, A, lda, Bp, NP, beta, C, ldc);
             if (ep)
                 T(epilogue_tile)(ep, C, ldc, M, N, 0, 0);
         }
         return;
     }
 
-    for (int64_t jc = 0; jc < N; jc += NC) {
-        const int64_t nc = N - jc < NC ? N - jc : NC;
-        const int64_t n_panels = (nc + nr - 1) / nr;
-        for (int64_t ic = 0; ic < M; ic += m_chunk) {
-            const int64_t mcc = M - ic < m_chunk ? M - ic : m_chunk;
-            const int64_t m_panels = (mcc + mr - 1) / mr;
-            const int64_t panels_per_block = MC / mr;
-            const int64_t m_blocks = (m_panels + panels_per_block - 1) / panels_per_block;
-            for (int64_t pc = 0; pc < K; pc += KC) {
-                const int64_t kc = K - pc < KC ? K - pc : KC;
+    const int64_t m_blocks = (M + MC - 1) / MC, n_panels = (N + nr - 1) / nr;
+    int64_t packed_ib = -1, packed_ks = -1; /* which A block this thread holds */
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < m_blocks * n_panels; item++) {
+        const int64_t ib = item / n_panels, jp = item % n_panels;
+        const int64_t i_start = ib * MC, mb = M - i_start < MC ? M - i_start : MC;
+        const int64_t mb_panels = (mb + mr - 1) / mr, mb_pad = mb_panels * mr;
+        const int64_t j0 = jp * nr, n = N - j0 < nr ? N - j0 : nr;
+        for (int64_t ks = 0; ks < K; ks += KS) {
+            const int64_t ks_len = K - ks < KS ? K - ks : KS;
+            /* Pack: op(A) rows of the block and the op(B) panel, K block by K block, each
+             * K block of A as mb_panels micro-panels of kc x mr. */
+            for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
+                const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+                if (ib != packed_ib || ks != packed_ks)
+                    for (int64_t ip = 0; ip < mb_panels; ip++)
+                        T(pack_A)(trans_a, A, lda, M, i_start + ip * mr, pc, kc, mr,
+                                  Ap + (pc - ks) * mb_pad + ip * mr * kc);
+                T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr, Bp + (pc - ks) * nr);
+            }
+            packed_ib = ib;
+            packed_ks = ks;
+            for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
+                const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
                 const int last = pc + kc >= K;
                 const REAL beta_k = pc == 0 ? beta : (REAL)1;
-
-#pragma omp for schedule(static) nowait
-                for (int64_t jp = 0; jp < n_panels; jp++)
-                    T(pack_B)(trans_b, B, ldb, N, jc + jp * nr, pc, kc, nr, Bp + jp * nr * kc);
-#pragma omp for schedule(static)
-                for (int64_t ip = 0; ip < m_panels; ip++)
-                    T(pack_A)(trans_a, A, lda, M, ic + ip * mr, pc, kc, mr, Ap + ip * mr * kc);
-
-#pragma omp for collapse(2) schedule(static)
-                for (int64_t ib = 0; ib < m_blocks; ib++) {
-                    for (int64_t jp = 0; jp < n_panels; jp++) {
-                        const int64_t j0 = jc + jp * nr;
-                        const int64_t n = N - j0 < nr ? N - j0 : nr;
-                        const REAL *Bpanel = Bp + jp * nr * kc;
-                        int64_t ip_end = (ib + 1) * panels_per_block;
-                        if (ip_end > m_panels)
-                            ip_end = m_panels;
-                        for (int64_t ip = ib * panels_per_block; ip < ip_end; ip++) {
-                            const int64_t i0 = ic + ip * mr;
-                            const int64_t m = M - i0 < mr ? M - i0 : mr;
-                            REAL *Ct = C + i0 * ldc + j0;
-                            if (m == mr && n == nr) {
-                                cfg->microkernel(kc, Ap + ip * mr * kc, Bpanel, Ct, ldc, alpha,
-                                                 beta_k);
-                            } else { /* an edge tile: compute in full, keep the valid part */
-                                REAL tile[FN_MR_MAX * FN_NR_MAX]
-                                    __attribute__((aligned(FN_ALIGN)));
-                                cfg->microkernel(kc, Ap + ip * mr * kc, Bpanel, tile, nr, 1, 0);
-                                for (int64_t i = 0; i < m; i++)
-                                    for (int64_t j = 0; j < n; j++) {
-                                        REAL v = alpha * tile[i * nr + j];
-                                        if (beta_k != 0)
-                                            v += beta_k * Ct[i * ldc + j];
-                                        Ct[i * ldc + j] = v;
-                                    }
+                const REAL *Ablock = Ap + (pc - ks) * mb_pad, *Bpanel = Bp + (pc - ks) * nr;
+                for (int64_t ip = 0; ip < mb_panels; ip++) {
+                    const int64_t i0 = i_start + ip * mr;
+                    const int64_t m = M - i0 < mr ? M - i0 : mr;
+                    REAL *Ct = C + i0 * ldc + j0;
+                    if (m == mr && n == nr) {
+                        cfg->microkernel(kc, Ablock + ip * mr * kc, Bpanel, Ct, ldc, alpha,
+                                         beta_k);
+                    } else { /* an edge tile: compute in full, keep the valid part */
+                        REAL tile[FN_MR_MAX * FN_NR_MAX] __attribute__((aligned(FN_ALIGN)));
+                        cfg->microkernel(kc, Ablock + ip * mr * kc, Bpanel, tile, nr, 1, 0);
+                        for (int64_t i = 0; i < m; i++)
+                            for (int64_t j = 0; j < n; j++) {
+                                REAL v = alpha * tile[i * nr + j];
+                                if (beta_k != 0)
+                                    v += beta_k * Ct[i * ldc + j];
+                                Ct[i * ldc + j] = v;
                             }
-                            if (last && ep)
-                                T(epilogue_tile)(ep, Ct, ldc, m, n, i0, j0);
-                        }
                     }
+                    if (last && ep)
+                        T(epilogue_tile)(ep, Ct, ldc, m, n, i0, j0);
                 }
             }
         }
@@ -247,10 +265,10 @@ fn_status T(fn_gemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
         return FN_EINVAL;
     if (M == 0 || N == 0)
         return FN_OK;
-    REAL *ws = fn_aligned_alloc(sizeof(REAL) * T(fn_gemm_workspace)(M, N, K));
+    int team = fn_team_size(2.0 * (double)M * (double)N * (double)K);
+    REAL *ws = fn_aligned_alloc(sizeof(REAL) * T(fn_gemm_workspace)(M, N, K, team));
     if (!ws)
         return FN_ENOMEM;
-    int team = fn_team_size(2.0 * (double)M * (double)N * (double)K);
     FN_RUN_TEAM(team, T(fn_gemm_team)(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
                                       ldc, ep, ws));
     fn_aligned_free(ws);

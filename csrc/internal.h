@@ -33,6 +33,10 @@
  * an OpenMP barrier costs about a microsecond, a small product less than that. */
 #define FN_PARALLEL_MIN_FLOP 4.0e6
 
+/* Applies X to each row index of a micro-tile (the micro-kernels' unrolled rows). */
+#define FN_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define FN_ROWS8(X) FN_ROWS6(X) X(6) X(7)
+
 int fn_team_size(double flop);
 
 /* Runs `call` on a team of `team` threads. A team of one runs it directly, outside any
@@ -54,8 +58,9 @@ int64_t fn_round_up(int64_t x, int64_t m);
 extern const fn_config_##S fn_config_generic_##S;                                      \
 extern const fn_config_##S fn_config_avx2_##S;                                         \
 extern const fn_config_##S fn_config_avx512_##S;                                       \
-/* Elements of packing workspace fn_gemm_team needs for an M x N x K product. */       \
-int64_t fn_gemm_workspace_##S(int64_t M, int64_t N, int64_t K);                        \
+/* Elements of packing workspace fn_gemm_team needs for an M x N x K product run by a  \
+ * team of `team` threads (each thread packs into its own part). */                    \
+int64_t fn_gemm_workspace_##S(int64_t M, int64_t N, int64_t K, int team);              \
 void fn_gemm_team_##S(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,       \
                       REAL alpha, const REAL *A, int64_t lda, const REAL *B,           \
                       int64_t ldb, REAL beta, REAL *C, int64_t ldc,                    \

@@ -54,37 +54,48 @@
 #define MR 6
 #define NR (2 * LANES)
 
-static void T(microkernel_avx2)(int64_t kc, const REAL *Ap, const REAL *Bp, REAL *C, int64_t ldc,
-                                REAL alpha, REAL beta)
-{
-    VEC c[MR][2];
-    for (int i = 0; i < MR; i++)
-        c[i][0] = c[i][1] = ZERO();
-    for (int64_t p = 0; p < kc; p++) {
-        VEC b0 = LOAD(Bp + p * NR), b1 = LOAD(Bp + p * NR + LANES);
-        for (int i = 0; i < MR; i++) {
-            VEC a = SET1(Ap[p * MR + i]);
-            c[i][0] = FMADD(a, b0, c[i][0]);
-            c[i][1] = FMADD(a, b1, c[i][1]);
-        }
+/* One row of the tile: c<i>a, c<i>b hold C[i, 0:LANES] and C[i, LANES:2*LANES]. Named
+ * registers, not an array, so the compiler keeps all accumulators in registers. */
+#define DECLARE(i) VEC c##i##a = ZERO(), c##i##b = ZERO();
+#define UPDATE(i)                                                                        \
+    {                                                                                    \
+        VEC a = SET1(Ap[i]);                                                             \
+        c##i##a = FMADD(a, b0, c##i##a);                                                 \
+        c##i##b = FMADD(a, b1, c##i##b);                                                 \
     }
-    VEC va = SET1(alpha);
+#define STORE_NEW(i)                                                                     \
+    STORE(C + i * ldc, MUL(va, c##i##a));                                                \
+    STORE(C + i * ldc + LANES, MUL(va, c##i##b));
+#define STORE_ADD(i)                                                                     \
+    STORE(C + i * ldc, FMADD(va, c##i##a, MUL(vb, LOAD(C + i * ldc))));                    \
+    STORE(C + i * ldc + LANES, FMADD(va, c##i##b, MUL(vb, LOAD(C + i * ldc + LANES))));
+
+static void T(microkernel_avx2)(int64_t kc, const REAL *Ap, const REAL *Bp, REAL *C,
+                                  int64_t ldc, REAL alpha, REAL beta)
+{
+    FN_ROWS6(DECLARE)
+    for (int64_t p = 0; p < kc; p++) {
+        const VEC b0 = LOAD(Bp), b1 = LOAD(Bp + LANES);
+        FN_ROWS6(UPDATE)
+        Ap += MR;
+        Bp += NR;
+    }
+    const VEC va = SET1(alpha);
     if (beta == 0) {
-        for (int i = 0; i < MR; i++) {
-            STORE(C + i * ldc, MUL(va, c[i][0]));
-            STORE(C + i * ldc + LANES, MUL(va, c[i][1]));
-        }
+        FN_ROWS6(STORE_NEW)
     } else {
-        VEC vb = SET1(beta);
-        for (int i = 0; i < MR; i++) {
-            STORE(C + i * ldc, FMADD(va, c[i][0], MUL(vb, LOAD(C + i * ldc))));
-            STORE(C + i * ldc + LANES, FMADD(va, c[i][1], MUL(vb, LOAD(C + i * ldc + LANES))));
-        }
+        const VEC vb = SET1(beta);
+        FN_ROWS6(STORE_ADD)
     }
 }
 
+#undef DECLARE
+#undef UPDATE
+#undef STORE_NEW
+#undef STORE_ADD
+
 const T(fn_config) T(fn_config_avx2) = {
-    "avx2", MR, NR, 256, 72, 4096, T(microkernel_avx2), T(sigmoid_avx2), T(small_gemm_avx2),
+    "avx2", MR, NR, 256, 72, T(microkernel_avx2), T(sigmoid_avx2), T(small_gemm_avx2),
 };
 
 #undef MR

@@ -1,7 +1,9 @@
 /*
  * microkernel_avx512.c: the AVX-512 micro-kernel (compiled with -mavx512f -mavx512dq;
- * called only when the CPU and OS support it). 12 x 32 floats / 12 x 16 doubles:
- * 24 zmm accumulators, two B vectors and a broadcast A value in the 32 registers.
+ * called only when the CPU and OS support it). 8 x 32 floats / 8 x 16 doubles: 16 zmm
+ * accumulators (enough independent FMA chains to cover the FMA latency on both pipes),
+ * two B vectors and a broadcast A value. 8 rows divide the batch sizes and layer widths
+ * networks use (32, 64, 128, 784, 1024), so few tiles are edge tiles.
  *
  *   C[0:MR, 0:NR] = alpha * Ap Bp + beta * C     Ap: kc x MR packed, Bp: kc x NR packed
  */
@@ -51,40 +53,51 @@
 
 #else /* the body, compiled once per REAL */
 
-#define MR 12
+#define MR 8
 #define NR (2 * LANES)
+
+/* One row of the tile: c<i>a, c<i>b hold C[i, 0:LANES] and C[i, LANES:2*LANES]. Named
+ * registers, not an array, so the compiler keeps all accumulators in registers. */
+#define DECLARE(i) VEC c##i##a = ZERO(), c##i##b = ZERO();
+#define UPDATE(i)                                                                        \
+    {                                                                                    \
+        VEC a = SET1(Ap[i]);                                                             \
+        c##i##a = FMADD(a, b0, c##i##a);                                                 \
+        c##i##b = FMADD(a, b1, c##i##b);                                                 \
+    }
+#define STORE_NEW(i)                                                                     \
+    STORE(C + i * ldc, MUL(va, c##i##a));                                                \
+    STORE(C + i * ldc + LANES, MUL(va, c##i##b));
+#define STORE_ADD(i)                                                                     \
+    STORE(C + i * ldc, FMADD(va, c##i##a, MUL(vb, LOAD(C + i * ldc))));                    \
+    STORE(C + i * ldc + LANES, FMADD(va, c##i##b, MUL(vb, LOAD(C + i * ldc + LANES))));
 
 static void T(microkernel_avx512)(int64_t kc, const REAL *Ap, const REAL *Bp, REAL *C,
                                   int64_t ldc, REAL alpha, REAL beta)
 {
-    VEC c[MR][2];
-    for (int i = 0; i < MR; i++)
-        c[i][0] = c[i][1] = ZERO();
+    FN_ROWS8(DECLARE)
     for (int64_t p = 0; p < kc; p++) {
-        VEC b0 = LOAD(Bp + p * NR), b1 = LOAD(Bp + p * NR + LANES);
-        for (int i = 0; i < MR; i++) {
-            VEC a = SET1(Ap[p * MR + i]);
-            c[i][0] = FMADD(a, b0, c[i][0]);
-            c[i][1] = FMADD(a, b1, c[i][1]);
-        }
+        const VEC b0 = LOAD(Bp), b1 = LOAD(Bp + LANES);
+        FN_ROWS8(UPDATE)
+        Ap += MR;
+        Bp += NR;
     }
-    VEC va = SET1(alpha);
+    const VEC va = SET1(alpha);
     if (beta == 0) {
-        for (int i = 0; i < MR; i++) {
-            STORE(C + i * ldc, MUL(va, c[i][0]));
-            STORE(C + i * ldc + LANES, MUL(va, c[i][1]));
-        }
+        FN_ROWS8(STORE_NEW)
     } else {
-        VEC vb = SET1(beta);
-        for (int i = 0; i < MR; i++) {
-            STORE(C + i * ldc, FMADD(va, c[i][0], MUL(vb, LOAD(C + i * ldc))));
-            STORE(C + i * ldc + LANES, FMADD(va, c[i][1], MUL(vb, LOAD(C + i * ldc + LANES))));
-        }
+        const VEC vb = SET1(beta);
+        FN_ROWS8(STORE_ADD)
     }
 }
 
+#undef DECLARE
+#undef UPDATE
+#undef STORE_NEW
+#undef STORE_ADD
+
 const T(fn_config) T(fn_config_avx512) = {
-    "avx512", MR, NR, 256, 96, 4096, T(microkernel_avx512), T(sigmoid_avx512), T(small_gemm_avx512),
+    "avx512", MR, NR, 256, 96, T(microkernel_avx512), T(sigmoid_avx512), T(small_gemm_avx512),
 };
 
 #undef MR

@@ -51,7 +51,7 @@ static void T(microkernel_generic)(int64_t kc, const REAL *Ap, const REAL *Bp, R
 }
 
 const T(fn_config) T(fn_config_generic) = {
-    "generic", MR, NR, 256, 64, 4096, T(microkernel_generic), T(sigmoid_generic), T(small_gemm_generic),
+    "generic", MR, NR, 256, 64, T(microkernel_generic), T(sigmoid_generic), T(small_gemm_generic),
 };
 
 #endif

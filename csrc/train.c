@@ -62,7 +62,7 @@ static void T(workspace_free)(T(workspace) *ws)
 
 /* One allocation for a batch of `rows`; gather/snapshot only when asked for. */
 static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int64_t rows,
-                                    int gather, int snapshot)
+                                    int gather, int snapshot, int team)
 {
     const int L = net->n_layers;
     const int64_t *s = net->sizes;
@@ -70,9 +70,9 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     for (int l = 1; l <= L; l++)
         widest = s[l] > widest ? s[l] : widest;
     for (int l = 0; l < L; l++) {
-        int64_t need[3] = {T(fn_gemm_workspace)(rows, s[l + 1], s[l]),       /* forward */
-                           T(fn_gemm_workspace)(rows, s[l], s[l + 1]),       /* delta   */
-                           T(fn_gemm_workspace)(s[l], s[l + 1], rows)};      /* update  */
+        int64_t need[3] = {T(fn_gemm_workspace)(rows, s[l + 1], s[l], team),  /* forward */
+                           T(fn_gemm_workspace)(rows, s[l], s[l + 1], team),  /* delta   */
+                           T(fn_gemm_workspace)(s[l], s[l + 1], rows, team)}; /* update  */
         for (int k = 0; k < 3; k++)
             gemm = need[k] > gemm ? need[k] : gemm;
     }
@@ -191,15 +191,15 @@ static double T(flop_per_row)(const T(fn_net) *net)
 fn_status T(fn_forward)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *const *pre,
                         REAL *const *post)
 {
+    int team = fn_team_size(T(flop_per_row)(net) / 3 * (double)N);
     int64_t gemm = 0;
     for (int l = 0; l < net->n_layers; l++) {
-        int64_t need = T(fn_gemm_workspace)(N, net->sizes[l + 1], net->sizes[l]);
+        int64_t need = T(fn_gemm_workspace)(N, net->sizes[l + 1], net->sizes[l], team);
         gemm = need > gemm ? need : gemm;
     }
     REAL *ws = fn_aligned_alloc(sizeof(REAL) * gemm);
     if (!ws)
         return FN_ENOMEM;
-    int team = fn_team_size(T(flop_per_row)(net) / 3 * (double)N);
     FN_RUN_TEAM(team, T(forward_team)(net, N, X, pre, post, ws));
     fn_aligned_free(ws);
     return FN_OK;
@@ -216,10 +216,10 @@ fn_status T(fn_gradients)(const T(fn_net) *net, int64_t N, const REAL *X, const 
                           REAL *const *dW, REAL *const *db, double *loss)
 {
     T(workspace) ws;
-    fn_status st = T(workspace_alloc)(&ws, net, N, 0, 0);
+    int team = fn_team_size(T(flop_per_row)(net) * (double)N);
+    fn_status st = T(workspace_alloc)(&ws, net, N, 0, 0, team);
     if (st != FN_OK)
         return st;
-    int team = fn_team_size(T(flop_per_row)(net) * (double)N);
     FN_RUN_TEAM(team, T(gradients_team)(net, N, X, Y, &ws, dW, db));
     double total = 0;
     for (int64_t e = 0; e < N; e++)
@@ -338,11 +338,11 @@ fn_status T(fn_train)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL
     *epochs_done = 0;
     if (N <= 0 || rows <= 0)
         return FN_EINVAL;
-    fn_status st = T(workspace_alloc)(&ws, net, rows, order != NULL, 1);
+    int team = fn_team_size(T(flop_per_row)(net) * (double)rows);
+    fn_status st = T(workspace_alloc)(&ws, net, rows, order != NULL, 1, team);
     if (st != FN_OK)
         return st;
     T(train_run) run = {net, N, rows, n_epochs, X, Y, order, alpha, &ws, epoch_loss, 0, 0, 0};
-    int team = fn_team_size(T(flop_per_row)(net) * (double)rows);
     FN_RUN_TEAM(team, T(train_team)(&run));
     T(workspace_free)(&ws);
     *epochs_done = run.done;

@@ -22,6 +22,7 @@
 #define LN2_LO -2.12194440e-4f
 #define MANT_BITS 23
 #define EXP_BIAS 127
+#define SMALL_VL 16
 /* e^r, |r| <= ln2/2: Taylor to r^7, relative error < 6e-9. */
 #define EXP_POLY(r)                                                                      \
     (1 + (r) * (1 + (r) * (0.5f + (r) * (1.66666667e-1f + (r) * (4.16666667e-2f +          \
@@ -38,6 +39,7 @@
 #undef MANT_BITS
 #undef EXP_BIAS
 #undef EXP_POLY
+#undef SMALL_VL
 
 #define REAL double
 #define T(name) FN_CAT(name, f64)
@@ -49,6 +51,7 @@
 #define LN2_LO 1.90821492927058770002e-10
 #define MANT_BITS 52
 #define EXP_BIAS 1023
+#define SMALL_VL 8
 /* e^r, |r| <= ln2/2: Taylor to r^13, relative error < 5e-18. */
 #define EXP_POLY(r)                                                                      \
     (1 + (r) * (1 + (r) * (1.0 / 2 + (r) * (1.0 / 6 + (r) * (1.0 / 24 + (r) * (1.0 / 120 + \
@@ -67,6 +70,7 @@
 #undef MANT_BITS
 #undef EXP_BIAS
 #undef EXP_POLY
+#undef SMALL_VL
 #undef VECTOR_BODY_PASS
 
 #else /* the body, compiled once per REAL */
@@ -109,30 +113,66 @@ static void T(ISA(sigmoid))(int64_t n, const REAL *x, REAL *out)
     }
 }
 
-/* The small-problem product: C (M x N) = alpha op(A) op(B) + beta C with no packing of A,
- * row by row: acc[0:N] += op(A)[i,p] * op(B)[p,0:N] for p in order (the same order as the
- * micro-kernel). op(B) must be a K x N row-major block (ldb) and N <= FN_SMALL_N. */
+/* The small-problem product: C (M x N) = alpha op(A) Bp + beta C, without packing A.
+ * Bp is op(B) copied to K x NP rows, NP = N rounded up to SMALL_VL, zero-padded and
+ * aligned. Six rows of C at a time against SMALL_VL columns held in GCC vector
+ * registers (zmm, 2 ymm or 4 xmm, as the target has), summed over p in order (the
+ * micro-kernel's order); rows past M repeat the last row and are not stored. */
+typedef REAL T(ISA(vec)) __attribute__((vector_size(SMALL_VL * sizeof(REAL))));
+
+static inline __attribute__((always_inline)) void
+T(ISA(small_block))(const int trans_a, const int64_t *rows, int64_t K, const REAL *A,
+                    int64_t lda, const REAL *Bp, int64_t NP, T(ISA(vec)) *acc)
+{
+    T(ISA(vec)) c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0};
+    const REAL *a0, *a1, *a2, *a3, *a4, *a5;
+    int64_t step;
+    if (trans_a) { /* op(A)[i, p] = A[p * lda + i] */
+        a0 = A + rows[0], a1 = A + rows[1], a2 = A + rows[2];
+        a3 = A + rows[3], a4 = A + rows[4], a5 = A + rows[5];
+        step = lda;
+    } else {
+        a0 = A + rows[0] * lda, a1 = A + rows[1] * lda, a2 = A + rows[2] * lda;
+        a3 = A + rows[3] * lda, a4 = A + rows[4] * lda, a5 = A + rows[5] * lda;
+        step = 1;
+    }
+    for (int64_t p = 0; p < K; p++) {
+        T(ISA(vec)) b;
+        memcpy(&b, Bp + p * NP, sizeof b);
+        const int64_t q = p * step;
+        c0 += a0[q] * b;
+        c1 += a1[q] * b;
+        c2 += a2[q] * b;
+        c3 += a3[q] * b;
+        c4 += a4[q] * b;
+        c5 += a5[q] * b;
+    }
+    acc[0] = c0, acc[1] = c1, acc[2] = c2, acc[3] = c3, acc[4] = c4, acc[5] = c5;
+}
+
 static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,
-                              const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
+                              const REAL *A, int64_t lda, const REAL *Bp, int64_t NP,
                               REAL beta, REAL *C, int64_t ldc)
 {
-    REAL acc[FN_SMALL_N];
-    for (int64_t i = 0; i < M; i++) {
-        for (int64_t j = 0; j < N; j++)
-            acc[j] = 0;
-        for (int64_t p = 0; p < K; p++) {
-            const REAL a = trans_a ? A[p * lda + i] : A[i * lda + p];
-            const REAL *b = B + p * ldb;
-            for (int64_t j = 0; j < N; j++)
-                acc[j] += a * b[j];
+    enum { ROWS = 6 };
+    for (int64_t i0 = 0; i0 < M; i0 += ROWS) {
+        const int64_t m = M - i0 < ROWS ? M - i0 : ROWS;
+        int64_t rows[ROWS];
+        for (int r = 0; r < ROWS; r++)
+            rows[r] = i0 + (r < m ? r : m - 1);
+        for (int64_t j0 = 0; j0 < N; j0 += SMALL_VL) {
+            const int64_t n = N - j0 < SMALL_VL ? N - j0 : SMALL_VL;
+            T(ISA(vec)) acc[ROWS];
+            if (trans_a)
+                T(ISA(small_block))(1, rows, K, A, lda, Bp + j0, NP, acc);
+            else
+                T(ISA(small_block))(0, rows, K, A, lda, Bp + j0, NP, acc);
+            for (int r = 0; r < m; r++) {
+                REAL *c = C + (i0 + r) * ldc + j0;
+                for (int64_t j = 0; j < n; j++)
+                    c[j] = alpha * acc[r][j] + (beta == 0 ? 0 : beta * c[j]);
+            }
         }
-        REAL *c = C + i * ldc;
-        if (beta == 0)
-            for (int64_t j = 0; j < N; j++)
-                c[j] = alpha * acc[j];
-        else
-            for (int64_t j = 0; j < N; j++)
-                c[j] = alpha * acc[j] + beta * c[j];
     }
 }
 

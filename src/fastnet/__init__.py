@@ -61,5 +61,5 @@ def show_config(print_out=True):
         print("  CPU supports: " + ", ".join(k for k, ok in info["cpu_supports"].items() if ok))
         print(f"  threads: {info['threads']}")
         for dt, b in info["blocking"].items():
-            print(f"  {dt}: {b['mr']}x{b['nr']} micro-tile, kc={b['kc']} mc={b['mc']} nc={b['nc']}")
+            print(f"  {dt}: {b['mr']}x{b['nr']} micro-tile, kc={b['kc']} mc={b['mc']}")
     return info

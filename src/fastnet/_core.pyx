@@ -25,10 +25,10 @@ cdef extern from "fastnet.h" nogil:
 
     ctypedef struct fn_config_f32:
         const char *name
-        int64_t mr, nr, kc, mc, nc
+        int64_t mr, nr, kc, mc
     ctypedef struct fn_config_f64:
         const char *name
-        int64_t mr, nr, kc, mc, nc
+        int64_t mr, nr, kc, mc
     const fn_config_f32 *fn_config_get_f32()
     const fn_config_f64 *fn_config_get_f64()
 
@@ -160,10 +160,8 @@ def config():
     cdef const fn_config_f32 *c32 = fn_config_get_f32()
     cdef const fn_config_f64 *c64 = fn_config_get_f64()
     return {
-        "float32": dict(kernel=c32.name.decode(), mr=c32.mr, nr=c32.nr, kc=c32.kc, mc=c32.mc,
-                        nc=c32.nc),
-        "float64": dict(kernel=c64.name.decode(), mr=c64.mr, nr=c64.nr, kc=c64.kc, mc=c64.mc,
-                        nc=c64.nc),
+        "float32": dict(kernel=c32.name.decode(), mr=c32.mr, nr=c32.nr, kc=c32.kc, mc=c32.mc),
+        "float64": dict(kernel=c64.name.decode(), mr=c64.mr, nr=c64.nr, kc=c64.kc, mc=c64.mc),
     }
 
 

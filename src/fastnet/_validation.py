@@ -93,6 +93,12 @@ def _real_array(value, name):
 
 
 def check_finite(arr, name):
+    # One pass that reads the array once: a sum is finite only if every term is (NaN and
+    # inf propagate; inf - inf is NaN). A non-finite sum may still be an overflow of
+    # finite values, so only then is every element checked.
+    with np.errstate(all="ignore"):
+        if np.isfinite(arr.sum()):
+            return
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         where = ", ".join(str(int(i)) for i in bad)

@@ -315,12 +315,14 @@ def _trace_names(n_layers):
 
 
 def load(path):
-    """Reads a network written by ``Network.save`` (no pickle is involved)."""
+    """Reads a network written by ``Network.save`` (no pickle is involved). A file that is
+    missing raises ``FileNotFoundError``; one that is damaged or not a fastnet network
+    raises ``ValueError``."""
     try:
         archive = np.load(os.fspath(path), allow_pickle=False)
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except (ValueError, OSError, EOFError) as exc:
+    except Exception as exc:  # truncated zips, foreign formats: zipfile, OS and value errors
         raise ValueError(f"{path!s} is not a fastnet network file (.npz): {exc}") from exc
     if not hasattr(archive, "files"):
         raise ValueError(f"{path!s} is not a fastnet network file: it holds a single array")
@@ -330,31 +332,42 @@ def load(path):
         except Exception as exc:  # damaged members: zip or format errors of any kind
             raise ValueError(f"{path!s} is a damaged fastnet network file: {exc}") from exc
 
-    def field(name):
+    def field(name, kind):
         if name not in data:
             raise ValueError(f"{path!s} is not a fastnet network file: it has no '{name}'")
-        return data[name]
+        value = data[name]
+        if value.ndim != 0 or value.dtype.kind not in kind:
+            raise ValueError(
+                f"{path!s} is a damaged fastnet network file: '{name}' should be a single "
+                f"value of kind {kind!r}; got dtype {value.dtype}, shape {value.shape}"
+            )
+        return value.item()
 
-    if str(field("format")) != FILE_FORMAT:
-        raise ValueError(f"{path!s} is not a fastnet network file (format {field('format')!s})")
-    version = int(field("format_version"))
+    if field("format", "U") != FILE_FORMAT:
+        raise ValueError(f"{path!s} is not a fastnet network file (format {data['format']!s})")
+    version = field("format_version", "iu")
     if version != FILE_VERSION:
         raise ValueError(
             f"{path!s} has format_version {version}; this fastnet reads version {FILE_VERSION}"
         )
     try:
+        layers = data.get("layers")
+        if layers is None or layers.ndim != 1 or layers.dtype.kind not in "iu":
+            raise ValueError("'layers' should be a 1-D integer array")
         net = Network(
-            [int(n) for n in field("layers")],
-            activation=str(field("activation")),
-            output_activation=str(field("output_activation")),
-            bias=bool(field("bias")),
-            dtype=str(field("dtype")),
-            step_threshold=float(field("step_threshold")),
+            [int(n) for n in layers],
+            activation=field("activation", "U"),
+            output_activation=field("output_activation", "U"),
+            bias=bool(field("bias", "b")),
+            dtype=field("dtype", "U"),
+            step_threshold=float(field("step_threshold", "fiu")),
         )
         n = len(net.layers) - 1
-        net.weights = [field(f"W{i}") for i in range(n)]
+        net.weights = [data[f"W{i}"] for i in range(n)]
         if net.bias:
-            net.biases = [field(f"b{i}") for i in range(n)]
+            net.biases = [data[f"b{i}"] for i in range(n)]
+    except KeyError as exc:
+        raise ValueError(f"{path!s} is a damaged fastnet network file: no {exc}") from exc
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path!s} is a damaged fastnet network file: {exc}") from exc
     return net
