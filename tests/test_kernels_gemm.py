@@ -99,14 +99,14 @@ def _beyond_block_shapes(dtype):
     for blocking in BLOCKING.values():
         b = blocking[np.dtype(dtype).name]
         shapes.add((8 * b["mc"] + b["mr"] + 1, 3, 2))  # more than one chunk of M
-        shapes.add((3, b["nc"] + b["nr"] + 1, 2))  # more than one block of N
+        shapes.add((3, 4096 + b["nr"] + 1, 2))  # very wide C: many nr panels
         shapes.add((5, 7, 3 * b["kc"] + 1))  # four blocks of K
     return sorted(shapes)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_matmul_beyond_the_cache_blocks(isa, dtype):
-    """M beyond a whole chunk of mc blocks, N beyond nc, K over several kc blocks."""
+    """M over many mc blocks, a very wide N, K over several kc blocks."""
     rng = np.random.default_rng(7)
     for M, N, K in _beyond_block_shapes(dtype):
         A = random_matrix(rng, (M, K), dtype)
