@@ -1,0 +1,232 @@
+"""Shared helpers of the fastnet test suite.
+
+* Hypothesis profile (modest example counts, no deadline: the machine is shared).
+* ``isa``: a fixture that switches the GEMM micro-kernels to each one the CPU supports
+  and restores the original choice afterwards.
+* An autouse fixture restoring the thread count and the micro-kernels after every test.
+* Tolerances: rigorous forward-error bounds of floating-point sums and products,
+  ``|fl(sum_k a_k b_k) - sum_k a_k b_k| <= gamma_K * sum_k |a_k b_k|`` with
+  ``gamma_K ~ K u``; we use ``(K + c) * eps`` (eps = 2u), i.e. twice the bound.
+* Non-contiguous layouts of an array (Fortran order, transposed views, step slices,
+  negative strides) for the "any memory order" checks.
+* Strategies for matrix sizes that straddle the GEMM's blocking (mr, nr, mc, kc),
+  read from ``fastnet.show_config`` for every micro-kernel the CPU supports.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+import fastnet
+
+settings.register_profile(
+    "fastnet",
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                           HealthCheck.data_too_large],
+)
+settings.load_profile("fastnet")
+
+DTYPES = (np.float32, np.float64)
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "step")
+SMOOTH_ACTIVATIONS = ("identity", "sigmoid", "tanh")
+ALL_ISAS = ("generic", "avx2", "avx512")
+
+# ---------------------------------------------------------------- micro-kernels
+
+_CONFIG = fastnet.show_config(print_out=False)
+ORIGINAL_ISA = _CONFIG["kernel"]
+CPU_SUPPORTS = _CONFIG["cpu_supports"]
+SUPPORTED_ISAS = tuple(name for name in ALL_ISAS if CPU_SUPPORTS[name])
+
+
+def _blocking_of_every_isa():
+    """{isa: {"float32": {...}, "float64": {...}}} for each supported micro-kernel."""
+    out = {}
+    try:
+        for name in SUPPORTED_ISAS:
+            assert fastnet._use_kernels(name) == name
+            out[name] = fastnet.show_config(print_out=False)["blocking"]
+    finally:
+        fastnet._use_kernels(ORIGINAL_ISA)
+    return out
+
+
+BLOCKING = _blocking_of_every_isa()
+
+ISA_PARAMS = [
+    pytest.param(
+        name,
+        id=name,
+        marks=pytest.mark.skipif(not CPU_SUPPORTS[name],
+                                 reason=f"this CPU does not support the {name} micro-kernel"),
+    )
+    for name in ALL_ISAS
+]
+
+
+@pytest.fixture(params=ISA_PARAMS)
+def isa(request):
+    """Runs the test with the named GEMM micro-kernels, then restores the original."""
+    name = request.param
+    before = fastnet.show_config(print_out=False)["kernel"]
+    try:
+        assert fastnet._use_kernels(name) == name
+        config = fastnet.show_config(print_out=False)
+        assert config["kernel"] == name
+        assert config["blocking"]["float32"]["kernel"] == name
+        yield name
+    finally:
+        fastnet._use_kernels(before)
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads_and_kernels():
+    """No test may leak a thread count or a micro-kernel choice into the next one."""
+    threads = fastnet.get_num_threads()
+    kernel = fastnet.show_config(print_out=False)["kernel"]
+    yield
+    fastnet.set_num_threads(threads)
+    fastnet._use_kernels(kernel)
+
+
+# ---------------------------------------------------------------- sizes
+
+_SMALL_PRIMES = (1, 2, 3, 5, 7, 11, 13, 37)
+
+
+def _interesting_sizes(dtype, *, with_k=False):
+    """Sizes around every blocking parameter of every supported micro-kernel."""
+    name = np.dtype(dtype).name
+    sizes = set(_SMALL_PRIMES)
+    for blocking in BLOCKING.values():
+        b = blocking[name]
+        mr, nr, kc, mc = b["mr"], b["nr"], b["kc"], b["mc"]
+        sizes |= {mr - 1, mr, mr + 1, 2 * mr + 1, nr - 1, nr, nr + 1, 2 * nr + 1,
+                  mc - 1, mc + 1, 2 * mc + 5}
+        if with_k:
+            sizes |= {kc - 1, kc, kc + 1, 2 * kc + 1}
+    return sorted(s for s in sizes if s >= 1)
+
+
+def mn_sizes(dtype):
+    """Strategy for an M or N dimension: small sizes or sizes that straddle a block."""
+    return st.one_of(st.integers(1, 20), st.sampled_from(_interesting_sizes(dtype)))
+
+
+def k_sizes(dtype):
+    """Strategy for a reduction length K: also straddles kc (several K blocks)."""
+    return st.one_of(st.integers(1, 20), st.sampled_from(_interesting_sizes(dtype, with_k=True)))
+
+
+def small_sizes():
+    return st.one_of(st.integers(1, 9), st.sampled_from((12, 13, 16, 17, 31, 32, 33)))
+
+
+seeds = st.integers(0, 2**32 - 1)
+
+# ---------------------------------------------------------------- data
+
+
+def random_matrix(rng, shape, dtype, scale=1.0):
+    """Standard normal values, rounded to ``dtype``."""
+    return (scale * rng.standard_normal(shape)).astype(dtype)
+
+
+def as64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def layouts(a):
+    """(name, array) pairs holding the values of ``a`` in non-C-contiguous memory."""
+    a = np.asarray(a)
+    out = [("fortran", np.asfortranarray(a))]
+    if a.ndim == 2:
+        m, n = a.shape
+        out.append(("transposed-view", np.ascontiguousarray(a.T).T))
+        big = np.full((2 * m + 1, 3 * n + 2), np.nan, a.dtype)
+        view = big[1::2, 2::3][:m, :n]
+        view[...] = a
+        out.append(("step-slice", view))
+        out.append(("negative-strides", np.ascontiguousarray(a[::-1, ::-1])[::-1, ::-1]))
+    elif a.ndim == 1:
+        big = np.full(3 * a.shape[0] + 1, np.nan, a.dtype)
+        view = big[1::3]
+        view[...] = a
+        out.append(("step-slice", view))
+        out.append(("negative-strides", np.ascontiguousarray(a[::-1])[::-1]))
+    for name, arr in out:
+        assert np.array_equal(arr, a), name
+    return out
+
+
+# ---------------------------------------------------------------- tolerances
+
+
+def eps(dtype):
+    return float(np.finfo(dtype).eps)
+
+
+def tiny(dtype):
+    """Room for underflow (subnormal) effects."""
+    return float(np.finfo(dtype).tiny) * 4
+
+
+def product_bound(A, B, K, dtype, extra=2):
+    """Forward-error bound of op(A) @ op(B) computed in ``dtype`` (A, B already op'd)."""
+    return (K + extra) * eps(dtype) * (np.abs(as64(A)) @ np.abs(as64(B))) + tiny(dtype)
+
+
+def assert_within(got, want, bound, what="result"):
+    """Elementwise ``|got - want| <= bound`` (NaN anywhere fails), with a readable report."""
+    got = np.asarray(got)
+    want = np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
+    err = np.abs(as64(got) - as64(want))
+    bound = np.broadcast_to(np.asarray(bound, np.float64), err.shape)
+    bad = ~(err <= bound)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise AssertionError(
+            f"{what}: {int(bad.sum())} of {bad.size} entries off; first at {idx}: "
+            f"got {got[idx]!r}, expected {want[idx]!r}, error {err[idx]:.3g} > bound "
+            f"{bound[idx]:.3g}"
+        )
+
+
+def assert_close(got, want, dtype, rtol_eps=8, what="result"):
+    """``|got - want| <= rtol_eps * eps * (|want| + tiny)``: for elementwise results."""
+    want64 = as64(want)
+    assert_within(got, want, rtol_eps * eps(dtype) * np.abs(want64) + tiny(dtype), what)
+
+
+def net_tolerance(dtype, layers):
+    """A scale-relative tolerance for whole-network results with O(1) values: the
+    reduction lengths are the layer sizes; depth multiplies the error."""
+    return 8 * eps(dtype) * (sum(layers) + 8) * len(layers)
+
+
+def to_reference(net):
+    """The network's parameters in float64 for ``fastnet.reference``."""
+    weights = [as64(W).copy() for W in net.weights]
+    biases = [as64(b).copy() for b in net.biases] if net.bias else None
+    return weights, biases
+
+
+def snapshot(net):
+    """Copies of the network's parameters (the getters return the live arrays)."""
+    return [W.copy() for W in net.weights], [b.copy() for b in net.biases]
+
+
+def assert_unchanged(net, before):
+    weights, biases = before
+    assert len(net.weights) == len(weights)
+    for W_now, W_then in zip(net.weights, weights):
+        assert W_now.dtype == W_then.dtype
+        assert np.array_equal(W_now, W_then)
+    assert len(net.biases) == len(biases)
+    for b_now, b_then in zip(net.biases, biases):
+        assert np.array_equal(b_now, b_then)

@@ -1,0 +1,313 @@
+"""Every bad input gets a ValueError or TypeError whose message names the argument, and
+the network is exactly as it was afterwards (weights and biases compared bit for bit)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastnet
+from fastnet import kernels
+
+from conftest import assert_unchanged, snapshot
+
+N_IN, N_HIDDEN, N_OUT = 3, 4, 2
+GOOD_X = np.linspace(-1, 1, 5 * N_IN).reshape(5, N_IN)
+GOOD_Y = np.linspace(0, 1, 5 * N_OUT).reshape(5, N_OUT)
+
+
+@pytest.fixture
+def net():
+    """A network that any successful step/fit would change (bias on, nonzero biases)."""
+    net = fastnet.Network([N_IN, N_HIDDEN, N_OUT], bias=True, seed=0)
+    net.biases = [np.full(N_HIDDEN, 0.1), np.full(N_OUT, -0.1)]
+    return net
+
+
+def _call(net, method, X=GOOD_X, Y=GOOD_Y, **kw):
+    if method == "forward":
+        return net.forward(X, trace=True)
+    if method == "predict":
+        return net.predict(X)
+    if method == "loss":
+        return net.loss(X, Y)
+    if method == "gradients":
+        return net.gradients(X, Y)
+    if method == "step":
+        return net.step(X, Y, kw.get("learning_rate", 0.1))
+    if method == "fit":
+        args = dict(epochs=2, learning_rate=0.1, batch_size=2, shuffle=True, seed=0)
+        args.update(kw)
+        return net.fit(X, Y, **args)
+    raise AssertionError(method)
+
+
+def test_good_calls_do_change_the_network(net):
+    """Makes the 'unchanged' checks below meaningful: the same calls with good arguments
+    do modify the network."""
+    for method in ("step", "fit"):
+        before = snapshot(net)
+        _call(net, method)
+        with pytest.raises(AssertionError):
+            assert_unchanged(net, before)
+
+
+def _nan_at(a, idx, value=np.nan):
+    a = np.array(a, dtype=float)
+    a[idx] = value
+    return a
+
+
+BAD_X = [
+    ("1-D", np.ones(N_IN), ValueError, r"X must be 2-D"),
+    ("3-D", np.ones((5, N_IN, 1)), ValueError, r"X must be 2-D"),
+    ("0-D", np.float64(1.0), ValueError, r"X must be 2-D"),
+    ("wrong columns", np.ones((5, N_IN + 1)), ValueError, r"X has 4 columns"),
+    ("zero columns", np.ones((5, 0)), ValueError, r"X has 0 columns"),
+    ("zero rows", np.ones((0, N_IN)), ValueError, r"X is empty"),
+    ("strings", [["a", "b", "c"]] * 5, TypeError, r"X must be an array of real numbers"),
+    ("mixed strings", [[1, 2, "c"]] * 5, TypeError, r"X must be an array of real numbers"),
+    ("objects", np.array([[object()] * N_IN] * 5, dtype=object), TypeError, r"X must be"),
+    ("complex", np.ones((5, N_IN), complex), TypeError, r"X must be an array of real"),
+    ("None", None, TypeError, r"X must be"),
+    ("ragged", [[1, 2, 3], [1, 2]], ValueError, r"X must be a rectangular"),
+    ("NaN", _nan_at(GOOD_X, (2, 1)), ValueError, r"X contains NaN"),
+    ("+inf", _nan_at(GOOD_X, (0, 0), np.inf), ValueError, r"X contains NaN or infinity"),
+    ("-inf", _nan_at(GOOD_X, (4, 2), -np.inf), ValueError, r"X contains NaN or infinity"),
+    ("overflows float32", _nan_at(GOOD_X, (1, 1), 1e300), ValueError, r"X contains NaN"),
+]
+
+BAD_Y = [
+    ("1-D with 2 outputs", np.ones(5), ValueError, r"Y must be 2-D"),
+    ("3-D", np.ones((5, N_OUT, 1)), ValueError, r"Y must be 2-D"),
+    ("wrong columns", np.ones((5, N_OUT + 1)), ValueError, r"Y has 3 columns"),
+    ("fewer rows than X", np.ones((4, N_OUT)), ValueError, r"X and Y must have the same number"),
+    ("more rows than X", np.ones((6, N_OUT)), ValueError, r"X and Y must have the same number"),
+    ("zero rows", np.ones((0, N_OUT)), ValueError, r"Y is empty"),
+    ("strings", [["a", "b"]] * 5, TypeError, r"Y must be an array of real numbers"),
+    ("objects", np.array([[object()] * N_OUT] * 5, dtype=object), TypeError, r"Y must be"),
+    ("complex", np.ones((5, N_OUT), complex), TypeError, r"Y must be an array of real"),
+    ("None", None, TypeError, r"Y must be"),
+    ("NaN", _nan_at(GOOD_Y, (3, 1)), ValueError, r"Y contains NaN"),
+    ("inf", _nan_at(GOOD_Y, (0, 0), np.inf), ValueError, r"Y contains NaN or infinity"),
+]
+
+
+@pytest.mark.parametrize("method", ["forward", "predict", "loss", "gradients", "step", "fit"])
+@pytest.mark.parametrize("what,X,exc,match", BAD_X, ids=[c[0] for c in BAD_X])
+def test_bad_X_is_rejected_and_network_unchanged(net, method, what, X, exc, match):
+    before = snapshot(net)
+    with pytest.raises(exc, match=match):
+        _call(net, method, X=X)
+    assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("method", ["loss", "gradients", "step", "fit"])
+@pytest.mark.parametrize("what,Y,exc,match", BAD_Y, ids=[c[0] for c in BAD_Y])
+def test_bad_Y_is_rejected_and_network_unchanged(net, method, what, Y, exc, match):
+    before = snapshot(net)
+    with pytest.raises(exc, match=match):
+        _call(net, method, Y=Y)
+    assert_unchanged(net, before)
+
+
+BAD_LEARNING_RATES = [
+    (0, ValueError), (0.0, ValueError), (-0.1, ValueError), (np.nan, ValueError),
+    (np.inf, ValueError), (-np.inf, ValueError), ("0.1", TypeError), (None, TypeError),
+    (True, TypeError), (1 + 0j, TypeError), ([0.1], TypeError),
+]
+
+
+@pytest.mark.parametrize("method", ["step", "fit"])
+@pytest.mark.parametrize("learning_rate,exc", BAD_LEARNING_RATES)
+def test_bad_learning_rate_is_rejected_and_network_unchanged(net, method, learning_rate, exc):
+    before = snapshot(net)
+    with pytest.raises(exc, match="learning_rate"):
+        _call(net, method, learning_rate=learning_rate)
+    assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("name,value,exc", [
+    ("batch_size", 0, ValueError),
+    ("batch_size", -3, ValueError),
+    ("batch_size", 2.5, TypeError),
+    ("batch_size", 2.0, TypeError),
+    ("batch_size", "4", TypeError),
+    ("batch_size", True, TypeError),
+    ("epochs", -1, ValueError),
+    ("epochs", 1.5, TypeError),
+    ("epochs", None, TypeError),
+    ("epochs", "3", TypeError),
+    ("epochs", False, TypeError),
+    ("shuffle", "yes", TypeError),
+    ("shuffle", 1, TypeError),
+    ("seed", -1, ValueError),
+    ("seed", 1.5, TypeError),
+    ("seed", "x", TypeError),
+])
+def test_bad_fit_argument_is_rejected_and_network_unchanged(net, name, value, exc):
+    before = snapshot(net)
+    with pytest.raises(exc, match=name):
+        _call(net, "fit", **{name: value})
+    assert_unchanged(net, before)
+
+
+def test_several_bad_arguments_still_leave_the_network_unchanged(net):
+    before = snapshot(net)
+    with pytest.raises((ValueError, TypeError)):
+        net.fit(GOOD_X, np.ones((4, N_OUT)), epochs=-1, learning_rate=0, batch_size=0)
+    assert_unchanged(net, before)
+
+
+# ---------------------------------------------------------------- constructor
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(layers=[3]), ValueError, r"layers must have at least 2"),
+    (dict(layers=[]), ValueError, r"layers must have at least 2"),
+    (dict(layers=5), TypeError, r"layers must be a sequence"),
+    (dict(layers="34"), TypeError, r"layers must be a sequence"),
+    (dict(layers=None), TypeError, r"layers must be a sequence"),
+    (dict(layers=[3, 0, 2]), ValueError, r"layers\[1\]"),
+    (dict(layers=[0, 2]), ValueError, r"layers\[0\]"),
+    (dict(layers=[3, -1]), ValueError, r"layers\[1\]"),
+    (dict(layers=[3, 2.5]), TypeError, r"layers\[1\]"),
+    (dict(layers=[3, 2.0]), TypeError, r"layers\[1\]"),
+    (dict(layers=[3, "2"]), TypeError, r"layers\[1\]"),
+    (dict(layers=[3, True]), TypeError, r"layers\[1\]"),
+    (dict(layers=[3, None]), TypeError, r"layers\[1\]"),
+    (dict(activation="softmax"), ValueError, r"^activation must be one of"),
+    (dict(activation="Sigmoid"), ValueError, r"^activation must be one of"),
+    (dict(activation=None), TypeError, r"^activation must be one of"),
+    (dict(activation=3), TypeError, r"^activation must be one of"),
+    (dict(output_activation="softmax"), ValueError, r"output_activation"),
+    (dict(output_activation=1), TypeError, r"output_activation"),
+    (dict(dtype=np.int32), TypeError, r"dtype"),
+    (dict(dtype=np.float16), TypeError, r"dtype"),
+    (dict(dtype="float128"), TypeError, r"dtype"),
+    (dict(dtype="nonsense"), TypeError, r"dtype"),
+    (dict(dtype=complex), TypeError, r"dtype"),
+    (dict(bias="yes"), TypeError, r"bias"),
+    (dict(bias=1), TypeError, r"bias"),
+    (dict(seed=-1), ValueError, r"seed"),
+    (dict(seed=1.5), TypeError, r"seed"),
+    (dict(seed="0"), TypeError, r"seed"),
+    (dict(step_threshold=np.nan), ValueError, r"step_threshold"),
+    (dict(step_threshold=np.inf), ValueError, r"step_threshold"),
+    (dict(step_threshold="2"), TypeError, r"step_threshold"),
+])
+def test_bad_constructor_arguments_are_rejected(kwargs, exc, match):
+    args = dict(layers=[3, 4, 2])
+    args.update(kwargs)
+    layers = args.pop("layers")
+    with pytest.raises(exc, match=match):
+        fastnet.Network(layers, **args)
+
+
+# ---------------------------------------------------------------- setters
+
+
+@pytest.mark.parametrize("values,exc,match", [
+    ([np.zeros((N_IN, N_HIDDEN))], ValueError, r"weights must have 2 arrays"),
+    ([np.zeros((N_IN, N_HIDDEN))] * 3, ValueError, r"weights must have 2 arrays"),
+    ([np.zeros((N_IN, N_HIDDEN + 1)), np.zeros((N_HIDDEN, N_OUT))], ValueError, r"weights\[0\]"),
+    ([np.zeros((N_IN, N_HIDDEN)), np.zeros((N_OUT, N_HIDDEN))], ValueError, r"weights\[1\]"),
+    ([np.zeros((N_IN, N_HIDDEN)), np.zeros(N_HIDDEN * N_OUT)], ValueError, r"weights\[1\]"),
+    ([np.zeros((N_IN, N_HIDDEN)), _nan_at(np.zeros((N_HIDDEN, N_OUT)), (1, 1))], ValueError,
+     r"weights\[1\]"),
+    ([np.full((N_IN, N_HIDDEN), np.inf), np.zeros((N_HIDDEN, N_OUT))], ValueError,
+     r"weights\[0\]"),
+    ([np.full((N_IN, N_HIDDEN), "a"), np.zeros((N_HIDDEN, N_OUT))], TypeError, r"weights\[0\]"),
+    ([np.zeros((N_IN, N_HIDDEN), complex), np.zeros((N_HIDDEN, N_OUT))], TypeError,
+     r"weights\[0\]"),
+    (np.zeros((N_IN, N_HIDDEN)), TypeError, r"weights"),
+    (None, TypeError, r"weights"),
+    (5, TypeError, r"weights"),
+])
+def test_bad_weights_are_rejected_and_network_unchanged(net, values, exc, match):
+    before = snapshot(net)
+    with pytest.raises(exc, match=match):
+        net.weights = values
+    assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("values,exc,match", [
+    ([np.zeros(N_HIDDEN)], ValueError, r"biases must have 2 arrays"),
+    ([np.zeros(N_HIDDEN + 1), np.zeros(N_OUT)], ValueError, r"biases\[0\]"),
+    ([np.zeros(N_HIDDEN), np.zeros((N_OUT, 1))], ValueError, r"biases\[1\]"),
+    ([np.zeros(N_HIDDEN), [np.nan, 0]], ValueError, r"biases\[1\]"),
+    ([np.zeros(N_HIDDEN), ["a", "b"]], TypeError, r"biases\[1\]"),
+    (np.zeros(N_HIDDEN), TypeError, r"biases"),
+])
+def test_bad_biases_are_rejected_and_network_unchanged(net, values, exc, match):
+    before = snapshot(net)
+    with pytest.raises(exc, match=match):
+        net.biases = values
+    assert_unchanged(net, before)
+
+
+def test_biases_on_a_network_without_bias_are_rejected():
+    net = fastnet.Network([3, 2], seed=0)
+    before = snapshot(net)
+    with pytest.raises(ValueError, match=r"biases"):
+        net.biases = [np.zeros(2)]
+    assert_unchanged(net, before)
+    net.biases = []  # an empty list is the state it already has
+    assert net.biases == []
+
+
+def test_good_weights_setter_copies_and_converts():
+    net = fastnet.Network([2, 2], dtype=np.float32)
+    W = np.array([[1.0, 2.0], [3.0, 4.0]])
+    net.weights = [W]
+    W[0, 0] = 99
+    assert net.weights[0].dtype == np.float32
+    assert net.weights[0].tolist() == [[1, 2], [3, 4]]
+
+
+# ---------------------------------------------------------------- threads and kernels
+
+
+@pytest.mark.parametrize("n,exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
+                                   ("2", TypeError), (None, TypeError), (True, TypeError)])
+def test_bad_thread_count_is_rejected_and_count_unchanged(n, exc):
+    before = fastnet.get_num_threads()
+    with pytest.raises(exc, match=r"\bn\b"):
+        fastnet.set_num_threads(n)
+    assert fastnet.get_num_threads() == before
+
+
+def test_unknown_kernel_name_is_rejected():
+    before = fastnet.show_config(print_out=False)["kernel"]
+    with pytest.raises(ValueError, match="kernel"):
+        fastnet._use_kernels("sse9")
+    assert fastnet.show_config(print_out=False)["kernel"] == before
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: kernels.matmul(np.ones((2, 3)), np.ones((4, 2))), ValueError, r"op\(A\)"),
+    (lambda: kernels.matmul(np.ones(3), np.ones((3, 2))), ValueError, r"\bA\b"),
+    (lambda: kernels.matmul(np.ones((2, 3)), "b"), (ValueError, TypeError), r"\bB\b"),
+    (lambda: kernels.linear(np.ones((2, 3)), np.ones((4, 2))), ValueError, r"\bW\b"),
+    (lambda: kernels.linear(np.ones((2, 3)), np.ones((3, 2)), b=np.ones(3)), ValueError,
+     r"\bb\b"),
+    (lambda: kernels.activation("softplus", np.ones(3)), ValueError, r"activation"),
+    (lambda: kernels.activation("sigmoid", np.ones(3, complex)), TypeError, r"\bz\b"),
+    (lambda: kernels.activation("step", np.ones(3), threshold=np.nan), ValueError, "threshold"),
+    (lambda: kernels.mse(np.ones((2, 3)), np.ones((3, 3))), ValueError, r"O_out and Y"),
+    (lambda: kernels.mse(np.ones((2, 3)), np.ones((2, 2))), ValueError, r"\bY\b"),
+    (lambda: kernels.output_delta(np.ones((2, 3)), np.ones((2, 3)), "soft"), ValueError,
+     r"activation"),
+    (lambda: kernels.hidden_delta(np.ones((2, 3)), np.ones((4, 2)), np.ones((2, 4)), "tanh"),
+     ValueError, r"\bW\b"),
+    (lambda: kernels.weight_gradient(np.ones((2, 3)), np.ones((3, 3))), ValueError,
+     r"A_out and delta"),
+    (lambda: kernels.update(np.ones((2, 3)), np.ones((3, 2)), 0.1), ValueError, r"\bdW\b"),
+    (lambda: kernels.update(np.ones(3), np.ones(3), np.inf), ValueError, r"learning_rate"),
+    (lambda: kernels.fused_update(np.ones((2, 3)), np.ones((5, 4)), np.ones((5, 3)), 0.1),
+     ValueError, r"\bW\b"),
+    (lambda: kernels.matmul(np.ones((2, 2)), np.ones((2, 2)), dtype=np.int64), TypeError,
+     r"dtype"),
+])
+def test_kernels_reject_bad_arguments_by_name(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()

@@ -1,0 +1,69 @@
+"""Training that blows up raises fastnet.DivergenceError (a FloatingPointError) and keeps
+the last finite weights: those at the start of the epoch that diverged."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastnet
+
+from conftest import DTYPES
+
+
+def _all_finite(net):
+    return all(np.isfinite(p).all() for p in net.weights + net.biases)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_absurd_learning_rate_raises_divergence_error_and_keeps_finite_weights(dtype):
+    """1-1 identity net, x = 10, y = 0: each full-batch step multiplies w by
+    (1 - 2 lr x^2) = 1 - 2e8, so w overflows after a few dozen epochs at most."""
+    net = fastnet.Network([1, 1], activation="identity", dtype=dtype)
+    net.weights = [[[1.0]]]
+    with pytest.raises(fastnet.DivergenceError) as info:
+        net.fit([[10.0]], [[0.0]], epochs=1000, learning_rate=1e6)
+    err = info.value
+    assert isinstance(err, FloatingPointError)
+    assert "diverged" in str(err)
+    assert _all_finite(net)
+    k = len(err.history)
+    assert 0 < k < 1000
+    assert all(np.isfinite(h) for h in err.history)
+    # the weights are those at the start of the epoch that diverged: w_k = (1 - 2e8)^k
+    factor = 1 - 2e8
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    w_k = factor**k
+    assert net.weights[0][0, 0] == pytest.approx(w_k, rel=rtol * k)
+    # history[i] is the loss before epoch i: (x w_i)^2 with N = 1
+    for i, h in enumerate(err.history):
+        assert h == pytest.approx(100 * factor ** (2 * i), rel=2 * rtol * (i + 1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_divergence_in_minibatches_restores_the_start_of_that_epoch(dtype):
+    """Diverging in epoch k+1 (shuffled minibatches) leaves exactly the network a fit of k
+    epochs with the same seed gives (the first k row orders are the same draws)."""
+    rng = np.random.default_rng(0)
+    X = 5 * rng.standard_normal((30, 3))
+    Y = rng.standard_normal((30, 2))
+    a = fastnet.Network([3, 4, 2], activation="identity", bias=True, dtype=dtype, seed=1)
+    b = fastnet.Network([3, 4, 2], activation="identity", bias=True, dtype=dtype, seed=1)
+    with pytest.raises(fastnet.DivergenceError) as info:
+        a.fit(X, Y, epochs=500, learning_rate=0.5, batch_size=7, seed=3)
+    k = len(info.value.history)
+    assert k < 500
+    assert _all_finite(a)
+    history_b = b.fit(X, Y, epochs=k, learning_rate=0.5, batch_size=7, seed=3)
+    assert history_b == info.value.history
+    assert a == b
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_diverging_step_leaves_weights_as_they_were(dtype):
+    net = fastnet.Network([2, 1], activation="identity", dtype=dtype)
+    big = 1e30 if dtype == np.float32 else 1e300
+    net.weights = [[[big], [big]]]
+    before = [W.copy() for W in net.weights]
+    with pytest.raises(fastnet.DivergenceError):
+        net.step([[1e5, 1e5]], [[0.0]], learning_rate=1e10)
+    assert all(np.array_equal(a, b) for a, b in zip(net.weights, before))

@@ -1,0 +1,280 @@
+"""The kernels built on the blocked GEMM, against ``fastnet.reference`` / exact float64
+products, for every micro-kernel the CPU supports (fixture ``isa``), both dtypes, sizes
+that straddle the blocking, and non-contiguous inputs.
+
+Oracle: the product of the same (dtype-rounded) values in float64. Tolerance: the forward
+error bound of a length-K dot product, ``(K + c) eps |A||B|`` elementwise.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fastnet import kernels, reference
+
+from conftest import (
+    ACTIVATIONS,
+    BLOCKING,
+    DTYPES,
+    as64,
+    assert_within,
+    eps,
+    k_sizes,
+    layouts,
+    mn_sizes,
+    product_bound,
+    random_matrix,
+    seeds,
+    tiny,
+)
+
+TRANSPOSES = [(False, False), (True, False), (False, True), (True, True)]
+LIPSCHITZ = {"identity": 1.0, "sigmoid": 0.25, "tanh": 1.0, "relu": 1.0}
+
+
+def _stored(A, trans):
+    """The array to pass so that op(stored) == A."""
+    return np.ascontiguousarray(A.T) if trans else A
+
+
+def _check_matmul_all_transposes(A, B, dtype, naive=False):
+    K = A.shape[1]
+    want = as64(A) @ as64(B)
+    bound = product_bound(A, B, K, dtype)
+    for ta, tb in TRANSPOSES:
+        got = kernels.matmul(_stored(A, ta), _stored(B, tb), trans_a=ta, trans_b=tb, naive=naive)
+        assert got.dtype == dtype
+        assert_within(got, want, bound, f"matmul(trans_a={ta}, trans_b={tb}, naive={naive})")
+
+
+# ---------------------------------------------------------------- matmul
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_matmul_matches_float64_product_for_every_transpose(isa, dtype, data):
+    M = data.draw(mn_sizes(dtype), label="M")
+    N = data.draw(mn_sizes(dtype), label="N")
+    K = data.draw(k_sizes(dtype), label="K")
+    rng = np.random.default_rng(data.draw(seeds, label="seed"))
+    A = random_matrix(rng, (M, K), dtype)
+    B = random_matrix(rng, (K, N), dtype)
+    _check_matmul_all_transposes(A, B, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_matmul_naive_matches_float64_product_for_every_transpose(dtype, data):
+    M = data.draw(mn_sizes(dtype), label="M")
+    N = data.draw(mn_sizes(dtype), label="N")
+    K = data.draw(k_sizes(dtype), label="K")
+    rng = np.random.default_rng(data.draw(seeds, label="seed"))
+    A = random_matrix(rng, (M, K), dtype)
+    B = random_matrix(rng, (K, N), dtype)
+    _check_matmul_all_transposes(A, B, dtype, naive=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_matmul_noncontiguous_inputs_give_the_contiguous_result(isa, dtype, data):
+    M = data.draw(mn_sizes(dtype), label="M")
+    N = data.draw(mn_sizes(dtype), label="N")
+    K = data.draw(k_sizes(dtype), label="K")
+    ta, tb = data.draw(st.sampled_from(TRANSPOSES), label="trans")
+    naive = data.draw(st.booleans(), label="naive")
+    rng = np.random.default_rng(data.draw(seeds, label="seed"))
+    A = _stored(random_matrix(rng, (M, K), dtype), ta)
+    B = _stored(random_matrix(rng, (K, N), dtype), tb)
+    expected = kernels.matmul(A, B, trans_a=ta, trans_b=tb, naive=naive)
+    for (name_a, A_nc), (name_b, B_nc) in zip(layouts(A), layouts(B)):
+        got = kernels.matmul(A_nc, B_nc, trans_a=ta, trans_b=tb, naive=naive)
+        assert got.dtype == dtype
+        assert np.array_equal(got, expected), (name_a, name_b)
+
+
+def _beyond_block_shapes(dtype):
+    shapes = set()
+    for blocking in BLOCKING.values():
+        b = blocking[np.dtype(dtype).name]
+        shapes.add((8 * b["mc"] + b["mr"] + 1, 3, 2))  # more than one chunk of M
+        shapes.add((3, 4096 + b["nr"] + 1, 2))  # very wide C: many nr panels
+        shapes.add((5, 7, 3 * b["kc"] + 1))  # four blocks of K
+    return sorted(shapes)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_beyond_the_cache_blocks(isa, dtype):
+    """M over many mc blocks, a very wide N, K over several kc blocks."""
+    rng = np.random.default_rng(7)
+    for M, N, K in _beyond_block_shapes(dtype):
+        A = random_matrix(rng, (M, K), dtype)
+        B = random_matrix(rng, (K, N), dtype)
+        _check_matmul_all_transposes(A, B, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_of_exact_integers_is_exact(isa, dtype):
+    """Small integers: every partial sum is exactly representable, so the product must be
+    exact whatever the blocking (a wrong index or a lost K block cannot hide in rounding)."""
+    rng = np.random.default_rng(3)
+    b = BLOCKING[isa][np.dtype(dtype).name]
+    M, N, K = 2 * b["mc"] + 5, 2 * b["nr"] + 3, b["kc"] + 7
+    A = rng.integers(-3, 4, (M, K)).astype(dtype)
+    B = rng.integers(-3, 4, (K, N)).astype(dtype)
+    want = A.astype(np.int64) @ B.astype(np.int64)
+    for ta, tb in TRANSPOSES:
+        for naive in (False, True):
+            got = kernels.matmul(_stored(A, ta), _stored(B, tb), trans_a=ta, trans_b=tb,
+                                 naive=naive)
+            assert np.array_equal(got, want), (ta, tb, naive)
+
+
+# ---------------------------------------------------------------- linear
+
+
+def _check_linear(X, W, b, activation, threshold, dtype, got):
+    K = X.shape[1]
+    pre = as64(X) @ as64(W) + (0 if b is None else as64(b))
+    pre_bound = (K + 3) * eps(dtype) * (
+        np.abs(as64(X)) @ np.abs(as64(W)) + (0 if b is None else np.abs(as64(b)))
+    ) + tiny(dtype)
+    want = reference.activate(activation, pre, threshold)
+    assert got.dtype == dtype
+    assert got.shape == want.shape
+    if activation == "step":
+        decided = np.abs(pre - threshold) > pre_bound
+        assert np.array_equal(got[decided], want[decided])
+        assert np.isin(got[~decided], (0.0, 1.0)).all()
+    else:
+        bound = LIPSCHITZ[activation] * pre_bound + 4 * eps(dtype) * np.abs(want) + tiny(dtype)
+        assert_within(got, want, bound, f"linear({activation})")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_linear_is_activation_of_product_plus_bias(isa, dtype, data):
+    M = data.draw(mn_sizes(dtype), label="M")
+    N = data.draw(mn_sizes(dtype), label="N")
+    K = data.draw(k_sizes(dtype), label="K")
+    activation = data.draw(st.sampled_from(ACTIVATIONS), label="activation")
+    threshold = data.draw(st.sampled_from([0.0, 2.0, -1.5]), label="threshold")
+    with_bias = data.draw(st.booleans(), label="bias")
+    rng = np.random.default_rng(data.draw(seeds, label="seed"))
+    X = random_matrix(rng, (M, K), dtype)
+    W = random_matrix(rng, (K, N), dtype, scale=1 / np.sqrt(K))
+    b = random_matrix(rng, (N,), dtype) if with_bias else None
+    got = kernels.linear(X, W, b, activation=activation, threshold=threshold)
+    _check_linear(X, W, b, activation, threshold, dtype, got)
+    for (name_x, X_nc), (name_w, W_nc) in zip(layouts(X), layouts(W)):
+        b_nc = None if b is None else dict(layouts(b)).get(name_x, b)
+        again = kernels.linear(X_nc, W_nc, b_nc, activation=activation, threshold=threshold)
+        assert np.array_equal(again, got), (name_x, name_w)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_linear_applies_bias_and_activation_once_over_several_k_blocks(isa, dtype, activation):
+    """The epilogue must run only after the last K block (K > kc), on edge tiles too."""
+    b_cfg = BLOCKING[isa][np.dtype(dtype).name]
+    M, N, K = 2 * b_cfg["mc"] + 5, b_cfg["nr"] + 1, 2 * b_cfg["kc"] + 1
+    rng = np.random.default_rng(11)
+    X = random_matrix(rng, (M, K), dtype)
+    W = random_matrix(rng, (K, N), dtype, scale=1 / np.sqrt(K))
+    b = random_matrix(rng, (N,), dtype, scale=3.0)
+    threshold = 2.0
+    got = kernels.linear(X, W, b, activation=activation, threshold=threshold)
+    _check_linear(X, W, b, activation, threshold, dtype, got)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_step_thresholds_two_and_zero(isa, dtype):
+    """The seed's step: 0 if x < t, 1 if x >= t, for t = 2 and t = 0 (x exactly at t is 1)."""
+    X = np.array([[-1.0], [0.0], [1.0], [1.9375], [2.0], [2.5], [100.0]], dtype)
+    W = np.ones((1, 1), dtype)
+    assert kernels.linear(X, W, activation="step", threshold=2).ravel().tolist() == [
+        0, 0, 0, 0, 1, 1, 1]
+    assert kernels.linear(X, W, activation="step", threshold=0).ravel().tolist() == [
+        0, 1, 1, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_fused_sigmoid_is_stable_for_huge_inputs(isa, dtype):
+    big = float(np.finfo(dtype).max)
+    X = np.array([[1e4], [-1e4], [88], [-88], [710], [-710], [big], [-big]], np.float64)
+    X = X.clip(-big, big).astype(dtype)
+    got = kernels.linear(X, np.ones((1, 1), dtype), activation="sigmoid")
+    assert np.isfinite(got).all()
+    want = reference.sigmoid(as64(X))
+    assert_within(got, want, 4 * eps(dtype) * want + tiny(dtype), "sigmoid(huge)")
+
+
+# ---------------------------------------------------------------- backprop products
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_hidden_delta_matches_reference(isa, dtype, data):
+    rows = data.draw(mn_sizes(dtype), label="rows")
+    n_h = data.draw(mn_sizes(dtype), label="n_h")
+    n_o = data.draw(k_sizes(dtype), label="n_o")
+    activation = data.draw(st.sampled_from(ACTIVATIONS), label="activation")
+    rng = np.random.default_rng(data.draw(seeds, label="seed"))
+    delta_O = random_matrix(rng, (rows, n_o), dtype)
+    W = random_matrix(rng, (n_h, n_o), dtype)
+    H_out = reference.activate(activation, rng.standard_normal((rows, n_h))).astype(dtype)
+    got = kernels.hidden_delta(delta_O, W, H_out, activation)
+    assert got.dtype == dtype
+    want = reference.hidden_delta(as64(delta_O), as64(W), as64(H_out), activation)
+    # act' is computed from H_out in ``dtype``: 1 - t^2 (tanh) cancels, so its error is
+    # absolute, ~eps (|act'| + H_out^2), not relative to act'.
+    deriv = reference.DERIVATIVES[activation](as64(H_out))
+    deriv_scale = np.abs(deriv) + as64(H_out) ** 2
+    bound = (n_o + 10) * eps(dtype) * (np.abs(as64(delta_O)) @ np.abs(as64(W)).T) * deriv_scale
+    bound = bound + tiny(dtype)
+    assert_within(got, want, bound, f"hidden_delta({activation})")
+    for (n1, d_nc), (n2, W_nc), (n3, H_nc) in zip(layouts(delta_O), layouts(W), layouts(H_out)):
+        assert np.array_equal(kernels.hidden_delta(d_nc, W_nc, H_nc, activation), got), n1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_weight_gradient_matches_reference(isa, dtype, data):
+    rows = data.draw(k_sizes(dtype), label="rows")
+    n_a = data.draw(mn_sizes(dtype), label="n_a")
+    n_b = data.draw(mn_sizes(dtype), label="n_b")
+    rng = np.random.default_rng(data.draw(seeds, label="seed"))
+    A_out = random_matrix(rng, (rows, n_a), dtype)
+    delta = random_matrix(rng, (rows, n_b), dtype)
+    got = kernels.weight_gradient(A_out, delta)
+    assert got.dtype == dtype and got.shape == (n_a, n_b)
+    want = reference.weight_gradient(as64(A_out), as64(delta))
+    assert_within(got, want, product_bound(A_out.T, delta, rows, dtype), "weight_gradient")
+    for (n1, A_nc), (n2, d_nc) in zip(layouts(A_out), layouts(delta)):
+        assert np.array_equal(kernels.weight_gradient(A_nc, d_nc), got), n1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_fused_update_is_update_by_weight_gradient(isa, dtype, data):
+    rows = data.draw(k_sizes(dtype), label="rows")
+    n_a = data.draw(mn_sizes(dtype), label="n_a")
+    n_b = data.draw(mn_sizes(dtype), label="n_b")
+    learning_rate = data.draw(st.sampled_from([0.5, 0.01, 3.0]), label="learning_rate")
+    rng = np.random.default_rng(data.draw(seeds, label="seed"))
+    W = random_matrix(rng, (n_a, n_b), dtype)
+    A_out = random_matrix(rng, (rows, n_a), dtype)
+    delta = random_matrix(rng, (rows, n_b), dtype)
+    W_before = W.copy()
+    got = kernels.fused_update(W, A_out, delta, learning_rate)
+    assert np.array_equal(W, W_before), "fused_update must not modify its input W"
+    assert got.dtype == dtype and got.shape == W.shape
+    want = reference.update(
+        as64(W), reference.weight_gradient(as64(A_out), as64(delta)), learning_rate)
+    bound = (rows + 4) * eps(dtype) * (
+        np.abs(as64(W)) + learning_rate * (np.abs(as64(A_out)).T @ np.abs(as64(delta)))
+    ) + tiny(dtype)
+    assert_within(got, want, bound, "fused_update")
+    for (n1, W_nc), (n2, A_nc), (n3, d_nc) in zip(layouts(W), layouts(A_out), layouts(delta)):
+        assert np.array_equal(kernels.fused_update(W_nc, A_nc, d_nc, learning_rate), got), n1

@@ -1,0 +1,347 @@
+"""``fastnet.Network`` against ``fastnet.reference``: forward (every intermediate),
+loss, gradients (also against finite differences), one step, and whole fits with the
+same batches and the same shuffled row orders."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fastnet
+from fastnet import reference
+
+from conftest import (
+    ACTIVATIONS,
+    DTYPES,
+    SMOOTH_ACTIVATIONS,
+    as64,
+    assert_close,
+    assert_within,
+    eps,
+    net_tolerance,
+    random_matrix,
+    seeds,
+    tiny,
+    to_reference,
+)
+
+THRESHOLDS = (0.0, 2.0, 0.5)
+layer_sizes = st.one_of(st.integers(1, 9), st.sampled_from([12, 13, 17, 33]))
+row_counts = st.one_of(st.integers(1, 24), st.sampled_from([37, 97]))
+
+
+@st.composite
+def networks(draw, activations=ACTIVATIONS, dtypes=DTYPES, max_depth=4, sizes=layer_sizes):
+    """A Network with drawn layers/activations/bias/dtype and random (nonzero) biases."""
+    depth = draw(st.integers(1, max_depth), label="depth")
+    layers = [draw(sizes, label="size") for _ in range(depth + 1)]
+    activation = draw(st.sampled_from(activations), label="activation")
+    output_activation = draw(st.sampled_from(activations), label="output_activation")
+    bias = draw(st.booleans(), label="bias")
+    dtype = draw(st.sampled_from(dtypes), label="dtype")
+    threshold = draw(st.sampled_from(THRESHOLDS), label="step_threshold")
+    seed = draw(seeds, label="seed")
+    net = fastnet.Network(layers, activation=activation, output_activation=output_activation,
+                          bias=bias, dtype=dtype, seed=seed, step_threshold=threshold)
+    if bias:
+        rng = np.random.default_rng(seed + 1)
+        net.biases = [0.5 * rng.standard_normal(n) for n in layers[1:]]
+    return net
+
+
+def _data(net, rows, seed):
+    rng = np.random.default_rng(seed)
+    X = random_matrix(rng, (rows, net.layers[0]), net.dtype, scale=1 / np.sqrt(net.layers[0]))
+    Y = random_matrix(rng, (rows, net.layers[-1]), net.dtype, scale=0.5)
+    return X, Y
+
+
+def _trace_names(n_weights):
+    if n_weights == 1:
+        return ["O"]
+    if n_weights == 2:
+        return ["H", "O"]
+    return [f"H{i}" for i in range(1, n_weights)] + ["O"]
+
+
+def assert_all_close(got_list, want_list, tol, what):
+    """Each array within ``tol`` relative to its own magnitude (entry and array max)."""
+    assert len(got_list) == len(want_list), what
+    for i, (got, want) in enumerate(zip(got_list, want_list)):
+        want = as64(want)
+        scale = np.abs(want).max() if want.size else 0.0
+        assert_within(got, want, tol * (np.abs(want) + scale) + 1e-300, f"{what}[{i}]")
+
+
+# ---------------------------------------------------------------- forward
+
+
+@given(net=networks(), rows=row_counts, seed=seeds)
+def test_forward_trace_holds_every_intermediate_of_the_seed(net, rows, seed):
+    """Layer by layer: X_in = previous output @ W (+ b) within the product's error bound,
+    and output = act(X_in) by the reference activation (flip-proof for the step)."""
+    X, _ = _data(net, rows, seed)
+    out, trace = net.forward(X, trace=True)
+    names = _trace_names(len(net.layers) - 1)
+    assert set(trace) == {"X"} | {f"{n}_{s}" for n in names for s in ("in", "out")}
+    assert np.array_equal(trace["X"], X)
+    W64, b64 = to_reference(net)
+    dtype = net.dtype
+    A = trace["X"]
+    for l, name in enumerate(names):
+        pre, post = trace[f"{name}_in"], trace[f"{name}_out"]
+        assert pre.dtype == dtype and post.dtype == dtype
+        assert pre.shape == post.shape == (rows, net.layers[l + 1])
+        bias = b64[l] if net.bias else 0.0
+        want_pre = as64(A) @ W64[l] + bias
+        K = net.layers[l]
+        bound = (K + 3) * eps(dtype) * (np.abs(as64(A)) @ np.abs(W64[l]) + np.abs(bias))
+        assert_within(pre, want_pre, bound + tiny(dtype), f"{name}_in")
+        act = net.activations[l]
+        want_post = reference.activate(act, as64(pre), net.step_threshold)
+        if act in ("identity", "relu", "step"):
+            assert np.array_equal(post, want_post), f"{name}_out"
+        else:
+            assert_close(post, want_post, dtype, what=f"{name}_out")
+        A = post
+    assert np.array_equal(out, trace["O_out"])
+
+
+@given(net=networks(activations=("identity", "sigmoid", "tanh", "relu")), rows=row_counts,
+       seed=seeds)
+def test_forward_matches_reference_feedforward(net, rows, seed):
+    X, _ = _data(net, rows, seed)
+    W64, b64 = to_reference(net)
+    pre_ref, post_ref = reference.feedforward(as64(X), W64, net.activations, b64)
+    out, trace = net.forward(X, trace=True)
+    names = _trace_names(len(W64))
+    tol = net_tolerance(net.dtype, net.layers)
+    assert_all_close([trace[f"{n}_in"] for n in names], pre_ref, tol, "pre")
+    assert_all_close([trace[f"{n}_out"] for n in names], post_ref, tol, "post")
+    assert_all_close([out], [post_ref[-1]], tol, "O_out")
+
+
+@given(net=networks(), rows=row_counts, seed=seeds)
+def test_forward_without_trace_and_predict_equal_the_traced_output(net, rows, seed):
+    """The fused path (activation in the GEMM epilogue) must give the traced values."""
+    X, _ = _data(net, rows, seed)
+    out_traced, _ = net.forward(X, trace=True)
+    assert np.array_equal(net.forward(X), out_traced)
+    assert np.array_equal(net.predict(X), out_traced)
+
+
+@given(net=networks(), rows=row_counts, seed=seeds)
+def test_loss_matches_reference_mse_of_the_output(net, rows, seed):
+    X, Y = _data(net, rows, seed)
+    out = net.forward(X)
+    loss = net.loss(X, Y)
+    assert isinstance(loss, float)
+    want = reference.mse(as64(out), as64(Y))
+    assert abs(loss - want) <= (out.size + 4) * eps(np.float64) * want + 1e-300
+    if net.activations.count("step") == 0:
+        W64, b64 = to_reference(net)
+        _, post = reference.feedforward(as64(X), W64, net.activations, b64)
+        want_ref = reference.mse(post[-1], as64(Y))
+        tol = net_tolerance(net.dtype, net.layers)
+        assert abs(loss - want_ref) <= tol * (want_ref + 1)
+
+
+# ---------------------------------------------------------------- gradients
+
+
+@given(net=networks(activations=("identity", "sigmoid", "tanh", "relu"), dtypes=(np.float64,)),
+       rows=row_counts, seed=seeds)
+def test_gradients_match_reference_float64(net, rows, seed):
+    _check_gradients(net, rows, seed)
+
+
+@given(net=networks(activations=SMOOTH_ACTIVATIONS, dtypes=(np.float32,)), rows=row_counts,
+       seed=seeds)
+def test_gradients_match_reference_float32(net, rows, seed):
+    """Smooth activations only: a float32 pre-activation may land on the other side of a
+    relu kink than the float64 reference."""
+    _check_gradients(net, rows, seed)
+
+
+def _check_gradients(net, rows, seed):
+    X, Y = _data(net, rows, seed)
+    W64, b64 = to_reference(net)
+    dW, db = net.gradients(X, Y)
+    loss_ref, dW_ref, db_ref = reference.gradients(as64(X), as64(Y), W64, net.activations, b64)
+    assert [g.shape for g in dW] == [W.shape for W in W64]
+    assert all(g.dtype == net.dtype for g in dW + db)
+    tol = net_tolerance(net.dtype, list(net.layers) + [rows])
+    assert_all_close(dW, dW_ref, tol, "dW")
+    if net.bias:
+        assert [b.shape for b in db] == [b.shape for b in b64]
+        assert_all_close(db, db_ref, tol, "db")
+    else:
+        assert db == []
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("layers", [[3, 2], [2, 4, 1], [3, 5, 2], [2, 3, 4, 2], [4, 3, 3, 2, 3]])
+@pytest.mark.parametrize("activation,output_activation",
+                         [("sigmoid", "sigmoid"), ("tanh", "identity"), ("identity", "tanh"),
+                          ("sigmoid", "identity")])
+def test_gradients_match_finite_differences(layers, activation, output_activation, bias):
+    """Backprop by the chain rule equals central differences of the MSE (float64)."""
+    net = fastnet.Network(layers, activation=activation, output_activation=output_activation,
+                          bias=bias, dtype=np.float64, seed=len(layers) * 10 + layers[0])
+    rng = np.random.default_rng(5)
+    if bias:
+        net.biases = [0.3 * rng.standard_normal(n) for n in layers[1:]]
+    X = rng.standard_normal((7, layers[0]))
+    Y = rng.standard_normal((7, layers[-1]))
+    dW, db = net.gradients(X, Y)
+    W64, b64 = to_reference(net)
+    dW_num, db_num = reference.numerical_gradients(X, Y, W64, net.activations, b64)
+    for got, want in zip(dW + db, dW_num + db_num):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+    assert len(db) == (len(layers) - 1 if bias else 0)
+
+
+# ---------------------------------------------------------------- step and fit
+
+
+@given(net=networks(activations=("identity", "sigmoid", "tanh", "relu"), max_depth=3),
+       rows=row_counts, seed=seeds, learning_rate=st.sampled_from([0.05, 0.5, 1.0]))
+def test_step_returns_loss_before_and_updates_like_reference(net, rows, seed, learning_rate):
+    X, Y = _data(net, rows, seed)
+    loss_before = net.loss(X, Y)
+    W64, b64 = to_reference(net)
+    loss_ref, dW_ref, db_ref = reference.gradients(as64(X), as64(Y), W64, net.activations, b64)
+    returned = net.step(X, Y, learning_rate)
+    assert isinstance(returned, float)
+    tol = net_tolerance(net.dtype, list(net.layers) + [rows])
+    assert abs(returned - loss_before) <= tol * (loss_before + 1)
+    assert abs(returned - loss_ref) <= tol * (loss_ref + 1)
+    want_W = [reference.update(W, g, learning_rate) for W, g in zip(W64, dW_ref)]
+    assert_all_close(net.weights, want_W, tol, "W after step")
+    if net.bias:
+        want_b = [reference.update(b, g, learning_rate) for b, g in zip(b64, db_ref)]
+        assert_all_close(net.biases, want_b, tol, "b after step")
+
+
+def _reference_orders(seed, n_rows, epochs):
+    """What Network.fit draws when it shuffles (batch_size < N)."""
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(n_rows) for _ in range(epochs)]
+
+
+def _check_fit(net, X, Y, epochs, learning_rate, batch_size, shuffle, seed, tol):
+    W64, b64 = to_reference(net)
+    history = net.fit(X, Y, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                      shuffle=shuffle, seed=seed)
+    n = X.shape[0]
+    batch = n if batch_size is None else min(batch_size, n)
+    orders = _reference_orders(seed, n, epochs) if shuffle and batch < n else None
+    W_ref, b_ref, hist_ref = reference.fit(
+        as64(X), as64(Y), W64, net.activations, epochs, learning_rate, batch_size=batch_size,
+        orders=orders, biases=b64, threshold=net.step_threshold)
+    assert isinstance(history, list) and len(history) == epochs
+    assert all(isinstance(h, float) for h in history)
+    assert_all_close([np.array(history)], [np.array(hist_ref)], tol, "history")
+    assert_all_close(net.weights, W_ref, tol, "weights")
+    if net.bias:
+        assert_all_close(net.biases, b_ref, tol, "biases")
+    assert all(W.dtype == net.dtype for W in net.weights)
+
+
+batch_sizes = st.one_of(st.none(), st.integers(1, 12), st.sampled_from([16, 50, 1000]))
+
+
+@given(net=networks(activations=("identity", "sigmoid", "tanh", "relu"), dtypes=(np.float64,),
+                    max_depth=3),
+       rows=st.integers(1, 40), seed=seeds, epochs=st.integers(1, 4), batch_size=batch_sizes,
+       shuffle=st.booleans(), learning_rate=st.sampled_from([0.05, 0.2]))
+def test_fit_matches_reference_fit_float64(net, rows, seed, epochs, batch_size, shuffle,
+                                           learning_rate):
+    """Same epochs, same batches (also sizes that do not divide N, and > N), same shuffled
+    orders (rng = default_rng(seed); one permutation per epoch)."""
+    X, Y = _data(net, rows, seed)
+    tol = 4 * epochs * net_tolerance(np.float64, list(net.layers) + [rows])
+    _check_fit(net, X, Y, epochs, learning_rate, batch_size, shuffle, seed, tol)
+
+
+@given(net=networks(activations=SMOOTH_ACTIVATIONS, dtypes=(np.float32,), max_depth=3),
+       rows=st.integers(1, 40), seed=seeds, epochs=st.integers(1, 3), batch_size=batch_sizes,
+       shuffle=st.booleans())
+def test_fit_matches_reference_fit_float32(net, rows, seed, epochs, batch_size, shuffle):
+    X, Y = _data(net, rows, seed)
+    tol = 4 * epochs * net_tolerance(np.float32, list(net.layers) + [rows])
+    _check_fit(net, X, Y, epochs, 0.1, batch_size, shuffle, seed, tol)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("batch_size", [None, 1, 4, 7, 10, 11, 25])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_fit_with_each_batching_matches_reference(batch_size, shuffle, bias):
+    """N = 10 rows: batches that divide N, that do not, of one row, equal to and above N."""
+    net = fastnet.Network([3, 5, 2], activation="tanh", output_activation="sigmoid", bias=bias,
+                          dtype=np.float64, seed=3)
+    if bias:
+        net.biases = [np.linspace(-0.5, 0.5, 5), np.array([0.25, -0.25])]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 3))
+    Y = rng.uniform(0, 1, (10, 2))
+    _check_fit(net, X, Y, 5, 0.5, batch_size, shuffle, 1234, 1e-12)
+
+
+def test_fit_full_batch_draws_no_order_so_shuffle_changes_nothing():
+    base = fastnet.Network([4, 6, 3], dtype=np.float64, seed=2)
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((9, 4)), rng.uniform(0, 1, (9, 3))
+    results = []
+    for kwargs in [dict(shuffle=False), dict(shuffle=True, seed=5), dict(shuffle=True, seed=6),
+                   dict(shuffle=True, seed=5, batch_size=9), dict(shuffle=True, batch_size=100)]:
+        net = fastnet.Network([4, 6, 3], dtype=np.float64, seed=2)
+        history = net.fit(X, Y, epochs=3, learning_rate=0.5, **kwargs)
+        results.append((history, net.weights))
+    for history, weights in results[1:]:
+        assert history == results[0][0]
+        assert all(np.array_equal(a, b) for a, b in zip(weights, results[0][1]))
+    assert not all(np.array_equal(a, b) for a, b in zip(results[0][1], base.weights))
+
+
+def test_fit_accepts_a_generator_as_seed():
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((12, 3)), rng.uniform(0, 1, (12, 1))
+    a = fastnet.Network([3, 4, 1], dtype=np.float64, seed=1)
+    b = fastnet.Network([3, 4, 1], dtype=np.float64, seed=1)
+    ha = a.fit(X, Y, epochs=3, learning_rate=0.5, batch_size=5, seed=np.random.default_rng(9))
+    hb = b.fit(X, Y, epochs=3, learning_rate=0.5, batch_size=5, seed=9)
+    assert ha == hb
+    assert a == b
+
+
+def test_fit_with_zero_epochs_changes_nothing():
+    net = fastnet.Network([3, 4, 2], seed=0)
+    before = [W.copy() for W in net.weights]
+    assert net.fit(np.ones((5, 3)), np.zeros((5, 2)), epochs=0, learning_rate=0.1) == []
+    assert all(np.array_equal(a, b) for a, b in zip(net.weights, before))
+
+
+def test_same_seed_gives_same_network_and_glorot_range():
+    a = fastnet.Network([30, 20, 10], seed=42)
+    b = fastnet.Network([30, 20, 10], seed=42)
+    c = fastnet.Network([30, 20, 10], seed=43)
+    assert a == b and a != c
+    for W, (n_a, n_b) in zip(a.weights, [(30, 20), (20, 10)]):
+        r = np.sqrt(6 / (n_a + n_b))
+        assert W.shape == (n_a, n_b) and np.abs(W).max() <= r
+        assert np.abs(W).max() > 0.8 * r  # really spread over (-r, r)
+    assert fastnet.Network([2, 3], bias=True).biases[0].tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fit_matches_reference_with_each_micro_kernel(isa, dtype):
+    """A fit large enough for full micro-tiles and edge tiles, with every GEMM kernel."""
+    net = fastnet.Network([37, 29, 13], activation="tanh", output_activation="sigmoid",
+                          bias=True, dtype=dtype, seed=8)
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((61, 37)).astype(dtype)
+    Y = rng.uniform(0, 1, (61, 13)).astype(dtype)
+    tol = 12 * net_tolerance(dtype, [37, 29, 13, 61])
+    _check_fit(net, X, Y, 3, 0.2, 16, True, 77, tol)

@@ -1,0 +1,203 @@
+"""save/load round trips (bit-exact), damaged files (always ValueError, never a crash or
+another exception type), and copy.deepcopy / pickle."""
+from __future__ import annotations
+
+import copy
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+import fastnet
+
+from conftest import DTYPES
+
+
+def _trained_net(dtype, bias, layers=(4, 6, 3), activation="tanh", output="sigmoid",
+                 threshold=0.0):
+    net = fastnet.Network(list(layers), activation=activation, output_activation=output,
+                          bias=bias, dtype=dtype, seed=7, step_threshold=threshold)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, layers[0]))
+    Y = rng.uniform(0, 1, (20, layers[-1]))
+    net.fit(X, Y, epochs=3, learning_rate=0.3, batch_size=6, seed=1)
+    return net, X, Y
+
+
+def _same_config(a, b):
+    return (a.layers == b.layers and a.activations == b.activations and a.bias == b.bias
+            and a.dtype == b.dtype and a.step_threshold == b.step_threshold
+            and a.activation == b.activation and a.output_activation == b.output_activation)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [False, True])
+def test_save_load_round_trip_is_bit_exact(tmp_path, dtype, bias):
+    net, X, _ = _trained_net(dtype, bias)
+    path = tmp_path / "net.npz"
+    net.save(path)
+    loaded = fastnet.load(path)
+    assert _same_config(loaded, net)
+    assert repr(loaded) == repr(net)
+    assert len(loaded.weights) == len(net.weights)
+    for a, b in zip(loaded.weights + loaded.biases, net.weights + net.biases):
+        assert a.dtype == b.dtype == dtype
+        assert np.array_equal(a, b)
+    assert len(loaded.biases) == (2 if bias else 0)
+    assert loaded == net
+    assert np.array_equal(loaded.predict(X), net.predict(X))
+
+
+@pytest.mark.parametrize("layers,activation,output,threshold", [
+    ((1, 1), "identity", "identity", 0.0),
+    ((3, 5, 4, 2, 1), "relu", "step", 2.0),
+    ((2, 3, 2), "step", "sigmoid", -0.5),
+])
+def test_save_load_keeps_every_setting(tmp_path, layers, activation, output, threshold):
+    net, X, _ = _trained_net(np.float64, True, layers, activation, output, threshold)
+    net.save(str(tmp_path / "a.npz"))  # a str path too
+    loaded = fastnet.load(str(tmp_path / "a.npz"))
+    assert _same_config(loaded, net) and loaded == net
+    assert np.array_equal(loaded.predict(X), net.predict(X))
+
+
+def test_save_writes_exactly_the_given_name(tmp_path):
+    net = fastnet.Network([2, 2], seed=0)
+    net.save(tmp_path / "model.bin")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.bin"]
+    assert fastnet.load(tmp_path / "model.bin") == net
+
+
+@pytest.fixture
+def saved(tmp_path):
+    net, _, _ = _trained_net(np.float32, True)
+    path = tmp_path / "good.npz"
+    net.save(path)
+    return path
+
+
+def _rewrite(saved, tmp_path, **changes):
+    """A valid .npz with some fields replaced (None: removed)."""
+    with np.load(saved) as f:
+        data = {k: f[k] for k in f.files}
+    for key, value in changes.items():
+        if value is None:
+            del data[key]
+        else:
+            data[key] = value
+    path = tmp_path / "changed.npz"
+    np.savez(path, **data)
+    return path
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.5, 0.95])
+def test_load_of_truncated_file_raises_value_error(saved, tmp_path, fraction):
+    data = saved.read_bytes()
+    path = tmp_path / "truncated.npz"
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(ValueError):
+        fastnet.load(path)
+
+
+@pytest.mark.parametrize("content", [
+    b"",
+    b"\x00" * 100,
+    np.random.default_rng(0).bytes(3000),
+    b"PK\x03\x04" + np.random.default_rng(1).bytes(3000),  # looks like a zip, is not
+    b"\x93NUMPY garbage",
+], ids=["empty", "zeros", "random", "zip-magic-random", "npy-magic-garbage"])
+def test_load_of_random_bytes_raises_value_error(tmp_path, content):
+    path = tmp_path / "random.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError):
+        fastnet.load(path)
+
+
+@pytest.mark.parametrize("member", ["format.npy", "layers.npy", "W0.npy", "b1.npy"])
+def test_load_of_file_with_a_corrupted_member_raises_value_error(saved, tmp_path, member):
+    """One bit flipped in the last stored byte of a member (the zip CRC no longer matches)."""
+    data = bytearray(saved.read_bytes())
+    with zipfile.ZipFile(saved) as z:
+        info = z.getinfo(member)
+    start = info.header_offset
+    name_len = int.from_bytes(data[start + 26:start + 28], "little")
+    extra_len = int.from_bytes(data[start + 28:start + 30], "little")
+    data[start + 30 + name_len + extra_len + info.compress_size - 1] ^= 0x01
+    path = tmp_path / "corrupt.npz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError):
+        fastnet.load(path)
+
+
+@pytest.mark.parametrize("missing", ["format", "format_version", "layers", "activation",
+                                     "output_activation", "bias", "dtype", "step_threshold",
+                                     "W0", "W1", "b0", "b1"])
+def test_load_of_npz_missing_a_key_raises_value_error(saved, tmp_path, missing):
+    path = _rewrite(saved, tmp_path, **{missing: None})
+    with pytest.raises(ValueError, match=missing):
+        fastnet.load(path)
+
+
+@pytest.mark.parametrize("changes", [
+    dict(format=np.array("something.else")),
+    dict(format=np.array(["fastnet.Network", "x"])),
+    dict(format_version=np.array(2, np.int64)),
+    dict(format_version=np.array("one")),
+    dict(format_version=np.array([1, 1])),
+    dict(layers=np.array([4, 7, 3])),
+    dict(layers=np.array([4, 0, 3])),
+    dict(layers=np.array("abc")),
+    dict(activation=np.array("softmax")),
+    dict(dtype=np.array("int32")),
+    dict(bias=np.array([True, False])),
+    dict(step_threshold=np.array(np.nan)),
+    dict(W0=np.zeros((6, 4), np.float32)),
+    dict(W1=np.full((6, 3), np.nan, np.float32)),
+    dict(b0=np.zeros(5, np.float32)),
+    dict(W0=np.array([["a"] * 6] * 4)),
+], ids=lambda c: ",".join(f"{k}={v!r}"[:40] for k, v in c.items()))
+def test_load_of_npz_with_wrong_fields_raises_value_error(saved, tmp_path, changes):
+    path = _rewrite(saved, tmp_path, **changes)
+    with pytest.raises(ValueError):
+        fastnet.load(path)
+
+
+def test_load_of_a_single_npy_array_raises_value_error(tmp_path):
+    path = tmp_path / "single.npy"
+    np.save(path, np.zeros(3))
+    with pytest.raises(ValueError):
+        fastnet.load(path)
+
+
+def test_load_of_a_zip_that_is_not_npz_raises_value_error(tmp_path):
+    path = tmp_path / "other.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("readme.txt", "hello")
+    with pytest.raises(ValueError):
+        fastnet.load(path)
+
+
+def test_load_of_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        fastnet.load(tmp_path / "nope.npz")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_copies_are_equal_and_train_independently(dtype, bias, how):
+    net, X, Y = _trained_net(dtype, bias)
+    if how == "deepcopy":
+        clone = copy.deepcopy(net)
+    else:
+        clone = pickle.loads(pickle.dumps(net))
+    assert clone == net and _same_config(clone, net)
+    assert np.array_equal(clone.predict(X), net.predict(X))
+    original = [p.copy() for p in net.weights + net.biases]
+    clone.fit(X, Y, epochs=2, learning_rate=0.5)
+    assert clone != net
+    assert all(np.array_equal(a, b) for a, b in zip(net.weights + net.biases, original))
+    trained_clone = [p.copy() for p in clone.weights + clone.biases]
+    net.fit(X, Y, epochs=1, learning_rate=0.1)
+    assert all(np.array_equal(a, b) for a, b in zip(clone.weights + clone.biases, trained_clone))

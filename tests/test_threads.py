@@ -1,0 +1,114 @@
+"""Threads: the results do not depend on the thread count (bit for bit), and the count is
+the OpenMP runtime's, the one threadpoolctl controls. The autouse fixture in conftest
+restores the count after each test."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import fastnet
+from fastnet import kernels
+
+from conftest import DTYPES
+
+PARALLEL_MIN_FLOP = 4e6  # csrc/internal.h: below this per minibatch, one thread works
+
+
+def _flop_per_batch(layers, batch):
+    return 6 * batch * sum(a * b for a, b in zip(layers[:-1], layers[1:]))
+
+
+def _with_threads(n, fn):
+    fastnet.set_num_threads(n)
+    assert fastnet.get_num_threads() == n
+    return fn()
+
+
+def test_set_num_threads_is_reflected_by_get_num_threads():
+    for n in (1, 2, 3, 1):
+        fastnet.set_num_threads(n)
+        assert fastnet.get_num_threads() == n
+    assert fastnet.show_config(print_out=False)["threads"] == 1
+
+
+def test_threadpoolctl_limits_change_fastnet_threads():
+    fastnet.set_num_threads(2)
+    with threadpool_limits(1, user_api="openmp"):
+        assert fastnet.get_num_threads() == 1
+    assert fastnet.get_num_threads() == 2
+    fastnet.set_num_threads(1)
+    with threadpool_limits(2, user_api="openmp"):
+        assert fastnet.get_num_threads() == 2
+    assert fastnet.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [False, True])
+def test_fit_is_bitwise_identical_with_one_and_two_threads(dtype, bias):
+    layers, batch, rows = [256, 256, 64], 256, 700  # 2 full batches and one of 188
+    assert _flop_per_batch(layers, batch) >= 10 * PARALLEL_MIN_FLOP  # really uses 2 threads
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((rows, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
+
+    def train():
+        net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid",
+                              bias=bias, dtype=dtype, seed=4)
+        history = net.fit(X, Y, epochs=2, learning_rate=0.1, batch_size=batch, seed=9)
+        return net, history
+
+    net1, h1 = _with_threads(1, train)
+    net2, h2 = _with_threads(2, train)
+    assert h1 == h2
+    for a, b in zip(net1.weights + net1.biases, net2.weights + net2.biases):
+        assert np.array_equal(a, b)
+    assert net1 == net2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_and_gradients_are_bitwise_identical_with_one_and_two_threads(dtype):
+    layers = [256, 192, 64]
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (300, layers[-1])).astype(dtype)
+    net = fastnet.Network(layers, activation="sigmoid", bias=True, dtype=dtype, seed=2)
+    net.biases = [rng.standard_normal(n) for n in layers[1:]]
+
+    def run():
+        return net.forward(X, trace=True)[1], net.gradients(X, Y), net.loss(X, Y)
+
+    (t1, (dW1, db1), l1) = _with_threads(1, run)
+    (t2, (dW2, db2), l2) = _with_threads(2, run)
+    assert l1 == l2
+    assert all(np.array_equal(t1[k], t2[k]) for k in t1)
+    assert all(np.array_equal(a, b) for a, b in zip(dW1 + db1, dW2 + db2))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_kernels_are_bitwise_identical_with_one_and_two_threads(isa, dtype):
+    M, N, K = 301, 283, 517  # 2 M N K = 88 Mflop, several K blocks, edge tiles
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((M, K)).astype(dtype)
+    B = rng.standard_normal((K, N)).astype(dtype)
+    W = rng.standard_normal((K, N)).astype(dtype)
+    H = np.tanh(rng.standard_normal((M, K))).astype(dtype)
+    D = rng.standard_normal((M, N)).astype(dtype)
+
+    def run():
+        return [
+            kernels.matmul(A, B),
+            kernels.matmul(np.ascontiguousarray(A.T), B, trans_a=True),
+            kernels.matmul(A, np.ascontiguousarray(B.T), trans_b=True),
+            kernels.matmul(np.ascontiguousarray(A.T), np.ascontiguousarray(B.T), True, True),
+            kernels.linear(A, B, np.ones(N, dtype), activation="sigmoid"),
+            kernels.hidden_delta(D, W, H, "tanh"),
+            kernels.weight_gradient(A, D),
+            kernels.fused_update(np.ones((K, N), dtype), A, D, 0.5),
+        ]
+
+    one = _with_threads(1, run)
+    two = _with_threads(2, run)
+    for i, (a, b) in enumerate(zip(one, two)):
+        assert a.dtype == dtype
+        assert np.array_equal(a, b), i
