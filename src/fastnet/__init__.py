@@ -29,9 +29,11 @@ _core.init(-1)
 
 
 def set_num_threads(n):
-    """Threads for the C kernels (the OpenMP runtime's; threadpoolctl and OMP_NUM_THREADS
-    set the same value). Results do not depend on it."""
-    _core.set_num_threads(_check_int(n, "n", minimum=1))
+    """Threads for the C kernels: the OpenMP runtime's setting, which threadpoolctl and
+    OMP_NUM_THREADS also set. As in OpenMP, it applies to calls made from the thread that
+    set it (Python threads started later begin with OMP_NUM_THREADS or the core count).
+    Results do not depend on it: every thread count gives bitwise the same numbers."""
+    _core.set_num_threads(_check_int(n, "set_num_threads: n (the number of threads)", minimum=1))
 
 
 def get_num_threads():
