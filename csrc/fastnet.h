@@ -100,6 +100,9 @@ void fn_gemm_naive_##S(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K
                        REAL alpha, const REAL *A, int64_t lda, const REAL *B, int64_t ldb, \
                        REAL beta, REAL *C, int64_t ldc);                                  \
                                                                                          \
+/* check.c. 1 if every one of the n values is finite (no NaN, no infinity), else 0. */     \
+int fn_all_finite_##S(int64_t n, const REAL *x);                                          \
+                                                                                         \
 /* activation.c. out = act(z), elementwise on n values (out may alias z). */             \
 void fn_activation_##S(int act, int64_t n, const REAL *z, REAL *out, REAL threshold);    \
 /* dout = act'(z), computed from the stored output out = act(z) (no exp):                \

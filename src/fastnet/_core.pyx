@@ -74,6 +74,8 @@ cdef extern from "fastnet.h" nogil:
     void fn_gemm_naive_f64(int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
                            const double *A, int64_t lda, const double *B, int64_t ldb,
                            double beta, double *C, int64_t ldc)
+    int fn_all_finite_f32(int64_t n, const float *x)
+    int fn_all_finite_f64(int64_t n, const double *x)
     void fn_activation_f32(int act, int64_t n, const float *z, float *out, float threshold)
     void fn_activation_f64(int act, int64_t n, const double *z, double *out, double threshold)
     void fn_activation_derivative_f32(int act, int64_t n, const float *out, float *dout)
@@ -226,6 +228,19 @@ def gemm(bint trans_a, bint trans_b, real[:, ::1] A, real[:, ::1] B, real[:, ::1
                 st = fn_gemm_f64(trans_a, trans_b, M, N, K, alpha, pa, A.shape[1],
                                  pb, B.shape[1], beta, &C[0, 0], N, &e64 if has_ep else NULL)
     check(st)
+
+
+def all_finite(real[::1] x):
+    """True when no entry of x is NaN or infinite."""
+    cdef int ok = 1
+    if x.shape[0] == 0:
+        return True
+    with nogil:
+        if real is float:
+            ok = fn_all_finite_f32(x.shape[0], &x[0])
+        else:
+            ok = fn_all_finite_f64(x.shape[0], &x[0])
+    return bool(ok)
 
 
 def activation(int act, real[::1] z, real[::1] out, double threshold=0.0):
