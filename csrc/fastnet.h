@@ -60,10 +60,10 @@ typedef struct {                                                                
     const char *name;                                                                     \
     int64_t mr, nr;       /* micro-tile: mr rows x nr columns of C */                     \
     int64_t kc, mc;       /* cache blocks of K (B panel in L1) and M (A block in L2) */   \
-    /* C[0:mr, 0:nr] = alpha * Ap Bp + beta * C; beta == 0 means C is not read.           \
-     * Ap is kc x mr packed (column of mr per k), Bp is kc x nr packed (row per k). */    \
-    void (*microkernel)(int64_t kc, const REAL *Ap, const REAL *Bp, REAL *C,              \
-                        int64_t ldc, REAL alpha, REAL beta);                              \
+    /* C[0:mr, 0:nr] = alpha * op(A) Bp + beta * C over kc steps; beta == 0: C is not    \
+     * read. op(A)[i, p] = A[i * rs_a + p * cs_a] in place; Bp is kc x nr packed. */        \
+    void (*microkernel)(int64_t kc, const REAL *A, int64_t rs_a, int64_t cs_a,            \
+                        const REAL *Bp, REAL *C, int64_t ldc, REAL alpha, REAL beta);     \
     /* out[0:n] = sigmoid(x[0:n]), vectorised where the ISA allows (may alias). */        \
     void (*sigmoid)(int64_t n, const REAL *x, REAL *out);                                 \
     /* The product for problems too small to pack A: C = alpha op(A) Bp + beta C, Bp the  \

@@ -4,12 +4,15 @@
  *
  * The loops around the micro-kernel, after BLIS, arranged so that threads never wait
  * for each other inside a product: C is cut into items of mc rows x nr columns; each
- * thread takes a contiguous run of items, packs the op(A) rows of its item (once per
- * row block: consecutive items share it) and the op(B) panel into its own buffers, and
- * runs the micro-kernel over K in blocks of kc (the B panel stays in L1, the A block in
- * L2). On the last K block each finished tile goes through the epilogue (bias,
- * activation, derivative) while it is still in L1. Only the micro-kernel is
- * architecture-specific (microkernel_*.c); block sizes live in its fn_config.
+ * thread takes a contiguous run of items, packs the op(B) panel of its item into its own
+ * buffer, and runs the micro-kernel over K in blocks of kc (the B panel stays in L1, the
+ * mc rows of A in L2). A is not packed: the micro-kernel reads op(A) in place through
+ * its strides (like BLIS's kernels for skinny problems), which saves a strided copy of
+ * the whole batch per product, the largest cost after the FMAs at minibatch sizes; only
+ * a block's last, partial micro-panel of rows is copied, zero-padded. On the last K block
+ * each finished tile goes through the epilogue (bias, activation, derivative) while it is
+ * still in L1. Only the micro-kernel is architecture-specific (microkernel_*.c); block
+ * sizes live in its fn_config.
  *
  * Each element of C belongs to one item and is summed over K in one fixed order, and
  * the blocking depends on the shapes only, so results do not depend on the number of
@@ -57,48 +60,33 @@ static int64_t T(k_block)(const T(fn_config) *cfg, int64_t K)
     return kc < cfg->kc ? kc : cfg->kc;
 }
 
-/* Per thread: an mc x ks block of op(A) and a ks x nr panel of op(B), ks = min(K, super
- * block); the B part is also large enough for the small path's padded copy of op(B). */
-static int64_t T(thread_workspace)(const T(fn_config) *cfg, int64_t M, int64_t N, int64_t K)
+/* Per thread: a ks x nr panel of op(B) (ks = min(K, super block)) and an mr x kc edge
+ * panel of op(A); the B part is also large enough for the small path's padded op(B). */
+static int64_t T(thread_workspace)(const T(fn_config) *cfg, int64_t N, int64_t K)
 {
     int64_t ks = K < FN_K_SUPER ? K : FN_K_SUPER;
-    int64_t mb = fn_round_up(M < cfg->mc ? M : cfg->mc, cfg->mr);
     int64_t nb = fn_round_up(N < FN_SMALL_N ? N : FN_SMALL_N, 16);
     if (ks < 1)
         ks = 1;
-    return fn_round_up(mb * ks, FN_ALIGN) + ks * (nb > cfg->nr ? nb : cfg->nr) + FN_ALIGN;
+    return ks * (nb > cfg->nr ? nb : cfg->nr) + fn_round_up(cfg->mr * cfg->kc, FN_ALIGN) +
+           2 * FN_ALIGN;
 }
 
 int64_t T(fn_gemm_workspace)(int64_t M, int64_t N, int64_t K, int team)
 {
-    return (int64_t)team * T(thread_workspace)(T(fn_config_get)(), M, N, K);
+    (void)M;
+    return (int64_t)team * T(thread_workspace)(T(fn_config_get)(), N, K);
 }
 
-/* Ap[p*mr + i] = op(A)[i0 + i, p0 + p] for one mr-row panel, zero past row M.
- * Writes are sequential; reads run along mr rows (or one row of A^T) at once. */
-static void T(pack_A)(int trans_a, const REAL *A, int64_t lda, int64_t M, int64_t i0,
-                      int64_t p0, int64_t kc, int64_t mr, REAL *Ap)
+/* Ap[p*mr + i] = op(A)[i0 + i, p0 + p] for the last, partial row panel (m < mr rows),
+ * zero past row M, so the micro-kernel can run on full mr-row tiles. */
+static void T(pack_A_edge)(int trans_a, const REAL *A, int64_t lda, int64_t m, int64_t i0,
+                           int64_t p0, int64_t kc, int64_t mr, REAL *Ap)
 {
-    int64_t m = M - i0 < mr ? M - i0 : mr;
-    if (trans_a) {
-        for (int64_t p = 0; p < kc; p++) {
-            const REAL *src = A + (p0 + p) * lda + i0;
-            REAL *dst = Ap + p * mr;
-            for (int64_t i = 0; i < m; i++)
-                dst[i] = src[i];
-            for (int64_t i = m; i < mr; i++)
-                dst[i] = 0;
-        }
-    } else {
-        const REAL *rows[FN_MR_MAX];
+    for (int64_t p = 0; p < kc; p++)
         for (int64_t i = 0; i < mr; i++)
-            rows[i] = A + (i0 + (i < m ? i : 0)) * lda + p0;
-        for (int64_t p = 0; p < kc; p++) {
-            REAL *dst = Ap + p * mr;
-            for (int64_t i = 0; i < mr; i++)
-                dst[i] = i < m ? rows[i][p] : 0;
-        }
-    }
+            Ap[p * mr + i] = i >= m ? 0
+                             : trans_a ? A[(p0 + p) * lda + i0 + i] : A[(i0 + i) * lda + p0 + p];
 }
 
 /* Bp[p*nr + j] = op(B)[p0 + p, j0 + j] for one nr-column panel, zero past column N. */
@@ -191,50 +179,46 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
 
     const int64_t mr = cfg->mr, nr = cfg->nr, MC = cfg->mc;
     const int64_t KC = T(k_block)(cfg, K);
-    /* This thread's buffers, each starting on a cache line. */
-    const int64_t per_thread = T(thread_workspace)(cfg, M, N, K);
-    REAL *mine = workspace + (int64_t)omp_get_thread_num() * per_thread;
-    REAL *Ap = (REAL *)(((uintptr_t)mine + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
     const int64_t KS = K < FN_K_SUPER ? K : FN_K_SUPER;
-    REAL *Bp = Ap + fn_round_up(fn_round_up(M < MC ? M : MC, mr) * KS, FN_ALIGN);
+    /* This thread's buffers, each starting on a cache line. */
+    REAL *mine = workspace + (int64_t)omp_get_thread_num() * T(thread_workspace)(cfg, N, K);
+    REAL *Bp = (REAL *)(((uintptr_t)mine + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
+    REAL *Aedge = Bp + fn_round_up(KS * nr, FN_ALIGN);
+    /* op(A)[i, p] = A[i * rs_a + p * cs_a] */
+    const int64_t rs_a = trans_a ? 1 : lda, cs_a = trans_a ? lda : 1;
 
     const int64_t m_blocks = (M + MC - 1) / MC, n_panels = (N + nr - 1) / nr;
-    int64_t packed_ib = -1, packed_ks = -1; /* which A block this thread holds */
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < m_blocks * n_panels; item++) {
         const int64_t ib = item / n_panels, jp = item % n_panels;
         const int64_t i_start = ib * MC, mb = M - i_start < MC ? M - i_start : MC;
-        const int64_t mb_panels = (mb + mr - 1) / mr, mb_pad = mb_panels * mr;
         const int64_t j0 = jp * nr, n = N - j0 < nr ? N - j0 : nr;
         for (int64_t ks = 0; ks < K; ks += KS) {
             const int64_t ks_len = K - ks < KS ? K - ks : KS;
-            /* Pack: op(A) rows of the block and the op(B) panel, K block by K block, each
-             * K block of A as mb_panels micro-panels of kc x mr. */
             for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
                 const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-                if (ib != packed_ib || ks != packed_ks)
-                    for (int64_t ip = 0; ip < mb_panels; ip++)
-                        T(pack_A)(trans_a, A, lda, M, i_start + ip * mr, pc, kc, mr,
-                                  Ap + (pc - ks) * mb_pad + ip * mr * kc);
                 T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr, Bp + (pc - ks) * nr);
             }
-            packed_ib = ib;
-            packed_ks = ks;
             for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
                 const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
                 const int last = pc + kc >= K;
                 const REAL beta_k = pc == 0 ? beta : (REAL)1;
-                const REAL *Ablock = Ap + (pc - ks) * mb_pad, *Bpanel = Bp + (pc - ks) * nr;
-                for (int64_t ip = 0; ip < mb_panels; ip++) {
-                    const int64_t i0 = i_start + ip * mr;
-                    const int64_t m = M - i0 < mr ? M - i0 : mr;
+                const REAL *Bpanel = Bp + (pc - ks) * nr;
+                for (int64_t i0 = i_start; i0 < i_start + mb; i0 += mr) {
+                    const int64_t m = i_start + mb - i0 < mr ? i_start + mb - i0 : mr;
                     REAL *Ct = C + i0 * ldc + j0;
                     if (m == mr && n == nr) {
-                        cfg->microkernel(kc, Ablock + ip * mr * kc, Bpanel, Ct, ldc, alpha,
-                                         beta_k);
+                        cfg->microkernel(kc, A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel, Ct,
+                                         ldc, alpha, beta_k);
                     } else { /* an edge tile: compute in full, keep the valid part */
                         REAL tile[FN_MR_MAX * FN_NR_MAX] __attribute__((aligned(FN_ALIGN)));
-                        cfg->microkernel(kc, Ablock + ip * mr * kc, Bpanel, tile, nr, 1, 0);
+                        if (m == mr) {
+                            cfg->microkernel(kc, A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel,
+                                             tile, nr, 1, 0);
+                        } else {
+                            T(pack_A_edge)(trans_a, A, lda, m, i0, pc, kc, mr, Aedge);
+                            cfg->microkernel(kc, Aedge, 1, mr, Bpanel, tile, nr, 1, 0);
+                        }
                         for (int64_t i = 0; i < m; i++)
                             for (int64_t j = 0; j < n; j++) {
                                 REAL v = alpha * tile[i * nr + j];

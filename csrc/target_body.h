@@ -177,22 +177,26 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
     }
 }
 
-/* The micro-kernel: C[0:MR, 0:NR] = alpha * Ap Bp + beta * C, Ap kc x MR packed (a column
- * of MR per k), Bp kc x NR packed (a row per k), NR = two registers. Each accumulator
- * is a named variable (c<i>a, c<i>b: row i, first and second register), not an array,
- * so the compiler keeps all 2 * MR of them in registers; MR rows give 2 * MR independent
- * FMA chains, enough to hide the FMA latency. beta == 0: C is only written. */
+/* The micro-kernel: C[0:MR, 0:NR] = alpha * op(A) Bp + beta * C over kc steps, where
+ * op(A)[i, p] = A[i * rs_a + p * cs_a] is read in place (no packing: rs_a = lda, cs_a = 1
+ * for A, rs_a = 1, cs_a = lda for A^T) and Bp is kc x NR packed (a row per k), NR = two
+ * registers. Each accumulator is a named variable (c<i>a, c<i>b: row i, first and second
+ * register), not an array, so the compiler keeps all 2 * MR of them in registers; MR
+ * rows give 2 * MR independent FMA chains, enough to hide the FMA latency. beta == 0:
+ * C is only written. */
 typedef REAL T(ISA(reg)) __attribute__((vector_size(VEC_BYTES)));
 #define LANES ((int64_t)(VEC_BYTES / sizeof(REAL)))
 
-static void T(ISA(microkernel))(int64_t kc, const REAL *Ap, const REAL *Bp, REAL *C,
-                               int64_t ldc, REAL alpha, REAL beta)
+static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t cs_a,
+                               const REAL *Bp, REAL *C, int64_t ldc, REAL alpha, REAL beta)
 {
     typedef T(ISA(reg)) V;
-#define DECLARE(i) V c##i##a = {0}, c##i##b = {0};
+#define DECLARE(i)                                                                       \
+    V c##i##a = {0}, c##i##b = {0};                                                      \
+    const REAL *a##i = A + i * rs_a;
 #define UPDATE(i)                                                                        \
     {                                                                                    \
-        const REAL a = Ap[i];                                                            \
+        const REAL a = a##i[q];                                                          \
         c##i##a += a * b0;                                                               \
         c##i##b += a * b1;                                                               \
     }
@@ -213,12 +217,11 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *Ap, const REAL *Bp, REAL
         memcpy(C + i * ldc + LANES, &y, sizeof y);                                       \
     }
     ROWS(DECLARE)
-    for (int64_t p = 0; p < kc; p++) {
+    for (int64_t p = 0, q = 0; p < kc; p++, q += cs_a) {
         V b0, b1;
         memcpy(&b0, Bp, sizeof b0);
         memcpy(&b1, Bp + LANES, sizeof b1);
         ROWS(UPDATE)
-        Ap += MR;
         Bp += 2 * LANES;
     }
     if (beta == 0) {
