@@ -270,7 +270,8 @@ def _header(out, impls, thread_control):
     notes = []
     for impl in impls:
         if not _peers.available(impl):
-            notes.append(f"{impl} skipped: {_peers.REQUIRES[impl]} is not installed "
+            mod = {"sklearn": "scikit-learn"}.get(_peers.REQUIRES[impl], _peers.REQUIRES[impl])
+            notes.append(f"{impl} skipped: {mod} is not installed "
                          "(pip install fastnet[bench])")
     if not thread_control:
         notes.append("threadpoolctl is not installed: NumPy/scikit-learn use their default "
