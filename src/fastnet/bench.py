@@ -1,9 +1,9 @@
 """python -m fastnet bench: fastnet against NumPy, PyTorch and scikit-learn, side by side.
 
 For each workload, dtype and thread count it trains one epoch at a time with every
-implementation from the same initial weights on the same data (implementations take
-turns, repeat after repeat, so a change in the machine's load hits them all alike) and
-prints the median time per epoch, fastnet's speedup over each peer (peer time / fastnet
+implementation, one after the other in the same run, from the same initial weights on
+the same data (each after a pause and a warm-up epoch, so no other library's idle
+threads still spin on the cores it needs) and prints the median time per epoch, fastnet's speedup over each peer (peer time / fastnet
 time: above 1 fastnet is faster) and how close fastnet comes to the machine's GEMM rate,
 measured in the same run with NumPy on a square product:
 
@@ -235,9 +235,18 @@ def _timed(fn):
     return time.perf_counter() - t0
 
 
+# Seconds to let the previous implementation's idle threads stop spinning (OpenBLAS
+# workers busy-wait ~2^28 cycles after a call, libgomp a while too) before the next one.
+SETTLE = 0.2
+
+
 def measure(workload, dtype, impls, repeats, weights):
-    """Median seconds per epoch (predict: per call) of each implementation, timed in
-    turns. Returns {impl: (median, [times])}."""
+    """Median seconds per epoch (predict: per call) of each implementation, timed one
+    implementation after the other in this run: for each, a pause, one untimed warm-up
+    call, then ``repeats`` timed calls. (Taking turns call by call would be kinder to
+    load drift but is unfair with 2 threads on 2 cores: the previous library's threads
+    still spin and steal a core - measured 2x on fastnet's mnist epoch.)
+    Returns {impl: (median, [times])}."""
     if workload.name == "predict":
         calls = {i: _peers.make_predictor(i, workload, dtype, weights) for i in impls}
         per = 1
@@ -245,13 +254,13 @@ def measure(workload, dtype, impls, repeats, weights):
         trainers = {i: _peers.make_trainer(i, workload, dtype, weights) for i in impls}
         per = workload.epochs_per_call
         calls = {i: (lambda t=t: t.epochs(per)) for i, t in trainers.items()}
-    for fn in calls.values():  # warm-up round
-        fn()
-    times = {i: [] for i in impls}
-    for _ in range(repeats):
-        for i, fn in calls.items():
-            times[i].append(_timed(fn) / per)
-    return {i: (statistics.median(ts), ts) for i, ts in times.items()}
+    out = {}
+    for i, fn in calls.items():
+        time.sleep(SETTLE)
+        fn()  # warm-up: threads awake, buffers touched
+        times = [_timed(fn) / per for _ in range(repeats)]
+        out[i] = (statistics.median(times), times)
+    return out
 
 
 def _header(out, impls, thread_control):
