@@ -79,12 +79,12 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 
 # Agreement after two epochs from the same weights on the same data. Different GEMMs sum
 # in different orders, so float32 results differ by rounding that grows a little per
-# step (measured: losses <= 7e-6 apart, weights <= 3e-6 in relative Frobenius norm;
-# float64 <= 2e-14). The loss alone is a blunt test (a 0.1% error in the learning rate
-# moves it by 8e-6 on digits) so the trained weights are compared too (that error moves
-# them by >= 1.5e-5 on every workload).
+# step (measured: losses <= 7e-6 apart, weights <= 8e-6 in relative Frobenius norm
+# (torch, full mnist); float64 <= 2e-14). The loss alone is a blunt test (a 0.1% error
+# in the learning rate moves it by 8e-6 on digits) so the trained weights are compared
+# too (that error moves them by >= 1.1e-4 on every full-size workload).
 RTOL = {"float32": 5e-5, "float64": 1e-10}
-WEIGHTS_RTOL = {"float32": 2e-5, "float64": 1e-10}
+WEIGHTS_RTOL = {"float32": 4e-5, "float64": 1e-10}
 PREDICT_ATOL = {"float32": 1e-5, "float64": 1e-12}
 
 # --------------------------------------------------------------------------- data
