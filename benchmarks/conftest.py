@@ -74,7 +74,8 @@ def threads(request):
 
 def require(impl):
     if not _peers.available(impl):
-        pytest.skip(f"{impl}: {_peers.REQUIRES[impl]} is not installed (pip install fastnet[bench])")
+        mod = _peers.REQUIRES[impl]
+        pytest.skip(f"{impl}: {mod} is not installed (pip install fastnet[bench])")
 
 
 def record(benchmark, flops, per_call, **info):

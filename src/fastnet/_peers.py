@@ -591,8 +591,10 @@ def check_agreement(workload, dtype, impls, epochs=2):
             got = np.array(trainer.epochs(k))
             results[n] = got.tolist()
             diffs[n] = float(np.max(np.abs(got - ref) / np.abs(ref)))
-            wdiffs[n] = wdiff = max(float(np.linalg.norm(np.asarray(a, np.float64) - b) / np.linalg.norm(b))
-                        for a, b in zip(trainer.weights(), ref_w))
+            wdiffs[n] = wdiff = max(
+                float(np.linalg.norm(np.asarray(a, np.float64) - b) / np.linalg.norm(b))
+                for a, b in zip(trainer.weights(), ref_w)
+            )
             try:
                 np.testing.assert_allclose(got, ref, rtol=rtol, atol=0)
             except AssertionError:

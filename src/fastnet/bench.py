@@ -3,9 +3,10 @@
 For each workload, dtype and thread count it trains one epoch at a time with every
 implementation, one after the other in the same run, from the same initial weights on
 the same data (each after a pause and a warm-up epoch, so no other library's idle
-threads still spin on the cores it needs) and prints the median time per epoch, fastnet's speedup over each peer (peer time / fastnet
-time: above 1 fastnet is faster) and how close fastnet comes to the machine's GEMM rate,
-measured in the same run with NumPy on a square product:
+threads still spin on the cores it needs) and prints the median time per epoch,
+fastnet's speedup over each peer (peer time / fastnet time: above 1 fastnet is faster)
+and how close fastnet comes to the machine's GEMM rate, measured in the same run with
+NumPy on a square product:
 
     FLOP limit = epoch FLOPs / GEMM rate,   epoch FLOPs = 2 E (2 n_in n_h + 3 n_h n_out)
     % of GEMM  = FLOP limit / fastnet's time per epoch
@@ -139,8 +140,9 @@ class Table:
         self.cols += [("GFLOP/s", 7), ("limit", 9), ("%GEMM", 5), ("ok", 2)]
 
     def _line(self, cells):
+        cols = zip(cells, self.cols)
         return "  ".join(
-            (c.ljust(w) if i < 2 else c.rjust(w)) for i, (c, (_, w)) in enumerate(zip(cells, self.cols))
+            (c.ljust(w) if i < 2 else c.rjust(w)) for i, (c, (_, w)) in enumerate(cols)
         ).rstrip()
 
     def header(self):
