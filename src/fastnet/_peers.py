@@ -1,0 +1,617 @@
+"""The benchmark's workloads and the implementations fastnet is compared with.
+
+Shared by ``python -m fastnet bench`` (``fastnet.bench``) and the pytest-benchmark suite
+(``benchmarks/``), so both time exactly the same code on the same data.
+
+Every trainer computes the seed's model: ``H = sig(X W1)``, ``O = sig(H W2)``, no bias,
+loss ``1/N sum (O - Y)^2`` (N = rows of the batch), plain minibatch gradient descent over
+the rows in order (no shuffling), starting from the same initial weights. The one
+exception is scikit-learn's ``MLPRegressor``, the nearest peer it has: it always adds
+biases and its output layer is the identity, so it is timed but not checked.
+
+Only NumPy is required; PyTorch, scikit-learn and threadpoolctl are used when importable.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+import fastnet
+
+SEED = 20240607
+
+# --------------------------------------------------------------------------- workloads
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    n_examples: int
+    layers: tuple
+    batch_size: int
+    learning_rate: float
+    epochs_per_call: int = 1  # xor: one epoch is too short to time alone
+    rounds: int = 5  # pytest-benchmark rounds / default bench repeats
+
+    @property
+    def n_in(self):
+        return self.layers[0]
+
+    @property
+    def n_hidden(self):
+        return self.layers[1]
+
+    @property
+    def n_out(self):
+        return self.layers[2]
+
+    def epoch_flops(self, n_examples=None):
+        """FLOPs of one training epoch: forward X W1 and H W2, backward dO W2^T, H^T dO and
+        X^T dH: ``2 E (2 n_in n_h + 3 n_h n_out)`` (element-wise work not counted)."""
+        e = self.n_examples if n_examples is None else n_examples
+        return 2 * e * (2 * self.n_in * self.n_hidden + 3 * self.n_hidden * self.n_out)
+
+    def predict_flops(self, n_examples=None):
+        """FLOPs of one forward pass: ``2 E (n_in n_h + n_h n_out)``."""
+        e = self.n_examples if n_examples is None else n_examples
+        return 2 * e * (self.n_in * self.n_hidden + self.n_hidden * self.n_out)
+
+    def scaled(self, n_examples):
+        """The same workload on fewer rows (``--quick``)."""
+        n = min(n_examples, self.n_examples)
+        return Workload(self.name, n, self.layers, min(self.batch_size, n),
+                        self.learning_rate, self.epochs_per_call, self.rounds)
+
+
+WORKLOADS = {
+    "xor": Workload("xor", 4, (2, 4, 1), 4, 2.0, epochs_per_call=1000, rounds=5),
+    "digits": Workload("digits", 1797, (64, 64, 10), 32, 0.5, rounds=10),
+    "mnist": Workload("mnist", 60000, (784, 128, 10), 64, 0.1, rounds=3),
+    "wide": Workload("wide", 16384, (1024, 1024, 256), 256, 0.1, rounds=3),
+}
+# predict(X) on the mnist shape: 60000 x 784 -> 10
+PREDICT = Workload("predict", 60000, (784, 128, 10), 64, 0.5, rounds=5)
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+# Agreement after two epochs from the same weights on the same data. Different GEMMs sum
+# in different orders, so float32 results differ by rounding that grows a little per
+# step (measured: losses <= 7e-6 apart, weights <= 8e-6 in relative Frobenius norm
+# (torch, full mnist); float64 <= 2e-14). The loss alone is a blunt test (a 0.1% error
+# in the learning rate moves it by 8e-6 on digits) so the trained weights are compared
+# too (that error moves them by >= 1.1e-4 on every full-size workload).
+RTOL = {"float32": 5e-5, "float64": 1e-10}
+WEIGHTS_RTOL = {"float32": 4e-5, "float64": 1e-10}
+PREDICT_ATOL = {"float32": 1e-5, "float64": 1e-12}
+
+# --------------------------------------------------------------------------- data
+
+_DATA_CACHE = {}
+
+
+def make_data(workload, dtype):
+    """Deterministic synthetic data: X uniform in [0, 1), Y the one-hot argmax of a random
+    linear teacher on the centred inputs (xor: the XOR truth table)."""
+    dtype = np.dtype(dtype)
+    key = (workload.name, workload.n_examples, workload.layers, dtype.name)
+    if key not in _DATA_CACHE:
+        if workload.name == "xor":
+            X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float64)
+            Y = np.array([[0], [1], [1], [0]], np.float64)
+        else:
+            rng = np.random.default_rng([SEED, workload.n_in, workload.n_out])
+            X = rng.random((workload.n_examples, workload.n_in))
+            teacher = rng.standard_normal((workload.n_in, workload.n_out))
+            labels = np.argmax((X - 0.5) @ teacher, axis=1)
+            Y = np.zeros((workload.n_examples, workload.n_out))
+            Y[np.arange(workload.n_examples), labels] = 1.0
+        _DATA_CACHE[key] = (np.ascontiguousarray(X, dtype), np.ascontiguousarray(Y, dtype))
+    return _DATA_CACHE[key]
+
+
+def clear_data_cache():
+    _DATA_CACHE.clear()
+
+
+def initial_weights(workload, dtype, seed=SEED):
+    """fastnet's own Glorot-uniform initialisation (float64 draws rounded to dtype)."""
+    net = fastnet.Network(list(workload.layers), dtype=dtype, seed=seed)
+    return [np.array(W, copy=True) for W in net.weights]
+
+
+# --------------------------------------------------------------------------- optional peers
+
+
+def optional(module):
+    """The module, or None if it is not importable."""
+    try:
+        return importlib.import_module(module)
+    except Exception:  # ImportError, or a broken install raising something else
+        return None
+
+
+def versions():
+    """Versions of the peers (None when missing)."""
+    out = {"fastnet": fastnet.__version__, "numpy": np.__version__}
+    for name, mod in (("torch", "torch"), ("scikit-learn", "sklearn"),
+                      ("threadpoolctl", "threadpoolctl"), ("matplotlib", "matplotlib")):
+        m = optional(mod)
+        out[name] = getattr(m, "__version__", None) if m is not None else None
+    return out
+
+
+def openblas_info():
+    """threadpoolctl's view of the BLAS libraries loaded (NumPy's first), or None if
+    threadpoolctl is missing."""
+    tpc = optional("threadpoolctl")
+    if tpc is None:
+        return None
+    info = [d for d in tpc.threadpool_info() if d.get("user_api") == "blas"]
+    info.sort(key=lambda d: "numpy" not in d.get("filepath", ""))
+    return info
+
+
+def describe_blas():
+    """One line per BLAS library: which one NumPy uses and its kernel (architecture)."""
+    info = openblas_info()
+    if info is None:
+        return ["BLAS: threadpoolctl not installed (pip install threadpoolctl) - kernel unknown"]
+    lines = []
+    for d in info:
+        who = "numpy" if "numpy" in d.get("filepath", "") else os.path.basename(
+            os.path.dirname(d.get("filepath", ""))) or "?"
+        lines.append(
+            f"BLAS ({who}): {d.get('internal_api')} {d.get('version')}, kernel "
+            f"{d.get('architecture', '?')}, {d.get('threading_layer', '?')} threading, "
+            f"{d.get('num_threads')} threads"
+        )
+    return lines or ["BLAS: none found by threadpoolctl"]
+
+
+OPENBLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def openblas_env_warning():
+    """A warning text if an environment variable pins NumPy's OpenBLAS to other kernels
+    or block sizes, else None."""
+    found = {k: os.environ[k] for k in OPENBLAS_ENV_VARS if k in os.environ}
+    if not found:
+        return None
+    setting = ", ".join(f"{k}={v}" for k, v in found.items())
+    return (
+        f"{setting} is set: it pins NumPy's OpenBLAS (and so the numpy and scikit-learn "
+        "peers) to other kernels or cache sizes than it would choose for this CPU, which "
+        "makes them slower here. For an honest comparison run with "
+        "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...`."
+    )
+
+
+_BLAS_LIMITER = None
+
+
+def set_threads(n):
+    """Give every implementation ``n`` threads: fastnet's OpenMP, NumPy's BLAS (through
+    threadpoolctl; returns False if it is missing so NumPy keeps its default) and
+    PyTorch's intra-op pool (if torch has been imported)."""
+    global _BLAS_LIMITER
+    fastnet.set_num_threads(n)
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+    tpc = optional("threadpoolctl")
+    if tpc is None:
+        return False
+    _BLAS_LIMITER = tpc.threadpool_limits(limits=n, user_api="blas")
+    return True
+
+
+# --------------------------------------------------------------------------- trainers
+
+
+class Trainer:
+    """One implementation set up on one workload: ``epochs(k)`` trains k epochs (each
+    over all rows, in order) and returns the k epoch losses."""
+
+    name = "?"
+    checked = True  # computes the seed's model: its losses must agree with fastnet's
+
+    def __init__(self, workload, X, Y, weights):
+        self.workload = workload
+        self.X, self.Y = X, Y
+        self.lr = float(workload.learning_rate)
+        self.batch = min(workload.batch_size, X.shape[0])
+
+    def epochs(self, k):
+        raise NotImplementedError
+
+    def weights(self):
+        raise NotImplementedError
+
+
+class FastnetTrainer(Trainer):
+    name = "fastnet"
+
+    def __init__(self, workload, X, Y, weights):
+        super().__init__(workload, X, Y, weights)
+        self.net = fastnet.Network(list(workload.layers), dtype=X.dtype, seed=0)
+        self.net.weights = weights
+
+    def epochs(self, k):
+        return self.net.fit(self.X, self.Y, k, self.lr, batch_size=self.batch, shuffle=False)
+
+    def weights(self):
+        return self.net.weights
+
+
+def _sigmoid_(A):
+    """A := 1 / (1 + exp(-A)) in place (exp overflow gives inf, then exactly 0)."""
+    np.negative(A, out=A)
+    np.exp(A, out=A)
+    np.add(A, 1, out=A)
+    np.reciprocal(A, out=A)
+    return A
+
+
+class NumpyTrainer(Trainer):
+    """The same loop as ``fastnet.reference.fit`` written for speed: every buffer is
+    allocated once, GEMMs write into them (``np.matmul(..., out=)``, transposes as views
+    so BLAS reads them in place), element-wise steps run in place, and the learning rate
+    and 2/N are folded into delta_O so each update is a single ``W -= G``."""
+
+    name = "numpy"
+
+    def __init__(self, workload, X, Y, weights):
+        super().__init__(workload, X, Y, weights)
+        W1, W2 = weights
+        self.W1, self.W2 = np.array(W1, copy=True), np.array(W2, copy=True)
+        B, dt = self.batch, X.dtype
+        n_in, n_h = W1.shape
+        n_out = W2.shape[1]
+        self.H = np.empty((B, n_h), dt)
+        self.TH = np.empty((B, n_h), dt)
+        self.dH = np.empty((B, n_h), dt)
+        self.O = np.empty((B, n_out), dt)
+        self.TO = np.empty((B, n_out), dt)
+        self.dO = np.empty((B, n_out), dt)
+        self.G1 = np.empty((n_in, n_h), dt)
+        self.G2 = np.empty((n_h, n_out), dt)
+
+    def epochs(self, k):
+        X, Y, W1, W2, G1, G2 = self.X, self.Y, self.W1, self.W2, self.G1, self.G2
+        E, B = X.shape[0], self.batch
+        history = []
+        with np.errstate(over="ignore"):
+            for _ in range(k):
+                total = 0.0
+                for s in range(0, E, B):
+                    b = min(B, E - s)
+                    Xb, Yb = X[s : s + b], Y[s : s + b]
+                    H, TH, dH = self.H[:b], self.TH[:b], self.dH[:b]
+                    O, TO, dO = self.O[:b], self.TO[:b], self.dO[:b]
+                    _sigmoid_(np.matmul(Xb, W1, out=H))  # H_out = sig(X W1)
+                    _sigmoid_(np.matmul(H, W2, out=O))  # O_out = sig(H_out W2)
+                    np.subtract(O, Yb, out=dO)
+                    total += float(np.vdot(dO, dO))  # sum (O - Y)^2
+                    np.subtract(1, O, out=TO)
+                    np.multiply(TO, O, out=TO)  # sig' = O (1 - O)
+                    np.multiply(dO, TO, out=dO)
+                    np.multiply(dO, 2 * self.lr / b, out=dO)  # lr * delta_O
+                    np.matmul(dO, W2.T, out=dH)
+                    np.subtract(1, H, out=TH)
+                    np.multiply(TH, H, out=TH)
+                    np.multiply(dH, TH, out=dH)  # lr * delta_H
+                    np.matmul(H.T, dO, out=G2)
+                    np.subtract(W2, G2, out=W2)  # W2 -= lr H^T delta_O
+                    np.matmul(Xb.T, dH, out=G1)
+                    np.subtract(W1, G1, out=W1)  # W1 -= lr X^T delta_H
+                history.append(total / E)
+        return history
+
+    def weights(self):
+        return [self.W1, self.W2]
+
+
+class TorchTrainer(Trainer):
+    """PyTorch CPU with manual backprop on preallocated tensors (no autograd graph, no
+    per-step allocation): ``torch.mm(out=)``, in-place sigmoid, and the update fused into
+    the gradient GEMM with ``W.addmm_(A.t(), delta, alpha=-1)``. The strongest plain
+    PyTorch a user would write for this model."""
+
+    name = "torch"
+
+    def __init__(self, workload, X, Y, weights):
+        super().__init__(workload, X, Y, weights)
+        import torch
+
+        self.torch = torch
+        self.Xt, self.Yt = torch.from_numpy(X), torch.from_numpy(Y)
+        self.W1 = torch.from_numpy(np.array(weights[0], copy=True))
+        self.W2 = torch.from_numpy(np.array(weights[1], copy=True))
+        B, dt = self.batch, self.W1.dtype
+        n_h, n_out = self.W2.shape
+        self.H = torch.empty((B, n_h), dtype=dt)
+        self.TH = torch.empty((B, n_h), dtype=dt)
+        self.dH = torch.empty((B, n_h), dtype=dt)
+        self.O = torch.empty((B, n_out), dtype=dt)
+        self.TO = torch.empty((B, n_out), dtype=dt)
+        self.dO = torch.empty((B, n_out), dtype=dt)
+
+    def epochs(self, k):
+        torch = self.torch
+        X, Y, W1, W2 = self.Xt, self.Yt, self.W1, self.W2
+        E, B = X.shape[0], self.batch
+        history = []
+        with torch.no_grad():
+            for _ in range(k):
+                total = torch.zeros((), dtype=torch.float64)
+                for s in range(0, E, B):
+                    b = min(B, E - s)
+                    Xb, Yb = X[s : s + b], Y[s : s + b]
+                    H, TH, dH = self.H[:b], self.TH[:b], self.dH[:b]
+                    O, TO, dO = self.O[:b], self.TO[:b], self.dO[:b]
+                    torch.mm(Xb, W1, out=H).sigmoid_()
+                    torch.mm(H, W2, out=O).sigmoid_()
+                    torch.sub(O, Yb, out=dO)
+                    total += torch.dot(dO.view(-1), dO.view(-1))
+                    torch.mul(O, O, out=TO)
+                    torch.sub(O, TO, out=TO)  # O (1 - O)
+                    dO.mul_(TO).mul_(2 * self.lr / b)  # lr * delta_O
+                    torch.mm(dO, W2.t(), out=dH)
+                    torch.mul(H, H, out=TH)
+                    torch.sub(H, TH, out=TH)
+                    dH.mul_(TH)  # lr * delta_H
+                    W2.addmm_(H.t(), dO, alpha=-1)
+                    W1.addmm_(Xb.t(), dH, alpha=-1)
+                history.append(float(total) / E)
+        return history
+
+    def weights(self):
+        return [self.W1.numpy(), self.W2.numpy()]
+
+
+class TorchAutogradTrainer(Trainer):
+    """PyTorch the usual way: ``nn.Linear(bias=False)`` layers, autograd and
+    ``torch.optim.SGD``, with the loss in the seed's convention ``((O-Y)**2).sum()/N``."""
+
+    name = "torch-autograd"
+
+    def __init__(self, workload, X, Y, weights):
+        super().__init__(workload, X, Y, weights)
+        import torch
+
+        self.torch = torch
+        self.Xt, self.Yt = torch.from_numpy(X), torch.from_numpy(Y)
+        dt = self.Xt.dtype
+        n_in, n_h = weights[0].shape
+        n_out = weights[1].shape[1]
+        self.l1 = torch.nn.Linear(n_in, n_h, bias=False, dtype=dt)
+        self.l2 = torch.nn.Linear(n_h, n_out, bias=False, dtype=dt)
+        with torch.no_grad():  # Linear stores W^T: y = x W^T
+            self.l1.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights[0].T)))
+            self.l2.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights[1].T)))
+        self.model = torch.nn.Sequential(self.l1, torch.nn.Sigmoid(), self.l2, torch.nn.Sigmoid())
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=0.0)
+
+    def epochs(self, k):
+        torch = self.torch
+        X, Y, model, opt = self.Xt, self.Yt, self.model, self.opt
+        E, B = X.shape[0], self.batch
+        history = []
+        for _ in range(k):
+            total = torch.zeros((), dtype=torch.float64)
+            for s in range(0, E, B):
+                Xb, Yb = X[s : s + B], Y[s : s + B]
+                opt.zero_grad(set_to_none=True)
+                sq = ((model(Xb) - Yb) ** 2).sum()
+                loss = sq / Xb.shape[0]
+                loss.backward()
+                opt.step()
+                total += sq.detach()
+            history.append(float(total) / E)
+        return history
+
+    def weights(self):
+        return [self.l1.weight.detach().numpy().T, self.l2.weight.detach().numpy().T]
+
+
+class SklearnTrainer(Trainer):
+    """scikit-learn's ``MLPRegressor``, the nearest peer: logistic hidden layer, plain SGD
+    (no momentum, no L2, constant learning rate), the same batches in the same order, one
+    ``partial_fit`` per epoch (= ``max_iter=1``), starting from the same W1, W2. It always
+    has biases (started at 0) and an identity output layer: a different model, timed but
+    not checked against fastnet. Its loss is ``sum/(2N)`` and its output has no sigmoid'
+    (<= 1/4) factor, so ``learning_rate_init = lr / 2`` bounds its steps by the seed's
+    largest (``2 lr`` would be the same nominal step and diverges on xor and digits)."""
+
+    name = "sklearn"
+    checked = False
+
+    def __init__(self, workload, X, Y, weights):
+        super().__init__(workload, X, Y, weights)
+        import warnings
+
+        from sklearn.neural_network import MLPRegressor
+
+        self.Yfit = Y.ravel() if Y.shape[1] == 1 else Y
+        self.model = MLPRegressor(
+            hidden_layer_sizes=(weights[0].shape[1],), activation="logistic", solver="sgd",
+            learning_rate="constant", learning_rate_init=self.lr / 2, momentum=0.0,
+            nesterovs_momentum=False, alpha=0.0, batch_size=self.batch, shuffle=False,
+            max_iter=1, early_stopping=False, random_state=0,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.model.partial_fit(X[: self.batch], self.Yfit[: self.batch])  # allocates
+        # The optimizer holds these very arrays: overwrite them in place.
+        for P, W in zip(self.model.coefs_, weights):
+            P[...] = W
+        for b in self.model.intercepts_:
+            b[...] = 0
+
+    def epochs(self, k):
+        history = []
+        for _ in range(k):
+            self.model.partial_fit(self.X, self.Yfit)
+            # its loss_ is mean/2 over all entries; convert to sum/N
+            history.append(float(self.model.loss_) * 2 * self.Y.shape[1])
+        return history
+
+    def weights(self):
+        return list(self.model.coefs_)
+
+
+TRAINERS = {
+    "fastnet": FastnetTrainer,
+    "numpy": NumpyTrainer,
+    "torch": TorchTrainer,
+    "torch-autograd": TorchAutogradTrainer,
+    "sklearn": SklearnTrainer,
+}
+# Which optional module each implementation needs.
+REQUIRES = {"torch": "torch", "torch-autograd": "torch", "sklearn": "sklearn"}
+DEFAULT_IMPLS = ("fastnet", "numpy", "torch", "sklearn")
+
+
+def available(name):
+    """True if the implementation's optional dependency imports."""
+    mod = REQUIRES.get(name)
+    return mod is None or optional(mod) is not None
+
+
+def make_trainer(name, workload, dtype, weights=None):
+    X, Y = make_data(workload, dtype)
+    if weights is None:
+        weights = initial_weights(workload, dtype)
+    return TRAINERS[name](workload, X, Y, weights)
+
+
+# --------------------------------------------------------------------------- predictors
+
+
+def make_predictor(name, workload, dtype, weights=None):
+    """A zero-argument callable computing O_out for the workload's X with the given
+    implementation (sklearn: its MLPRegressor with these weights, zero biases, identity
+    output)."""
+    X, _ = make_data(workload, dtype)
+    if weights is None:
+        weights = initial_weights(workload, dtype)
+    W1, W2 = (np.array(W, copy=True) for W in weights)
+    if name == "fastnet":
+        net = fastnet.Network(list(workload.layers), dtype=dtype, seed=0)
+        net.weights = [W1, W2]
+        return lambda: net.predict(X)
+    if name == "numpy":
+
+        def predict():  # sigmoid(sigmoid(X @ W1) @ W2), sigmoids in place
+            with np.errstate(over="ignore"):
+                return _sigmoid_(_sigmoid_(X @ W1) @ W2)
+
+        return predict
+    if name == "torch":
+        import torch
+
+        Xt, W1t, W2t = torch.from_numpy(X), torch.from_numpy(W1), torch.from_numpy(W2)
+
+        def predict():
+            with torch.inference_mode():
+                return torch.mm(torch.mm(Xt, W1t).sigmoid_(), W2t).sigmoid_().numpy()
+
+        return predict
+    if name == "torch-autograd":
+        import torch
+
+        Y = np.zeros((X.shape[0], W2.shape[1]), X.dtype)
+        t = TorchAutogradTrainer(workload, X, Y, [W1, W2])
+
+        def predict():
+            with torch.inference_mode():
+                return t.model(t.Xt).numpy()
+
+        return predict
+    if name == "sklearn":
+        Y = np.zeros((X.shape[0], W2.shape[1]), X.dtype)
+        model = SklearnTrainer(workload, X, Y, [W1, W2]).model
+        return lambda: model.predict(X)
+    raise ValueError(f"unknown implementation {name!r}")
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+@dataclass
+class Agreement:
+    workload: str
+    dtype: str
+    ok: bool
+    losses: dict  # implementation -> list of epoch losses (or predict outputs' checksum)
+    max_rel_diff: dict  # implementation -> max relative loss difference to fastnet (predict:
+    #                     max absolute output difference)
+    weights_rel_diff: dict  # implementation -> relative norm of the weights' difference
+    message: str
+
+
+def check_agreement(workload, dtype, impls, epochs=2):
+    """Trains ``epochs`` epochs with each checked implementation from the same weights on
+    the same data and compares each epoch loss with fastnet's (``RTOL[dtype]``) and the
+    final weights (relative Frobenius norm of the difference, ``WEIGHTS_RTOL``). For the
+    predict workload compares the outputs instead. Unchecked or missing implementations
+    are left out."""
+    dtype = np.dtype(dtype)
+    names = [n for n in impls if n != "fastnet" and available(n)
+             and (workload.name == "predict" or TRAINERS[n].checked)]
+    results, diffs, wdiffs, bad = {}, {}, {}, []
+    if workload.name == "predict":
+        atol = PREDICT_ATOL[dtype.name]
+        ref = make_predictor("fastnet", workload, dtype)()
+        results["fastnet"] = float(ref.sum())
+        for n in names:
+            if n == "sklearn":
+                continue  # identity output: a different function
+            out = np.asarray(make_predictor(n, workload, dtype)())
+            results[n] = float(out.sum())
+            diffs[n] = float(np.max(np.abs(out - ref)))
+            try:
+                np.testing.assert_allclose(out, ref, rtol=0, atol=atol)
+            except AssertionError:
+                bad.append(f"{n} (max abs diff {diffs[n]:.2e} > {atol:g})")
+    else:
+        k = epochs * workload.epochs_per_call if workload.name == "xor" else epochs
+        rtol, wtol = RTOL[dtype.name], WEIGHTS_RTOL[dtype.name]
+        fast = make_trainer("fastnet", workload, dtype)
+        ref = np.array(fast.epochs(k))
+        ref_w = fast.weights()
+        results["fastnet"] = ref.tolist()
+        for n in names:
+            trainer = make_trainer(n, workload, dtype)
+            got = np.array(trainer.epochs(k))
+            results[n] = got.tolist()
+            diffs[n] = float(np.max(np.abs(got - ref) / np.abs(ref)))
+            wdiffs[n] = wdiff = max(
+                float(np.linalg.norm(np.asarray(a, np.float64) - b) / np.linalg.norm(b))
+                for a, b in zip(trainer.weights(), ref_w)
+            )
+            try:
+                np.testing.assert_allclose(got, ref, rtol=rtol, atol=0)
+            except AssertionError:
+                bad.append(f"{n} (loss max rel diff {diffs[n]:.2e} > {rtol:g})")
+            if not wdiff <= wtol:
+                bad.append(f"{n} (weights rel diff {wdiff:.2e} > {wtol:g})")
+    what = "outputs" if workload.name == "predict" else f"losses and weights after {k} epochs"
+    if bad:
+        msg = (f"{workload.name} {dtype.name}: {what} disagree with fastnet: "
+               + ", ".join(bad))
+    else:
+        if workload.name == "predict":
+            kind = "max abs diff"
+            shown = ", ".join(f"{n} {d:.1e}" for n, d in diffs.items())
+        else:
+            kind = "rel diff of loss / weights"
+            shown = ", ".join(f"{n} {d:.1e} / {wdiffs[n]:.1e}" for n, d in diffs.items())
+        shown = shown or "no peer to compare"
+        msg = f"{workload.name} {dtype.name}: {what} agree with fastnet ({kind}: {shown})"
+    return Agreement(workload.name, dtype.name, not bad, results, diffs, wdiffs, msg)

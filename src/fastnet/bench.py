@@ -1,0 +1,422 @@
+"""python -m fastnet bench: fastnet against NumPy, PyTorch and scikit-learn, side by side.
+
+For each workload, dtype and thread count it trains one epoch at a time with every
+implementation, one after the other in the same run, from the same initial weights on
+the same data (each after a pause and a warm-up epoch, so no other library's idle
+threads still spin on the cores it needs) and prints the median time per epoch,
+fastnet's speedup over each peer (peer time / fastnet time: above 1 fastnet is faster)
+and how close fastnet comes to the machine's GEMM rate, measured in the same run with
+NumPy on a square product:
+
+    FLOP limit = epoch FLOPs / GEMM rate,   epoch FLOPs = 2 E (2 n_in n_h + 3 n_h n_out)
+    % of GEMM  = FLOP limit / fastnet's time per epoch
+
+Before timing, it checks that the implementations computing the seed's model (fastnet,
+numpy, torch) reach the same losses after two epochs; a disagreement is shown as ✗ and
+makes the exit status 1. scikit-learn's MLPRegressor is the nearest peer only (biases,
+identity output layer): timed, not checked, marked with *.
+
+Only NumPy is needed; torch, scikit-learn, threadpoolctl (thread control and the BLAS
+kernel name) and matplotlib (--plot) are used when installed (pip install fastnet[bench]).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import fastnet
+
+from . import _peers
+
+ALL_WORKLOADS = list(_peers.WORKLOADS) + ["predict"]
+QUICK_ROWS = {"mnist": 6000, "wide": 2048, "predict": 6000}
+QUICK_XOR_EPOCHS = 200
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _csv(kind, choices=None, convert=str):
+    def parse(text):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"empty list of {kind}")
+        out = []
+        for t in items:
+            try:
+                value = convert(t)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"bad {kind} {t!r}") from None
+            if choices is not None and value not in choices:
+                raise argparse.ArgumentTypeError(
+                    f"unknown {kind} {t!r} (choose from {', '.join(choices)})"
+                )
+            if isinstance(value, int) and value < 1:
+                raise argparse.ArgumentTypeError(f"{kind} must be >= 1; got {value}")
+            if value not in out:
+                out.append(value)
+        return out
+
+    return parse
+
+
+def _parser():
+    cpus = os.cpu_count() or 1
+    p = argparse.ArgumentParser(
+        prog="python -m fastnet bench",
+        description="Time fastnet against NumPy, PyTorch and scikit-learn on the seed's "
+        "network; print time per epoch, speedups and percent of the GEMM rate.",
+        epilog="Speedup = peer time / fastnet time (above 1: fastnet is faster). "
+        "Exit status 1 if implementations disagree on the loss. For honest numbers run on "
+        "a quiet machine with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`.",
+    )
+    p.add_argument("--workloads", type=_csv("workload", ALL_WORKLOADS), default=ALL_WORKLOADS,
+                   help=f"comma-separated, from {','.join(ALL_WORKLOADS)} (default: all)")
+    p.add_argument("--dtype", choices=["float32", "float64", "both"], default="float32",
+                   help="default: float32")
+    p.add_argument("--threads", type=_csv("thread count", convert=int),
+                   default=sorted({1, cpus}),
+                   help=f"comma-separated thread counts, each given to every implementation "
+                   f"(default: {','.join(map(str, sorted({1, cpus})))})")
+    p.add_argument("--impls", type=_csv("implementation", list(_peers.TRAINERS)),
+                   default=list(_peers.DEFAULT_IMPLS),
+                   help=f"comma-separated, from {','.join(_peers.TRAINERS)} "
+                   f"(default: {','.join(_peers.DEFAULT_IMPLS)}; fastnet is always included)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed epochs per implementation (median reported; default: 3 for "
+                   "mnist and wide, 5 for xor and predict, 10 for digits; --quick: 2)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: fewer rows for mnist/wide/predict "
+                   f"({QUICK_ROWS['mnist']}/{QUICK_ROWS['wide']}/{QUICK_ROWS['predict']}), "
+                   f"{QUICK_XOR_EPOCHS} xor epochs per call, 2 repeats, a 2048^2 GEMM")
+    p.add_argument("--gemm-size", type=int, default=None,
+                   help="side of the square GEMM that measures the machine's rate "
+                   "(default 4096, --quick 2048)")
+    p.add_argument("--no-check", action="store_true", help="skip the loss agreement check")
+    p.add_argument("--json", metavar="FILE", help="write all results as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="bar chart of speedups (needs matplotlib)")
+    p.add_argument("--markdown", action="store_true", help="also print a markdown table")
+    return p
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt_time(seconds):
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def fmt_speedup(x):
+    if x is None:
+        return ""
+    return f"{x:.2f}x" if x < 100 else f"{x:.0f}x"
+
+
+def _label(impl):
+    return "sklearn*" if impl == "sklearn" else impl
+
+
+class Table:
+    """Fixed-width rows, printed as soon as each is measured."""
+
+    def __init__(self, impls, out):
+        self.impls = impls
+        self.out = out
+        self.cols = [("workload", 8), ("dtype", 7), ("thr", 3), ("rows", 6), ("fastnet", 9)]
+        self.cols += [(_label(i), 18) for i in impls if i != "fastnet"]
+        self.cols += [("GFLOP/s", 7), ("limit", 9), ("%GEMM", 5), ("ok", 2)]
+
+    def _line(self, cells):
+        cols = zip(cells, self.cols)
+        return "  ".join(
+            (c.ljust(w) if i < 2 else c.rjust(w)) for i, (c, (_, w)) in enumerate(cols)
+        ).rstrip()
+
+    def header(self):
+        print(self._line([n for n, _ in self.cols]), file=self.out)
+        print(self._line(["-" * w for _, w in self.cols]), file=self.out, flush=True)
+
+    def row(self, r):
+        cells = [r["workload"], r["dtype"], str(r["threads"]), str(r["rows"]),
+                 fmt_time(r["times"].get("fastnet"))]
+        for impl in self.impls:
+            if impl == "fastnet":
+                continue
+            t = r["times"].get(impl)
+            if t is None:
+                cells.append("n/a")
+            else:
+                cells.append(f"{fmt_time(t)} ({fmt_speedup(r['speedup'][impl])})")
+        cells += [
+            f"{r['gflops']:.1f}" if r["gflops"] is not None else "-",
+            fmt_time(r["flop_limit"]),
+            f"{r['pct_gemm']:.0f}%" if r["pct_gemm"] is not None else "-",
+            {True: "✓", False: "✗", None: "-"}[r["ok"]],
+        ]
+        print(self._line(cells), file=self.out, flush=True)
+
+
+def markdown(rows, impls):
+    peers = [i for i in impls if i != "fastnet"]
+    head = (["workload", "dtype", "threads", "fastnet / epoch"]
+            + [f"{_label(p)} / epoch (speedup)" for p in peers]
+            + ["fastnet GFLOP/s", "% of GEMM", "agree"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["workload"], r["dtype"], str(r["threads"]), fmt_time(r["times"]["fastnet"])]
+        for p in peers:
+            t = r["times"].get(p)
+            cells.append("n/a" if t is None else f"{fmt_time(t)} ({fmt_speedup(r['speedup'][p])})")
+        cells += [f"{r['gflops']:.1f}" if r["gflops"] is not None else "-",
+                  f"{r['pct_gemm']:.0f}%" if r["pct_gemm"] is not None else "-",
+                  {True: "✓", False: "✗", None: "-"}[r["ok"]]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(rows, impls, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    peers = [i for i in impls if i != "fastnet" and any(r["times"].get(i) for r in rows)]
+    labels = [f"{r['workload']}\n{r['dtype'][5:]}b {r['threads']}t" for r in rows]
+    width = 0.8 / max(len(peers), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows) + 2), 4.5))
+    for k, p in enumerate(peers):
+        xs = [i + (k - (len(peers) - 1) / 2) * width for i in range(len(rows))]
+        ys = [r["speedup"].get(p) or 0 for r in rows]
+        ax.bar(xs, ys, width, label=_label(p))
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel("fastnet speedup (peer time / fastnet time)")
+    ax.set_title("fastnet vs peers, time per epoch (predict: per call)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def gemm_rate(dtype, n, repeats):
+    """NumPy's float GEMM rate in GFLOP/s on an n x n product (median of repeats)."""
+    rng = np.random.default_rng(0)
+    A = rng.random((n, n)).astype(dtype)
+    B = rng.random((n, n)).astype(dtype)
+    C = np.empty((n, n), dtype)
+    np.matmul(A, B, out=C)  # warm up: threads, pages
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.matmul(A, B, out=C)
+        times.append(time.perf_counter() - t0)
+    return 2.0 * n**3 / statistics.median(times) / 1e9
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+# Seconds to let the previous implementation's idle threads stop spinning (OpenBLAS
+# workers busy-wait ~2^28 cycles after a call, libgomp a while too) before the next one.
+SETTLE = 0.2
+
+
+def measure(workload, dtype, impls, repeats, weights):
+    """Median seconds per epoch (predict: per call) of each implementation, timed one
+    implementation after the other in this run: for each, a pause, one untimed warm-up
+    call, then ``repeats`` timed calls. (Taking turns call by call would be kinder to
+    load drift but is unfair with 2 threads on 2 cores: the previous library's threads
+    still spin and steal a core - measured 2x on fastnet's mnist epoch.)
+    Returns {impl: (median, [times])}."""
+    if workload.name == "predict":
+        calls = {i: _peers.make_predictor(i, workload, dtype, weights) for i in impls}
+        per = 1
+    else:
+        trainers = {i: _peers.make_trainer(i, workload, dtype, weights) for i in impls}
+        per = workload.epochs_per_call
+        calls = {i: (lambda t=t: t.epochs(per)) for i, t in trainers.items()}
+    out = {}
+    for i, fn in calls.items():
+        time.sleep(SETTLE)
+        fn()  # warm-up: threads awake, buffers touched
+        times = [_timed(fn) / per for _ in range(repeats)]
+        out[i] = (statistics.median(times), times)
+    return out
+
+
+def _header(out, impls, thread_control):
+    cfg = fastnet.show_config(print_out=False)
+    print("fastnet bench", file=out)
+    print(f"  fastnet {cfg['version']}: micro-kernels {cfg['kernel']} "
+          f"(CPU supports {', '.join(k for k, ok in cfg['cpu_supports'].items() if ok)}), "
+          + "; ".join(f"{dt} {b['mr']}x{b['nr']} kc={b['kc']} mc={b['mc']} nc={b['nc']}"
+                      for dt, b in cfg["blocking"].items()), file=out)
+    for line in _peers.describe_blas():
+        print("  " + line, file=out)
+    v = _peers.versions()
+    print(f"  python {platform.python_version()}, numpy {v['numpy']}, torch {v['torch'] or '-'}, "
+          f"scikit-learn {v['scikit-learn'] or '-'}, {os.cpu_count()} CPUs "
+          f"({platform.processor() or platform.machine()})", file=out)
+    notes = []
+    for impl in impls:
+        if not _peers.available(impl):
+            mod = {"sklearn": "scikit-learn"}.get(_peers.REQUIRES[impl], _peers.REQUIRES[impl])
+            notes.append(f"{impl} skipped: {mod} is not installed "
+                         "(pip install fastnet[bench])")
+    if not thread_control:
+        notes.append("threadpoolctl is not installed: NumPy/scikit-learn use their default "
+                     "BLAS threads whatever --threads says")
+    for n in notes:
+        print(f"  note: {n}", file=out)
+    warning = _peers.openblas_env_warning()
+    if warning:
+        print(f"  WARNING: {warning}", file=out)
+    return notes, warning
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--"]:  # `python -m fastnet bench -- --quick` (see fastnet.__main__)
+        argv = argv[1:]
+    args = _parser().parse_args(argv)
+    out = sys.stdout
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("python -m fastnet bench: --plot needs matplotlib, which is not installed "
+                  "(pip install matplotlib, or fastnet[bench])", file=sys.stderr)
+            return 2
+    if args.repeats is not None and args.repeats < 1:
+        print("python -m fastnet bench: --repeats must be >= 1", file=sys.stderr)
+        return 2
+    dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
+    impls = ["fastnet"] + [i for i in args.impls if i != "fastnet"]
+    gemm_n = args.gemm_size or (2048 if args.quick else 4096)
+
+    thread_control = _peers.optional("threadpoolctl") is not None
+    notes, warning = _header(out, impls, thread_control)
+    for i in impls:
+        if _peers.available(i) and _peers.REQUIRES.get(i) == "torch":
+            import torch  # noqa: F401  (so that set_threads reaches it)
+    present = [i for i in impls if _peers.available(i)]
+
+    # The machine's GEMM rate, per dtype and thread count, in this same run.
+    gemm = {}
+    parts = []
+    for dt in dtypes:
+        for n in args.threads:
+            _peers.set_threads(n)
+            gemm[(dt, n)] = gemm_rate(np.dtype(dt), gemm_n, 2 if args.quick else 3)
+            parts.append(f"{dt} {n} thr {gemm[(dt, n)]:.1f}")
+    print(f"  GEMM rate (NumPy, {gemm_n}^2, GFLOP/s): " + ", ".join(parts), file=out)
+    print(f"  time per epoch (predict: per call), median of the repeats; (Nx) = fastnet's "
+          f"speedup over that peer; limit = epoch FLOPs / GEMM rate; %GEMM = limit / "
+          f"fastnet time{'; --quick: fewer rows' if args.quick else ''}", file=out)
+    if "sklearn" in present:
+        print("  * sklearn = MLPRegressor (biases, identity output): nearest peer, not the "
+              "same model, not checked", file=out)
+    print(file=out)
+
+    table = Table(impls, out)
+    table.header()
+    rows, checks = [], []
+    for name in args.workloads:
+        wl = _peers.PREDICT if name == "predict" else _peers.WORKLOADS[name]
+        if args.quick:
+            if name in QUICK_ROWS:
+                wl = wl.scaled(QUICK_ROWS[name])
+            if name == "xor":
+                wl = _peers.Workload(wl.name, wl.n_examples, wl.layers, wl.batch_size,
+                                     wl.learning_rate, QUICK_XOR_EPOCHS, wl.rounds)
+        repeats = args.repeats or (2 if args.quick else wl.rounds)
+        flops = wl.predict_flops() if name == "predict" else wl.epoch_flops()
+        for dt in dtypes:
+            weights = _peers.initial_weights(wl, dt)
+            ok = None
+            if not args.no_check:
+                _peers.set_threads(args.threads[-1])
+                agreement = _peers.check_agreement(wl, dt, present)
+                checks.append(agreement)
+                ok = agreement.ok
+            for n in args.threads:
+                _peers.set_threads(n)
+                res = measure(wl, dt, present, repeats, weights)
+                t_fast = res["fastnet"][0]
+                limit = flops / (gemm[(dt, n)] * 1e9)
+                row = {
+                    "workload": name, "dtype": dt, "threads": n, "rows": wl.n_examples,
+                    "layers": list(wl.layers), "batch_size": wl.batch_size,
+                    "flops": flops, "repeats": repeats,
+                    "times": {i: res[i][0] for i in present},
+                    "all_times": {i: res[i][1] for i in present},
+                    "speedup": {i: res[i][0] / t_fast for i in present if i != "fastnet"},
+                    "gflops": flops / t_fast / 1e9,
+                    "flop_limit": limit,
+                    "pct_gemm": 100.0 * limit / t_fast,
+                    "gemm_gflops": gemm[(dt, n)],
+                    "ok": ok,
+                }
+                rows.append(row)
+                table.row(row)
+            _peers.clear_data_cache()
+
+    if checks:
+        print(file=out)
+        for c in checks:
+            print(f"{'✓' if c.ok else '✗'} {c.message}", file=out)
+    failed = [c for c in checks if not c.ok]
+
+    if args.markdown:
+        print(file=out)
+        print(markdown(rows, impls), file=out)
+    if args.json:
+        doc = {
+            "fastnet_config": fastnet.show_config(print_out=False),
+            "blas": _peers.openblas_info(),
+            "versions": _peers.versions(),
+            "cpus": os.cpu_count(),
+            "openblas_env_warning": warning,
+            "notes": notes,
+            "quick": args.quick,
+            "gemm_size": gemm_n,
+            "gemm_gflops": {f"{dt}/{n}": r for (dt, n), r in gemm.items()},
+            "results": rows,
+            "checks": [c.__dict__ for c in checks],
+        }
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=1, default=str)
+        print(f"\nwrote {args.json}", file=out)
+    if args.plot:
+        plot(rows, impls, args.plot)
+        print(f"wrote {args.plot}", file=out)
+    if failed:
+        print(f"\n✗ {len(failed)} check(s) failed: a benchmark of a wrong answer counts for "
+              "nothing", file=out)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
