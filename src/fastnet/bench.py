@@ -270,7 +270,7 @@ def _header(out, impls, thread_control):
     print("fastnet bench", file=out)
     print(f"  fastnet {cfg['version']}: micro-kernels {cfg['kernel']} "
           f"(CPU supports {', '.join(k for k, ok in cfg['cpu_supports'].items() if ok)}), "
-          + "; ".join(f"{dt} {b['mr']}x{b['nr']} kc={b['kc']} mc={b['mc']} nc={b['nc']}"
+          + "; ".join(f"{dt} {b['mr']}x{b['nr']} kc={b['kc']} mc={b['mc']}"
                       for dt, b in cfg["blocking"].items()), file=out)
     for line in _peers.describe_blas():
         print("  " + line, file=out)
