@@ -60,10 +60,12 @@ typedef struct {                                                                
     const char *name;                                                                     \
     int64_t mr, nr;       /* micro-tile: mr rows x nr columns of C */                     \
     int64_t kc, mc;       /* cache blocks of K (B panel in L1) and M (A block in L2) */   \
-    /* C[0:mr, 0:nr] = alpha * op(A) Bp + beta * C over kc steps; beta == 0: C is not    \
-     * read. op(A)[i, p] = A[i * rs_a + p * cs_a] in place; Bp is kc x nr packed. */        \
+    /* C[0:mr, 0:nr] = alpha * op(A) B + beta * C over kc steps; beta == 0: C is not     \
+     * read. op(A)[i, p] = A[i * rs_a + p * cs_a] in place; B: kc rows of nr contiguous    \
+     * values, rs_b apart (a packed panel, or B itself). */                               \
     void (*microkernel)(int64_t kc, const REAL *A, int64_t rs_a, int64_t cs_a,            \
-                        const REAL *Bp, REAL *C, int64_t ldc, REAL alpha, REAL beta);     \
+                        const REAL *B, int64_t rs_b, REAL *C, int64_t ldc, REAL alpha,     \
+                        REAL beta);                                                       \
     /* out[0:n] = sigmoid(x[0:n]), vectorised where the ISA allows (may alias). */        \
     void (*sigmoid)(int64_t n, const REAL *x, REAL *out);                                 \
     /* The product for problems too small to pack A: C = alpha op(A) Bp + beta C, Bp the  \

@@ -4,12 +4,14 @@
  *
  * The loops around the micro-kernel, after BLIS, arranged so that threads never wait
  * for each other inside a product: C is cut into items of mc rows x nr columns; each
- * thread takes a contiguous run of items, packs the op(B) panel of its item into its own
- * buffer, and runs the micro-kernel over K in blocks of kc (the B panel stays in L1, the
- * mc rows of A in L2). A is not packed: the micro-kernel reads op(A) in place through
- * its strides (like BLIS's kernels for skinny problems), which saves a strided copy of
- * the whole batch per product, the largest cost after the FMAs at minibatch sizes; only
- * a block's last, partial micro-panel of rows is copied, zero-padded. On the last K block
+ * thread takes a contiguous run of items and runs the micro-kernel over K in blocks of
+ * kc (the kc x nr slice of B stays in L1, the mc rows of A in L2). Neither operand is
+ * copied when it can be read in place (like BLIS's kernels for skinny problems): the
+ * micro-kernel reads op(A) through its strides and B's rows directly; only op(B) = B^T
+ * and a partial last panel of columns are packed into the thread's own buffer, and a
+ * partial last micro-panel of rows of A is copied, zero-padded. At minibatch sizes
+ * these copies (of the whole batch, of the whole weight matrix) were the largest cost
+ * after the FMAs. On the last K block
  * each finished tile goes through the epilogue (bias, activation, derivative) while it is
  * still in L1. Only the micro-kernel is architecture-specific (microkernel_*.c); block
  * sizes live in its fn_config.
@@ -187,37 +189,47 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
     /* op(A)[i, p] = A[i * rs_a + p * cs_a] */
     const int64_t rs_a = trans_a ? 1 : lda, cs_a = trans_a ? lda : 1;
 
-    const int64_t m_blocks = (M + MC - 1) / MC, n_panels = (N + nr - 1) / nr;
+    /* Row blocks of at most mc rows, smaller when there are too few items to give every
+     * thread two (which rows a thread computes does not change any result). */
+    const int64_t n_panels = (N + nr - 1) / nr;
+    const int64_t want_blocks = (2 * omp_get_num_threads() + n_panels - 1) / n_panels;
+    int64_t MB = fn_round_up((M + want_blocks - 1) / want_blocks, mr);
+    MB = MB < MC ? MB : MC;
+    const int64_t m_blocks = (M + MB - 1) / MB;
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < m_blocks * n_panels; item++) {
         const int64_t ib = item / n_panels, jp = item % n_panels;
-        const int64_t i_start = ib * MC, mb = M - i_start < MC ? M - i_start : MC;
+        const int64_t i_start = ib * MB, mb = M - i_start < MB ? M - i_start : MB;
         const int64_t j0 = jp * nr, n = N - j0 < nr ? N - j0 : nr;
         for (int64_t ks = 0; ks < K; ks += KS) {
             const int64_t ks_len = K - ks < KS ? K - ks : KS;
-            for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
-                const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-                T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr, Bp + (pc - ks) * nr);
-            }
+            /* B's rows are read in place unless op(B) = B^T or the panel is partial. */
+            const int packed = trans_b || n < nr;
+            if (packed)
+                for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
+                    const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+                    T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr, Bp + (pc - ks) * nr);
+                }
+            const int64_t rs_b = packed ? nr : ldb;
             for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
                 const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
                 const int last = pc + kc >= K;
                 const REAL beta_k = pc == 0 ? beta : (REAL)1;
-                const REAL *Bpanel = Bp + (pc - ks) * nr;
+                const REAL *Bpanel = packed ? Bp + (pc - ks) * nr : B + pc * ldb + j0;
                 for (int64_t i0 = i_start; i0 < i_start + mb; i0 += mr) {
                     const int64_t m = i_start + mb - i0 < mr ? i_start + mb - i0 : mr;
                     REAL *Ct = C + i0 * ldc + j0;
                     if (m == mr && n == nr) {
-                        cfg->microkernel(kc, A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel, Ct,
-                                         ldc, alpha, beta_k);
+                        cfg->microkernel(kc, A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel, rs_b,
+                                         Ct, ldc, alpha, beta_k);
                     } else { /* an edge tile: compute in full, keep the valid part */
                         REAL tile[FN_MR_MAX * FN_NR_MAX] __attribute__((aligned(FN_ALIGN)));
                         if (m == mr) {
                             cfg->microkernel(kc, A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel,
-                                             tile, nr, 1, 0);
+                                             rs_b, tile, nr, 1, 0);
                         } else {
                             T(pack_A_edge)(trans_a, A, lda, m, i0, pc, kc, mr, Aedge);
-                            cfg->microkernel(kc, Aedge, 1, mr, Bpanel, tile, nr, 1, 0);
+                            cfg->microkernel(kc, Aedge, 1, mr, Bpanel, rs_b, tile, nr, 1, 0);
                         }
                         for (int64_t i = 0; i < m; i++)
                             for (int64_t j = 0; j < n; j++) {

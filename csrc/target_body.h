@@ -177,10 +177,10 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
     }
 }
 
-/* The micro-kernel: C[0:MR, 0:NR] = alpha * op(A) Bp + beta * C over kc steps, where
+/* The micro-kernel: C[0:MR, 0:NR] = alpha * op(A) B + beta * C over kc steps, where
  * op(A)[i, p] = A[i * rs_a + p * cs_a] is read in place (no packing: rs_a = lda, cs_a = 1
- * for A, rs_a = 1, cs_a = lda for A^T) and Bp is kc x NR packed (a row per k), NR = two
- * registers. Each accumulator is a named variable (c<i>a, c<i>b: row i, first and second
+ * for A, rs_a = 1, cs_a = lda for A^T) and B is kc rows of NR = two registers' worth of
+ * contiguous values, rs_b apart (a packed panel: rs_b = NR; B itself: rs_b = ldb). Each accumulator is a named variable (c<i>a, c<i>b: row i, first and second
  * register), not an array, so the compiler keeps all 2 * MR of them in registers; MR
  * rows give 2 * MR independent FMA chains, enough to hide the FMA latency. beta == 0:
  * C is only written. */
@@ -188,7 +188,8 @@ typedef REAL T(ISA(reg)) __attribute__((vector_size(VEC_BYTES)));
 #define LANES ((int64_t)(VEC_BYTES / sizeof(REAL)))
 
 static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t cs_a,
-                               const REAL *Bp, REAL *C, int64_t ldc, REAL alpha, REAL beta)
+                               const REAL *B, int64_t rs_b, REAL *C, int64_t ldc, REAL alpha,
+                               REAL beta)
 {
     typedef T(ISA(reg)) V;
 #define DECLARE(i)                                                                       \
@@ -219,10 +220,10 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
     ROWS(DECLARE)
     for (int64_t p = 0, q = 0; p < kc; p++, q += cs_a) {
         V b0, b1;
-        memcpy(&b0, Bp, sizeof b0);
-        memcpy(&b1, Bp + LANES, sizeof b1);
+        memcpy(&b0, B, sizeof b0);
+        memcpy(&b1, B + LANES, sizeof b1);
         ROWS(UPDATE)
-        Bp += 2 * LANES;
+        B += rs_b;
     }
     if (beta == 0) {
         ROWS(STORE_NEW)
