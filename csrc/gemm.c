@@ -189,17 +189,20 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
     /* op(A)[i, p] = A[i * rs_a + p * cs_a] */
     const int64_t rs_a = trans_a ? 1 : lda, cs_a = trans_a ? lda : 1;
 
-    /* Row blocks of at most mc rows, smaller when there are too few items to give every
-     * thread two (which rows a thread computes does not change any result). */
-    const int64_t n_panels = (N + nr - 1) / nr;
+    /* Row blocks: the M / mr micro-panels of rows dealt out evenly (so items cost the
+     * same and threads finish together), at most mc rows each, and enough blocks to give
+     * every thread two items. Which rows a thread computes changes no result. */
+    const int64_t n_panels = (N + nr - 1) / nr, m_panels = (M + mr - 1) / mr;
     const int64_t want_blocks = (2 * omp_get_num_threads() + n_panels - 1) / n_panels;
-    int64_t MB = fn_round_up((M + want_blocks - 1) / want_blocks, mr);
-    MB = MB < MC ? MB : MC;
-    const int64_t m_blocks = (M + MB - 1) / MB;
+    int64_t m_blocks = (m_panels + MC / mr - 1) / (MC / mr);
+    m_blocks = m_blocks > want_blocks ? m_blocks : want_blocks;
+    m_blocks = m_blocks < m_panels ? m_blocks : m_panels;
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < m_blocks * n_panels; item++) {
         const int64_t ib = item / n_panels, jp = item % n_panels;
-        const int64_t i_start = ib * MB, mb = M - i_start < MB ? M - i_start : MB;
+        const int64_t i_start = ib * m_panels / m_blocks * mr;
+        const int64_t i_end = (ib + 1) * m_panels / m_blocks * mr;
+        const int64_t mb = (i_end < M ? i_end : M) - i_start;
         const int64_t j0 = jp * nr, n = N - j0 < nr ? N - j0 : nr;
         for (int64_t ks = 0; ks < K; ks += KS) {
             const int64_t ks_len = K - ks < KS ? K - ks : KS;
