@@ -26,6 +26,9 @@
 #include <omp.h>
 #include <string.h>
 
+/* op(A) up to this size is taken to stay in L2 while a thread walks its columns. */
+#define FN_A_RESIDENT_BYTES (512 * 1024)
+
 /* K is packed in super-blocks of at most this many (a thread's A block is mc x this). */
 #define FN_K_SUPER 4096
 
@@ -197,9 +200,16 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
     int64_t m_blocks = (m_panels + MC / mr - 1) / (MC / mr);
     m_blocks = m_blocks > want_blocks ? m_blocks : want_blocks;
     m_blocks = m_blocks < m_panels ? m_blocks : m_panels;
+    /* Item order. When op(A) fits in L2 (minibatch products), column panels are outermost,
+     * so a thread owns whole columns of C: the columns of W it updates in X^T delta are
+     * the columns it reads in the next batch's X W, and the columns of delta_H it writes
+     * are those it reads, and both stay in its own cache. A large op(A) (predict on a
+     * whole data set) is streamed once instead: row blocks outermost. */
+    const int col_major = M * K * (int64_t)sizeof(REAL) <= FN_A_RESIDENT_BYTES;
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < m_blocks * n_panels; item++) {
-        const int64_t ib = item / n_panels, jp = item % n_panels;
+        const int64_t ib = col_major ? item % m_blocks : item / n_panels;
+        const int64_t jp = col_major ? item / m_blocks : item % n_panels;
         const int64_t i_start = ib * m_panels / m_blocks * mr;
         const int64_t i_end = (ib + 1) * m_panels / m_blocks * mr;
         const int64_t mb = (i_end < M ? i_end : M) - i_start;
