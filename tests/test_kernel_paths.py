@@ -1,0 +1,84 @@
+"""The GEMM's code paths that depend on the problem's size, each against the float64 product
+and across thread counts: B read in place or packed (B^T, a partial last column panel),
+op(A) small enough for column-panel-major items or large enough for row-block-major items,
+rows split finer than mc when items are scarce; and the C finiteness check on arrays larger
+than its chunks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastnet
+from fastnet import _core, kernels
+
+from conftest import DTYPES, as64, assert_within, product_bound
+
+A_RESIDENT_BYTES = 512 * 1024  # csrc/gemm.c FN_A_RESIDENT_BYTES
+
+
+def _check_product(M, N, K, trans_a, trans_b, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+    results = []
+    for threads in (1, 2):
+        fastnet.set_num_threads(threads)
+        results.append(kernels.matmul(A, B, trans_a, trans_b))
+    opA = as64(A).T if trans_a else as64(A)
+    opB = as64(B).T if trans_b else as64(B)
+    assert np.array_equal(results[0], results[1]), "1 and 2 threads differ"
+    assert_within(results[1], opA @ opB, product_bound(opA, opB, K, dtype), "op(A) op(B)")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_large_op_a_runs_row_blocks_outermost(isa, dtype, trans_a, trans_b):
+    M, N, K = 700, 200, 300  # op(A) is 700 x 300: larger than the L2 budget
+    assert M * K * np.dtype(dtype).itemsize > A_RESIDENT_BYTES
+    _check_product(M, N, K, trans_a, trans_b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_small_op_a_runs_column_panels_outermost(isa, dtype, trans_a, trans_b):
+    M, N, K = 64, 200, 130  # a minibatch product: op(A) stays in L2
+    assert M * K * np.dtype(dtype).itemsize <= A_RESIDENT_BYTES
+    _check_product(M, N, K, trans_a, trans_b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N", [10, 33, 64])  # one partial panel; full + partial; full only
+def test_few_items_split_rows_finer_than_mc(isa, dtype, N):
+    """The output layer's products have one or two column panels: rows are split finer."""
+    _check_product(130, N, 100, False, False, dtype)
+    _check_product(130, N, 100, True, False, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_in_place_b_with_a_power_of_two_leading_dimension(isa, dtype):
+    """B's rows read in place with ldb = 1024 (every row in the same cache set)."""
+    _check_product(96, 1024, 300, False, False, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("where", [0, 16383, 16384, 16385, 99_999])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_all_finite_finds_one_bad_value_anywhere(dtype, where, bad):
+    x = np.ones(100_000, dtype)  # several of the check's 16384-element chunks
+    assert _core.all_finite(x)
+    x[where] = bad
+    assert not _core.all_finite(x)
+
+
+def test_fit_rejects_one_nan_deep_in_a_large_input():
+    rng = np.random.default_rng(0)
+    X = rng.random((5000, 40), dtype=np.float32)
+    Y = rng.random((5000, 1), dtype=np.float32)
+    X[4321, 17] = np.nan
+    net = fastnet.Network([40, 8, 1], seed=0)
+    before = [W.copy() for W in net.weights]
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity .*\[4321, 17\]"):
+        net.fit(X, Y, epochs=1, learning_rate=0.1)
+    assert all(np.array_equal(a, b) for a, b in zip(before, net.weights))
