@@ -102,15 +102,31 @@ static inline REAL T(ISA(exp_nonpositive))(REAL x)
     return p * s1 * s2;
 }
 
-/* out = 1 / (1 + e^-x), from e = e^-|x| <= 1 so nothing overflows; NaN stays NaN. */
-static void T(ISA(sigmoid))(int64_t n, const REAL *x, REAL *out)
+/* out = 1 / (1 + e^-x) on SMALL_VL values, from e = e^-|x| <= 1 so nothing overflows;
+ * NaN stays NaN. A fixed count: the loop becomes straight vector code. */
+static inline void T(ISA(sigmoid_block))(const REAL *x, REAL *out)
 {
-    for (int64_t i = 0; i < n; i++) {
+    for (int i = 0; i < SMALL_VL; i++) {
         REAL v = x[i];
         REAL a = v < 0 ? -v : v;
         REAL e = T(ISA(exp_nonpositive))(-a);
         REAL s = (v < 0 ? e : (REAL)1) / (1 + e);
         out[i] = v != v ? v : s;
+    }
+}
+
+/* out[0:n] = sigmoid(x[0:n]) in blocks; the last, partial block goes through a padded
+ * copy rather than a scalar loop (tiles and rows are often shorter than one block). */
+static void T(ISA(sigmoid))(int64_t n, const REAL *x, REAL *out)
+{
+    int64_t i = 0;
+    for (; i + SMALL_VL <= n; i += SMALL_VL)
+        T(ISA(sigmoid_block))(x + i, out + i);
+    if (i < n) {
+        REAL in[SMALL_VL] = {0}, res[SMALL_VL];
+        memcpy(in, x + i, sizeof(REAL) * (size_t)(n - i));
+        T(ISA(sigmoid_block))(in, res);
+        memcpy(out + i, res, sizeof(REAL) * (size_t)(n - i));
     }
 }
 
