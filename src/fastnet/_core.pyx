@@ -364,74 +364,6 @@ def fused_update(real[:, ::1] A_out, real[:, ::1] delta, real[:, ::1] W, double 
 
 # ---------------------------------------------------------------- whole network
 
-cdef class _Net:
-    """Borrowed C view of a network: pointers into the weight arrays, which the caller's
-    lists keep alive for the duration of one call."""
-    cdef fn_net_f32 n32
-    cdef fn_net_f64 n64
-    cdef int64_t *sizes
-    cdef int *acts
-    cdef void **W
-    cdef void **b
-    cdef int L
-    cdef object keep
-
-    def __cinit__(self, list weights, list biases, list acts, double threshold, bint single):
-        cdef int L = len(weights)
-        cdef int l
-        cdef float[:, ::1] w32
-        cdef double[:, ::1] w64
-        cdef float[::1] b32
-        cdef double[::1] b64
-        need(L >= 1 and len(acts) == L and (not biases or len(biases) == L),
-             "network: inconsistent layer lists")
-        self.L = L
-        self.keep = (weights, biases)
-        self.sizes = <int64_t *>malloc(sizeof(int64_t) * (L + 1))
-        self.acts = <int *>malloc(sizeof(int) * L)
-        self.W = <void **>malloc(sizeof(void *) * L)
-        self.b = <void **>malloc(sizeof(void *) * L)
-        if not (self.sizes and self.acts and self.W and self.b):
-            raise MemoryError("fastnet: out of memory")
-        for l in range(L):
-            if single:
-                w32 = weights[l]
-                self.W[l] = &w32[0, 0]
-                if biases:
-                    b32 = biases[l]
-                    need(b32.shape[0] == w32.shape[1], "network: bias size")
-                    self.b[l] = &b32[0]
-                need(l == 0 or w32.shape[0] == self.sizes[l], "network: weight shapes")
-                self.sizes[l] = w32.shape[0]
-                self.sizes[l + 1] = w32.shape[1]
-            else:
-                w64 = weights[l]
-                self.W[l] = &w64[0, 0]
-                if biases:
-                    b64 = biases[l]
-                    need(b64.shape[0] == w64.shape[1], "network: bias size")
-                    self.b[l] = &b64[0]
-                need(l == 0 or w64.shape[0] == self.sizes[l], "network: weight shapes")
-                self.sizes[l] = w64.shape[0]
-                self.sizes[l + 1] = w64.shape[1]
-            self.acts[l] = acts[l]
-        self.n32.n_layers = self.n64.n_layers = L
-        self.n32.sizes = self.n64.sizes = self.sizes
-        self.n32.act = self.n64.act = self.acts
-        self.n32.W = <float **>self.W
-        self.n64.W = <double **>self.W
-        self.n32.b = <float **>self.b if biases else NULL
-        self.n64.b = <double **>self.b if biases else NULL
-        self.n32.threshold = <float>threshold
-        self.n64.threshold = threshold
-
-    def __dealloc__(self):
-        free(self.sizes)
-        free(self.acts)
-        free(self.W)
-        free(self.b)
-
-
 cdef void **pointers(list arrays, int L, bint matrix, bint single) except NULL:
     """C array of the data pointers of L arrays (caller frees)."""
     cdef void **p = <void **>malloc(sizeof(void *) * L)
@@ -455,6 +387,57 @@ cdef void **pointers(list arrays, int L, bint matrix, bint single) except NULL:
             v64 = arrays[l]
             p[l] = &v64[0]
     return p
+
+
+cdef class _Net:
+    """Borrowed C view of a network: pointers into the weight arrays, which the caller's
+    lists keep alive for the duration of one call."""
+    cdef fn_net_f32 n32
+    cdef fn_net_f64 n64
+    cdef int64_t *sizes
+    cdef int *acts
+    cdef void **W
+    cdef void **b  # NULL without bias
+    cdef int L
+    cdef object keep
+
+    def __cinit__(self, list weights, list biases, list acts, double threshold, bint single):
+        cdef int L = len(weights)
+        cdef int l
+        need(L >= 1 and len(acts) == L and (not biases or len(biases) == L),
+             "network: inconsistent layer lists")
+        for l in range(L):
+            need(weights[l].ndim == 2 and (l == 0 or weights[l].shape[0] == weights[l - 1].shape[1])
+                 and (not biases or biases[l].shape == (weights[l].shape[1],)),
+                 "network: weight and bias shapes do not chain")
+        self.L = L
+        self.keep = (weights, biases)
+        self.sizes = <int64_t *>malloc(sizeof(int64_t) * (L + 1))
+        self.acts = <int *>malloc(sizeof(int) * L)
+        if not (self.sizes and self.acts):
+            raise MemoryError("fastnet: out of memory")
+        for l in range(L):
+            self.sizes[l] = weights[l].shape[0]
+            self.sizes[l + 1] = weights[l].shape[1]
+            self.acts[l] = acts[l]
+        # pointers() checks each array's dtype and C-contiguity through its memoryview.
+        self.W = pointers(weights, L, True, single)
+        self.b = pointers(biases, L, False, single) if biases else NULL
+        self.n32.n_layers = self.n64.n_layers = L
+        self.n32.sizes = self.n64.sizes = self.sizes
+        self.n32.act = self.n64.act = self.acts
+        self.n32.W = <float **>self.W
+        self.n64.W = <double **>self.W
+        self.n32.b = <float **>self.b if biases else NULL
+        self.n64.b = <double **>self.b if biases else NULL
+        self.n32.threshold = <float>threshold
+        self.n64.threshold = threshold
+
+    def __dealloc__(self):
+        free(self.sizes)
+        free(self.acts)
+        free(self.W)
+        free(self.b)
 
 
 def _check_rows(_Net net, list arrays, int64_t N, int offset):
