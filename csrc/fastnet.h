@@ -36,7 +36,6 @@ typedef enum {
     FN_STEP = 4
 } fn_activation;
 
-#define FN_N_ACTIVATIONS 5
 #define FN_NO_ACTIVATION (-1)
 
 /* Which micro-kernels run: chosen once by fn_init() from the CPU's features. */

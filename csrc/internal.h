@@ -2,15 +2,15 @@
  * Internal declarations shared by the kernel files; not part of the public API.
  *
  * "Compiled twice": each kernel file is written once with REAL and T(name) and
- * includes itself twice at its bottom, once as float (T(x) = x_f32) and once as
- * double (T(x) = x_f64). Nothing is kept in two hand-edited copies.
+ * compiled once as float (T(x) = x_f32) and once as double (T(x) = x_f64) through
+ * instantiate.h. Nothing is kept in two hand-edited copies.
  *
  * "In team": the functions named *_team use OpenMP worksharing (omp for / single)
  * without opening a parallel region. Called outside a region they run on one
  * thread; called by every thread of a region (fn_train opens one per call) they
  * share the work. So a whole epoch runs in one region, with no fork/join per
  * batch, and a standalone call to a public kernel opens a region only when the
- * problem is big enough to pay for it.
+ * problem is big enough to pay for it (FN_RUN_TEAM).
  */
 #ifndef FASTNET_INTERNAL_H
 #define FASTNET_INTERNAL_H
