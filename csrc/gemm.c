@@ -65,8 +65,9 @@ static int64_t T(k_block)(const T(fn_config) *cfg, int64_t K)
     return kc < cfg->kc ? kc : cfg->kc;
 }
 
-/* Per thread: a ks x nr panel of op(B) (ks = min(K, super block)) and an mr x kc edge
- * panel of op(A); the B part is also large enough for the small path's padded op(B). */
+/* Per thread: a ks x nr panel of op(B) (ks = min(K, super block)), an mr x kc edge
+ * panel of op(A) and an mr x nr edge tile of C; the B part is also large enough for the
+ * small path's padded op(B). */
 static int64_t T(thread_workspace)(const T(fn_config) *cfg, int64_t N, int64_t K)
 {
     int64_t ks = K < FN_K_SUPER ? K : FN_K_SUPER;
@@ -74,7 +75,7 @@ static int64_t T(thread_workspace)(const T(fn_config) *cfg, int64_t N, int64_t K
     if (ks < 1)
         ks = 1;
     return ks * (nb > cfg->nr ? nb : cfg->nr) + fn_round_up(cfg->mr * cfg->kc, FN_ALIGN) +
-           2 * FN_ALIGN;
+           fn_round_up(cfg->mr * cfg->nr, FN_ALIGN) + 2 * FN_ALIGN;
 }
 
 int64_t T(fn_gemm_workspace)(int64_t M, int64_t N, int64_t K, int team)
@@ -170,10 +171,10 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
             const int64_t NP = (N + 15) & ~(int64_t)15;
             for (int64_t p = 0; p < K; p++) {
                 REAL *dst = Bp + p * NP;
+                for (int j = 0; j < 16; j++) /* the padding: a fixed count, no memset call */
+                    dst[NP - 16 + j] = 0;
                 for (int64_t j = 0; j < N; j++)
                     dst[j] = trans_b ? B[j * ldb + p] : B[p * ldb + j];
-                for (int64_t j = N; j < NP; j++)
-                    dst[j] = 0;
             }
             cfg->small_gemm(trans_a, M, N, K, alpha, A, lda, Bp, NP, beta, C, ldc);
             if (ep)
@@ -236,7 +237,7 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                         cfg->microkernel(kc, A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel, rs_b,
                                          Ct, ldc, alpha, beta_k);
                     } else { /* an edge tile: compute in full, keep the valid part */
-                        REAL tile[FN_MR_MAX * FN_NR_MAX] __attribute__((aligned(FN_ALIGN)));
+                        REAL *tile = Aedge + fn_round_up(mr * KC, FN_ALIGN);
                         if (m == mr) {
                             cfg->microkernel(kc, A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel,
                                              rs_b, tile, nr, 1, 0);
