@@ -11,10 +11,9 @@
  * and a partial last panel of columns are packed into the thread's own buffer, and a
  * partial last micro-panel of rows of A is copied, zero-padded. At minibatch sizes
  * these copies (of the whole batch, of the whole weight matrix) were the largest cost
- * after the FMAs. On the last K block
- * each finished tile goes through the epilogue (bias, activation, derivative) while it is
- * still in L1. Only the micro-kernel is architecture-specific (microkernel_*.c); block
- * sizes live in its fn_config.
+ * after the FMAs. On the last K block each finished tile goes through the epilogue
+ * (bias, activation, derivative) while it is still in L1. Only the micro-kernel is
+ * architecture-specific (microkernel_*.c); block sizes live in its fn_config.
  *
  * Each element of C belongs to one item and is summed over K in one fixed order, and
  * the blocking depends on the shapes only, so results do not depend on the number of
@@ -29,7 +28,8 @@
 /* op(A) up to this size is taken to stay in L2 while a thread walks its columns. */
 #define FN_A_RESIDENT_BYTES (512 * 1024)
 
-/* K is packed in super-blocks of at most this many (a thread's A block is mc x this). */
+/* K is walked in super-blocks of at most this many: a thread's packed B panel is this
+ * many rows of nr values. */
 #define FN_K_SUPER 4096
 
 #define FN_SELF "gemm.c"
