@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_unchanged, snapshot
 
 import fastnet
 from fastnet import kernels
-
-from conftest import assert_unchanged, snapshot
 
 N_IN, N_HIDDEN, N_OUT = 3, 4, 2
 GOOD_X = np.linspace(-1, 1, 5 * N_IN).reshape(5, N_IN)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import DTYPES
 
 import fastnet
-
-from conftest import DTYPES
 
 
 def _all_finite(net):

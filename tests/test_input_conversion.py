@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import DTYPES, layouts
 
 import fastnet
-
-from conftest import DTYPES, layouts
 
 
 def _variants(X):

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import DTYPES, as64, assert_within, product_bound
 
 import fastnet
 from fastnet import _core, kernels
-
-from conftest import DTYPES, as64, assert_within, product_bound
 
 A_RESIDENT_BYTES = 512 * 1024  # csrc/gemm.c FN_A_RESIDENT_BYTES
 

@@ -6,11 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from fastnet import kernels, reference
-
 from conftest import (
     ACTIVATIONS,
     DTYPES,
@@ -25,6 +20,10 @@ from conftest import (
     small_sizes,
     tiny,
 )
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fastnet import kernels, reference
 
 THRESHOLDS = (0.0, 2.0, -0.75, 0.5)  # exactly representable in float32
 

@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from fastnet import kernels, reference
-
 from conftest import (
     ACTIVATIONS,
     BLOCKING,
@@ -29,6 +24,10 @@ from conftest import (
     seeds,
     tiny,
 )
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fastnet import kernels, reference
 
 TRANSPOSES = [(False, False), (True, False), (False, True), (True, True)]
 LIPSCHITZ = {"identity": 1.0, "sigmoid": 0.25, "tanh": 1.0, "relu": 1.0}

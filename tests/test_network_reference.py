@@ -5,12 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-import fastnet
-from fastnet import reference
-
 from conftest import (
     ACTIVATIONS,
     DTYPES,
@@ -25,6 +19,11 @@ from conftest import (
     tiny,
     to_reference,
 )
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fastnet
+from fastnet import reference
 
 THRESHOLDS = (0.0, 2.0, 0.5)
 layer_sizes = st.one_of(st.integers(1, 9), st.sampled_from([12, 13, 17, 33]))

@@ -8,10 +8,9 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import DTYPES
 
 import fastnet
-
-from conftest import DTYPES
 
 
 def _trained_net(dtype, bias, layers=(4, 6, 3), activation="tanh", output="sigmoid",

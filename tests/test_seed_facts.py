@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import DTYPES, as64, assert_close, to_reference
 
 import fastnet
 from fastnet import kernels, reference
-
-from conftest import DTYPES, as64, assert_close, to_reference
 
 
 def _chain_rule_network(x):

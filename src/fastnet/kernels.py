@@ -29,10 +29,6 @@ def _act(name):
     return v.ACTIVATION_CODES[v.check_activation(name)]
 
 
-def _shape_error(msg):
-    return ValueError(msg)
-
-
 def matmul(A, B, trans_a=False, trans_b=False, dtype=None, naive=False):
     """``op(A) @ op(B)`` with op = transpose when asked (the products of backpropagation:
     A B, A^T B, A B^T). ``naive=True`` runs the textbook triple loop instead of the

@@ -365,7 +365,8 @@ def load(path):
         n = len(net.layers) - 1
         expected = {"format", "format_version", "layers", "activation", "output_activation",
                     "bias", "dtype", "step_threshold"}
-        expected |= {f"W{i}" for i in range(n)} | ({f"b{i}" for i in range(n)} if net.bias else set())
+        expected |= {f"W{i}" for i in range(n)}
+        expected |= {f"b{i}" for i in range(n)} if net.bias else set()
         if set(data) != expected:
             extra, missing = sorted(set(data) - expected), sorted(expected - set(data))
             raise ValueError(f"its arrays do not match layers {list(net.layers)} "
