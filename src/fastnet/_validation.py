@@ -129,8 +129,11 @@ def as_matrix(value, name, dtype, *, n_cols=None, cols_what="", allow_1d_column=
         )
     if arr.shape[1] == 0:
         raise ValueError(f"{name} has 0 columns")
-    with np.errstate(over="ignore"):  # float64 too large for float32 becomes inf: caught below
-        out = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype == dtype and arr.flags.c_contiguous:
+        out = arr  # already what C needs: no copy
+    else:
+        with np.errstate(over="ignore"):  # float64 too large for float32 becomes inf: caught below
+            out = np.ascontiguousarray(arr, dtype=dtype)
     if finite:
         check_finite(out, name)
     return out
