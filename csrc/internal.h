@@ -21,8 +21,6 @@
 #define FN_CAT(a, b) FN_CAT2(a, b)
 
 #define FN_ALIGN 64
-#define FN_MR_MAX 16
-#define FN_NR_MAX 64
 
 /* The small-product path (no packing) takes products of at most this many
  * multiply-adds whose N is at most FN_SMALL_N and K at most the kc block. */

@@ -123,8 +123,6 @@ ctypedef fused real:
     float
     double
 
-NO_ACTIVATION = FN_NO_ACTIVATION
-
 
 cdef int check(fn_status st) except -1:
     if st == FN_OK:
