@@ -231,14 +231,28 @@ def _reference_orders(seed, n_rows, epochs):
 
 def _check_fit(net, X, Y, epochs, learning_rate, batch_size, shuffle, seed, tol):
     W64, b64 = to_reference(net)
-    history = net.fit(X, Y, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-                      shuffle=shuffle, seed=seed)
     n = X.shape[0]
     batch = n if batch_size is None else min(batch_size, n)
     orders = _reference_orders(seed, n, epochs) if shuffle and batch < n else None
-    W_ref, b_ref, hist_ref = reference.fit(
-        as64(X), as64(Y), W64, net.activations, epochs, learning_rate, batch_size=batch_size,
-        orders=orders, biases=b64, threshold=net.step_threshold)
+    with np.errstate(all="ignore"):  # a drawn network may really diverge (checked below)
+        W_ref, b_ref, hist_ref = reference.fit(
+            as64(X), as64(Y), W64, net.activations, epochs, learning_rate,
+            batch_size=batch_size, orders=orders, biases=b64, threshold=net.step_threshold)
+    finite = np.isfinite(hist_ref).all() and all(np.isfinite(P).all() for P in W_ref + b_ref)
+    if not finite:
+        # The reference diverged: fastnet must stop with DivergenceError, its history the
+        # reference's for the epochs it completed, its weights finite.
+        with pytest.raises(fastnet.DivergenceError) as info:
+            net.fit(X, Y, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                    shuffle=shuffle, seed=seed)
+        done = len(info.value.history)
+        assert done < epochs
+        assert_all_close([np.array(info.value.history)], [np.array(hist_ref[:done])], tol,
+                         "history before divergence")
+        assert all(np.isfinite(P).all() for P in net.weights + net.biases)
+        return
+    history = net.fit(X, Y, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                      shuffle=shuffle, seed=seed)
     assert isinstance(history, list) and len(history) == epochs
     assert all(isinstance(h, float) for h in history)
     assert_all_close([np.array(history)], [np.array(hist_ref)], tol, "history")
