@@ -38,6 +38,12 @@ def _stored(A, trans):
     return np.ascontiguousarray(A.T) if trans else A
 
 
+def _draw_mnk(data, dtype):
+    """M and N around the micro-tile and mc, K around kc, for the dtype's blocking."""
+    return (data.draw(mn_sizes(dtype), label="M"), data.draw(mn_sizes(dtype), label="N"),
+            data.draw(k_sizes(dtype), label="K"))
+
+
 def _check_matmul_all_transposes(A, B, dtype, naive=False):
     K = A.shape[1]
     want = as64(A) @ as64(B)
@@ -54,9 +60,7 @@ def _check_matmul_all_transposes(A, B, dtype, naive=False):
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(data=st.data())
 def test_matmul_matches_float64_product_for_every_transpose(isa, dtype, data):
-    M = data.draw(mn_sizes(dtype), label="M")
-    N = data.draw(mn_sizes(dtype), label="N")
-    K = data.draw(k_sizes(dtype), label="K")
+    M, N, K = _draw_mnk(data, dtype)
     rng = np.random.default_rng(data.draw(seeds, label="seed"))
     A = random_matrix(rng, (M, K), dtype)
     B = random_matrix(rng, (K, N), dtype)
@@ -66,9 +70,7 @@ def test_matmul_matches_float64_product_for_every_transpose(isa, dtype, data):
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(data=st.data())
 def test_matmul_naive_matches_float64_product_for_every_transpose(dtype, data):
-    M = data.draw(mn_sizes(dtype), label="M")
-    N = data.draw(mn_sizes(dtype), label="N")
-    K = data.draw(k_sizes(dtype), label="K")
+    M, N, K = _draw_mnk(data, dtype)
     rng = np.random.default_rng(data.draw(seeds, label="seed"))
     A = random_matrix(rng, (M, K), dtype)
     B = random_matrix(rng, (K, N), dtype)
@@ -78,9 +80,7 @@ def test_matmul_naive_matches_float64_product_for_every_transpose(dtype, data):
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(data=st.data())
 def test_matmul_noncontiguous_inputs_give_the_contiguous_result(isa, dtype, data):
-    M = data.draw(mn_sizes(dtype), label="M")
-    N = data.draw(mn_sizes(dtype), label="N")
-    K = data.draw(k_sizes(dtype), label="K")
+    M, N, K = _draw_mnk(data, dtype)
     ta, tb = data.draw(st.sampled_from(TRANSPOSES), label="trans")
     naive = data.draw(st.booleans(), label="naive")
     rng = np.random.default_rng(data.draw(seeds, label="seed"))
@@ -154,9 +154,7 @@ def _check_linear(X, W, b, activation, threshold, dtype, got):
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(data=st.data())
 def test_linear_is_activation_of_product_plus_bias(isa, dtype, data):
-    M = data.draw(mn_sizes(dtype), label="M")
-    N = data.draw(mn_sizes(dtype), label="N")
-    K = data.draw(k_sizes(dtype), label="K")
+    M, N, K = _draw_mnk(data, dtype)
     activation = data.draw(st.sampled_from(ACTIVATIONS), label="activation")
     threshold = data.draw(st.sampled_from([0.0, 2.0, -1.5]), label="threshold")
     with_bias = data.draw(st.booleans(), label="bias")
