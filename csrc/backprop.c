@@ -31,8 +31,28 @@ fn_status T(fn_weight_gradient)(int64_t N, int64_t n_a, int64_t n_b, const REAL 
     return T(fn_gemm)(1, 0, n_a, n_b, N, 1, A_out, n_a, delta, n_b, 0, dW, n_b, NULL);
 }
 
-/* db = alpha * column sums of delta (accumulate: db += ...). Parallel over columns;
- * each column is summed over the rows in order. */
+/* Columns [j0, j1) of db = alpha * column sums of delta (row stride ld); accumulate:
+ * db += .... Each column is summed over the rows in order. */
+void T(fn_bias_gradient_cols)(int64_t N, int64_t j0, int64_t j1, const REAL *delta, int64_t ld,
+                              REAL *db, REAL alpha, int accumulate)
+{
+    enum { CHUNK = 64 };
+    for (int64_t c0 = j0; c0 < j1; c0 += CHUNK) {
+        const int64_t c1 = c0 + CHUNK < j1 ? c0 + CHUNK : j1;
+        REAL sum[CHUNK];
+        for (int64_t j = c0; j < c1; j++)
+            sum[j - c0] = 0;
+        for (int64_t e = 0; e < N; e++) {
+            const REAL *row = delta + e * ld;
+            for (int64_t j = c0; j < c1; j++)
+                sum[j - c0] += row[j];
+        }
+        for (int64_t j = c0; j < c1; j++)
+            db[j] = accumulate ? db[j] + alpha * sum[j - c0] : alpha * sum[j - c0];
+    }
+}
+
+/* db = alpha * column sums of delta (accumulate: db += ...), parallel over columns. */
 void T(fn_bias_gradient_team)(int64_t N, int64_t n_b, const REAL *delta, REAL *db, REAL alpha,
                               int accumulate)
 {
@@ -40,18 +60,8 @@ void T(fn_bias_gradient_team)(int64_t N, int64_t n_b, const REAL *delta, REAL *d
     const int64_t n_chunks = (n_b + chunk - 1) / chunk;
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < n_chunks; c++) {
-        const int64_t j0 = c * chunk;
-        const int64_t j1 = j0 + chunk < n_b ? j0 + chunk : n_b;
-        REAL sum[64];
-        for (int64_t j = j0; j < j1; j++)
-            sum[j - j0] = 0;
-        for (int64_t e = 0; e < N; e++) {
-            const REAL *row = delta + e * n_b;
-            for (int64_t j = j0; j < j1; j++)
-                sum[j - j0] += row[j];
-        }
-        for (int64_t j = j0; j < j1; j++)
-            db[j] = accumulate ? db[j] + alpha * sum[j - j0] : alpha * sum[j - j0];
+        const int64_t j1 = (c + 1) * chunk < n_b ? (c + 1) * chunk : n_b;
+        T(fn_bias_gradient_cols)(N, c * chunk, j1, delta, n_b, db, alpha, accumulate);
     }
 }
 

@@ -33,15 +33,14 @@ double T(fn_mse)(int64_t N, int64_t n_out, const REAL *O_out, const REAL *Y)
     return N > 0 ? total / (double)N : 0.0;
 }
 
-void T(fn_output_delta_team)(int act, int64_t N, int64_t n_out, const REAL *O_out,
-                             const REAL *Y, REAL *delta_O, double *row_loss)
+void T(fn_output_delta_rows)(int act, REAL scale, int64_t e0, int64_t e1, int64_t n_out,
+                             const REAL *O_out, int64_t ld_o, const REAL *Y, int64_t ld_y,
+                             REAL *delta_O, int64_t ld_d, double *row_loss)
 {
-    const REAL scale = (REAL)(2.0 / (double)N);
-#pragma omp for schedule(static)
-    for (int64_t e = 0; e < N; e++) {
-        const REAL *o = O_out + e * n_out;
-        const REAL *y = Y + e * n_out;
-        REAL *d = delta_O + e * n_out;
+    for (int64_t e = e0; e < e1; e++) {
+        const REAL *o = O_out + e * ld_o;
+        const REAL *y = Y + e * ld_y;
+        REAL *d = delta_O + e * ld_d;
         double row = 0;
         for (int64_t n = 0; n < n_out; n++) {
             REAL diff = o[n] - y[n];
@@ -51,6 +50,16 @@ void T(fn_output_delta_team)(int act, int64_t N, int64_t n_out, const REAL *O_ou
         row_loss[e] = row;
         T(fn_derivative_mul)(act, n_out, o, d);
     }
+}
+
+void T(fn_output_delta_team)(int act, int64_t N, int64_t n_out, const REAL *O_out,
+                             const REAL *Y, REAL *delta_O, double *row_loss)
+{
+    const REAL scale = (REAL)(2.0 / (double)N);
+#pragma omp for schedule(static)
+    for (int64_t e = 0; e < N; e++)
+        T(fn_output_delta_rows)(act, scale, e, e + 1, n_out, O_out, n_out, Y, n_out, delta_O,
+                                n_out, row_loss);
 }
 
 fn_status T(fn_output_delta)(int act, int64_t N, int64_t n_out, const REAL *O_out,
