@@ -131,55 +131,50 @@ static void T(ISA(sigmoid))(int64_t n, const REAL *x, REAL *out)
 }
 
 /* The small-problem product: C (M x N) = alpha op(A) Bp + beta C, without packing A.
- * Bp is op(B) copied to K x NP rows, NP = N rounded up to SMALL_VL, zero-padded and
- * aligned. Six rows of C at a time against SMALL_VL columns held in GCC vector
- * registers (zmm, 2 ymm or 4 xmm, as the target has), summed over p in order (the
- * micro-kernel's order); rows past M repeat the last row and are not stored. */
+ * Bp is op(B) in rows of NP entries (NP a multiple of SMALL_VL, zero-padded past N):
+ * a padded copy, or padded weights read in place. MR rows of C at a time (the
+ * micro-tile's rows: 8 on AVX-512, whose 32 registers hold them, so batches of 16, 32,
+ * 64 rows waste nothing) against SMALL_VL columns held in GCC vector registers (zmm, 2
+ * ymm or 4 xmm, as the target has), summed over p in order (the micro-kernel's order);
+ * rows past M repeat the last row and are not stored. */
 typedef REAL T(ISA(vec)) __attribute__((vector_size(SMALL_VL * sizeof(REAL))));
 
 static inline __attribute__((always_inline)) void
 T(ISA(small_block))(const int trans_a, const int64_t *rows, int64_t K, const REAL *A,
                     int64_t lda, const REAL *Bp, int64_t NP, T(ISA(vec)) *acc)
 {
-    T(ISA(vec)) c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0};
-    const REAL *a0, *a1, *a2, *a3, *a4, *a5;
-    int64_t step;
-    if (trans_a) { /* op(A)[i, p] = A[p * lda + i] */
-        a0 = A + rows[0], a1 = A + rows[1], a2 = A + rows[2];
-        a3 = A + rows[3], a4 = A + rows[4], a5 = A + rows[5];
-        step = lda;
-    } else {
-        a0 = A + rows[0] * lda, a1 = A + rows[1] * lda, a2 = A + rows[2] * lda;
-        a3 = A + rows[3] * lda, a4 = A + rows[4] * lda, a5 = A + rows[5] * lda;
-        step = 1;
-    }
+    /* op(A)[i, p] = A[p * lda + i] with trans_a, else A[i * lda + p] */
+    const int64_t step = trans_a ? lda : 1;
+#define DECLARE(i)                                                                       \
+    T(ISA(vec)) c##i = {0};                                                              \
+    const REAL *a##i = trans_a ? A + rows[i] : A + rows[i] * lda;
+#define UPDATE(i) c##i += a##i[q] * b;
+#define OUT(i) acc[i] = c##i;
+    ROWS(DECLARE)
     for (int64_t p = 0; p < K; p++) {
         T(ISA(vec)) b;
         memcpy(&b, Bp + p * NP, sizeof b);
         const int64_t q = p * step;
-        c0 += a0[q] * b;
-        c1 += a1[q] * b;
-        c2 += a2[q] * b;
-        c3 += a3[q] * b;
-        c4 += a4[q] * b;
-        c5 += a5[q] * b;
+        ROWS(UPDATE)
     }
-    acc[0] = c0, acc[1] = c1, acc[2] = c2, acc[3] = c3, acc[4] = c4, acc[5] = c5;
+    ROWS(OUT)
+#undef DECLARE
+#undef UPDATE
+#undef OUT
 }
 
 static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,
                               const REAL *A, int64_t lda, const REAL *Bp, int64_t NP,
                               REAL beta, REAL *C, int64_t ldc)
 {
-    enum { ROWS = 6 };
-    for (int64_t i0 = 0; i0 < M; i0 += ROWS) {
-        const int64_t m = M - i0 < ROWS ? M - i0 : ROWS;
-        int64_t rows[ROWS];
-        for (int r = 0; r < ROWS; r++)
+    for (int64_t i0 = 0; i0 < M; i0 += MR) {
+        const int64_t m = M - i0 < MR ? M - i0 : MR;
+        int64_t rows[MR];
+        for (int r = 0; r < MR; r++)
             rows[r] = i0 + (r < m ? r : m - 1);
         for (int64_t j0 = 0; j0 < N; j0 += SMALL_VL) {
             const int64_t n = N - j0 < SMALL_VL ? N - j0 : SMALL_VL;
-            T(ISA(vec)) acc[ROWS];
+            T(ISA(vec)) acc[MR];
             if (trans_a)
                 T(ISA(small_block))(1, rows, K, A, lda, Bp + j0, NP, acc);
             else
