@@ -66,11 +66,27 @@ void fn_gemm_team_##S(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                       const fn_epilogue_##S *ep, REAL *workspace);                     \
 /* row[0:n] *= act'(.) from the stored output out[0:n]. */                             \
 void fn_derivative_mul_##S(int act, int64_t n, const REAL *out, REAL *row);           \
+/* Rows [e0, e1) of delta_O = scale (O_out - Y) * act'(O_out) (scale = 2/N) and          \
+ * row_loss[e] = sum_n (O_out - Y)^2, with row strides ld_o, ld_y, ld_d. */             \
+void fn_output_delta_rows_##S(int act, REAL scale, int64_t e0, int64_t e1, int64_t n_out, \
+                              const REAL *O_out, int64_t ld_o, const REAL *Y,           \
+                              int64_t ld_y, REAL *delta_O, int64_t ld_d,                \
+                              double *row_loss);                                        \
 /* Rows [0, N) of delta_O and row_loss[e] = sum_n (O_out - Y)^2, shared by the team. */ \
 void fn_output_delta_team_##S(int act, int64_t N, int64_t n_out, const REAL *O_out,    \
                               const REAL *Y, REAL *delta_O, double *row_loss);         \
 void fn_bias_gradient_team_##S(int64_t N, int64_t n_b, const REAL *delta, REAL *db,   \
-                               REAL alpha, int accumulate);
+                               REAL alpha, int accumulate);                            \
+/* Columns [j0, j1) of the same, by the calling thread alone; delta's row stride ld. */ \
+void fn_bias_gradient_cols_##S(int64_t N, int64_t j0, int64_t j1, const REAL *delta,   \
+                               int64_t ld, REAL *db, REAL alpha, int accumulate);      \
+/* train_small.c: fn_train for networks whose batches fit in cache (same contract).    \
+ * fn_train_small_fits says whether a network and batch size are such. */              \
+int fn_train_small_fits_##S(const fn_net_##S *net, int64_t rows);                      \
+fn_status fn_train_small_##S(const fn_net_##S *net, int64_t N, const REAL *X,          \
+                             const REAL *Y, const int64_t *order, int64_t n_epochs,    \
+                             int64_t rows, REAL alpha, double *epoch_loss,             \
+                             int64_t *epochs_done);
 
 FN_DECLARE_INTERNAL(float, f32)
 FN_DECLARE_INTERNAL(double, f64)

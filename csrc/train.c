@@ -329,6 +329,9 @@ fn_status T(fn_train)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL
     *epochs_done = 0;
     if (N <= 0 || rows <= 0)
         return FN_EINVAL;
+    if (T(fn_train_small_fits)(net, rows)) /* a batch fits in cache: train_small.c */
+        return T(fn_train_small)(net, N, X, Y, order, n_epochs, rows, alpha, epoch_loss,
+                                 epochs_done);
     int team = fn_team_size(T(flop_per_row)(net) * (double)rows);
     fn_status st = T(workspace_alloc)(&ws, net, rows, order != NULL, 1, team);
     if (st != FN_OK)

@@ -38,15 +38,16 @@ def test_absurd_learning_rate_raises_divergence_error_and_keeps_finite_weights(d
         assert h == pytest.approx(100 * factor ** (2 * i), rel=2 * rtol * (i + 1))
 
 
+@pytest.mark.parametrize("n_in", [3, 300])  # the small trainer (widths <= 256), the general one
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_divergence_in_minibatches_restores_the_start_of_that_epoch(dtype):
+def test_divergence_in_minibatches_restores_the_start_of_that_epoch(dtype, n_in):
     """Diverging in epoch k+1 (shuffled minibatches) leaves exactly the network a fit of k
     epochs with the same seed gives (the first k row orders are the same draws)."""
     rng = np.random.default_rng(0)
-    X = 5 * rng.standard_normal((30, 3))
+    X = 5 * rng.standard_normal((30, n_in)) / np.sqrt(n_in / 3)
     Y = rng.standard_normal((30, 2))
-    a = fastnet.Network([3, 4, 2], activation="identity", bias=True, dtype=dtype, seed=1)
-    b = fastnet.Network([3, 4, 2], activation="identity", bias=True, dtype=dtype, seed=1)
+    a = fastnet.Network([n_in, 4, 2], activation="identity", bias=True, dtype=dtype, seed=1)
+    b = fastnet.Network([n_in, 4, 2], activation="identity", bias=True, dtype=dtype, seed=1)
     with pytest.raises(fastnet.DivergenceError) as info:
         a.fit(X, Y, epochs=500, learning_rate=0.5, batch_size=7, seed=3)
     k = len(info.value.history)

@@ -348,13 +348,45 @@ def test_same_seed_gives_same_network_and_glorot_range():
     assert fastnet.Network([2, 3], bias=True).biases[0].tolist() == [0, 0, 0]
 
 
+# fit runs one of two trainers (csrc/train_small.c when every width is <= 256, the batch
+# <= 256 rows and the padded weights fit in 192 KiB; csrc/train.c otherwise). Each case
+# names the one it runs and what it straddles.
+TRAINER_CASES = {
+    # small: widths below, at and above the 16-entry padding, a 1-wide output, 3 layers
+    "small-padding-edges": ([17, 33, 16, 1], 20, 61),
+    # small: the digits shape, batch split between threads (>= 5e5 flop per batch)
+    "small-digits": ([64, 64, 10], 32, 97),
+    # general: one width above the small trainer's 256
+    "general-wide-input": ([300, 29, 13], 16, 61),
+    # general: a batch above the small trainer's 256 rows
+    "general-big-batch": ([37, 29, 13], 300, 650),
+}
+
+
+@pytest.mark.parametrize("case", list(TRAINER_CASES))
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_fit_matches_reference_with_each_micro_kernel(isa, dtype):
-    """A fit large enough for full micro-tiles and edge tiles, with every GEMM kernel."""
-    net = fastnet.Network([37, 29, 13], activation="tanh", output_activation="sigmoid",
+def test_fit_matches_reference_with_each_micro_kernel(isa, dtype, case):
+    """Both trainers, with every micro-kernel: shuffled minibatches with a remainder,
+    biases, two activations."""
+    layers, batch, rows = TRAINER_CASES[case]
+    net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid",
                           bias=True, dtype=dtype, seed=8)
     rng = np.random.default_rng(2)
-    X = rng.standard_normal((61, 37)).astype(dtype)
-    Y = rng.uniform(0, 1, (61, 13)).astype(dtype)
-    tol = 12 * net_tolerance(dtype, [37, 29, 13, 61])
-    _check_fit(net, X, Y, 3, 0.2, 16, True, 77, tol)
+    net.biases = [rng.uniform(-0.5, 0.5, n) for n in layers[1:]]
+    X = rng.standard_normal((rows, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
+    tol = 12 * net_tolerance(dtype, list(layers) + [rows])
+    _check_fit(net, X, Y, 3, 0.2, batch, True, 77, tol)
+
+
+@pytest.mark.parametrize("case", list(TRAINER_CASES))
+@pytest.mark.parametrize("activation", ["identity", "relu", "step"])
+def test_fit_matches_reference_with_each_activation_in_both_trainers(case, activation):
+    layers, batch, rows = TRAINER_CASES[case]
+    net = fastnet.Network(layers, activation=activation, output_activation="identity",
+                          dtype=np.float64, seed=5, step_threshold=0.1)
+    rng = np.random.default_rng(6)
+    X = rng.uniform(-1, 1, (rows, layers[0]))
+    Y = rng.uniform(-1, 1, (rows, layers[-1]))
+    tol = 12 * net_tolerance(np.float64, list(layers) + [rows])
+    _check_fit(net, X, Y, 2, 0.01, batch, False, 0, tol)

@@ -1,0 +1,320 @@
+/*
+ * train_small.c: whole epochs of minibatch descent (the contract of fn_train) for
+ * networks whose batch fits in cache: the seed's XOR and digits-sized networks, whose
+ * products cost microseconds or less. There the general trainer's costs are not the
+ * FMAs but what surrounds them: a team GEMM per product (about ten barriers a batch)
+ * and op(B) copied into padded panels for each small product. Here:
+ *
+ *  - The weights are copied once per call into rows padded to a multiple of FN_PAD
+ *    (zero-filled), and each W[l], l >= 1, is also kept transposed, so every product
+ *    of the batch is the small kernel (target_body.h) on whole vectors with B read in
+ *    place: nothing is packed per batch.
+ *  - A batch is two phases, each closed by one barrier:
+ *      rows:    each thread takes a share of the batch's rows through the feedforward,
+ *               delta_O and the hidden deltas (all row by row; W is only read);
+ *      weights: each thread takes a share of the rows of every W[l]:
+ *               W[l] := W[l] - alpha post[l-1]^T delta[l]  (X for l = 0),
+ *               and rewrites those columns of W[l]^T; one thread per layer does b[l].
+ *  - The caller's arrays keep the weights of the start of the epoch: each epoch that
+ *    stays finite is checked and written back at its end, so a divergence restores
+ *    them by writing nothing.
+ *
+ * Padding stays exactly zero. The workspace starts zeroed and nothing writes delta_O's
+ * padding columns; the padding columns of W^T are zero, so those of each hidden delta
+ * are 0 * act'(.) = 0. Hence the padding columns of W and b never change, and H_in's
+ * are 0. Padding rows of W (columns of W^T) are never written. Every sum runs over real
+ * widths only.
+ *
+ * Determinism: every element is computed by the same code in the same order whichever
+ * thread computes it; the thread count changes only who computes which rows, so the
+ * results are the same on any number of threads.
+ */
+#ifndef REAL
+#include "internal.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Widths are padded to this many entries: the small kernel's vector (16 floats, two
+ * vectors of 8 doubles). */
+#define FN_PAD 16
+
+/* Limits of "fits in cache": every width, the batch, and all padded weights (with the
+ * transposed copies) within L2-sized storage. */
+#define FN_SMALL_MAX_WIDTH 256
+#define FN_SMALL_MAX_ROWS 256
+#define FN_SMALL_MAX_WEIGHT_BYTES (192 * 1024)
+
+/* Below this many flop per batch (6 x rows x weights) one thread trains: measured on
+ * 2 cores, 2.5e5 (32-wide layers, batch 32) ran slower on two threads and 5.3e5 faster. */
+#define FN_SMALL_PARALLEL_MIN_FLOP 5.0e5
+
+/* Each thread's share of the batch rows is at least this many. */
+#define FN_SMALL_MIN_ROWS_PER_THREAD 16
+
+#define FN_SELF "train_small.c"
+#include "instantiate.h"
+
+#else /* the body, compiled once per REAL */
+
+typedef struct {
+    int64_t *P;                      /* padded widths, L + 1 */
+    REAL **W, **b, **WT;             /* padded copies: s[l] x P[l+1], P[l+1], s[l+1] x P[l] */
+    REAL **post, **delta;            /* rows x P[l+1]: H_out..O_out, delta_H..delta_O */
+    REAL *Xb, *Yb;                   /* the batch gathered in shuffled order */
+    double *row_loss;                /* rows */
+    void *pointers, *block;
+} T(small_ws);
+
+static int64_t T(padded)(int64_t n) { return fn_round_up(n, FN_PAD); }
+
+int T(fn_train_small_fits)(const T(fn_net) *net, int64_t rows)
+{
+    const int64_t *s = net->sizes;
+    if (rows > FN_SMALL_MAX_ROWS)
+        return 0;
+    int64_t elements = 0;
+    for (int l = 0; l <= net->n_layers; l++)
+        if (s[l] > FN_SMALL_MAX_WIDTH)
+            return 0;
+    for (int l = 0; l < net->n_layers; l++)
+        elements += s[l] * T(padded)(s[l + 1]) + (l > 0 ? s[l + 1] * T(padded)(s[l]) : 0);
+    return elements * (int64_t)sizeof(REAL) <= FN_SMALL_MAX_WEIGHT_BYTES;
+}
+
+/* The next cache-line-aligned buffer of n elements of `size` bytes in the block; with
+ * base == NULL only counts. */
+static void *T(carve)(char *base, size_t *offset, int64_t n, size_t size)
+{
+    void *p = base ? base + *offset : NULL;
+    *offset += ((size_t)n * size + FN_ALIGN - 1) / FN_ALIGN * FN_ALIGN;
+    return p;
+}
+
+static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t rows, int gather,
+                              char *base)
+{
+    const int64_t *s = net->sizes, *P = ws->P;
+    const int L = net->n_layers;
+    const size_t R = sizeof(REAL);
+    size_t off = 0;
+    for (int l = 0; l < L; l++) {
+        ws->W[l] = T(carve)(base, &off, s[l] * P[l + 1], R);
+        ws->b[l] = net->b ? T(carve)(base, &off, P[l + 1], R) : NULL;
+        ws->WT[l] = l > 0 ? T(carve)(base, &off, s[l + 1] * P[l], R) : NULL;
+        ws->post[l] = T(carve)(base, &off, rows * P[l + 1], R);
+        ws->delta[l] = T(carve)(base, &off, rows * P[l + 1], R);
+    }
+    ws->Xb = gather ? T(carve)(base, &off, rows * s[0], R) : NULL;
+    ws->Yb = gather ? T(carve)(base, &off, rows * s[L], R) : NULL;
+    ws->row_loss = T(carve)(base, &off, rows, sizeof(double));
+    return off;
+}
+
+static void T(small_free)(T(small_ws) *ws)
+{
+    free(ws->pointers);
+    fn_aligned_free(ws->block);
+}
+
+/* One zero-filled block for every buffer, and the padded copies of the weights. */
+static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t rows, int gather)
+{
+    const int L = net->n_layers;
+    const int64_t *s = net->sizes;
+    memset(ws, 0, sizeof(*ws));
+    ws->pointers = malloc(sizeof(REAL *) * 5 * (size_t)L + sizeof(int64_t) * (size_t)(L + 1));
+    if (!ws->pointers)
+        return FN_ENOMEM;
+    REAL **p = ws->pointers;
+    ws->W = p, ws->b = p + L, ws->WT = p + 2 * L, ws->post = p + 3 * L, ws->delta = p + 4 * L;
+    ws->P = (int64_t *)(p + 5 * L);
+    for (int l = 0; l <= L; l++)
+        ws->P[l] = T(padded)(s[l]);
+    size_t bytes = T(small_layout)(ws, net, rows, gather, NULL);
+    ws->block = fn_aligned_alloc(bytes);
+    if (!ws->block) {
+        T(small_free)(ws);
+        return FN_ENOMEM;
+    }
+    memset(ws->block, 0, bytes);
+    T(small_layout)(ws, net, rows, gather, ws->block);
+    for (int l = 0; l < L; l++) {
+        const int64_t n = s[l + 1], pn = ws->P[l + 1], pm = ws->P[l];
+        for (int64_t i = 0; i < s[l]; i++) {
+            memcpy(ws->W[l] + i * pn, net->W[l] + i * n, sizeof(REAL) * (size_t)n);
+            for (int64_t j = 0; l > 0 && j < n; j++)
+                ws->WT[l][j * pm + i] = net->W[l][i * n + j];
+        }
+        if (net->b)
+            memcpy(ws->b[l], net->b[l], sizeof(REAL) * (size_t)n);
+    }
+    return FN_OK;
+}
+
+/* The end of an epoch: if every weight is finite, copy them back to the caller's arrays
+ * and return 1; otherwise leave those arrays (the start of the epoch) and return 0. */
+static int T(small_store)(const T(fn_net) *net, const T(small_ws) *ws)
+{
+    const int64_t *s = net->sizes, *P = ws->P;
+    int ok = 1;
+    for (int l = 0; l < net->n_layers; l++) {
+        for (int64_t i = 0; i < s[l]; i++)
+            for (int64_t j = 0; j < s[l + 1]; j++)
+                ok &= ws->W[l][i * P[l + 1] + j] - ws->W[l][i * P[l + 1] + j] == 0;
+        for (int64_t j = 0; net->b && j < s[l + 1]; j++)
+            ok &= ws->b[l][j] - ws->b[l][j] == 0;
+    }
+    if (!ok)
+        return 0;
+    for (int l = 0; l < net->n_layers; l++) {
+        for (int64_t i = 0; i < s[l]; i++)
+            memcpy(net->W[l] + i * s[l + 1], ws->W[l] + i * P[l + 1], sizeof(REAL) * s[l + 1]);
+        if (net->b)
+            memcpy(net->b[l], ws->b[l], sizeof(REAL) * s[l + 1]);
+    }
+    return 1;
+}
+
+typedef struct {
+    const T(fn_net) *net;
+    T(small_ws) *ws;
+    int64_t N, rows, n_epochs;
+    const REAL *X, *Y;
+    const int64_t *order;
+    REAL alpha;
+    double *epoch_loss;
+    double epoch_sum;
+    int64_t done;
+    int nonfinite;
+} T(small_run);
+
+/* Rows [r0, r1) of a batch: feedforward, delta_O (and row_loss), hidden deltas. */
+static void T(rows_phase)(const T(fn_net) *net, const T(small_ws) *ws, int64_t r0, int64_t r1,
+                          int64_t nb, const REAL *Xb, const REAL *Yb)
+{
+    const T(fn_config) *cfg = T(fn_config_get)();
+    const int L = net->n_layers;
+    const int64_t *s = net->sizes, *P = ws->P, m = r1 - r0;
+    const REAL *in = Xb + r0 * s[0];
+    int64_t ld_in = s[0];
+    for (int l = 0; l < L; l++) { /* post[l] = act(in W[l] + b[l]) */
+        const int64_t pn = P[l + 1];
+        REAL *out = ws->post[l] + r0 * pn;
+        cfg->small_gemm(0, m, pn, s[l], 1, in, ld_in, ws->W[l], pn, 0, out, pn);
+        for (int64_t i = 0; ws->b[l] && i < m; i++)
+            for (int64_t j = 0; j < pn; j++)
+                out[i * pn + j] += ws->b[l][j];
+        T(fn_activation)(net->act[l], m * pn, out, out, net->threshold);
+        in = out;
+        ld_in = pn;
+    }
+    T(fn_output_delta_rows)(net->act[L - 1], (REAL)(2.0 / (double)nb), r0, r1, s[L],
+                            ws->post[L - 1], P[L], Yb, s[L], ws->delta[L - 1], P[L],
+                            ws->row_loss);
+    for (int l = L - 1; l > 0; l--) { /* delta[l-1] = (delta[l] W[l]^T) * act'(post[l-1]) */
+        REAL *prev = ws->delta[l - 1] + r0 * P[l];
+        cfg->small_gemm(0, m, P[l], s[l + 1], 1, ws->delta[l] + r0 * P[l + 1], P[l + 1],
+                        ws->WT[l], P[l], 0, prev, P[l]);
+        T(fn_derivative_mul)(net->act[l - 1], m * P[l], ws->post[l - 1] + r0 * P[l], prev);
+    }
+}
+
+/* Thread t of `team`: its rows of every W[l] := W[l] - alpha A^T delta[l] (and W[l]^T),
+ * and the biases of the layers l with l % team == t. */
+static void T(weights_phase)(const T(fn_net) *net, const T(small_ws) *ws, int t, int team,
+                             int64_t nb, const REAL *Xb, REAL alpha)
+{
+    const T(fn_config) *cfg = T(fn_config_get)();
+    const int64_t *s = net->sizes, *P = ws->P;
+    for (int l = 0; l < net->n_layers; l++) {
+        const REAL *A = l > 0 ? ws->post[l - 1] : Xb;
+        const int64_t lda = l > 0 ? P[l] : s[0], pn = P[l + 1];
+        const int64_t i0 = s[l] * t / team, i1 = s[l] * (t + 1) / team;
+        cfg->small_gemm(1, i1 - i0, pn, nb, -alpha, A + i0, lda, ws->delta[l], pn, 1,
+                        ws->W[l] + i0 * pn, pn);
+        for (int64_t i = i0; l > 0 && i < i1; i++)
+            for (int64_t j = 0; j < s[l + 1]; j++)
+                ws->WT[l][j * P[l] + i] = ws->W[l][i * pn + j];
+        if (ws->b[l] && l % team == t)
+            T(fn_bias_gradient_cols)(nb, 0, pn, ws->delta[l], pn, ws->b[l], -alpha, 1);
+    }
+}
+
+static void T(small_team)(T(small_run) *run)
+{
+    const T(fn_net) *net = run->net;
+    T(small_ws) *ws = run->ws;
+    const int64_t N = run->N, n_in = net->sizes[0], n_out = net->sizes[net->n_layers];
+    const int t = omp_get_thread_num(), team = omp_get_num_threads();
+    for (int64_t epoch = 0; epoch < run->n_epochs; epoch++) {
+        const int64_t *perm = run->order ? run->order + epoch * N : NULL;
+        for (int64_t start = 0; start < N; start += run->rows) {
+            const int64_t nb = N - start < run->rows ? N - start : run->rows;
+            const int64_t r0 = nb * t / team, r1 = nb * (t + 1) / team;
+            const REAL *Xb = run->X + start * n_in, *Yb = run->Y + start * n_out;
+            if (perm) {
+                for (int64_t i = r0; i < r1; i++) {
+                    memcpy(ws->Xb + i * n_in, run->X + perm[start + i] * n_in,
+                           sizeof(REAL) * n_in);
+                    memcpy(ws->Yb + i * n_out, run->Y + perm[start + i] * n_out,
+                           sizeof(REAL) * n_out);
+                }
+                Xb = ws->Xb, Yb = ws->Yb;
+            }
+            T(rows_phase)(net, ws, r0, r1, nb, Xb, Yb);
+#pragma omp barrier
+            T(weights_phase)(net, ws, t, team, nb, Xb, run->alpha);
+            if (t == 0) {
+                double batch = 0;
+                for (int64_t e = 0; e < nb; e++)
+                    batch += ws->row_loss[e];
+                run->epoch_sum += batch;
+                run->nonfinite |= !isfinite(batch);
+            }
+#pragma omp barrier
+            if (run->nonfinite)
+                break;
+        }
+        if (t == 0) {
+            if (!run->nonfinite && T(small_store)(net, ws)) {
+                run->epoch_loss[epoch] = run->epoch_sum / (double)N;
+                run->done = epoch + 1;
+            } else {
+                run->nonfinite = 1;
+            }
+            run->epoch_sum = 0;
+        }
+#pragma omp barrier
+        if (run->nonfinite)
+            break;
+    }
+}
+
+fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
+                            const int64_t *order, int64_t n_epochs, int64_t rows, REAL alpha,
+                            double *epoch_loss, int64_t *epochs_done)
+{
+    double flop = 0;
+    for (int l = 0; l < net->n_layers; l++)
+        flop += 6.0 * (double)net->sizes[l] * (double)net->sizes[l + 1] * (double)rows;
+    int team = 1;
+    if (flop >= FN_SMALL_PARALLEL_MIN_FLOP && !omp_in_parallel()) {
+        int64_t most = rows / FN_SMALL_MIN_ROWS_PER_THREAD;
+        team = omp_get_max_threads();
+        team = team < most ? team : (int)(most > 1 ? most : 1);
+    }
+    T(small_ws) ws;
+    fn_status st = T(small_alloc)(&ws, net, rows, order != NULL);
+    if (st != FN_OK)
+        return st;
+    T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss, 0, 0, 0};
+    FN_RUN_TEAM(team, T(small_team)(&run));
+    T(small_free)(&ws);
+    *epochs_done = run.done;
+    return run.nonfinite ? FN_NONFINITE : FN_OK;
+}
+
+#endif
