@@ -5,7 +5,7 @@
  * FMAs but what surrounds them: a team GEMM per product (about ten barriers a batch)
  * and op(B) copied into padded panels for each small product. Here:
  *
- *  - The weights are copied once per call into rows padded to a multiple of FN_PAD
+ *  - The weights are copied once per call into rows padded to whole vectors
  *    (zero-filled), and each W[l], l >= 1, is also kept transposed, so every product
  *    of the batch is the small kernel (target_body.h) on whole vectors with B read in
  *    place: nothing is packed per batch.
@@ -37,9 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Widths are padded to this many entries: the small kernel's vector (16 floats, two
- * vectors of 8 doubles). */
-#define FN_PAD 16
+/* Widths are padded to a multiple of the small kernel's vector: 64 bytes, 16 floats or
+ * 8 doubles. */
+#define FN_PAD_BYTES 64
 
 /* Limits of "fits in cache": every width, the batch, and all padded weights (with the
  * transposed copies) within L2-sized storage. */
@@ -68,7 +68,10 @@ typedef struct {
     void *pointers, *block;
 } T(small_ws);
 
-static int64_t T(padded)(int64_t n) { return fn_round_up(n, FN_PAD); }
+static int64_t T(padded)(int64_t n)
+{
+    return fn_round_up(n, FN_PAD_BYTES / (int64_t)sizeof(REAL));
+}
 
 int T(fn_train_small_fits)(const T(fn_net) *net, int64_t rows)
 {

@@ -352,8 +352,9 @@ def test_same_seed_gives_same_network_and_glorot_range():
 # <= 256 rows and the padded weights fit in 192 KiB; csrc/train.c otherwise). Each case
 # names the one it runs and what it straddles.
 TRAINER_CASES = {
-    # small: widths below, at and above the 16-entry padding, a 1-wide output, 3 layers
-    "small-padding-edges": ([17, 33, 16, 1], 20, 61),
+    # small: widths around the padding to whole vectors (16 floats, 8 doubles), a 1-wide
+    # output, 4 layers
+    "small-padding-edges": ([17, 33, 9, 16, 1], 20, 61),
     # small: the digits shape, batch split between threads (>= 5e5 flop per batch)
     "small-digits": ([64, 64, 10], 32, 97),
     # general: one width above the small trainer's 256

@@ -42,11 +42,29 @@ def test_threadpoolctl_limits_change_fastnet_threads():
     assert fastnet.get_num_threads() == 1
 
 
+SMALL_PARALLEL_MIN_FLOP = 5e5  # csrc/train_small.c: below this per batch, one thread trains
+SMALL_MIN_ROWS_PER_THREAD = 16  # csrc/train_small.c
+
+# (layers, batch, rows) for each trainer, big enough to use 2 threads in each.
+FIT_CASES = {
+    # train.c: the GEMM team splits each product's tiles; 2 batches and one of 188 rows
+    "general": ([256, 256, 64], 256, 700),
+    # train_small.c: each batch's rows, then each W's rows, split; 100 = 3 x 32 + 4 rows
+    "small-digits": ([64, 64, 10], 32, 100),
+    "small-deep": ([37, 50, 23, 3], 48, 100),
+}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("bias", [False, True])
-def test_fit_is_bitwise_identical_with_one_and_two_threads(dtype, bias):
-    layers, batch, rows = [256, 256, 64], 256, 700  # 2 full batches and one of 188
-    assert _flop_per_batch(layers, batch) >= 10 * PARALLEL_MIN_FLOP  # really uses 2 threads
+@pytest.mark.parametrize("case", list(FIT_CASES))
+def test_fit_is_bitwise_identical_with_one_and_two_threads(dtype, bias, case):
+    layers, batch, rows = FIT_CASES[case]
+    if case == "general":
+        assert _flop_per_batch(layers, batch) >= 10 * PARALLEL_MIN_FLOP
+    else:
+        assert _flop_per_batch(layers, batch) >= SMALL_PARALLEL_MIN_FLOP
+        assert batch >= 2 * SMALL_MIN_ROWS_PER_THREAD
     rng = np.random.default_rng(0)
     X = rng.standard_normal((rows, layers[0])).astype(dtype)
     Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
@@ -54,6 +72,8 @@ def test_fit_is_bitwise_identical_with_one_and_two_threads(dtype, bias):
     def train():
         net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid",
                               bias=bias, dtype=dtype, seed=4)
+        if bias:
+            net.biases = [np.full(n, 0.1) for n in layers[1:]]
         history = net.fit(X, Y, epochs=2, learning_rate=0.1, batch_size=batch, seed=9)
         return net, history
 
@@ -63,35 +83,6 @@ def test_fit_is_bitwise_identical_with_one_and_two_threads(dtype, bias):
     for a, b in zip(net1.weights + net1.biases, net2.weights + net2.biases):
         assert np.array_equal(a, b)
     assert net1 == net2
-
-
-SMALL_PARALLEL_MIN_FLOP = 5e5  # csrc/train_small.c: below this per batch, one thread trains
-SMALL_MIN_ROWS_PER_THREAD = 16  # csrc/train_small.c
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("layers, batch", [([64, 64, 10], 32), ([37, 50, 23, 3], 48)])
-def test_small_trainer_is_bitwise_identical_with_one_and_two_threads(dtype, layers, batch):
-    """The cache-sized trainer splits each batch's rows, then each W's rows, between the
-    threads; shuffled, with biases and a remainder batch (100 = 3 x 32 + 4 rows)."""
-    assert _flop_per_batch(layers, batch) >= SMALL_PARALLEL_MIN_FLOP  # really uses 2 threads
-    assert batch >= 2 * SMALL_MIN_ROWS_PER_THREAD
-    rng = np.random.default_rng(5)
-    X = rng.standard_normal((100, layers[0])).astype(dtype)
-    Y = rng.uniform(0, 1, (100, layers[-1])).astype(dtype)
-
-    def train():
-        net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid",
-                              bias=True, dtype=dtype, seed=4)
-        net.biases = [np.full(n, 0.1) for n in layers[1:]]
-        history = net.fit(X, Y, epochs=3, learning_rate=0.3, batch_size=batch, seed=2)
-        return net, history
-
-    net1, h1 = _with_threads(1, train)
-    net2, h2 = _with_threads(2, train)
-    assert h1 == h2
-    for a, b in zip(net1.weights + net1.biases, net2.weights + net2.biases):
-        assert np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
