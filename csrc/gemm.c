@@ -123,8 +123,8 @@ static void T(pack_B)(int trans_b, const REAL *B, int64_t ldb, int64_t N, int64_
 
 /* The epilogue on the m x n tile of C at (i0, j0), C pointing at the tile. A tile whose
  * rows are contiguous (ldc == n: small products) is handled as one long row. */
-static void T(epilogue_tile)(const T(fn_epilogue) *ep, REAL *C, int64_t ldc, int64_t m,
-                             int64_t n, int64_t i0, int64_t j0)
+void T(fn_epilogue_tile)(const T(fn_epilogue) *ep, REAL *C, int64_t ldc, int64_t m,
+                         int64_t n, int64_t i0, int64_t j0)
 {
     if (ep->bias)
         for (int64_t i = 0; i < m; i++)
@@ -157,7 +157,7 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
             for (int64_t j = 0; j < N; j++)
                 row[j] = beta == 0 ? 0 : beta * row[j];
             if (ep)
-                T(epilogue_tile)(ep, row, ldc, 1, N, i, 0);
+                T(fn_epilogue_tile)(ep, row, ldc, 1, N, i, 0);
         }
         return;
     }
@@ -178,7 +178,7 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
             }
             cfg->small_gemm(trans_a, M, N, K, alpha, A, lda, Bp, NP, beta, C, ldc);
             if (ep)
-                T(epilogue_tile)(ep, C, ldc, M, N, 0, 0);
+                T(fn_epilogue_tile)(ep, C, ldc, M, N, 0, 0);
         }
         return;
     }
@@ -254,7 +254,7 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                             }
                     }
                     if (last && ep)
-                        T(epilogue_tile)(ep, Ct, ldc, m, n, i0, j0);
+                        T(fn_epilogue_tile)(ep, Ct, ldc, m, n, i0, j0);
                 }
             }
         }

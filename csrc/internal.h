@@ -64,6 +64,12 @@ void fn_gemm_team_##S(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                       REAL alpha, const REAL *A, int64_t lda, const REAL *B,           \
                       int64_t ldb, REAL beta, REAL *C, int64_t ldc,                    \
                       const fn_epilogue_##S *ep, REAL *workspace);                     \
+/* gemm.c: the epilogue ep on the m x n tile of C at (i0, j0) of the product, C pointing \
+ * at the tile (bias, activation, act' from ep->deriv_of). */                           \
+void fn_epilogue_tile_##S(const fn_epilogue_##S *ep, REAL *C, int64_t ldc, int64_t m,  \
+                          int64_t n, int64_t i0, int64_t j0);                          \
+/* train.c: flop of one row through forward, delta and update: 6 sum_l n_l n_(l+1). */ \
+double fn_flop_per_row_##S(const fn_net_##S *net);                                     \
 /* row[0:n] *= act'(.) from the stored output out[0:n]. */                             \
 void fn_derivative_mul_##S(int act, int64_t n, const REAL *out, REAL *row);           \
 /* Rows [e0, e1) of delta_O = scale (O_out - Y) * act'(O_out) (scale = 2/N) and          \

@@ -171,7 +171,7 @@ static void T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, con
     }
 }
 
-static double T(flop_per_row)(const T(fn_net) *net)
+double T(fn_flop_per_row)(const T(fn_net) *net)
 {
     double f = 0;
     for (int l = 0; l < net->n_layers; l++)
@@ -182,7 +182,7 @@ static double T(flop_per_row)(const T(fn_net) *net)
 fn_status T(fn_forward)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *const *pre,
                         REAL *const *post)
 {
-    int team = fn_team_size(T(flop_per_row)(net) / 3 * (double)N);
+    int team = fn_team_size(T(fn_flop_per_row)(net) / 3 * (double)N);
     int64_t gemm = 0;
     for (int l = 0; l < net->n_layers; l++) {
         int64_t need = T(fn_gemm_workspace)(N, net->sizes[l + 1], net->sizes[l], team);
@@ -207,7 +207,7 @@ fn_status T(fn_gradients)(const T(fn_net) *net, int64_t N, const REAL *X, const 
                           REAL *const *dW, REAL *const *db, double *loss)
 {
     T(workspace) ws;
-    int team = fn_team_size(T(flop_per_row)(net) * (double)N);
+    int team = fn_team_size(T(fn_flop_per_row)(net) * (double)N);
     fn_status st = T(workspace_alloc)(&ws, net, N, 0, 0, team);
     if (st != FN_OK)
         return st;
@@ -332,7 +332,7 @@ fn_status T(fn_train)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL
     if (T(fn_train_small_fits)(net, rows)) /* a batch fits in cache: train_small.c */
         return T(fn_train_small)(net, N, X, Y, order, n_epochs, rows, alpha, epoch_loss,
                                  epochs_done);
-    int team = fn_team_size(T(flop_per_row)(net) * (double)rows);
+    int team = fn_team_size(T(fn_flop_per_row)(net) * (double)rows);
     fn_status st = T(workspace_alloc)(&ws, net, rows, order != NULL, 1, team);
     if (st != FN_OK)
         return st;

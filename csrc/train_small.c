@@ -122,6 +122,16 @@ static void T(small_free)(T(small_ws) *ws)
     fn_aligned_free(ws->block);
 }
 
+/* Rows [i0, i1) of the padded W[l] (l >= 1) into the same columns of W[l]^T. */
+static void T(refresh_WT)(const T(fn_net) *net, const T(small_ws) *ws, int l, int64_t i0,
+                          int64_t i1)
+{
+    const int64_t n = net->sizes[l + 1], pn = ws->P[l + 1], pm = ws->P[l];
+    for (int64_t i = i0; i < i1; i++)
+        for (int64_t j = 0; j < n; j++)
+            ws->WT[l][j * pm + i] = ws->W[l][i * pn + j];
+}
+
 /* One zero-filled block for every buffer, and the padded copies of the weights. */
 static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t rows, int gather)
 {
@@ -145,12 +155,11 @@ static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t r
     memset(ws->block, 0, bytes);
     T(small_layout)(ws, net, rows, gather, ws->block);
     for (int l = 0; l < L; l++) {
-        const int64_t n = s[l + 1], pn = ws->P[l + 1], pm = ws->P[l];
-        for (int64_t i = 0; i < s[l]; i++) {
+        const int64_t n = s[l + 1], pn = ws->P[l + 1];
+        for (int64_t i = 0; i < s[l]; i++)
             memcpy(ws->W[l] + i * pn, net->W[l] + i * n, sizeof(REAL) * (size_t)n);
-            for (int64_t j = 0; l > 0 && j < n; j++)
-                ws->WT[l][j * pm + i] = net->W[l][i * n + j];
-        }
+        if (l > 0)
+            T(refresh_WT)(net, ws, l, 0, s[l]);
         if (net->b)
             memcpy(ws->b[l], net->b[l], sizeof(REAL) * (size_t)n);
     }
@@ -205,12 +214,10 @@ static void T(rows_phase)(const T(fn_net) *net, const T(small_ws) *ws, int64_t r
     int64_t ld_in = s[0];
     for (int l = 0; l < L; l++) { /* post[l] = act(in W[l] + b[l]) */
         const int64_t pn = P[l + 1];
+        const T(fn_epilogue) ep = {ws->b[l], net->act[l], NULL, 0, 0, net->threshold};
         REAL *out = ws->post[l] + r0 * pn;
         cfg->small_gemm(0, m, pn, s[l], 1, in, ld_in, ws->W[l], pn, 0, out, pn);
-        for (int64_t i = 0; ws->b[l] && i < m; i++)
-            for (int64_t j = 0; j < pn; j++)
-                out[i * pn + j] += ws->b[l][j];
-        T(fn_activation)(net->act[l], m * pn, out, out, net->threshold);
+        T(fn_epilogue_tile)(&ep, out, pn, m, pn, r0, 0);
         in = out;
         ld_in = pn;
     }
@@ -218,10 +225,12 @@ static void T(rows_phase)(const T(fn_net) *net, const T(small_ws) *ws, int64_t r
                             ws->post[L - 1], P[L], Yb, s[L], ws->delta[L - 1], P[L],
                             ws->row_loss);
     for (int l = L - 1; l > 0; l--) { /* delta[l-1] = (delta[l] W[l]^T) * act'(post[l-1]) */
+        const T(fn_epilogue) ep = {NULL, FN_NO_ACTIVATION, ws->post[l - 1], P[l],
+                                   net->act[l - 1], 0};
         REAL *prev = ws->delta[l - 1] + r0 * P[l];
         cfg->small_gemm(0, m, P[l], s[l + 1], 1, ws->delta[l] + r0 * P[l + 1], P[l + 1],
                         ws->WT[l], P[l], 0, prev, P[l]);
-        T(fn_derivative_mul)(net->act[l - 1], m * P[l], ws->post[l - 1] + r0 * P[l], prev);
+        T(fn_epilogue_tile)(&ep, prev, P[l], m, P[l], r0, 0);
     }
 }
 
@@ -238,9 +247,8 @@ static void T(weights_phase)(const T(fn_net) *net, const T(small_ws) *ws, int t,
         const int64_t i0 = s[l] * t / team, i1 = s[l] * (t + 1) / team;
         cfg->small_gemm(1, i1 - i0, pn, nb, -alpha, A + i0, lda, ws->delta[l], pn, 1,
                         ws->W[l] + i0 * pn, pn);
-        for (int64_t i = i0; l > 0 && i < i1; i++)
-            for (int64_t j = 0; j < s[l + 1]; j++)
-                ws->WT[l][j * P[l] + i] = ws->W[l][i * pn + j];
+        if (l > 0)
+            T(refresh_WT)(net, ws, l, i0, i1);
         if (ws->b[l] && l % team == t)
             T(fn_bias_gradient_cols)(nb, 0, pn, ws->delta[l], pn, ws->b[l], -alpha, 1);
     }
@@ -300,9 +308,7 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
                             const int64_t *order, int64_t n_epochs, int64_t rows, REAL alpha,
                             double *epoch_loss, int64_t *epochs_done)
 {
-    double flop = 0;
-    for (int l = 0; l < net->n_layers; l++)
-        flop += 6.0 * (double)net->sizes[l] * (double)net->sizes[l + 1] * (double)rows;
+    const double flop = T(fn_flop_per_row)(net) * (double)rows;
     int team = 1;
     if (flop >= FN_SMALL_PARALLEL_MIN_FLOP && !omp_in_parallel()) {
         int64_t most = rows / FN_SMALL_MIN_ROWS_PER_THREAD;
