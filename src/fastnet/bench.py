@@ -1,10 +1,11 @@
 """python -m fastnet bench: fastnet against NumPy, PyTorch and scikit-learn, side by side.
 
 For each workload, dtype and thread count it trains one epoch at a time with every
-implementation, one after the other in the same run, from the same initial weights on
-the same data (each after a pause and a warm-up epoch, so no other library's idle
-threads still spin on the cores it needs) and prints the median time per epoch,
-fastnet's speedup over each peer (peer time / fastnet time: above 1 fastnet is faster)
+implementation in interleaved rounds (each implementation once per round, each call
+after a pause so no other library's idle threads still spin on the cores it needs),
+from the same initial weights on the same data, and prints the median time per epoch,
+fastnet's speedup over each peer (the median over rounds of peer time / fastnet time in
+the same round: above 1 fastnet is faster)
 and how close fastnet comes to the machine's GEMM rate, measured in the same run with
 NumPy on a square product:
 
@@ -243,12 +244,15 @@ SETTLE = 0.2
 
 
 def measure(workload, dtype, impls, repeats, weights):
-    """Median seconds per epoch (predict: per call) of each implementation, timed one
-    implementation after the other in this run: for each, a pause, one untimed warm-up
-    call, then ``repeats`` timed calls. (Taking turns call by call would be kinder to
-    load drift but is unfair with 2 threads on 2 cores: the previous library's threads
-    still spin and steal a core - measured 2x on fastnet's mnist epoch.)
-    Returns {impl: (median, [times])}."""
+    """Seconds per epoch (predict: per call) of each implementation, timed in this run in
+    interleaved rounds: in each round every implementation in turn pauses, makes one
+    untimed warm-up call and one timed call. A drift in the machine's load (these shared
+    machines drift by 2x within seconds) then falls on all implementations of a round
+    alike instead of on whichever ran during it. The pause keeps the turns fair with 2
+    threads on 2 cores: without it the previous library's idle threads still spin and
+    steal a core (measured 2x on fastnet's mnist epoch); the warm-up call after it wakes
+    the threads and refills the caches the pause let go cold (a timed call straight after
+    the pause measured XOR 6x slower). Returns {impl: [seconds of each round]}."""
     if workload.name == "predict":
         calls = {i: _peers.make_predictor(i, workload, dtype, weights) for i in impls}
         per = 1
@@ -256,13 +260,21 @@ def measure(workload, dtype, impls, repeats, weights):
         trainers = {i: _peers.make_trainer(i, workload, dtype, weights) for i in impls}
         per = workload.epochs_per_call
         calls = {i: (lambda t=t: t.epochs(per)) for i, t in trainers.items()}
-    out = {}
-    for i, fn in calls.items():
-        time.sleep(SETTLE)
-        fn()  # warm-up: threads awake, buffers touched
-        times = [_timed(fn) / per for _ in range(repeats)]
-        out[i] = (statistics.median(times), times)
-    return out
+    times = {i: [] for i in calls}
+    for _ in range(repeats):
+        for i, fn in calls.items():
+            time.sleep(SETTLE)
+            fn()
+            times[i].append(_timed(fn) / per)
+    return times
+
+
+def speedups(times):
+    """fastnet's speedup over each peer: the median over rounds of the ratio of the two
+    times of the same round (robust to drift between rounds, unlike a ratio of medians)."""
+    fast = times["fastnet"]
+    return {i: statistics.median(t / f for t, f in zip(ts, fast))
+            for i, ts in times.items() if i != "fastnet"}
 
 
 def _header(out, impls, thread_control):
@@ -331,8 +343,8 @@ def main(argv=None) -> int:
             gemm[(dt, n)] = gemm_rate(np.dtype(dt), gemm_n, 2 if args.quick else 3)
             parts.append(f"{dt} {n} thr {gemm[(dt, n)]:.1f}")
     print(f"  GEMM rate (NumPy, {gemm_n}^2, GFLOP/s): " + ", ".join(parts), file=out)
-    print(f"  time per epoch (predict: per call), median of the repeats; (Nx) = fastnet's "
-          f"speedup over that peer; limit = epoch FLOPs / GEMM rate; %GEMM = limit / "
+    print(f"  time per epoch (predict: per call), median of the rounds; (Nx) = fastnet's "
+          f"speedup over that peer, median of its per-round ratios; limit = epoch FLOPs / GEMM rate; %GEMM = limit / "
           f"fastnet time{'; --quick: fewer rows' if args.quick else ''}", file=out)
     if "sklearn" in present:
         print("  * sklearn = MLPRegressor (biases, identity output): nearest peer, not the "
@@ -363,15 +375,15 @@ def main(argv=None) -> int:
             for n in args.threads:
                 _peers.set_threads(n)
                 res = measure(wl, dt, present, repeats, weights)
-                t_fast = res["fastnet"][0]
+                t_fast = statistics.median(res["fastnet"])
                 limit = flops / (gemm[(dt, n)] * 1e9)
                 row = {
                     "workload": name, "dtype": dt, "threads": n, "rows": wl.n_examples,
                     "layers": list(wl.layers), "batch_size": wl.batch_size,
                     "flops": flops, "repeats": repeats,
-                    "times": {i: res[i][0] for i in present},
-                    "all_times": {i: res[i][1] for i in present},
-                    "speedup": {i: res[i][0] / t_fast for i in present if i != "fastnet"},
+                    "times": {i: statistics.median(res[i]) for i in present},
+                    "all_times": res,
+                    "speedup": speedups(res),
                     "gflops": flops / t_fast / 1e9,
                     "flop_limit": limit,
                     "pct_gemm": 100.0 * limit / t_fast,
