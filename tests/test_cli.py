@@ -34,3 +34,27 @@ def test_unknown_command_exits_with_usage_error(tmp_path):
     result = _run(tmp_path, "frobnicate", timeout=120)
     assert result.returncode == 2
     assert "usage" in result.stderr
+
+
+def test_bench_command_times_every_peer_in_rounds_and_checks_the_loss(tmp_path):
+    """A smoke run of the benchmark command: fastnet against the NumPy reference loop on
+    XOR, one thread; both reach the same loss (✓) and the JSON keeps every round."""
+    import json
+
+    out = tmp_path / "bench.json"
+    result = _run(tmp_path, "bench", "--workloads", "xor", "--impls", "fastnet,numpy",
+                  "--threads", "1", "--quick", "--repeats", "3", "--gemm-size", "256",
+                  "--json", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "✓ xor float32" in result.stdout
+    (row,) = json.loads(out.read_text())["results"]
+    assert [len(row["all_times"][i]) for i in ("fastnet", "numpy")] == [3, 3]
+    assert row["times"]["numpy"] > 0 and row["speedup"]["numpy"] > 0
+
+
+def test_bench_speedup_is_the_median_of_same_round_ratios():
+    from fastnet.bench import speedups
+
+    # Round 2 ran while the machine was slow for both: the ratio of that round is still 2.
+    times = {"fastnet": [1.0, 5.0, 1.0], "numpy": [2.0, 10.0, 2.5], "torch": [3.0, 3.0, 9.0]}
+    assert speedups(times) == {"numpy": 2.0, "torch": 3.0}
