@@ -179,10 +179,25 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
                 T(ISA(small_block))(1, rows, K, A, lda, Bp + j0, NP, acc);
             else
                 T(ISA(small_block))(0, rows, K, A, lda, Bp + j0, NP, acc);
-            for (int r = 0; r < m; r++) {
-                REAL *c = C + (i0 + r) * ldc + j0;
-                for (int64_t j = 0; j < n; j++)
-                    c[j] = alpha * acc[r][j] + (beta == 0 ? 0 : beta * c[j]);
+            if (n == SMALL_VL) { /* whole vectors (always, on padded rows) */
+                const T(ISA(vec)) zero = {0};
+                for (int r = 0; r < m; r++) {
+                    REAL *c = C + (i0 + r) * ldc + j0;
+                    T(ISA(vec)) v, old;
+                    if (beta == 0) {
+                        v = alpha * acc[r] + zero;
+                    } else {
+                        memcpy(&old, c, sizeof old);
+                        v = alpha * acc[r] + beta * old;
+                    }
+                    memcpy(c, &v, sizeof v);
+                }
+            } else {
+                for (int r = 0; r < m; r++) {
+                    REAL *c = C + (i0 + r) * ldc + j0;
+                    for (int64_t j = 0; j < n; j++)
+                        c[j] = alpha * acc[r][j] + (beta == 0 ? 0 : beta * c[j]);
+                }
             }
         }
     }
