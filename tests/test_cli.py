@@ -58,3 +58,13 @@ def test_bench_speedup_is_the_median_of_same_round_ratios():
     # Round 2 ran while the machine was slow for both: the ratio of that round is still 2.
     times = {"fastnet": [1.0, 5.0, 1.0], "numpy": [2.0, 10.0, 2.5], "torch": [3.0, 3.0, 9.0]}
     assert speedups(times) == {"numpy": 2.0, "torch": 3.0}
+
+
+def test_bench_warns_when_threads_do_not_scale_the_gemm():
+    from fastnet.bench import shared_cores_note
+
+    scaled = {("float32", 1): 100.0, ("float32", 2): 195.0}
+    assert shared_cores_note(scaled, ["float32"], [1, 2]) is None
+    shared = {("float32", 1): 100.0, ("float32", 2): 118.0}
+    assert "1.18x" in shared_cores_note(shared, ["float32"], [1, 2])
+    assert shared_cores_note(shared, ["float32"], [2]) is None  # no 1-thread rate to compare

@@ -277,6 +277,24 @@ def speedups(times):
             for i, ts in times.items() if i != "fastnet"}
 
 
+def shared_cores_note(gemm, dtypes, threads):
+    """A warning when NumPy's GEMM gained much less than the thread count from 1 to the most
+    threads: the CPUs then share physical cores (hyperthreads, or a VM whose vCPUs the host
+    has placed on one core: this project's machines switch between the two states within
+    minutes, measured 232 vs 117 GFLOP/s for a 2-thread FMA loop), and every
+    implementation's multi-thread times are capped alike. None when there is no such pair."""
+    most = max(threads)
+    if most <= 1 or 1 not in threads:
+        return None
+    for dt in dtypes:
+        gain = gemm[(dt, most)] / gemm[(dt, 1)]
+        if gain < 0.7 * most:
+            return (f"NumPy's {dt} GEMM ran only {gain:.2f}x faster on {most} threads than on 1: "
+                    "the CPUs seem to share physical cores right now, which caps every "
+                    "implementation's multi-thread speed")
+    return None
+
+
 def _header(out, impls, thread_control):
     cfg = fastnet.show_config(print_out=False)
     print("fastnet bench", file=out)
@@ -343,6 +361,10 @@ def main(argv=None) -> int:
             gemm[(dt, n)] = gemm_rate(np.dtype(dt), gemm_n, 2 if args.quick else 3)
             parts.append(f"{dt} {n} thr {gemm[(dt, n)]:.1f}")
     print(f"  GEMM rate (NumPy, {gemm_n}^2, GFLOP/s): " + ", ".join(parts), file=out)
+    shared = shared_cores_note(gemm, dtypes, args.threads)
+    if shared:
+        notes.append(shared)
+        print(f"  WARNING: {shared}", file=out)
     print(f"  time per epoch (predict: per call), median of the rounds; (Nx) = fastnet's "
           f"speedup over that peer, median of its per-round ratios; limit = epoch FLOPs / GEMM rate; %GEMM = limit / "
           f"fastnet time{'; --quick: fewer rows' if args.quick else ''}", file=out)
