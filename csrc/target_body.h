@@ -23,6 +23,8 @@
 #define LN2_LO -2.12194440e-4f
 #define MANT_BITS 23
 #define EXP_BIAS 127
+#define SCALE_K 32 /* n >= -150 */
+#define SCALE_DOWN 0x1p-32f
 #define SMALL_VL 16
 /* e^r, |r| <= ln2/2: Taylor to r^7, relative error < 6e-9 (Horner: for floats, the
  * extra multiplies of Estrin's scheme, as used for doubles below, cost more in
@@ -41,6 +43,8 @@
 #undef LN2_LO
 #undef MANT_BITS
 #undef EXP_BIAS
+#undef SCALE_K
+#undef SCALE_DOWN
 #undef EXP_POLY
 #undef SMALL_VL
 
@@ -54,6 +58,8 @@
 #define LN2_LO 1.90821492927058770002e-10
 #define MANT_BITS 52
 #define EXP_BIAS 1023
+#define SCALE_K 64 /* n >= -1077 */
+#define SCALE_DOWN 0x1p-64
 #define SMALL_VL 8
 /* e^r, |r| <= ln2/2: Taylor to r^13, relative error < 5e-18, by Estrin's scheme: pairs,
  * then powers r^2, r^4, r^8, a chain 4 FMAs deep instead of Horner's 13. Small networks
@@ -82,6 +88,8 @@ static inline double exp_poly_f64(double r)
 #undef LN2_LO
 #undef MANT_BITS
 #undef EXP_BIAS
+#undef SCALE_K
+#undef SCALE_DOWN
 #undef EXP_POLY
 #undef SMALL_VL
 #undef TARGET_BODY_PASS
@@ -106,12 +114,12 @@ static inline REAL T(ISA(exp_nonpositive))(REAL x)
     SINT n = (SINT)(tb - sb);
     REAL r = (x - fn * (REAL)LN2_HI) - fn * (REAL)LN2_LO;
     REAL p = EXP_POLY(r);
-    SINT n1 = n >> 1, n2 = n - n1;
-    UINT b1 = (UINT)(n1 + EXP_BIAS) << MANT_BITS, b2 = (UINT)(n2 + EXP_BIAS) << MANT_BITS;
-    REAL s1, s2;
-    memcpy(&s1, &b1, sizeof s1);
-    memcpy(&s2, &b2, sizeof s2);
-    return p * s1 * s2;
+    /* 2^n = 2^(n + SCALE_K) 2^-SCALE_K, the first factor normal for every n here: p times
+     * it is exact and the second product rounds once, into the subnormals if need be. */
+    UINT b = ((UINT)n + (UINT)(EXP_BIAS + SCALE_K)) << MANT_BITS;
+    REAL s;
+    memcpy(&s, &b, sizeof s);
+    return p * s * (REAL)SCALE_DOWN;
 }
 
 /* out = 1 / (1 + e^-x) on SMALL_VL values, from e = e^-|x| <= 1 so nothing overflows;
@@ -122,8 +130,7 @@ static inline void T(ISA(sigmoid_block))(const REAL *x, REAL *out)
         REAL v = x[i];
         REAL a = v < 0 ? -v : v;
         REAL e = T(ISA(exp_nonpositive))(-a);
-        REAL s = (v < 0 ? e : (REAL)1) / (1 + e);
-        out[i] = v != v ? v : s;
+        out[i] = (v < 0 ? e : (REAL)1) / (1 + e); /* NaN: e is NaN, and so is this */
     }
 }
 
