@@ -203,7 +203,7 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
                 for (int r = 0; r < m; r++) {
                     REAL *c = C + (i0 + r) * ldc + j0;
                     T(ISA(vec)) v, old;
-                    if (beta == 0) {
+                    if (beta == 0) { /* + 0 as the element loop adds it: -0 becomes +0 */
                         v = alpha * acc[r] + zero;
                     } else {
                         memcpy(&old, c, sizeof old);

@@ -366,8 +366,9 @@ def main(argv=None) -> int:
         notes.append(shared)
         print(f"  WARNING: {shared}", file=out)
     print(f"  time per epoch (predict: per call), median of the rounds; (Nx) = fastnet's "
-          f"speedup over that peer, median of its per-round ratios; limit = epoch FLOPs / GEMM rate; %GEMM = limit / "
-          f"fastnet time{'; --quick: fewer rows' if args.quick else ''}", file=out)
+          f"speedup over that peer, median of its per-round ratios; limit = epoch FLOPs / "
+          f"GEMM rate; %GEMM = limit / fastnet time"
+          f"{'; --quick: fewer rows' if args.quick else ''}", file=out)
     if "sklearn" in present:
         print("  * sklearn = MLPRegressor (biases, identity output): nearest peer, not the "
               "same model, not checked", file=out)
@@ -397,13 +398,14 @@ def main(argv=None) -> int:
             for n in args.threads:
                 _peers.set_threads(n)
                 res = measure(wl, dt, present, repeats, weights)
-                t_fast = statistics.median(res["fastnet"])
+                times = {i: statistics.median(res[i]) for i in present}
+                t_fast = times["fastnet"]
                 limit = flops / (gemm[(dt, n)] * 1e9)
                 row = {
                     "workload": name, "dtype": dt, "threads": n, "rows": wl.n_examples,
                     "layers": list(wl.layers), "batch_size": wl.batch_size,
                     "flops": flops, "repeats": repeats,
-                    "times": {i: statistics.median(res[i]) for i in present},
+                    "times": times,
                     "all_times": res,
                     "speedup": speedups(res),
                     "gflops": flops / t_fast / 1e9,
