@@ -1,6 +1,7 @@
 """Shared helpers of the fastnet test suite.
 
-* Hypothesis profile (modest example counts, no deadline: the machine is shared).
+* Hypothesis profiles: "fastnet" (modest example counts, no deadline: the machine is
+  shared) and "stress" (3000 examples), chosen by ``FASTNET_HYPOTHESIS_PROFILE``.
 * ``isa``: a fixture that switches the GEMM micro-kernels to each one the CPU supports
   and restores the original choice afterwards.
 * An autouse fixture restoring the thread count and the micro-kernels after every test.
@@ -13,6 +14,8 @@
   read from ``fastnet.show_config`` for every micro-kernel the CPU supports.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -28,7 +31,9 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                            HealthCheck.data_too_large],
 )
-settings.load_profile("fastnet")
+# A long run for hunting rare draws: FASTNET_HYPOTHESIS_PROFILE=stress pytest ...
+settings.register_profile("stress", parent=settings.get_profile("fastnet"), max_examples=3000)
+settings.load_profile(os.environ.get("FASTNET_HYPOTHESIS_PROFILE", "fastnet"))
 
 DTYPES = (np.float32, np.float64)
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "step")
