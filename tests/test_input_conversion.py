@@ -122,3 +122,46 @@ def test_inputs_are_never_modified():
     net.gradients(X, Y)
     for a, b in zip((X, Y, X_f), copies):
         assert np.array_equal(a, b)
+
+
+def _line_aligned(a):
+    return a.ctypes.data % 64 == 0 and a.flags.c_contiguous and a.flags.writeable
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_array_the_kernels_write_starts_on_a_cache_line(tmp_path, dtype):
+    """Threads share out the columns of the weights and layer outputs: an array that
+    starts inside a cache line makes two of them write one line (false sharing). NumPy
+    only aligns to 16 bytes, so the network allocates its own arrays."""
+    layers = [13, 128, 3]
+    net = fastnet.Network(layers, bias=True, dtype=dtype, seed=0)
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((9, 13)), rng.uniform(0, 1, (9, 3))
+    arrays = {"initial weights": net.weights, "initial biases": net.biases}
+    # assigned from arrays that start 16 bytes into a line, of the other dtype
+    offset = [np.empty(W.size + 8)[2:2 + W.size].reshape(W.shape) for W in net.weights]
+    for W, src in zip(net.weights, offset):
+        src[...] = W
+    net.weights = offset
+    net.biases = [b.tolist() for b in net.biases]
+    arrays.update({"assigned weights": net.weights, "assigned biases": net.biases})
+    out, trace = net.forward(X, trace=True)
+    arrays["forward"] = [out] + list(trace.values())[1:]
+    arrays["gradients"] = sum(net.gradients(X, Y), [])
+    net.save(tmp_path / "n.npz")
+    loaded = fastnet.load(tmp_path / "n.npz")
+    arrays["loaded"] = loaded.weights + loaded.biases
+    for what, got in arrays.items():
+        assert len(got) >= 2, what
+        assert all(_line_aligned(a) and a.dtype == dtype for a in got), what
+    assert loaded == net
+    k = fastnet.kernels
+    H = k.linear(X, net.weights[0], dtype=dtype)
+    results = [k.matmul(X, net.weights[0], dtype=dtype), H,
+               k.activation("sigmoid", H), k.activation_derivative("sigmoid", H),
+               k.output_delta(H[:, :3], Y, "sigmoid")[0],
+               k.hidden_delta(H[:, :3], net.weights[1], H, "sigmoid"),
+               k.weight_gradient(X, H), k.bias_gradient(H),
+               k.update(net.weights[0], net.weights[0], 0.1),
+               k.fused_update(net.weights[0], X, H, 0.1)]
+    assert all(_line_aligned(a) for a in results)

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _core
 from . import _validation as v
+from ._memory import aligned_copy, aligned_empty
 
 
 def _dtype(dtype, *arrays):
@@ -39,7 +40,7 @@ def matmul(A, B, trans_a=False, trans_b=False, dtype=None, naive=False):
     Kb, N = (B.shape[1], B.shape[0]) if trans_b else B.shape
     if K != Kb:
         raise ValueError(f"op(A) is {M} x {K} but op(B) is {Kb} x {N}: inner sizes differ")
-    C = np.empty((M, N), dt)
+    C = aligned_empty((M, N), dt)
     _core.gemm(bool(trans_a), bool(trans_b), A, B, C, naive=bool(naive))
     return C
 
@@ -55,7 +56,7 @@ def linear(X, W, b=None, activation="identity", threshold=0.0, dtype=None):
     bias = None if b is None else v.as_vector(b, "b", dt, size=W.shape[1], what="W's columns",
                                               finite=False)
     threshold = v.check_real(threshold, "threshold")
-    C = np.empty((X.shape[0], W.shape[1]), dt)
+    C = aligned_empty((X.shape[0], W.shape[1]), dt)
     _core.gemm(False, False, X, W, C, bias=bias, act=_act(activation), threshold=threshold)
     return C
 
@@ -65,7 +66,7 @@ def activation(name, z, threshold=0.0, dtype=None):
     code = _act(name)
     dt = _dtype(dtype, z)
     z = np.ascontiguousarray(v._real_array(z, "z"), dtype=dt)
-    out = np.empty_like(z)
+    out = aligned_empty(z.shape, dt)
     _core.activation(code, z.reshape(-1), out.reshape(-1), v.check_real(threshold, "threshold"))
     return out
 
@@ -75,7 +76,7 @@ def activation_derivative(name, out, dtype=None):
     code = _act(name)
     dt = _dtype(dtype, out)
     out = np.ascontiguousarray(v._real_array(out, "out"), dtype=dt)
-    d = np.empty_like(out)
+    d = aligned_empty(out.shape, dt)
     _core.activation_derivative(code, out.reshape(-1), d.reshape(-1))
     return d
 
@@ -97,7 +98,7 @@ def output_delta(O_out, Y, activation, dtype=None):
     O_out = _m(O_out, "O_out", dt)
     Y = _m(Y, "Y", dt, O_out.shape[1], "O_out's columns")
     v.check_rows_match(O_out, Y, "O_out", "Y")
-    delta = np.empty_like(O_out)
+    delta = aligned_empty(O_out.shape, dt)
     loss = _core.output_delta(code, O_out, Y, delta)
     return delta, float(loss)
 
@@ -111,7 +112,7 @@ def hidden_delta(delta_O, W, H_out, activation, dtype=None):
     W = _m(W, "W", dt, delta_O.shape[1], "delta_O's columns")
     H_out = _m(H_out, "H_out", dt, W.shape[0], "W's rows")
     v.check_rows_match(delta_O, H_out, "delta_O", "H_out")
-    delta_H = np.empty_like(H_out)
+    delta_H = aligned_empty(H_out.shape, dt)
     _core.hidden_delta(code, delta_O, W, H_out, delta_H)
     return delta_H
 
@@ -121,7 +122,7 @@ def weight_gradient(A_out, delta, dtype=None):
     dt = _dtype(dtype, A_out, delta)
     A_out, delta = _m(A_out, "A_out", dt), _m(delta, "delta", dt)
     v.check_rows_match(A_out, delta, "A_out", "delta")
-    dW = np.empty((A_out.shape[1], delta.shape[1]), dt)
+    dW = aligned_empty((A_out.shape[1], delta.shape[1]), dt)
     _core.weight_gradient(A_out, delta, dW)
     return dW
 
@@ -130,7 +131,7 @@ def bias_gradient(delta, dtype=None):
     """``dMSE/db`` = the column sums of delta."""
     dt = _dtype(dtype, delta)
     delta = _m(delta, "delta", dt)
-    db = np.empty(delta.shape[1], dt)
+    db = aligned_empty(delta.shape[1], dt)
     _core.bias_gradient(delta, db)
     return db
 
@@ -138,7 +139,7 @@ def bias_gradient(delta, dtype=None):
 def update(W, dW, learning_rate, dtype=None):
     """``W - learning_rate * dW`` (a new array)."""
     dt = _dtype(dtype, W, dW)
-    W = np.array(v._real_array(W, "W"), dtype=dt, order="C", copy=True)
+    W = aligned_copy(v._real_array(W, "W"), dt)
     dW = np.ascontiguousarray(v._real_array(dW, "dW"), dtype=dt)
     if W.shape != dW.shape:
         raise ValueError(f"W has shape {W.shape} but dW has shape {dW.shape}")
@@ -151,7 +152,7 @@ def fused_update(W, A_out, delta, learning_rate, dtype=None):
     dt = _dtype(dtype, W, A_out, delta)
     A_out, delta = _m(A_out, "A_out", dt), _m(delta, "delta", dt)
     v.check_rows_match(A_out, delta, "A_out", "delta")
-    W = np.array(_m(W, "W", dt, delta.shape[1], "delta's columns"), order="C", copy=True)
+    W = aligned_copy(_m(W, "W", dt, delta.shape[1], "delta's columns"), dt)
     if W.shape[0] != A_out.shape[1]:
         raise ValueError(f"W has {W.shape[0]} rows; A_out has {A_out.shape[1]} columns")
     _core.fused_update(A_out, delta, W, v.check_real(learning_rate, "learning_rate"))

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _core
 from . import _validation as v
+from ._memory import aligned_copy, aligned_empty
 
 FILE_FORMAT = "fastnet.Network"
 FILE_VERSION = 1
@@ -70,8 +71,8 @@ class Network:
         self._weights = []
         for n_a, n_b in zip(layers[:-1], layers[1:]):
             r = np.sqrt(6.0 / (n_a + n_b))
-            self._weights.append(np.ascontiguousarray(rng.uniform(-r, r, (n_a, n_b)), dtype))
-        self._biases = [np.zeros(n, dtype) for n in layers[1:]] if self._bias else []
+            self._weights.append(aligned_copy(rng.uniform(-r, r, (n_a, n_b)), dtype))
+        self._biases = [aligned_copy(np.zeros(n), dtype) for n in layers[1:]] if self._bias else []
 
     # ------------------------------------------------------------------ state
 
@@ -140,7 +141,7 @@ class Network:
             arr = v._real_array(value, f"{name}[{i}]")
             if arr.shape != shape:
                 raise ValueError(f"{name}[{i}] must have shape {shape}; got {arr.shape}")
-            arr = np.array(arr, dtype=self._dtype, order="C", copy=True)
+            arr = aligned_copy(arr, self._dtype)
             v.check_finite(arr, f"{name}[{i}]")
             out.append(arr)
         return out
@@ -170,7 +171,7 @@ class Network:
         return X, Y
 
     def _buffers(self, n_rows):
-        return [np.empty((n_rows, n), self._dtype) for n in self._layers[1:]]
+        return [aligned_empty((n_rows, n), self._dtype) for n in self._layers[1:]]
 
     # ------------------------------------------------------------------ the seed
 
@@ -207,8 +208,8 @@ class Network:
         """Backpropagation: ``(dW, db)``, ``dW[i] = dMSE/dW_i`` (same shapes as the
         weights) and ``db[i] = dMSE/db_i`` (empty without bias)."""
         X, Y = self._XY(X, Y)
-        dW = [np.empty_like(W) for W in self._weights]
-        db = [np.empty_like(b) for b in self._biases]
+        dW = [aligned_empty(W.shape, self._dtype) for W in self._weights]
+        db = [aligned_empty(b.shape, self._dtype) for b in self._biases]
         _core.gradients(self._c_net(), X, Y, dW, db)
         return dW, db
 
