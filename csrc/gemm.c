@@ -142,6 +142,28 @@ void T(fn_epilogue_tile)(const T(fn_epilogue) *ep, REAL *C, int64_t ldc, int64_t
     }
 }
 
+/* Rows i0 .. i0 + m of C by the direct path: op(B) copied to zero-padded rows of a
+ * multiple of 16 entries (the small kernel's width) in buf, op(A) read in place. */
+static void T(small_rows)(const T(fn_config) *cfg, int trans_a, int trans_b, int64_t i0,
+                          int64_t m, int64_t N, int64_t K, REAL alpha, const REAL *A,
+                          int64_t lda, const REAL *B, int64_t ldb, REAL beta, REAL *C,
+                          int64_t ldc, const T(fn_epilogue) *ep, REAL *buf)
+{
+    REAL *Bp = (REAL *)(((uintptr_t)buf + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
+    const int64_t NP = (N + 15) & ~(int64_t)15;
+    for (int64_t p = 0; p < K; p++) {
+        REAL *dst = Bp + p * NP;
+        for (int j = 0; j < 16; j++) /* the padding: a fixed count, no memset call */
+            dst[NP - 16 + j] = 0;
+        for (int64_t j = 0; j < N; j++)
+            dst[j] = trans_b ? B[j * ldb + p] : B[p * ldb + j];
+    }
+    const REAL *Ai = trans_a ? A + i0 : A + i0 * lda;
+    cfg->small_gemm(trans_a, m, N, K, alpha, Ai, lda, Bp, NP, beta, C + i0 * ldc, ldc);
+    if (ep)
+        T(fn_epilogue_tile)(ep, C + i0 * ldc, ldc, m, N, i0, 0);
+}
+
 void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, REAL alpha,
                      const REAL *A, int64_t lda, const REAL *B, int64_t ldb, REAL beta, REAL *C,
                      int64_t ldc, const T(fn_epilogue) *ep, REAL *workspace)
@@ -162,23 +184,26 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
         return;
     }
 
-    if (M * N * K <= FN_SMALL_MAC && N <= FN_SMALL_N && K <= cfg->kc) {
-        /* Too small to pay for packing A and for a team: one thread, op(B) copied to
-         * zero-padded rows of a multiple of 16 entries (the small kernel's width). */
+    /* This thread's buffers, each starting on a cache line. */
+    REAL *mine = workspace + (int64_t)omp_get_thread_num() * T(thread_workspace)(cfg, N, K);
+    if (N <= FN_SMALL_N && K <= cfg->kc && (M * N * K <= FN_SMALL_MAC || N < cfg->nr)) {
+        /* The direct path. Too small to pay for a team: one thread. Narrower than the
+         * micro-tile (the output layer's products, N = 10 on mnist, where an nr = 32 tile
+         * would be two thirds padding): each thread takes a run of whole mr-row groups.
+         * Either way the result of each row is the same. */
+        if (M * N * K <= FN_SMALL_MAC) {
 #pragma omp single
-        {
-            REAL *Bp = (REAL *)(((uintptr_t)workspace + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
-            const int64_t NP = (N + 15) & ~(int64_t)15;
-            for (int64_t p = 0; p < K; p++) {
-                REAL *dst = Bp + p * NP;
-                for (int j = 0; j < 16; j++) /* the padding: a fixed count, no memset call */
-                    dst[NP - 16 + j] = 0;
-                for (int64_t j = 0; j < N; j++)
-                    dst[j] = trans_b ? B[j * ldb + p] : B[p * ldb + j];
-            }
-            cfg->small_gemm(trans_a, M, N, K, alpha, A, lda, Bp, NP, beta, C, ldc);
-            if (ep)
-                T(fn_epilogue_tile)(ep, C, ldc, M, N, 0, 0);
+            T(small_rows)(cfg, trans_a, trans_b, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                          ep, mine);
+        } else {
+            const int64_t groups = (M + cfg->mr - 1) / cfg->mr;
+            const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
+            const int64_t i0 = t * groups / team * cfg->mr;
+            const int64_t i1 = (t + 1) * groups / team * cfg->mr;
+            if (i0 < M)
+                T(small_rows)(cfg, trans_a, trans_b, i0, (i1 < M ? i1 : M) - i0, N, K, alpha, A,
+                              lda, B, ldb, beta, C, ldc, ep, mine);
+#pragma omp barrier
         }
         return;
     }
@@ -186,8 +211,6 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
     const int64_t mr = cfg->mr, nr = cfg->nr, MC = cfg->mc;
     const int64_t KC = T(k_block)(cfg, K);
     const int64_t KS = K < FN_K_SUPER ? K : FN_K_SUPER;
-    /* This thread's buffers, each starting on a cache line. */
-    REAL *mine = workspace + (int64_t)omp_get_thread_num() * T(thread_workspace)(cfg, N, K);
     REAL *Bp = (REAL *)(((uintptr_t)mine + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
     REAL *Aedge = Bp + fn_round_up(KS * nr, FN_ALIGN);
     /* op(A)[i, p] = A[i * rs_a + p * cs_a] */

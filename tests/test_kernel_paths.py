@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DTYPES, as64, assert_within, product_bound
+from conftest import BLOCKING, DTYPES, as64, assert_within, eps, product_bound, tiny
 
 import fastnet
-from fastnet import _core, kernels
+from fastnet import _core, kernels, reference
 
 A_RESIDENT_BYTES = 512 * 1024  # csrc/gemm.c FN_A_RESIDENT_BYTES
+SMALL_MAC = 32768  # csrc/internal.h FN_SMALL_MAC: one thread below this many multiply-adds
+PARALLEL_MIN_FLOP = 4_000_000  # csrc/internal.h FN_PARALLEL_MIN_FLOP: a team from here on
 
 
 def _check_product(M, N, K, trans_a, trans_b, dtype, seed=0):
@@ -53,6 +55,43 @@ def test_few_items_split_rows_finer_than_mc(isa, dtype, N):
     """The output layer's products have one or two column panels: rows are split finer."""
     _check_product(130, N, 100, False, False, dtype)
     _check_product(130, N, 100, True, False, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("last_group", ["whole", "partial"])
+def test_narrow_products_share_out_row_groups(isa, dtype, last_group):
+    """Products narrower than the micro-tile with K in one block (the output layer's)
+    take the direct path; above the one-thread size each thread of the team takes a run of
+    mr-row groups. Equal on 1 and 2 threads and within the product's bound, with every
+    transpose and with the fused epilogues (bias + activation, activation derivative)."""
+    blocking = BLOCKING[isa][np.dtype(dtype).name]
+    K, mr = blocking["kc"], blocking["mr"]
+    for N in sorted(n for n in {1, 10, blocking["nr"] - 1} if n < blocking["nr"]):
+        # enough rows for a team of two (kernels run alone below PARALLEL_MIN_FLOP)
+        M = (-(-PARALLEL_MIN_FLOP // (2 * N * K)) // mr + 1) * mr
+        M += 0 if last_group == "whole" else mr // 2 + 1
+        assert M * N * K > SMALL_MAC and 2 * M * N * K >= PARALLEL_MIN_FLOP
+        for trans_a in (False, True):
+            for trans_b in (False, True):
+                _check_product(M, N, K, trans_a, trans_b, dtype, seed=N)
+        rng = np.random.default_rng(N)
+        X = rng.standard_normal((M, K)).astype(dtype)
+        W = (rng.standard_normal((K, N)) / np.sqrt(K)).astype(dtype)
+        b = rng.standard_normal(N).astype(dtype)
+        H = rng.uniform(0, 1, (M, N)).astype(dtype)
+        got = {}
+        for threads in (1, 2):
+            fastnet.set_num_threads(threads)
+            got[threads] = (kernels.linear(X, W, b, activation="sigmoid"),
+                            kernels.hidden_delta(X, W.T, H, "sigmoid"))
+        assert all(np.array_equal(a, c) for a, c in zip(got[1], got[2])), "threads differ"
+        pre = as64(X) @ as64(W) + as64(b)
+        bound = (K + 3) * eps(dtype) * (np.abs(as64(X)) @ np.abs(as64(W)) + np.abs(as64(b)))
+        assert_within(got[2][0], reference.sigmoid(pre), bound / 4 + 4 * eps(dtype) + tiny(dtype),
+                      "linear sigmoid")
+        dH = reference.hidden_delta(as64(X), as64(W.T), as64(H), "sigmoid")
+        bound = product_bound(X, W, K, dtype, extra=4) + 4 * eps(dtype) * np.abs(dH)
+        assert_within(got[2][1], dH, bound, "hidden delta")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

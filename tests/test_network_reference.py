@@ -435,6 +435,8 @@ TRAINER_CASES = {
     "general-wide-input": ([300, 29, 13], 16, 61),
     # general: a batch above the small trainer's 256 rows
     "general-big-batch": ([37, 29, 13], 300, 650),
+    # general: the output layer's products narrower than the micro-tile, rows shared out
+    "general-narrow-output": ([300, 128, 10], 64, 197),
 }
 
 

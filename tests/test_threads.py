@@ -49,6 +49,9 @@ SMALL_MIN_ROWS_PER_THREAD = 16  # csrc/train_small.c
 FIT_CASES = {
     # train.c: the GEMM team splits each product's tiles; 2 batches and one of 188 rows
     "general": ([256, 256, 64], 256, 700),
+    # train.c with an output layer narrower than the micro-tile: its products share out
+    # row groups (the last batch, 5 rows, runs alone)
+    "general-narrow-output": ([300, 128, 10], 64, 197),
     # train_small.c: each batch's rows, then each W's rows, split; 100 = 3 x 32 + 4 rows
     "small-digits": ([64, 64, 10], 32, 100),
     "small-deep": ([37, 50, 23, 3], 48, 100),
@@ -60,8 +63,8 @@ FIT_CASES = {
 @pytest.mark.parametrize("case", list(FIT_CASES))
 def test_fit_is_bitwise_identical_with_one_and_two_threads(dtype, bias, case):
     layers, batch, rows = FIT_CASES[case]
-    if case == "general":
-        assert _flop_per_batch(layers, batch) >= 10 * PARALLEL_MIN_FLOP
+    if case.startswith("general"):
+        assert _flop_per_batch(layers, batch) >= 3 * PARALLEL_MIN_FLOP
     else:
         assert _flop_per_batch(layers, batch) >= SMALL_PARALLEL_MIN_FLOP
         assert batch >= 2 * SMALL_MIN_ROWS_PER_THREAD
