@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 import fastnet
+from fastnet import reference
 
 settings.register_profile(
     "fastnet",
@@ -200,6 +201,43 @@ def assert_within(got, want, bound, what="result"):
             f"got {got[idx]!r}, expected {want[idx]!r}, error {err[idx]:.3g} > bound "
             f"{bound[idx]:.3g}"
         )
+
+
+LIPSCHITZ = {"identity": 1.0, "sigmoid": 0.25, "tanh": 1.0, "relu": 1.0}
+
+
+def check_linear(X, W, b, activation, threshold, dtype, got):
+    """``got`` = act(X W + b) against the reference: within the product's bound times the
+    activation's Lipschitz constant, plus its own rounding (the step: exact wherever the
+    pre-activation is decided, 0 or 1 elsewhere)."""
+    K = X.shape[1]
+    pre = as64(X) @ as64(W) + (0 if b is None else as64(b))
+    pre_bound = (K + 3) * eps(dtype) * (
+        np.abs(as64(X)) @ np.abs(as64(W)) + (0 if b is None else np.abs(as64(b)))
+    ) + tiny(dtype)
+    want = reference.activate(activation, pre, threshold)
+    assert got.dtype == dtype
+    assert got.shape == want.shape
+    if activation == "step":
+        decided = np.abs(pre - threshold) > pre_bound
+        assert np.array_equal(got[decided], want[decided])
+        assert np.isin(got[~decided], (0.0, 1.0)).all()
+    else:
+        bound = LIPSCHITZ[activation] * pre_bound + 4 * eps(dtype) * np.abs(want) + tiny(dtype)
+        assert_within(got, want, bound, f"linear({activation})")
+
+
+def check_hidden_delta(delta_O, W, H_out, activation, dtype, got):
+    """``got`` = (delta_O W^T) * act'(H_out) against the reference. act' is computed from
+    H_out in ``dtype``: 1 - t^2 (tanh) cancels, so its error is absolute,
+    ~eps (|act'| + H_out^2), not relative to act'."""
+    assert got.dtype == dtype
+    want = reference.hidden_delta(as64(delta_O), as64(W), as64(H_out), activation)
+    deriv = reference.DERIVATIVES[activation](as64(H_out))
+    deriv_scale = np.abs(deriv) + as64(H_out) ** 2
+    n_o = W.shape[1]
+    bound = (n_o + 10) * eps(dtype) * (np.abs(as64(delta_O)) @ np.abs(as64(W)).T) * deriv_scale
+    assert_within(got, want, bound + tiny(dtype), f"hidden_delta({activation})")
 
 
 def assert_close(got, want, dtype, rtol_eps=8, what="result"):

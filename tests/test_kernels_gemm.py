@@ -15,6 +15,8 @@ from conftest import (
     DTYPES,
     as64,
     assert_within,
+    check_hidden_delta,
+    check_linear,
     eps,
     k_sizes,
     layouts,
@@ -30,7 +32,6 @@ from hypothesis import strategies as st
 from fastnet import kernels, reference
 
 TRANSPOSES = [(False, False), (True, False), (False, True), (True, True)]
-LIPSCHITZ = {"identity": 1.0, "sigmoid": 0.25, "tanh": 1.0, "relu": 1.0}
 
 
 def _stored(A, trans):
@@ -133,24 +134,6 @@ def test_matmul_of_exact_integers_is_exact(isa, dtype):
 # ---------------------------------------------------------------- linear
 
 
-def _check_linear(X, W, b, activation, threshold, dtype, got):
-    K = X.shape[1]
-    pre = as64(X) @ as64(W) + (0 if b is None else as64(b))
-    pre_bound = (K + 3) * eps(dtype) * (
-        np.abs(as64(X)) @ np.abs(as64(W)) + (0 if b is None else np.abs(as64(b)))
-    ) + tiny(dtype)
-    want = reference.activate(activation, pre, threshold)
-    assert got.dtype == dtype
-    assert got.shape == want.shape
-    if activation == "step":
-        decided = np.abs(pre - threshold) > pre_bound
-        assert np.array_equal(got[decided], want[decided])
-        assert np.isin(got[~decided], (0.0, 1.0)).all()
-    else:
-        bound = LIPSCHITZ[activation] * pre_bound + 4 * eps(dtype) * np.abs(want) + tiny(dtype)
-        assert_within(got, want, bound, f"linear({activation})")
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(data=st.data())
 def test_linear_is_activation_of_product_plus_bias(isa, dtype, data):
@@ -163,7 +146,7 @@ def test_linear_is_activation_of_product_plus_bias(isa, dtype, data):
     W = random_matrix(rng, (K, N), dtype, scale=1 / np.sqrt(K))
     b = random_matrix(rng, (N,), dtype) if with_bias else None
     got = kernels.linear(X, W, b, activation=activation, threshold=threshold)
-    _check_linear(X, W, b, activation, threshold, dtype, got)
+    check_linear(X, W, b, activation, threshold, dtype, got)
     for (name_x, X_nc), (name_w, W_nc) in zip(layouts(X), layouts(W)):
         b_nc = None if b is None else dict(layouts(b)).get(name_x, b)
         again = kernels.linear(X_nc, W_nc, b_nc, activation=activation, threshold=threshold)
@@ -182,7 +165,7 @@ def test_linear_applies_bias_and_activation_once_over_several_k_blocks(isa, dtyp
     b = random_matrix(rng, (N,), dtype, scale=3.0)
     threshold = 2.0
     got = kernels.linear(X, W, b, activation=activation, threshold=threshold)
-    _check_linear(X, W, b, activation, threshold, dtype, got)
+    check_linear(X, W, b, activation, threshold, dtype, got)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -222,15 +205,7 @@ def test_hidden_delta_matches_reference(isa, dtype, data):
     W = random_matrix(rng, (n_h, n_o), dtype)
     H_out = reference.activate(activation, rng.standard_normal((rows, n_h))).astype(dtype)
     got = kernels.hidden_delta(delta_O, W, H_out, activation)
-    assert got.dtype == dtype
-    want = reference.hidden_delta(as64(delta_O), as64(W), as64(H_out), activation)
-    # act' is computed from H_out in ``dtype``: 1 - t^2 (tanh) cancels, so its error is
-    # absolute, ~eps (|act'| + H_out^2), not relative to act'.
-    deriv = reference.DERIVATIVES[activation](as64(H_out))
-    deriv_scale = np.abs(deriv) + as64(H_out) ** 2
-    bound = (n_o + 10) * eps(dtype) * (np.abs(as64(delta_O)) @ np.abs(as64(W)).T) * deriv_scale
-    bound = bound + tiny(dtype)
-    assert_within(got, want, bound, f"hidden_delta({activation})")
+    check_hidden_delta(delta_O, W, H_out, activation, dtype, got)
     for (n1, d_nc), (n2, W_nc), (n3, H_nc) in zip(layouts(delta_O), layouts(W), layouts(H_out)):
         assert np.array_equal(kernels.hidden_delta(d_nc, W_nc, H_nc, activation), got), n1
 
