@@ -66,13 +66,18 @@ def _trace_names(n_weights):
     return [f"H{i}" for i in range(1, n_weights)] + ["O"]
 
 
+def _magnitude(want):
+    """What results are compared relative to: each entry's magnitude plus its array's
+    largest."""
+    return np.abs(want) + (np.abs(want).max() if want.size else 0)
+
+
 def assert_all_close(got_list, want_list, tol, what):
     """Each array within ``tol`` relative to its own magnitude (entry and array max)."""
     assert len(got_list) == len(want_list), what
     for i, (got, want) in enumerate(zip(got_list, want_list)):
         want = as64(want)
-        scale = np.abs(want).max() if want.size else 0.0
-        assert_within(got, want, tol * (np.abs(want) + scale) + 1e-300, f"{what}[{i}]")
+        assert_within(got, want, tol * _magnitude(want) + 1e-300, f"{what}[{i}]")
 
 
 # ---------------------------------------------------------------- forward
@@ -244,14 +249,13 @@ def _reference_fit(net, X, Y, epochs, learning_rate, batch_size, orders, dtype):
 
 
 def _relative_error(got, want):
-    """Largest difference between two runs' arrays, each entry relative to its magnitude
-    plus its array's largest, as ``assert_all_close`` measures it."""
+    """Largest difference between two runs' arrays relative to ``_magnitude``, as
+    ``assert_all_close`` measures it."""
     error = 0.0
     for a, b in zip(got, want):
         a, b = np.atleast_1d(a).astype(np.longdouble), np.atleast_1d(b).astype(np.longdouble)
         if a.size:
-            error = max(error, float((np.abs(a - b) / (np.abs(b) + np.abs(b).max()
-                                                       + 1e-300)).max()))
+            error = max(error, float((np.abs(a - b) / (_magnitude(b) + 1e-300)).max()))
     return error
 
 
@@ -302,15 +306,14 @@ def _check_fit(net, X, Y, epochs, learning_rate, batch_size, shuffle, seed, tol)
     peer = fit(net.dtype)
     exact = fit(np.longdouble if net.dtype == np.float64 else np.float64)
     top = np.finfo(net.dtype).max
-    finite = all(np.isfinite(P).all() for P in peer)
-    if finite:
+    if all(np.isfinite(P).all() for P in peer):
         assume(max(_biggest(P) for P in exact) <= np.sqrt(top))
-    else:  # the exact parameters leave the dtype's range (fastnet sums the loss in double)
-        assume(max(_biggest(P) for P in exact[1:]) > top)
-    if not finite:
-        event("the reference diverged")
+    else:
         # The reference diverged: fastnet must stop with DivergenceError, its history the
-        # reference's for the epochs it completed, its weights finite.
+        # reference's for the epochs it completed, its weights finite. The exact parameters
+        # must leave the dtype's range too (fastnet sums the loss in double).
+        assume(max(_biggest(P) for P in exact[1:]) > top)
+        event("the reference diverged")
         with pytest.raises(fastnet.DivergenceError) as info:
             net.fit(X, Y, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                     shuffle=shuffle, seed=seed)
