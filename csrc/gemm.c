@@ -189,8 +189,10 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
     if (N <= FN_SMALL_N && K <= cfg->kc && (M * N * K <= FN_SMALL_MAC || N < cfg->nr)) {
         /* The direct path. Too small to pay for a team: one thread. Narrower than the
          * micro-tile (the output layer's products, N = 10 on mnist, where an nr = 32 tile
-         * would be two thirds padding): each thread takes a run of whole mr-row groups.
-         * Either way the result of each row is the same. */
+         * would be two thirds padding): each thread takes a run of whole mr-row groups,
+         * and copies op(B) (at most kc x 256) into its own buffer, which costs less than
+         * the barrier sharing one copy would. Either way the result of each row is the
+         * same. */
         if (M * N * K <= FN_SMALL_MAC) {
 #pragma omp single
             T(small_rows)(cfg, trans_a, trans_b, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
