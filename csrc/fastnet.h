@@ -52,6 +52,16 @@ int fn_cpu_supports(fn_isa isa);
 void fn_set_num_threads(int n);
 int fn_get_num_threads(void);
 
+/* How the small trainer (train_small.c) decides whether a team shares the batches: by
+ * measuring (AUTO), or, for tests, always sharing, or always probing and then going one
+ * way. fn_last_sharing says how the last call ran: FN_ONE_THREAD (no team), FN_SHARED,
+ * or FN_ALONE_AFTER_PROBE. */
+enum { FN_SHARING_AUTO = 0, FN_SHARING_ALWAYS = 1, FN_SHARING_PROBE_ALONE = 2,
+       FN_SHARING_PROBE_SHARED = 3 };
+enum { FN_ONE_THREAD = 0, FN_SHARED = 1, FN_ALONE_AFTER_PROBE = 2 };
+void fn_set_sharing_policy(int policy);
+int fn_last_sharing(void);
+
 #define FN_DECLARE(REAL, S)                                                              \
                                                                                          \
 /* Register/cache blocking of the GEMM for one ISA (BLIS's configuration table). */      \

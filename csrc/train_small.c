@@ -28,12 +28,23 @@
  * Determinism: every element is computed by the same code in the same order whichever
  * thread computes it; the thread count changes only who computes which rows, so the
  * results are the same on any number of threads.
+ *
+ * Whether sharing pays is measured, not assumed. Each batch moves the half of the
+ * activations and weights the other thread wrote between the two cores: tens of ns a
+ * cache line when the cores share a cache, about 200 ns when they do not (seen on
+ * machines whose two vCPUs moved between such placements), and there a digits batch
+ * took 18 us on two threads against 9 on one. Since the team cannot change the results,
+ * a call first times a line's trip between threads 0 and 1; if it is slow, the first
+ * epoch runs FN_SMALL_PROBE_BATCHES full batches shared and as many on thread 0 alone
+ * (the others passing the barriers idle), and the rest of the call goes the faster way:
+ * on thread 0 alone, without barriers, once the others have left.
  */
 #ifndef REAL
 #include "internal.h"
 
 #include <math.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +65,40 @@
 /* Each thread's share of the batch rows is at least this many. */
 #define FN_SMALL_MIN_ROWS_PER_THREAD 16
 
+/* A one-way cache-line transfer between threads 0 and 1 slower than this (ns) starts the
+ * probe: measured 27-67 ns between cores sharing a cache, 165-270 between cores that do
+ * not. The probe times this many full batches each way, and runs only when the first
+ * epoch has at least four times as many. */
+#define FN_SMALL_SLOW_LINE_NS 100.0
+#define FN_SMALL_PROBE_BATCHES 4
+
+static int sharing_policy = FN_SHARING_AUTO, last_sharing = FN_SHARED;
+
+void fn_set_sharing_policy(int policy) { sharing_policy = policy; }
+int fn_last_sharing(void) { return last_sharing; }
+
+/* The one-way time of a cache line between threads 0 and 1 of the team, in ns (on
+ * thread 0; 0 elsewhere): 16 round trips through `line`. Called by every thread. */
+static double line_trip_ns(atomic_long *line)
+{
+    enum { TRIPS = 16 };
+    const int t = omp_get_thread_num();
+    if (t == 0)
+        atomic_store(line, 0);
+#pragma omp barrier
+    double start = omp_get_wtime();
+    for (long v = t; t < 2 && v < 2 * TRIPS; v += 2) {
+        while (atomic_load_explicit(line, memory_order_acquire) != v)
+            ;
+        atomic_store_explicit(line, v + 1, memory_order_release);
+    }
+    if (t != 0)
+        return 0;
+    while (atomic_load_explicit(line, memory_order_acquire) != 2 * TRIPS)
+        ;
+    return (omp_get_wtime() - start) * 1e9 / (2 * TRIPS);
+}
+
 #define FN_SELF "train_small.c"
 #include "instantiate.h"
 
@@ -65,6 +110,7 @@ typedef struct {
     REAL **post, **delta;            /* rows x P[l+1]: H_out..O_out, delta_H..delta_O */
     REAL *Xb, *Yb;                   /* the batch gathered in shuffled order */
     double *row_loss;                /* rows */
+    atomic_long *line;               /* a cache line of its own, for line_trip_ns */
     void *pointers, *block;
 } T(small_ws);
 
@@ -113,6 +159,7 @@ static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t row
     ws->Xb = gather ? T(carve)(base, &off, rows * s[0], R) : NULL;
     ws->Yb = gather ? T(carve)(base, &off, rows * s[L], R) : NULL;
     ws->row_loss = T(carve)(base, &off, rows, sizeof(double));
+    ws->line = T(carve)(base, &off, 1, FN_ALIGN);
     return off;
 }
 
@@ -201,6 +248,7 @@ typedef struct {
     double epoch_sum;
     int64_t done;
     int nonfinite;
+    int probe, alone; /* thread 0's decisions, read by all after a barrier */
 } T(small_run);
 
 /* Rows [r0, r1) of a batch: feedforward, delta_O (and row_loss), hidden deltas. */
@@ -254,17 +302,57 @@ static void T(weights_phase)(const T(fn_net) *net, const T(small_ws) *ws, int t,
     }
 }
 
+/* A barrier, unless thread 0 runs alone (the others have left the loop). */
+#define FN_SYNC(alone)                                                                   \
+    do {                                                                                 \
+        if (!(alone)) {                                                                  \
+            _Pragma("omp barrier")                                                       \
+        }                                                                                \
+    } while (0)
+
 static void T(small_team)(T(small_run) *run)
 {
     const T(fn_net) *net = run->net;
     T(small_ws) *ws = run->ws;
     const int64_t N = run->N, n_in = net->sizes[0], n_out = net->sizes[net->n_layers];
     const int t = omp_get_thread_num(), team = omp_get_num_threads();
+    const int64_t probe_batches = FN_SMALL_PROBE_BATCHES;
+    /* share: the threads that take part in each batch (the others pass the barriers
+     * idle); alone: thread 0 on its own and the others gone. */
+    int share = team, alone = 0, probe = 0;
+    if (team > 1 && sharing_policy != FN_SHARING_ALWAYS && N / run->rows >= 4 * probe_batches) {
+        const double ns = line_trip_ns(ws->line);
+        if (t == 0)
+            run->probe = sharing_policy != FN_SHARING_AUTO || ns > FN_SMALL_SLOW_LINE_NS;
+#pragma omp barrier
+        probe = run->probe;
+    }
+    double last = t == 0 && probe ? omp_get_wtime() : 0, fastest[2] = {INFINITY, INFINITY};
+    int64_t batch_no = 0;
     for (int64_t epoch = 0; epoch < run->n_epochs; epoch++) {
         const int64_t *perm = run->order ? run->order + epoch * N : NULL;
-        for (int64_t start = 0; start < N; start += run->rows) {
+        for (int64_t start = 0; start < N; start += run->rows, batch_no++) {
+            if (probe) { /* full batches only: shared, then alone, then the decision */
+                if (t == 0 && batch_no > 0) {
+                    const double now = omp_get_wtime();
+                    const int was_shared = batch_no <= probe_batches;
+                    fastest[was_shared] = fmin(fastest[was_shared], now - last);
+                    last = now;
+                }
+                if (batch_no == 2 * probe_batches) {
+                    if (t == 0)
+                        run->alone = sharing_policy == FN_SHARING_PROBE_ALONE ||
+                                     (sharing_policy == FN_SHARING_AUTO && fastest[0] < fastest[1]);
+#pragma omp barrier
+                    probe = 0;
+                    if (run->alone && t != 0)
+                        return;
+                    alone = run->alone;
+                }
+                share = alone || (batch_no >= probe_batches && probe) ? 1 : team;
+            }
             const int64_t nb = N - start < run->rows ? N - start : run->rows;
-            const int64_t r0 = nb * t / team, r1 = nb * (t + 1) / team;
+            const int64_t r0 = nb * t / share, r1 = t < share ? nb * (t + 1) / share : r0;
             const REAL *Xb = run->X + start * n_in, *Yb = run->Y + start * n_out;
             if (perm) {
                 for (int64_t i = r0; i < r1; i++) {
@@ -275,9 +363,11 @@ static void T(small_team)(T(small_run) *run)
                 }
                 Xb = ws->Xb, Yb = ws->Yb;
             }
-            T(rows_phase)(net, ws, r0, r1, nb, Xb, Yb);
-#pragma omp barrier
-            T(weights_phase)(net, ws, t, team, nb, Xb, run->alpha);
+            if (t < share)
+                T(rows_phase)(net, ws, r0, r1, nb, Xb, Yb);
+            FN_SYNC(alone);
+            if (t < share)
+                T(weights_phase)(net, ws, t, share, nb, Xb, run->alpha);
             if (t == 0) {
                 double batch = 0;
                 for (int64_t e = 0; e < nb; e++)
@@ -285,7 +375,7 @@ static void T(small_team)(T(small_run) *run)
                 run->epoch_sum += batch;
                 run->nonfinite |= !isfinite(batch);
             }
-#pragma omp barrier
+            FN_SYNC(alone);
             if (run->nonfinite)
                 break;
         }
@@ -298,7 +388,7 @@ static void T(small_team)(T(small_run) *run)
             }
             run->epoch_sum = 0;
         }
-#pragma omp barrier
+        FN_SYNC(alone);
         if (run->nonfinite)
             break;
     }
@@ -319,8 +409,9 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     fn_status st = T(small_alloc)(&ws, net, rows, order != NULL);
     if (st != FN_OK)
         return st;
-    T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss, 0, 0, 0};
+    T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss, 0, 0, 0, 0, 0};
     FN_RUN_TEAM(team, T(small_team)(&run));
+    last_sharing = team == 1 ? FN_ONE_THREAD : run.alone ? FN_ALONE_AFTER_PROBE : FN_SHARED;
     T(small_free)(&ws);
     *epochs_done = run.done;
     return run.nonfinite ? FN_NONFINITE : FN_OK;

@@ -134,3 +134,95 @@ def test_gemm_kernels_are_bitwise_identical_with_one_and_two_threads(isa, dtype)
     for i, (a, b) in enumerate(zip(one, two)):
         assert a.dtype == dtype
         assert np.array_equal(a, b), i
+
+
+# The small trainer decides by measuring whether its team shares the batches
+# (csrc/train_small.c): a probe of SMALL_PROBE_BATCHES full batches shared and as many on
+# thread 0 alone, when the first epoch has at least four times as many. These force the
+# probe's outcome; the default ("auto") decides by the clock and is covered above.
+SMALL_PROBE_BATCHES = 4
+
+
+@pytest.fixture
+def sharing_policy():
+    from fastnet import _core
+
+    yield _core._set_sharing_policy
+    _core._set_sharing_policy("auto")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", ["small-digits", "small-deep"])
+@pytest.mark.parametrize("policy, outcome", [("probe-alone", "alone after probe"),
+                                             ("probe-shared", "shared"),
+                                             ("always", "shared")])
+def test_small_trainer_gives_the_same_bits_shared_alone_and_switching(
+        sharing_policy, dtype, case, policy, outcome):
+    """Two epochs of shuffled batches with a remainder: the probe's batches (shared, then
+    on thread 0 alone), then the rest of the call on thread 0 alone (the other thread
+    gone) or shared, equal bit for bit to one thread."""
+    from fastnet import _core
+
+    layers, batch, _ = FIT_CASES[case]
+    rows = 5 * SMALL_PROBE_BATCHES * batch + 7
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((rows, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
+
+    def train():
+        net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid",
+                              bias=True, dtype=dtype, seed=4)
+        net.biases = [np.full(n, 0.1) for n in layers[1:]]
+        history = net.fit(X, Y, epochs=2, learning_rate=0.1, batch_size=batch, seed=9)
+        return net, history, _core._last_sharing()
+
+    net1, h1, ran1 = _with_threads(1, train)
+    sharing_policy(policy)
+    net2, h2, ran2 = _with_threads(2, train)
+    assert (ran1, ran2) == ("one thread", outcome)
+    assert h1 == h2
+    assert net1 == net2
+
+
+def test_small_trainer_does_not_probe_a_short_epoch(sharing_policy):
+    """Fewer than 4 x SMALL_PROBE_BATCHES full batches: the team shares throughout."""
+    from fastnet import _core
+
+    layers, batch, _ = FIT_CASES["small-digits"]
+    rows = (4 * SMALL_PROBE_BATCHES - 1) * batch + 5
+    rng = np.random.default_rng(5)
+    X, Y = rng.standard_normal((rows, layers[0])), rng.uniform(0, 1, (rows, layers[-1]))
+    sharing_policy("probe-alone")
+    net = fastnet.Network(layers, seed=1)
+    _with_threads(2, lambda: net.fit(X, Y, epochs=1, learning_rate=0.1, batch_size=batch))
+    assert _core._last_sharing() == "shared"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_trainer_alone_after_probe_restores_a_diverging_epoch(sharing_policy, dtype):
+    """Divergence epochs after the switch to thread 0 alone: the same DivergenceError
+    history and restored start-of-epoch weights as on one thread. One linear layer on
+    identical rows: each batch multiplies the error along x by 1 - 2 lr |x|^2 = -1.5."""
+    layers, batch = [64, 64], 32
+    rows = 5 * SMALL_PROBE_BATCHES * batch
+    assert _flop_per_batch(layers, batch) >= SMALL_PARALLEL_MIN_FLOP
+    x = np.random.default_rng(6).standard_normal(layers[0])
+    X = np.tile(x / np.linalg.norm(x), (rows, 1)).astype(dtype)
+    Y = np.zeros((rows, layers[-1]), dtype)
+
+    def train():
+        net = fastnet.Network(layers, activation="identity", bias=True, dtype=dtype, seed=2)
+        with pytest.raises(fastnet.DivergenceError) as info:
+            net.fit(X, Y, epochs=200, learning_rate=1.25, batch_size=batch, seed=1)
+        return net, info.value.history
+
+    from fastnet import _core
+
+    net1, h1 = _with_threads(1, train)
+    sharing_policy("probe-alone")
+    net2, h2 = _with_threads(2, train)
+    assert _core._last_sharing() == "alone after probe"
+    assert len(h1) >= 2
+    assert h1 == h2
+    assert net1 == net2
+    assert all(np.isfinite(W).all() for W in net2.weights + net2.biases)

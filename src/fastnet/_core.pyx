@@ -22,6 +22,8 @@ cdef extern from "fastnet.h" nogil:
     int fn_cpu_supports(int isa)
     void fn_set_num_threads(int n)
     int fn_get_num_threads()
+    void fn_set_sharing_policy(int policy)
+    int fn_last_sharing()
 
     ctypedef struct fn_config_f32:
         const char *name
@@ -171,6 +173,23 @@ def set_num_threads(int n):
 
 def get_num_threads():
     return fn_get_num_threads()
+
+
+SHARING_POLICIES = {"auto": 0, "always": 1, "probe-alone": 2, "probe-shared": 3}
+SHARING_OUTCOMES = {0: "one thread", 1: "shared", 2: "alone after probe"}
+
+
+def _set_sharing_policy(str policy):
+    """For tests: how the small trainer decides whether a team shares its batches
+    (see train_small.c): measured ("auto"), "always", or a probe that then goes
+    alone or shared whatever it measured."""
+    fn_set_sharing_policy(SHARING_POLICIES[policy])
+
+
+def _last_sharing():
+    """How the small trainer's last call ran: "one thread", "shared" or
+    "alone after probe"."""
+    return SHARING_OUTCOMES[fn_last_sharing()]
 
 
 # ---------------------------------------------------------------- single kernels
