@@ -61,6 +61,9 @@ enum { FN_SHARING_AUTO = 0, FN_SHARING_ALWAYS = 1, FN_SHARING_PROBE_ALONE = 2,
 enum { FN_ONE_THREAD = 0, FN_SHARED = 1, FN_ALONE_AFTER_PROBE = 2 };
 void fn_set_sharing_policy(int policy);
 int fn_last_sharing(void);
+/* The one-way time of a cache line between two threads of a 2-thread team, in ns (the
+ * best of 5 x 16 round trips); -1 when two threads are not available. */
+double fn_line_trip_ns(void);
 
 #define FN_DECLARE(REAL, S)                                                              \
                                                                                          \

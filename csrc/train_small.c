@@ -99,6 +99,23 @@ static double line_trip_ns(atomic_long *line)
     return (omp_get_wtime() - start) * 1e9 / (2 * TRIPS);
 }
 
+double fn_line_trip_ns(void)
+{
+    struct { _Alignas(FN_ALIGN) atomic_long v; char pad[FN_ALIGN - sizeof(atomic_long)]; } line;
+    double best = -1;
+    if (omp_get_max_threads() < 2 || omp_in_parallel())
+        return best;
+    atomic_init(&line.v, 0);
+#pragma omp parallel num_threads(2)
+    if (omp_get_num_threads() == 2)
+        for (int r = 0; r < 5; r++) {
+            const double ns = line_trip_ns(&line.v);
+            if (omp_get_thread_num() == 0 && (best < 0 || ns < best))
+                best = ns;
+        }
+    return best;
+}
+
 #define FN_SELF "train_small.c"
 #include "instantiate.h"
 

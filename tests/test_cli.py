@@ -68,3 +68,17 @@ def test_bench_warns_when_threads_do_not_scale_the_gemm():
     shared = {("float32", 1): 100.0, ("float32", 2): 118.0}
     assert "1.18x" in shared_cores_note(shared, ["float32"], [1, 2])
     assert shared_cores_note(shared, ["float32"], [2]) is None  # no 1-thread rate to compare
+    # the measured cache-line trip tells the two causes apart
+    assert "physical cores" in shared_cores_note(shared, ["float32"], [1, 2], 40.0)
+    slow = shared_cores_note(shared, ["float32"], [1, 2], 190.0)
+    assert "do not share a cache" in slow and "190 ns" in slow
+
+
+def test_line_trip_is_measured_on_two_threads_only():
+    from fastnet import _core
+
+    fastnet.set_num_threads(2)
+    ns = _core.line_trip_ns()
+    assert ns is not None and 0 < ns < 1e6
+    fastnet.set_num_threads(1)
+    assert _core.line_trip_ns() is None

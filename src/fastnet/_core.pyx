@@ -24,6 +24,7 @@ cdef extern from "fastnet.h" nogil:
     int fn_get_num_threads()
     void fn_set_sharing_policy(int policy)
     int fn_last_sharing()
+    double fn_line_trip_ns()
 
     ctypedef struct fn_config_f32:
         const char *name
@@ -184,6 +185,16 @@ def _set_sharing_policy(str policy):
     (see train_small.c): measured ("auto"), "always", or a probe that then goes
     alone or shared whatever it measured."""
     fn_set_sharing_policy(SHARING_POLICIES[policy])
+
+
+def line_trip_ns():
+    """The one-way time (ns) of a cache line between the cores of two OpenMP threads, or
+    None when two threads are not available: tens of ns between cores that share a
+    cache, a few hundred between cores that do not."""
+    cdef double ns
+    with nogil:
+        ns = fn_line_trip_ns()
+    return None if ns < 0 else ns
 
 
 def _last_sharing():

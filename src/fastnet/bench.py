@@ -34,7 +34,7 @@ import numpy as np
 
 import fastnet
 
-from . import _peers
+from . import _core, _peers
 
 ALL_WORKLOADS = list(_peers.WORKLOADS) + ["predict"]
 QUICK_ROWS = {"mnist": 6000, "wide": 2048, "predict": 6000}
@@ -277,21 +277,31 @@ def speedups(times):
             for i, ts in times.items() if i != "fastnet"}
 
 
-def shared_cores_note(gemm, dtypes, threads):
+# A cache line's one-way trip between two threads' cores slower than this (ns) means the
+# cores do not share a cache (csrc/train_small.c measures the same).
+SLOW_LINE_NS = 100.0
+
+
+def shared_cores_note(gemm, dtypes, threads, line_ns=None):
     """A warning when NumPy's GEMM gained much less than the thread count from 1 to the most
-    threads: the CPUs then share physical cores (hyperthreads, or a VM whose vCPUs the host
-    has placed on one core: this project's machines switch between the two states within
-    minutes, measured 232 vs 117 GFLOP/s for a 2-thread FMA loop), and every
-    implementation's multi-thread times are capped alike. None when there is no such pair."""
+    threads. Two host states do that, and this project's machines switch between them and
+    the normal one within minutes: the two vCPUs on one physical core (a 2-thread FMA loop
+    ran at 117 against 232 GFLOP/s), or on cores that do not share a cache (the FMA loop at
+    full speed, but a cache line takes 165-270 ns between them against 27-67 ns, and
+    OpenBLAS's threads share packed panels). ``line_ns``, the measured trip, tells which.
+    None when there is no such pair."""
     most = max(threads)
     if most <= 1 or 1 not in threads:
         return None
     for dt in dtypes:
         gain = gemm[(dt, most)] / gemm[(dt, 1)]
         if gain < 0.7 * most:
-            return (f"NumPy's {dt} GEMM ran only {gain:.2f}x faster on {most} threads than on 1: "
-                    "the CPUs seem to share physical cores right now, which caps every "
-                    "implementation's multi-thread speed")
+            why = ("the threads' cores do not share a cache right now (a cache line takes "
+                   f"{line_ns:.0f} ns between them), which slows every implementation that "
+                   "shares data between threads" if line_ns is not None and line_ns > SLOW_LINE_NS
+                   else "the CPUs seem to share physical cores right now, which caps every "
+                   "implementation's multi-thread speed")
+            return f"NumPy's {dt} GEMM ran only {gain:.2f}x faster on {most} threads than on 1: {why}"
     return None
 
 
@@ -361,7 +371,15 @@ def main(argv=None) -> int:
             gemm[(dt, n)] = gemm_rate(np.dtype(dt), gemm_n, 2 if args.quick else 3)
             parts.append(f"{dt} {n} thr {gemm[(dt, n)]:.1f}")
     print(f"  GEMM rate (NumPy, {gemm_n}^2, GFLOP/s): " + ", ".join(parts), file=out)
-    shared = shared_cores_note(gemm, dtypes, args.threads)
+    line_ns = None
+    if max(args.threads) >= 2:
+        _peers.set_threads(max(args.threads))
+        line_ns = _core.line_trip_ns()
+    if line_ns is not None:
+        print(f"  cache line between two threads' cores: {line_ns:.0f} ns one way ("
+              f"{'cores not sharing a cache' if line_ns > SLOW_LINE_NS else 'a shared cache'})",
+              file=out)
+    shared = shared_cores_note(gemm, dtypes, args.threads, line_ns)
     if shared:
         notes.append(shared)
         print(f"  WARNING: {shared}", file=out)
@@ -438,6 +456,7 @@ def main(argv=None) -> int:
             "quick": args.quick,
             "gemm_size": gemm_n,
             "gemm_gflops": {f"{dt}/{n}": r for (dt, n), r in gemm.items()},
+            "line_trip_ns": line_ns,
             "results": rows,
             "checks": [c.__dict__ for c in checks],
         }
