@@ -58,17 +58,11 @@ FIT_CASES = {
 }
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("bias", [False, True])
-@pytest.mark.parametrize("case", list(FIT_CASES))
-def test_fit_is_bitwise_identical_with_one_and_two_threads(dtype, bias, case):
-    layers, batch, rows = FIT_CASES[case]
-    if case.startswith("general"):
-        assert _flop_per_batch(layers, batch) >= 3 * PARALLEL_MIN_FLOP
-    else:
-        assert _flop_per_batch(layers, batch) >= SMALL_PARALLEL_MIN_FLOP
-        assert batch >= 2 * SMALL_MIN_ROWS_PER_THREAD
-    rng = np.random.default_rng(0)
+def _two_epochs(layers, batch, rows, dtype, bias, data_seed):
+    """A fit of two epochs of shuffled batches (tanh, sigmoid output) on data drawn with
+    ``data_seed``, as a function of no arguments returning (network, history), to run
+    under different thread counts."""
+    rng = np.random.default_rng(data_seed)
     X = rng.standard_normal((rows, layers[0])).astype(dtype)
     Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
 
@@ -80,6 +74,20 @@ def test_fit_is_bitwise_identical_with_one_and_two_threads(dtype, bias, case):
         history = net.fit(X, Y, epochs=2, learning_rate=0.1, batch_size=batch, seed=9)
         return net, history
 
+    return train
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("case", list(FIT_CASES))
+def test_fit_is_bitwise_identical_with_one_and_two_threads(dtype, bias, case):
+    layers, batch, rows = FIT_CASES[case]
+    if case.startswith("general"):
+        assert _flop_per_batch(layers, batch) >= 3 * PARALLEL_MIN_FLOP
+    else:
+        assert _flop_per_batch(layers, batch) >= SMALL_PARALLEL_MIN_FLOP
+        assert batch >= 2 * SMALL_MIN_ROWS_PER_THREAD
+    train = _two_epochs(layers, batch, rows, dtype, bias, data_seed=0)
     net1, h1 = _with_threads(1, train)
     net2, h2 = _with_threads(2, train)
     assert h1 == h2
@@ -165,16 +173,10 @@ def test_small_trainer_gives_the_same_bits_shared_alone_and_switching(
 
     layers, batch, _ = FIT_CASES[case]
     rows = 5 * SMALL_PROBE_BATCHES * batch + 7
-    rng = np.random.default_rng(4)
-    X = rng.standard_normal((rows, layers[0])).astype(dtype)
-    Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
+    fit = _two_epochs(layers, batch, rows, dtype, bias=True, data_seed=4)
 
     def train():
-        net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid",
-                              bias=True, dtype=dtype, seed=4)
-        net.biases = [np.full(n, 0.1) for n in layers[1:]]
-        history = net.fit(X, Y, epochs=2, learning_rate=0.1, batch_size=batch, seed=9)
-        return net, history, _core._last_sharing()
+        return (*fit(), _core._last_sharing())
 
     net1, h1, ran1 = _with_threads(1, train)
     sharing_policy(policy)
