@@ -65,11 +65,9 @@
 /* Each thread's share of the batch rows is at least this many. */
 #define FN_SMALL_MIN_ROWS_PER_THREAD 16
 
-/* A one-way cache-line transfer between threads 0 and 1 slower than this (ns) starts the
- * probe: measured 27-67 ns between cores sharing a cache, 165-270 between cores that do
- * not. The probe times this many full batches each way, and runs only when the first
- * epoch has at least four times as many. */
-#define FN_SMALL_SLOW_LINE_NS 100.0
+/* A one-way cache-line transfer between threads 0 and 1 slower than FN_SLOW_LINE_NS
+ * (fastnet.h) starts the probe. The probe times this many full batches each way, and
+ * runs only when the first epoch has at least four times as many. */
 #define FN_SMALL_PROBE_BATCHES 4
 
 static int sharing_policy = FN_SHARING_AUTO, last_sharing = FN_SHARED;
@@ -340,7 +338,7 @@ static void T(small_team)(T(small_run) *run)
     if (team > 1 && sharing_policy != FN_SHARING_ALWAYS && N / run->rows >= 4 * probe_batches) {
         const double ns = line_trip_ns(ws->line);
         if (t == 0)
-            run->probe = sharing_policy != FN_SHARING_AUTO || ns > FN_SMALL_SLOW_LINE_NS;
+            run->probe = sharing_policy != FN_SHARING_AUTO || ns > FN_SLOW_LINE_NS;
 #pragma omp barrier
         probe = run->probe;
     }

@@ -25,6 +25,7 @@ cdef extern from "fastnet.h" nogil:
     void fn_set_sharing_policy(int policy)
     int fn_last_sharing()
     double fn_line_trip_ns()
+    const double FN_SLOW_LINE_NS
 
     ctypedef struct fn_config_f32:
         const char *name
@@ -185,6 +186,9 @@ def _set_sharing_policy(str policy):
     (see train_small.c): measured ("auto"), "always", or a probe that then goes
     alone or shared whatever it measured."""
     fn_set_sharing_policy(SHARING_POLICIES[policy])
+
+
+SLOW_LINE_NS = FN_SLOW_LINE_NS  # line_trip_ns above this: the cores do not share a cache
 
 
 def line_trip_ns():

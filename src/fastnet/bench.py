@@ -277,11 +277,6 @@ def speedups(times):
             for i, ts in times.items() if i != "fastnet"}
 
 
-# A cache line's one-way trip between two threads' cores slower than this (ns) means the
-# cores do not share a cache (csrc/train_small.c measures the same).
-SLOW_LINE_NS = 100.0
-
-
 def shared_cores_note(gemm, dtypes, threads, line_ns=None):
     """A warning when NumPy's GEMM gained much less than the thread count from 1 to the most
     threads. Two host states do that, and this project's machines switch between them and
@@ -296,12 +291,15 @@ def shared_cores_note(gemm, dtypes, threads, line_ns=None):
     for dt in dtypes:
         gain = gemm[(dt, most)] / gemm[(dt, 1)]
         if gain < 0.7 * most:
-            why = ("the threads' cores do not share a cache right now (a cache line takes "
-                   f"{line_ns:.0f} ns between them), which slows every implementation that "
-                   "shares data between threads" if line_ns is not None and line_ns > SLOW_LINE_NS
-                   else "the CPUs seem to share physical cores right now, which caps every "
-                   "implementation's multi-thread speed")
-            return f"NumPy's {dt} GEMM ran only {gain:.2f}x faster on {most} threads than on 1: {why}"
+            if line_ns is not None and line_ns > _core.SLOW_LINE_NS:
+                why = ("the threads' cores do not share a cache right now (a cache line takes "
+                       f"{line_ns:.0f} ns between them), which slows every implementation "
+                       "that shares data between threads")
+            else:
+                why = ("the CPUs seem to share physical cores right now, which caps every "
+                       "implementation's multi-thread speed")
+            return (f"NumPy's {dt} GEMM ran only {gain:.2f}x faster on {most} threads than "
+                    f"on 1: {why}")
     return None
 
 
@@ -376,8 +374,8 @@ def main(argv=None) -> int:
         _peers.set_threads(max(args.threads))
         line_ns = _core.line_trip_ns()
     if line_ns is not None:
-        print(f"  cache line between two threads' cores: {line_ns:.0f} ns one way ("
-              f"{'cores not sharing a cache' if line_ns > SLOW_LINE_NS else 'a shared cache'})",
+        where = "cores not sharing a cache" if line_ns > _core.SLOW_LINE_NS else "a shared cache"
+        print(f"  cache line between two threads' cores: {line_ns:.0f} ns one way ({where})",
               file=out)
     shared = shared_cores_note(gemm, dtypes, args.threads, line_ns)
     if shared:
