@@ -37,7 +37,11 @@
  * a call first times a line's trip between threads 0 and 1; if it is slow, the first
  * epoch runs FN_SMALL_PROBE_BATCHES full batches shared and as many on thread 0 alone
  * (the others passing the barriers idle), and the rest of the call goes the faster way:
- * on thread 0 alone, without barriers, once the others have left.
+ * on thread 0 alone, without barriers, once the others have left. The decision is kept
+ * for FN_SMALL_DECISION_SECONDS: a call of the same network shape, batch and team within
+ * that time that also finds the trip slow goes that way without probing (a fit of one
+ * epoch per call, as a training loop with validation makes, would otherwise pay the
+ * probe's shared batches on every call).
  */
 #ifndef REAL
 #include "internal.h"
@@ -70,10 +74,65 @@
  * runs only when the first epoch has at least four times as many. */
 #define FN_SMALL_PROBE_BATCHES 4
 
+/* How long a probe's decision is reused by later calls of the same shape. The hosts seen
+ * change placement over minutes; re-probing once a second costs well under 0.1%. */
+#define FN_SMALL_DECISION_SECONDS 1.0
+
 static int sharing_policy = FN_SHARING_AUTO, last_sharing = FN_SHARED;
 
-void fn_set_sharing_policy(int policy) { sharing_policy = policy; }
+/* The last probe's decision: for which call shape (a hash), made when, and which way.
+ * Only a hint for speed: a stale or mistaken entry cannot change a result. */
+static struct {
+    uint64_t key;
+    double when;
+    int alone, valid;
+} decision;
+
+void fn_set_sharing_policy(int policy)
+{
+#pragma omp critical(fn_sharing_decision)
+    {
+        sharing_policy = policy;
+        decision.valid = 0;
+    }
+}
 int fn_last_sharing(void) { return last_sharing; }
+
+/* FNV-1a over the call's shape: which way sharing goes depends on nothing else. */
+static uint64_t shape_key(size_t real_size, int n_layers, const int64_t *sizes, int64_t rows,
+                          int team)
+{
+    uint64_t h = 1469598103934665603u;
+    const int64_t words[] = {(int64_t)real_size, n_layers, rows, team};
+    for (int i = 0; i < 4 + n_layers + 1; i++) {
+        uint64_t w = (uint64_t)(i < 4 ? words[i] : sizes[i - 4]);
+        for (int byte = 0; byte < 8; byte++, w >>= 8)
+            h = (h ^ (w & 0xff)) * 1099511628211u;
+    }
+    return h;
+}
+
+/* The decision kept for `key`: 1 alone, 0 shared, -1 none (or expired). */
+static int recall_decision(uint64_t key)
+{
+    int known = -1;
+#pragma omp critical(fn_sharing_decision)
+    if (decision.valid && decision.key == key &&
+        omp_get_wtime() - decision.when < FN_SMALL_DECISION_SECONDS)
+        known = decision.alone;
+    return known;
+}
+
+static void keep_decision(uint64_t key, int alone)
+{
+#pragma omp critical(fn_sharing_decision)
+    {
+        decision.key = key;
+        decision.when = omp_get_wtime();
+        decision.alone = alone;
+        decision.valid = 1;
+    }
+}
 
 /* The one-way time of a cache line between threads 0 and 1 of the team, in ns (on
  * thread 0; 0 elsewhere): 16 round trips through `line`. Called by every thread. */
@@ -263,7 +322,9 @@ typedef struct {
     double epoch_sum;
     int64_t done;
     int nonfinite;
+    int known;        /* an earlier probe's decision for this shape: 1 alone, 0 shared, -1 */
     int probe, alone; /* thread 0's decisions, read by all after a barrier */
+    int decided;      /* this call's probe reached its decision */
 } T(small_run);
 
 /* Rows [r0, r1) of a batch: feedforward, delta_O (and row_loss), hidden deltas. */
@@ -337,10 +398,17 @@ static void T(small_team)(T(small_run) *run)
     int share = team, alone = 0, probe = 0;
     if (team > 1 && sharing_policy != FN_SHARING_ALWAYS && N / run->rows >= 4 * probe_batches) {
         const double ns = line_trip_ns(ws->line);
-        if (t == 0)
-            run->probe = sharing_policy != FN_SHARING_AUTO || ns > FN_SLOW_LINE_NS;
+        if (t == 0) { /* a slow trip: the decision kept from earlier, else a probe */
+            const int slow = sharing_policy != FN_SHARING_AUTO || ns > FN_SLOW_LINE_NS;
+            run->probe = slow && run->known < 0;
+            run->alone = slow && run->known == 1;
+        }
 #pragma omp barrier
         probe = run->probe;
+        if (run->alone && t != 0)
+            return;
+        alone = run->alone;
+        share = alone ? 1 : team;
     }
     double last = t == 0 && probe ? omp_get_wtime() : 0, fastest[2] = {INFINITY, INFINITY};
     int64_t batch_no = 0;
@@ -355,9 +423,11 @@ static void T(small_team)(T(small_run) *run)
                     last = now;
                 }
                 if (batch_no == 2 * probe_batches) {
-                    if (t == 0)
+                    if (t == 0) {
                         run->alone = sharing_policy == FN_SHARING_PROBE_ALONE ||
                                      (sharing_policy == FN_SHARING_AUTO && fastest[0] < fastest[1]);
+                        run->decided = 1;
+                    }
 #pragma omp barrier
                     probe = 0;
                     if (run->alone && t != 0)
@@ -424,9 +494,16 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     fn_status st = T(small_alloc)(&ws, net, rows, order != NULL);
     if (st != FN_OK)
         return st;
-    T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss, 0, 0, 0, 0, 0};
+    const uint64_t key = shape_key(sizeof(REAL), net->n_layers, net->sizes, rows, team);
+    T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss, 0, 0, 0,
+                        team > 1 ? recall_decision(key) : -1, 0, 0, 0};
     FN_RUN_TEAM(team, T(small_team)(&run));
-    last_sharing = team == 1 ? FN_ONE_THREAD : run.alone ? FN_ALONE_AFTER_PROBE : FN_SHARED;
+    if (run.decided)
+        keep_decision(key, run.alone);
+    last_sharing = team == 1     ? FN_ONE_THREAD
+                   : !run.alone  ? FN_SHARED
+                   : run.decided ? FN_ALONE_AFTER_PROBE
+                                 : FN_ALONE_AS_DECIDED;
     T(small_free)(&ws);
     *epochs_done = run.done;
     return run.nonfinite ? FN_NONFINITE : FN_OK;

@@ -186,6 +186,46 @@ def test_small_trainer_gives_the_same_bits_shared_alone_and_switching(
     assert net1 == net2
 
 
+SMALL_DECISION_SECONDS = 1.0  # csrc/train_small.c: how long a probe's decision is kept
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_trainer_keeps_a_probes_decision_for_the_same_shape(sharing_policy, dtype):
+    """A second call of the same shape within SMALL_DECISION_SECONDS goes alone without a
+    probe, with the same bits as one thread; another batch size, a policy set again, or
+    the time running out make the next call probe again."""
+    import time
+
+    from fastnet import _core
+
+    layers, batch, _ = FIT_CASES["small-digits"]
+    rows = 5 * SMALL_PROBE_BATCHES * batch + 7
+    fit = _two_epochs(layers, batch, rows, dtype, bias=True, data_seed=4)
+    wider = batch + 16
+    other = _two_epochs(layers, wider, 5 * SMALL_PROBE_BATCHES * wider, dtype, bias=True,
+                        data_seed=4)
+
+    def train(f=fit):
+        return (*f(), _core._last_sharing())
+
+    net1, h1, _ = _with_threads(1, train)
+    sharing_policy("probe-alone")
+    ran = []
+    for f in (fit, fit, fit, other, other, fit):
+        net2, h2, outcome = _with_threads(2, lambda: train(f))
+        ran.append(outcome)
+        if f is fit:
+            assert h1 == h2
+            assert net1 == net2
+    probed, kept = "alone after probe", "alone as decided before"
+    assert ran == [probed, kept, kept, probed, kept, probed]
+    sharing_policy("probe-alone")
+    assert _with_threads(2, train)[2] == probed
+    time.sleep(SMALL_DECISION_SECONDS * 1.1)
+    assert _with_threads(2, train)[2] == probed
+    assert _with_threads(2, train)[2] == kept
+
+
 def test_small_trainer_does_not_probe_a_short_epoch(sharing_policy):
     """Fewer than 4 x SMALL_PROBE_BATCHES full batches: the team shares throughout."""
     from fastnet import _core

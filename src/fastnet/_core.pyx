@@ -178,13 +178,14 @@ def get_num_threads():
 
 
 SHARING_POLICIES = {"auto": 0, "always": 1, "probe-alone": 2, "probe-shared": 3}
-SHARING_OUTCOMES = {0: "one thread", 1: "shared", 2: "alone after probe"}
+SHARING_OUTCOMES = {0: "one thread", 1: "shared", 2: "alone after probe",
+                    3: "alone as decided before"}
 
 
 def _set_sharing_policy(str policy):
     """For tests: how the small trainer decides whether a team shares its batches
     (see train_small.c): measured ("auto"), "always", or a probe that then goes
-    alone or shared whatever it measured."""
+    alone or shared whatever it measured. Forgets the decision kept from earlier calls."""
     fn_set_sharing_policy(SHARING_POLICIES[policy])
 
 
@@ -202,8 +203,8 @@ def line_trip_ns():
 
 
 def _last_sharing():
-    """How the small trainer's last call ran: "one thread", "shared" or
-    "alone after probe"."""
+    """How the small trainer's last call ran: "one thread", "shared",
+    "alone after probe" or "alone as decided before" (by an earlier call's probe)."""
     return SHARING_OUTCOMES[fn_last_sharing()]
 
 
