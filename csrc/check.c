@@ -1,7 +1,7 @@
 /*
  * check.c: input validation that reads large arrays at memory speed: is every value
- * finite? (x - x is 0 for every finite x and NaN for NaN and infinity.) Parallel over
- * chunks for large arrays; the answer does not depend on the order.
+ * finite? Parallel over chunks for large arrays, each checked by the target's vector
+ * kernel (target_body.h); the answer does not depend on the order.
  */
 #ifndef REAL
 #include "internal.h"
@@ -13,6 +13,7 @@
 
 int T(fn_all_finite)(int64_t n, const REAL *x)
 {
+    const T(fn_config) *cfg = T(fn_config_get)();
     const int64_t chunk = 1 << 14;
     const int64_t n_chunks = (n + chunk - 1) / chunk;
     int finite = 1;
@@ -20,10 +21,7 @@ int T(fn_all_finite)(int64_t n, const REAL *x)
 #pragma omp parallel for num_threads(team) if (team > 1) schedule(static) reduction(&& : finite)
     for (int64_t c = 0; c < n_chunks; c++) {
         const int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
-        int ok = 1; /* an integer AND: vectorises, unlike a floating-point sum */
-        for (int64_t i = c * chunk; i < end; i++)
-            ok &= x[i] - x[i] == 0;
-        finite = finite && ok;
+        finite = finite && cfg->all_finite(end - c * chunk, x + c * chunk);
     }
     return finite;
 }

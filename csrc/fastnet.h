@@ -89,6 +89,8 @@ typedef struct {                                                                
     void (*small_gemm)(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,          \
                        const REAL *A, int64_t lda, const REAL *Bp, int64_t NP, REAL beta,  \
                        REAL *C, int64_t ldc);                                             \
+    /* 1 if x[0:n] are all finite (no NaN, no infinity), else 0. */                        \
+    int (*all_finite)(int64_t n, const REAL *x);                                          \
 } fn_config_##S;                                                                          \
 const fn_config_##S *fn_config_get_##S(void);                                            \
                                                                                          \

@@ -222,6 +222,35 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
     }
 }
 
+/* 1 if x[0:n] are all finite. x * 0 is +-0 for every finite x and NaN for NaN and
+ * infinity, and a sum of zeros stays 0 while a NaN stays NaN: so the sums below are 0
+ * exactly when every value is finite. One multiply-add per vector into four independent
+ * sums (the plain loop, ok &= x - x == 0, took five instructions a vector on one chain:
+ * 13 us from Python for the 115,000 values of the digits inputs, now 5.4, about what
+ * L2 delivers). */
+static int T(ISA(all_finite))(int64_t n, const REAL *x)
+{
+    typedef T(ISA(vec)) V;
+    const V zero = {0};
+    V s0 = zero, s1 = zero, s2 = zero, s3 = zero;
+    int64_t i = 0;
+    for (; i + 4 * SMALL_VL <= n; i += 4 * SMALL_VL) {
+        V v0, v1, v2, v3;
+        memcpy(&v0, x + i, sizeof v0);
+        memcpy(&v1, x + i + SMALL_VL, sizeof v1);
+        memcpy(&v2, x + i + 2 * SMALL_VL, sizeof v2);
+        memcpy(&v3, x + i + 3 * SMALL_VL, sizeof v3);
+        s0 += v0 * zero, s1 += v1 * zero, s2 += v2 * zero, s3 += v3 * zero;
+    }
+    const V s = (s0 + s1) + (s2 + s3);
+    int ok = 1;
+    for (int j = 0; j < SMALL_VL; j++)
+        ok &= s[j] == 0;
+    for (; i < n; i++)
+        ok &= x[i] - x[i] == 0;
+    return ok;
+}
+
 /* The micro-kernel: C[0:MR, 0:NR] = alpha * op(A) B + beta * C over kc steps, where
  * op(A)[i, p] = A[i * rs_a + p * cs_a] is read in place (no packing: rs_a = lda, cs_a = 1
  * for A, rs_a = 1, cs_a = lda for A^T) and B is kc rows of NR = two registers' worth of
@@ -283,6 +312,7 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
 
 const T(fn_config) T(ISA(fn_config)) = {
     ISA_NAME, MR, 2 * LANES, KC, MC, T(ISA(microkernel)), T(ISA(sigmoid)), T(ISA(small_gemm)),
+    T(ISA(all_finite)),
 };
 
 #undef LANES

@@ -104,10 +104,14 @@ def test_in_place_b_with_a_power_of_two_leading_dimension(isa, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("where", [0, 16383, 16384, 16385, 99_999])
+@pytest.mark.parametrize("where", [0, 31, 32, 63, 16383, 16384, 16385, 99_999, 100_002])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_all_finite_finds_one_bad_value_anywhere(dtype, where, bad):
-    x = np.ones(100_000, dtype)  # several of the check's 16384-element chunks
+def test_all_finite_finds_one_bad_value_anywhere(isa, dtype, where, bad):
+    """Several of the check's 16384-element chunks, each in blocks of 4 vectors (64 floats,
+    32 doubles) and a tail of single values; the extremes of the finite range pass."""
+    info = np.finfo(dtype)
+    extremes = np.array([info.max, -info.max, info.tiny, info.smallest_subnormal, -0.0], dtype)
+    x = np.resize(extremes, 100_003)
     assert _core.all_finite(x)
     x[where] = bad
     assert not _core.all_finite(x)
