@@ -38,10 +38,13 @@
  * epoch runs FN_SMALL_PROBE_BATCHES full batches shared and as many on thread 0 alone
  * (the others passing the barriers idle), and the rest of the call goes the faster way:
  * on thread 0 alone, without barriers, once the others have left. The decision is kept
- * for FN_SMALL_DECISION_SECONDS: a call of the same network shape, batch and team within
- * that time that also finds the trip slow goes that way without probing (a fit of one
- * epoch per call, as a training loop with validation makes, would otherwise pay the
- * probe's shared batches on every call).
+ * for FN_SMALL_DECISION_SECONDS for calls of the same network shape, batch and team (a
+ * fit of one epoch per call, as a training loop with validation makes, would otherwise
+ * pay the probe's shared batches on every call): "alone" runs such a call on the calling
+ * thread without a team at all, "shared" skips the probe when the trip is slow again.
+ * Not even starting the team matters in that state: after a pause of 0.2 s, the first
+ * exchange with the other thread took 10-15 ms, and the call after it, with the other
+ * thread idle, ran 20% slower than one thread.
  */
 #ifndef REAL
 #include "internal.h"
@@ -322,7 +325,7 @@ typedef struct {
     double epoch_sum;
     int64_t done;
     int nonfinite;
-    int known;        /* an earlier probe's decision for this shape: 1 alone, 0 shared, -1 */
+    int known;        /* an earlier probe's "shared" for this shape: 0, else -1 */
     int probe, alone; /* thread 0's decisions, read by all after a barrier */
     int decided;      /* this call's probe reached its decision */
 } T(small_run);
@@ -398,17 +401,11 @@ static void T(small_team)(T(small_run) *run)
     int share = team, alone = 0, probe = 0;
     if (team > 1 && sharing_policy != FN_SHARING_ALWAYS && N / run->rows >= 4 * probe_batches) {
         const double ns = line_trip_ns(ws->line);
-        if (t == 0) { /* a slow trip: the decision kept from earlier, else a probe */
-            const int slow = sharing_policy != FN_SHARING_AUTO || ns > FN_SLOW_LINE_NS;
-            run->probe = slow && run->known < 0;
-            run->alone = slow && run->known == 1;
-        }
+        if (t == 0) /* a slow trip: a probe, unless one decided "shared" for this shape */
+            run->probe = (sharing_policy != FN_SHARING_AUTO || ns > FN_SLOW_LINE_NS) &&
+                         run->known < 0;
 #pragma omp barrier
         probe = run->probe;
-        if (run->alone && t != 0)
-            return;
-        alone = run->alone;
-        share = alone ? 1 : team;
     }
     double last = t == 0 && probe ? omp_get_wtime() : 0, fastest[2] = {INFINITY, INFINITY};
     int64_t batch_no = 0;
@@ -495,15 +492,16 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     if (st != FN_OK)
         return st;
     const uint64_t key = shape_key(sizeof(REAL), net->n_layers, net->sizes, rows, team);
+    const int known = team > 1 ? recall_decision(key) : -1;
     T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss, 0, 0, 0,
-                        team > 1 ? recall_decision(key) : -1, 0, 0, 0};
-    FN_RUN_TEAM(team, T(small_team)(&run));
+                        known == 0 ? 0 : -1, 0, 0, 0};
+    FN_RUN_TEAM(known == 1 ? 1 : team, T(small_team)(&run)); /* alone as decided: no team */
     if (run.decided)
         keep_decision(key, run.alone);
     last_sharing = team == 1     ? FN_ONE_THREAD
+                   : known == 1  ? FN_ALONE_AS_DECIDED
                    : !run.alone  ? FN_SHARED
-                   : run.decided ? FN_ALONE_AFTER_PROBE
-                                 : FN_ALONE_AS_DECIDED;
+                                 : FN_ALONE_AFTER_PROBE;
     T(small_free)(&ws);
     *epochs_done = run.done;
     return run.nonfinite ? FN_NONFINITE : FN_OK;
