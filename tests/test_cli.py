@@ -50,6 +50,31 @@ def test_bench_command_times_every_peer_in_rounds_and_checks_the_loss(tmp_path):
     (row,) = json.loads(out.read_text())["results"]
     assert [len(row["all_times"][i]) for i in ("fastnet", "numpy")] == [3, 3]
     assert row["times"]["numpy"] > 0 and row["speedup"]["numpy"] > 0
+    assert row["line_trip_ns"] == [None] * 3  # one thread: no pair of cores to time
+
+
+def test_bench_rows_record_the_cache_line_trip_of_each_round(tmp_path):
+    """On two threads every round measures the trip; the table shows its median, starred
+    when some round saw cores that do not share a cache."""
+    import json
+
+    from fastnet import _core
+    from fastnet.bench import fmt_trips
+
+    out = tmp_path / "bench.json"
+    result = _run(tmp_path, "bench", "--workloads", "xor", "--impls", "fastnet",
+                  "--threads", "2", "--quick", "--repeats", "3", "--gemm-size", "256",
+                  "--no-check", "--json", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (row,) = json.loads(out.read_text())["results"]
+    trips = row["line_trip_ns"]
+    assert len(trips) == 3 and all(0 < t < 1e6 for t in trips)
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("xor ")]
+    assert line.split()[-2:] == [fmt_trips(trips), "-"]  # trip, then ok: not checked
+    slow = _core.SLOW_LINE_NS
+    assert fmt_trips([40.0, 60.0, 50.0]) == "50"
+    assert fmt_trips([40.0, slow + 90, 50.0]) == "50*"
+    assert fmt_trips([None, None]) == "-"
 
 
 def test_bench_speedup_is_the_median_of_same_round_ratios():

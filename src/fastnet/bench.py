@@ -12,6 +12,11 @@ NumPy on a square product:
     FLOP limit = epoch FLOPs / GEMM rate,   epoch FLOPs = 2 E (2 n_in n_h + 3 n_h n_out)
     % of GEMM  = FLOP limit / fastnet's time per epoch
 
+With two or more threads each round also measures a cache line's trip between two
+threads' cores ("trip"): these machines' vCPUs move between cores that share a cache
+(tens of ns) and cores that do not (hundreds), and the second state changes every
+implementation's multi-thread time, so each row says which state its rounds saw.
+
 Before timing, it checks that the implementations computing the seed's model (fastnet,
 numpy, torch) reach the same losses after two epochs; a disagreement is shown as ✗ and
 makes the exit status 1. scikit-learn's MLPRegressor is the nearest peer only (biases,
@@ -126,6 +131,16 @@ def fmt_speedup(x):
     return f"{x:.2f}x" if x < 100 else f"{x:.0f}x"
 
 
+def fmt_trips(trips):
+    """The rounds' cache-line trips (ns) as one cell: the median, with "*" when some round
+    saw cores that do not share a cache (a trip over SLOW_LINE_NS); "-" on one thread."""
+    trips = [t for t in trips if t is not None]
+    if not trips:
+        return "-"
+    slow = any(t > _core.SLOW_LINE_NS for t in trips)
+    return f"{statistics.median(trips):.0f}{'*' if slow else ''}"
+
+
 def _label(impl):
     return "sklearn*" if impl == "sklearn" else impl
 
@@ -138,7 +153,7 @@ class Table:
         self.out = out
         self.cols = [("workload", 8), ("dtype", 7), ("thr", 3), ("rows", 6), ("fastnet", 9)]
         self.cols += [(_label(i), 18) for i in impls if i != "fastnet"]
-        self.cols += [("GFLOP/s", 7), ("limit", 9), ("%GEMM", 5), ("ok", 2)]
+        self.cols += [("GFLOP/s", 7), ("limit", 9), ("%GEMM", 5), ("trip", 6), ("ok", 2)]
 
     def _line(self, cells):
         cols = zip(cells, self.cols)
@@ -165,6 +180,7 @@ class Table:
             f"{r['gflops']:.1f}" if r["gflops"] is not None else "-",
             fmt_time(r["flop_limit"]),
             f"{r['pct_gemm']:.0f}%" if r["pct_gemm"] is not None else "-",
+            fmt_trips(r["line_trip_ns"]),
             {True: "✓", False: "✗", None: "-"}[r["ok"]],
         ]
         print(self._line(cells), file=self.out, flush=True)
@@ -174,7 +190,7 @@ def markdown(rows, impls):
     peers = [i for i in impls if i != "fastnet"]
     head = (["workload", "dtype", "threads", "fastnet / epoch"]
             + [f"{_label(p)} / epoch (speedup)" for p in peers]
-            + ["fastnet GFLOP/s", "% of GEMM", "agree"])
+            + ["fastnet GFLOP/s", "% of GEMM", "line trip (ns)", "agree"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["workload"], r["dtype"], str(r["threads"]), fmt_time(r["times"]["fastnet"])]
@@ -183,6 +199,7 @@ def markdown(rows, impls):
             cells.append("n/a" if t is None else f"{fmt_time(t)} ({fmt_speedup(r['speedup'][p])})")
         cells += [f"{r['gflops']:.1f}" if r["gflops"] is not None else "-",
                   f"{r['pct_gemm']:.0f}%" if r["pct_gemm"] is not None else "-",
+                  fmt_trips(r["line_trip_ns"]),
                   {True: "✓", False: "✗", None: "-"}[r["ok"]]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -243,7 +260,7 @@ def _timed(fn):
 SETTLE = 0.2
 
 
-def measure(workload, dtype, impls, repeats, weights):
+def measure(workload, dtype, impls, repeats, weights, trips=None):
     """Seconds per epoch (predict: per call) of each implementation, timed in this run in
     interleaved rounds: in each round every implementation in turn pauses, makes one
     untimed warm-up call and one timed call. A drift in the machine's load (these shared
@@ -252,7 +269,9 @@ def measure(workload, dtype, impls, repeats, weights):
     threads on 2 cores: without it the previous library's idle threads still spin and
     steal a core (measured 2x on fastnet's mnist epoch); the warm-up call after it wakes
     the threads and refills the caches the pause let go cold (a timed call straight after
-    the pause measured XOR 6x slower). Returns {impl: [seconds of each round]}."""
+    the pause measured XOR 6x slower). With ``trips``, a list, each round first appends
+    the cache line's trip between two threads' cores (ns; None on one thread): the host
+    state that round ran in. Returns {impl: [seconds of each round]}."""
     if workload.name == "predict":
         calls = {i: _peers.make_predictor(i, workload, dtype, weights) for i in impls}
         per = 1
@@ -262,6 +281,8 @@ def measure(workload, dtype, impls, repeats, weights):
         calls = {i: (lambda t=t: t.epochs(per)) for i, t in trainers.items()}
     times = {i: [] for i in calls}
     for _ in range(repeats):
+        if trips is not None:
+            trips.append(_core.line_trip_ns())
         for i, fn in calls.items():
             time.sleep(SETTLE)
             fn()
@@ -383,7 +404,9 @@ def main(argv=None) -> int:
         print(f"  WARNING: {shared}", file=out)
     print(f"  time per epoch (predict: per call), median of the rounds; (Nx) = fastnet's "
           f"speedup over that peer, median of its per-round ratios; limit = epoch FLOPs / "
-          f"GEMM rate; %GEMM = limit / fastnet time"
+          f"GEMM rate; %GEMM = limit / fastnet time; trip = cache line between two "
+          f"threads' cores, ns, median of the rounds (*: some round over "
+          f"{_core.SLOW_LINE_NS:.0f}, cores not sharing a cache)"
           f"{'; --quick: fewer rows' if args.quick else ''}", file=out)
     if "sklearn" in present:
         print("  * sklearn = MLPRegressor (biases, identity output): nearest peer, not the "
@@ -413,7 +436,8 @@ def main(argv=None) -> int:
                 ok = agreement.ok
             for n in args.threads:
                 _peers.set_threads(n)
-                res = measure(wl, dt, present, repeats, weights)
+                trips = []
+                res = measure(wl, dt, present, repeats, weights, trips)
                 times = {i: statistics.median(res[i]) for i in present}
                 t_fast = times["fastnet"]
                 limit = flops / (gemm[(dt, n)] * 1e9)
@@ -428,6 +452,7 @@ def main(argv=None) -> int:
                     "flop_limit": limit,
                     "pct_gemm": 100.0 * limit / t_fast,
                     "gemm_gflops": gemm[(dt, n)],
+                    "line_trip_ns": trips,
                     "ok": ok,
                 }
                 rows.append(row)
