@@ -77,6 +77,33 @@ def test_bench_rows_record_the_cache_line_trip_of_each_round(tmp_path):
     assert fmt_trips([None, None]) == "-"
 
 
+def test_bench_warms_each_implementation_up_for_warm_up_seconds(monkeypatch):
+    """After each pause: untimed calls for at least WARM_UP seconds, then one timed call,
+    for every implementation alike (one warm-up call left short calls on 2 threads up to
+    40% slow)."""
+    import time
+
+    from fastnet import _peers, bench
+
+    calls = {}
+
+    class Fake:
+        def __init__(self, impl):
+            self.impl = impl
+
+        def epochs(self, k):
+            calls[self.impl] = calls.get(self.impl, 0) + 1
+            time.sleep(0.002)
+
+    monkeypatch.setattr(bench, "SETTLE", 0.0)
+    monkeypatch.setattr(_peers, "make_trainer", lambda impl, *args: Fake(impl))
+    times = bench.measure(_peers.WORKLOADS["digits"], "float32", ["fastnet", "numpy"], 2, None)
+    assert [len(times[i]) for i in ("fastnet", "numpy")] == [2, 2]
+    least = 2 * (1 + bench.WARM_UP / 0.002 * 0.5)  # sleep(0.002) may take longer, not less
+    assert all(n >= least for n in calls.values()), calls
+    assert all(n <= 2 * (bench.WARM_UP / 0.002 + 3) for n in calls.values()), calls
+
+
 def test_bench_speedup_is_the_median_of_same_round_ratios():
     from fastnet.bench import speedups
 

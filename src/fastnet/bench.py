@@ -259,19 +259,26 @@ def _timed(fn):
 # workers busy-wait ~2^28 cycles after a call, libgomp a while too) before the next one.
 SETTLE = 0.2
 
+# Seconds of untimed calls (at least one) after that pause, before the timed call. One
+# call was not enough for short ones: after the pause, fastnet's 2-thread digits epoch
+# timed right after one warm-up call took 426-531 us, and 378-381 us (what a training
+# loop sees) after 5 ms or more of calls; one-thread times did not change.
+WARM_UP = 0.02
+
 
 def measure(workload, dtype, impls, repeats, weights, trips=None):
     """Seconds per epoch (predict: per call) of each implementation, timed in this run in
-    interleaved rounds: in each round every implementation in turn pauses, makes one
-    untimed warm-up call and one timed call. A drift in the machine's load (these shared
-    machines drift by 2x within seconds) then falls on all implementations of a round
-    alike instead of on whichever ran during it. The pause keeps the turns fair with 2
-    threads on 2 cores: without it the previous library's idle threads still spin and
-    steal a core (measured 2x on fastnet's mnist epoch); the warm-up call after it wakes
-    the threads and refills the caches the pause let go cold (a timed call straight after
-    the pause measured XOR 6x slower). With ``trips``, a list, each round first appends
-    the cache line's trip between two threads' cores (ns; None on one thread): the host
-    state that round ran in. Returns {impl: [seconds of each round]}."""
+    interleaved rounds: in each round every implementation in turn pauses, makes
+    untimed warm-up calls (for WARM_UP seconds, at least one) and one timed call. A drift
+    in the machine's load (these shared machines drift by 2x within seconds) then falls on
+    all implementations of a round alike instead of on whichever ran during it. The pause
+    keeps the turns fair with 2 threads on 2 cores: without it the previous library's idle
+    threads still spin and steal a core (measured 2x on fastnet's mnist epoch); the
+    warm-up after it wakes the threads (a sleeping thread took 7-8 ms to join) and refills
+    the caches the pause let go cold (a timed call straight after the pause measured XOR
+    6x slower). With ``trips``, a list, each round first appends the cache line's trip
+    between two threads' cores (ns; None on one thread): the host state that round ran
+    in. Returns {impl: [seconds of each round]}."""
     if workload.name == "predict":
         calls = {i: _peers.make_predictor(i, workload, dtype, weights) for i in impls}
         per = 1
@@ -285,7 +292,10 @@ def measure(workload, dtype, impls, repeats, weights, trips=None):
             trips.append(_core.line_trip_ns())
         for i, fn in calls.items():
             time.sleep(SETTLE)
+            start = time.perf_counter()
             fn()
+            while time.perf_counter() - start < WARM_UP:
+                fn()
             times[i].append(_timed(fn) / per)
     return times
 
