@@ -325,7 +325,7 @@ typedef struct {
     double epoch_sum;
     int64_t done;
     int nonfinite;
-    int known;        /* an earlier probe's "shared" for this shape: 0, else -1 */
+    int kept_shared;  /* an earlier probe decided "shared" for this shape */
     int probe, alone; /* thread 0's decisions, read by all after a barrier */
     int decided;      /* this call's probe reached its decision */
 } T(small_run);
@@ -403,7 +403,7 @@ static void T(small_team)(T(small_run) *run)
         const double ns = line_trip_ns(ws->line);
         if (t == 0) /* a slow trip: a probe, unless one decided "shared" for this shape */
             run->probe = (sharing_policy != FN_SHARING_AUTO || ns > FN_SLOW_LINE_NS) &&
-                         run->known < 0;
+                         !run->kept_shared;
 #pragma omp barrier
         probe = run->probe;
     }
@@ -494,7 +494,7 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     const uint64_t key = shape_key(sizeof(REAL), net->n_layers, net->sizes, rows, team);
     const int known = team > 1 ? recall_decision(key) : -1;
     T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss, 0, 0, 0,
-                        known == 0 ? 0 : -1, 0, 0, 0};
+                        known == 0, 0, 0, 0};
     FN_RUN_TEAM(known == 1 ? 1 : team, T(small_team)(&run)); /* alone as decided: no team */
     if (run.decided)
         keep_decision(key, run.alone);
