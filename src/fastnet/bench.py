@@ -141,6 +141,15 @@ def fmt_trips(trips):
     return f"{statistics.median(trips):.0f}{'*' if slow else ''}"
 
 
+def _result_cells(r, limit=False):
+    """fastnet's GFLOP/s, (its FLOP limit,) %GEMM, the line trip and the check mark of a
+    row: the columns after the peers', in the table and in the markdown alike."""
+    cells = [f"{r['gflops']:.1f}" if r["gflops"] is not None else "-"]
+    cells += [fmt_time(r["flop_limit"])] if limit else []
+    return cells + [f"{r['pct_gemm']:.0f}%" if r["pct_gemm"] is not None else "-",
+                    fmt_trips(r["line_trip_ns"]), {True: "✓", False: "✗", None: "-"}[r["ok"]]]
+
+
 def _label(impl):
     return "sklearn*" if impl == "sklearn" else impl
 
@@ -176,14 +185,7 @@ class Table:
                 cells.append("n/a")
             else:
                 cells.append(f"{fmt_time(t)} ({fmt_speedup(r['speedup'][impl])})")
-        cells += [
-            f"{r['gflops']:.1f}" if r["gflops"] is not None else "-",
-            fmt_time(r["flop_limit"]),
-            f"{r['pct_gemm']:.0f}%" if r["pct_gemm"] is not None else "-",
-            fmt_trips(r["line_trip_ns"]),
-            {True: "✓", False: "✗", None: "-"}[r["ok"]],
-        ]
-        print(self._line(cells), file=self.out, flush=True)
+        print(self._line(cells + _result_cells(r, limit=True)), file=self.out, flush=True)
 
 
 def markdown(rows, impls):
@@ -197,11 +199,7 @@ def markdown(rows, impls):
         for p in peers:
             t = r["times"].get(p)
             cells.append("n/a" if t is None else f"{fmt_time(t)} ({fmt_speedup(r['speedup'][p])})")
-        cells += [f"{r['gflops']:.1f}" if r["gflops"] is not None else "-",
-                  f"{r['pct_gemm']:.0f}%" if r["pct_gemm"] is not None else "-",
-                  fmt_trips(r["line_trip_ns"]),
-                  {True: "✓", False: "✗", None: "-"}[r["ok"]]]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(cells + _result_cells(r)) + " |")
     return "\n".join(lines)
 
 
