@@ -88,8 +88,89 @@ int fn_team_size(double flop)
 {
     if (flop < FN_PARALLEL_MIN_FLOP || omp_in_parallel())
         return 1;
-    return omp_get_max_threads();
+    return fn_team_if_warm(flop, omp_get_max_threads());
 }
+
+/* Still spinning this long after a region: libgomp's threads were woken in 0.5-1 us after
+ * pauses of up to 3 ms and needed a futex wake-up after 10 ms and more. */
+#define FN_POOL_WARM_SECONDS 2e-3
+/* One core's rate, low on purpose (these kernels run at 50-110 Gflop/s here): it bounds
+ * how long a call takes alone, and too long an estimate errs towards the team. */
+#define FN_ONE_CORE_FLOP_RATE 2.5e10
+/* A team of two saves at most half of the time alone: it pays when that is more than the
+ * wake-up. */
+#define FN_WAKE_PAYBACK 2.0
+
+static struct {
+    double team_end;  /* when the last team region ended */
+    double call_end;  /* when the last call that asked for a team should end */
+    double wake;      /* the pool's wake-up, averaged over the cold starts measured */
+    int last_team;    /* the last answer of fn_team_if_warm */
+} pool = {-1e300, -1e300, 0, 1};
+static int pool_policy = FN_POOL_AUTO;
+
+void fn_set_pool_policy(int policy)
+{
+#pragma omp critical(fn_pool)
+    pool_policy = policy;
+}
+
+int fn_team_if_warm(double flop, int team)
+{
+    if (team < 2)
+        return team;
+    const double now = omp_get_wtime(), alone = flop / FN_ONE_CORE_FLOP_RATE;
+    int use = team;
+#pragma omp critical(fn_pool)
+    {
+        const int cold = now - pool.team_end > FN_POOL_WARM_SECONDS &&
+                         now - pool.call_end > FN_POOL_WARM_SECONDS;
+        if (cold && pool_policy == FN_POOL_AUTO && alone < FN_WAKE_PAYBACK * pool.wake)
+            use = 1;
+        pool.call_end = now + alone / use;
+        pool.last_team = use;
+    }
+    return use;
+}
+
+double fn_pool_start(void)
+{
+    const double now = omp_get_wtime();
+    double start;
+#pragma omp critical(fn_pool)
+    start = now - pool.team_end > FN_POOL_WARM_SECONDS ? now : -1;
+    return start;
+}
+
+void fn_pool_joined(double start)
+{
+    if (start < 0 || omp_get_thread_num() != 1)
+        return;
+    const double wake = omp_get_wtime() - start;
+#pragma omp critical(fn_pool)
+    pool.wake = pool.wake > 0 ? (pool.wake + wake) / 2 : wake;
+}
+
+void fn_pool_end(void)
+{
+    const double now = omp_get_wtime();
+#pragma omp critical(fn_pool)
+    pool.team_end = now;
+}
+
+double fn_pool_wake_seconds(double set)
+{
+    double wake;
+#pragma omp critical(fn_pool)
+    {
+        if (set >= 0)
+            pool.wake = set;
+        wake = pool.wake;
+    }
+    return wake;
+}
+
+int fn_last_team(void) { return pool.last_team; }
 
 void *fn_aligned_alloc(size_t bytes)
 {

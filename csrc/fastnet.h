@@ -51,6 +51,14 @@ int fn_cpu_supports(fn_isa isa);
 /* Threads: one OpenMP runtime, the same one threadpoolctl and OMP_NUM_THREADS set. */
 void fn_set_num_threads(int n);
 int fn_get_num_threads(void);
+/* Whether a call that could use a team runs alone on a cold pool (see fn_team_if_warm,
+ * internal.h): measured (AUTO), or, for tests that need the team, never (WARM: the pool
+ * is taken as awake). fn_pool_wake_seconds: the pool's measured wake-up in seconds; a
+ * value >= 0 sets it first. fn_last_team: the team the last such call was given. */
+enum { FN_POOL_AUTO = 0, FN_POOL_WARM = 1 };
+void fn_set_pool_policy(int policy);
+double fn_pool_wake_seconds(double set);
+int fn_last_team(void);
 
 /* How the small trainer (train_small.c) decides whether a team shares the batches: by
  * measuring (AUTO), or, for tests, always sharing, or taking every trip as slow and the

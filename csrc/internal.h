@@ -36,7 +36,25 @@
 #define FN_ROWS6(X) FN_ROWS4(X) X(4) X(5)
 #define FN_ROWS8(X) FN_ROWS6(X) X(6) X(7)
 
+/* The team for a call of `flop`: 1 below FN_PARALLEL_MIN_FLOP, inside a parallel region,
+ * or when fn_team_if_warm says the pool's wake-up would cost more than the team saves. */
 int fn_team_size(double flop);
+
+/* The thread pool's temperature (dispatch.c). OpenMP threads spin for a few milliseconds
+ * after a region, then sleep, and waking them is not free: 25-60 us on the hosts seen,
+ * and 6-8 ms in some tries (thread creation, for the first region, likewise). A call of
+ * `flop` that would start `team` threads on a cold pool (no team region and no such call
+ * in the last FN_POOL_WARM_SECONDS) runs on one thread when it would take less, alone,
+ * than FN_WAKE_PAYBACK times the wake-up measured so far; the next call that follows it
+ * closely takes the team (a loop of calls wakes the pool once). Speed only: results do
+ * not depend on the team. */
+int fn_team_if_warm(double flop, int team);
+/* FN_RUN_TEAM's bookkeeping: fn_pool_start before a region (the time if the pool was
+ * cold, else -1), fn_pool_joined by every thread as it enters (thread 1 measures the
+ * wake-up), fn_pool_end after. */
+double fn_pool_start(void);
+void fn_pool_joined(double start);
+void fn_pool_end(void);
 
 /* Runs `call` on a team of `team` threads. A team of one runs it directly, outside any
  * parallel region: libgomp's barriers are then free, whereas even a one-thread region
@@ -44,7 +62,13 @@ int fn_team_size(double flop);
 #define FN_RUN_TEAM(team, call)                                                          \
     do {                                                                                 \
         if ((team) > 1) {                                                                \
-            _Pragma("omp parallel num_threads(team)") call;                              \
+            const double fn_start_ = fn_pool_start();                                    \
+            _Pragma("omp parallel num_threads(team)")                                    \
+            {                                                                            \
+                fn_pool_joined(fn_start_);                                               \
+                call;                                                                    \
+            }                                                                            \
+            fn_pool_end();                                                               \
         } else {                                                                         \
             call;                                                                        \
         }                                                                                \

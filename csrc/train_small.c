@@ -493,6 +493,9 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
         int64_t most = rows / FN_SMALL_MIN_ROWS_PER_THREAD;
         team = omp_get_max_threads();
         team = team < most ? team : (int)(most > 1 ? most : 1);
+        const int64_t batches = (N + rows - 1) / rows;
+        team = fn_team_if_warm(T(fn_flop_per_row)(net) * (double)(batches * rows * n_epochs),
+                               team);
     }
     T(small_ws) ws;
     fn_status st = T(small_alloc)(&ws, net, rows, order != NULL, team);

@@ -91,10 +91,17 @@ def isa(request):
 
 @pytest.fixture(autouse=True)
 def _restore_threads_and_kernels():
-    """No test may leak a thread count or a micro-kernel choice into the next one."""
+    """No test may leak a thread count or a micro-kernel choice into the next one. Each
+    test runs with the thread pool taken as awake: a call big enough for a team gets one
+    even after a pause (by default a short call on a cold pool runs alone, see
+    test_threads.py), so the tests of teams run teams."""
+    from fastnet import _core
+
     threads = fastnet.get_num_threads()
     kernel = fastnet.show_config(print_out=False)["kernel"]
+    _core._set_pool_policy("warm")
     yield
+    _core._set_pool_policy("auto")
     fastnet.set_num_threads(threads)
     fastnet._use_kernels(kernel)
 

@@ -268,3 +268,68 @@ def test_small_trainer_alone_after_probe_restores_a_diverging_epoch(sharing_poli
     assert h1 == h2
     assert net1 == net2
     assert all(np.isfinite(W).all() for W in net2.weights + net2.biases)
+
+
+# A call that could use a team, on a thread pool idle for more than POOL_WARM_SECONDS,
+# runs alone when it would take less, alone, than twice the pool's measured wake-up
+# (csrc/dispatch.c); a call that closely follows it takes the team.
+POOL_WARM_SECONDS = 2e-3
+
+
+@pytest.fixture
+def cold_pool():
+    """The default pool policy ("auto"), and a function that lets the pool go cold."""
+    import time
+
+    from fastnet import _core
+
+    _core._set_pool_policy("auto")
+    wake = _core._pool_wake_seconds()
+    yield lambda: time.sleep(50 * POOL_WARM_SECONDS)
+    _core._pool_wake_seconds(wake)
+
+
+def test_a_short_call_on_a_cold_pool_runs_alone_and_the_next_wakes_the_team(cold_pool):
+    from fastnet import _core
+
+    fastnet.set_num_threads(2)
+    net = fastnet.Network([784, 128, 10], dtype=np.float32, seed=0)
+    X = np.random.default_rng(7).standard_normal((512, 784)).astype(np.float32)
+    assert 2 * 512 * (784 * 128 + 128 * 10) >= 3 * PARALLEL_MIN_FLOP
+    _core._pool_wake_seconds(1.0)  # a wake-up longer than the call: alone
+    cold_pool()
+    alone = net.predict(X)
+    assert _core._last_team() == 1
+    team = net.predict(X)  # right after: a loop of calls, which wakes the pool once
+    assert _core._last_team() == 2
+    assert np.array_equal(alone, team)
+    assert 0 < _core._pool_wake_seconds() < 1.0  # the cold start was measured
+    _core._pool_wake_seconds(0.0)  # a wake-up that costs nothing: the team
+    cold_pool()
+    assert np.array_equal(net.predict(X), alone)
+    assert _core._last_team() == 2
+    _core._set_pool_policy("warm")  # for tests: the pool taken as awake
+    _core._pool_wake_seconds(1.0)
+    cold_pool()
+    net.predict(X)
+    assert _core._last_team() == 2
+
+
+def test_a_one_epoch_fit_on_a_cold_pool_trains_alone_and_the_next_shares(
+        cold_pool, sharing_policy):
+    from fastnet import _core
+
+    layers, batch, rows = FIT_CASES["small-digits"]
+    rng = np.random.default_rng(8)
+    X, Y = rng.standard_normal((rows, layers[0])), rng.uniform(0, 1, (rows, layers[-1]))
+    sharing_policy("always")
+    fastnet.set_num_threads(2)
+    _core._pool_wake_seconds(1.0)
+    nets = [fastnet.Network(layers, seed=1) for _ in range(2)]
+    cold_pool()
+    ran = []
+    for net in nets:
+        net.fit(X, Y, epochs=1, learning_rate=0.1, batch_size=batch, seed=3)
+        ran.append(_core._last_sharing())
+    assert ran == ["one thread", "shared"]
+    assert nets[0] == nets[1]

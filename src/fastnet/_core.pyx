@@ -22,6 +22,11 @@ cdef extern from "fastnet.h" nogil:
     int fn_cpu_supports(int isa)
     void fn_set_num_threads(int n)
     int fn_get_num_threads()
+    int FN_POOL_AUTO
+    int FN_POOL_WARM
+    void fn_set_pool_policy(int policy)
+    double fn_pool_wake_seconds(double set)
+    int fn_last_team()
     void fn_set_sharing_policy(int policy)
     int fn_last_sharing()
     double fn_line_trip_ns()
@@ -200,6 +205,27 @@ def line_trip_ns():
     with nogil:
         ns = fn_line_trip_ns()
     return None if ns < 0 else ns
+
+
+POOL_POLICIES = {"auto": FN_POOL_AUTO, "warm": FN_POOL_WARM}
+
+
+def _set_pool_policy(str policy):
+    """For tests: "warm" takes the thread pool as awake, so every call big enough for a
+    team gets one; "auto" (the default) lets a short call on a cold pool run alone."""
+    fn_set_pool_policy(POOL_POLICIES[policy])
+
+
+def _pool_wake_seconds(double set=-1.0):
+    """The thread pool's wake-up as measured so far (seconds); with ``set`` >= 0, for
+    tests, replaces it first. A call that would start a team on a pool idle for a few
+    milliseconds runs on one thread when it is short next to this (dispatch.c)."""
+    return fn_pool_wake_seconds(set)
+
+
+def _last_team():
+    """The team the last call that could use one was given (1: it ran alone)."""
+    return fn_last_team()
 
 
 def _last_sharing():
