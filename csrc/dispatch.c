@@ -101,6 +101,8 @@ int fn_team_size(double flop)
  * wake-up. */
 #define FN_WAKE_PAYBACK 2.0
 
+/* One state for the process, though libgomp keeps a pool per calling thread: with
+ * several Python threads calling in, a wrong guess costs speed, never results. */
 static struct {
     double team_end;  /* when the last team region ended */
     double call_end;  /* when the last call that asked for a team should end */
