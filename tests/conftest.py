@@ -63,6 +63,10 @@ def _blocking_of_every_isa():
 
 BLOCKING = _blocking_of_every_isa()
 
+# csrc/internal.h FN_PARALLEL_MIN_FLOP: below this many flop per call (or per minibatch)
+# one thread works; a team from here on.
+PARALLEL_MIN_FLOP = 4_000_000
+
 ISA_PARAMS = [
     pytest.param(
         name,

@@ -10,6 +10,7 @@ import pytest
 from conftest import (
     BLOCKING,
     DTYPES,
+    PARALLEL_MIN_FLOP,
     as64,
     assert_within,
     check_hidden_delta,
@@ -22,7 +23,6 @@ from fastnet import _core, kernels
 
 A_RESIDENT_BYTES = 512 * 1024  # csrc/gemm.c FN_A_RESIDENT_BYTES
 SMALL_MAC = 32768  # csrc/internal.h FN_SMALL_MAC: one thread below this many multiply-adds
-PARALLEL_MIN_FLOP = 4_000_000  # csrc/internal.h FN_PARALLEL_MIN_FLOP: a team from here on
 
 
 def _check_product(M, N, K, trans_a, trans_b, dtype, seed=0):

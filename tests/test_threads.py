@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DTYPES
+from conftest import DTYPES, PARALLEL_MIN_FLOP
 from threadpoolctl import threadpool_limits
 
 import fastnet
 from fastnet import kernels
-
-PARALLEL_MIN_FLOP = 4e6  # csrc/internal.h: below this per minibatch, one thread works
 
 
 def _flop_per_batch(layers, batch):
