@@ -27,6 +27,14 @@ cdef extern from "fastnet.h" nogil:
     void fn_set_pool_policy(int policy)
     double fn_pool_wake_seconds(double set)
     int fn_last_team()
+    int FN_SHARING_AUTO
+    int FN_SHARING_ALWAYS
+    int FN_SHARING_PROBE_ALONE
+    int FN_SHARING_PROBE_SHARED
+    int FN_ONE_THREAD
+    int FN_SHARED
+    int FN_ALONE_AFTER_PROBE
+    int FN_ALONE_AS_DECIDED
     void fn_set_sharing_policy(int policy)
     int fn_last_sharing()
     double fn_line_trip_ns()
@@ -182,9 +190,12 @@ def get_num_threads():
     return fn_get_num_threads()
 
 
-SHARING_POLICIES = {"auto": 0, "always": 1, "probe-alone": 2, "probe-shared": 3}
-SHARING_OUTCOMES = {0: "one thread", 1: "shared", 2: "alone after probe",
-                    3: "alone as decided before"}
+SHARING_POLICIES = {"auto": FN_SHARING_AUTO, "always": FN_SHARING_ALWAYS,
+                    "probe-alone": FN_SHARING_PROBE_ALONE,
+                    "probe-shared": FN_SHARING_PROBE_SHARED}
+SHARING_OUTCOMES = {FN_ONE_THREAD: "one thread", FN_SHARED: "shared",
+                    FN_ALONE_AFTER_PROBE: "alone after probe",
+                    FN_ALONE_AS_DECIDED: "alone as decided before"}
 
 
 def _set_sharing_policy(str policy):
