@@ -26,12 +26,12 @@
 #define SCALE_K 32 /* n >= -150 */
 #define SCALE_DOWN 0x1p-32f
 #define SMALL_VL 16
-/* e^r, |r| <= ln2/2: Taylor to r^7, relative error < 6e-9 (Horner: for floats, the
+/* e^-r, |r| <= ln2/2: Taylor to r^7, relative error < 6e-9 (Horner: for floats, the
  * extra multiplies of Estrin's scheme, as used for doubles below, cost more in
  * throughput than its shorter chain saves). */
-#define EXP_POLY(r)                                                                      \
-    (1 + (r) * (1 + (r) * (0.5f + (r) * (1.66666667e-1f + (r) * (4.16666667e-2f +          \
-     (r) * (8.33333333e-3f + (r) * (1.38888889e-3f + (r) * 1.98412698e-4f)))))))
+#define EXP_NEG_POLY(r)                                                                  \
+    (1 - (r) * (1 - (r) * (0.5f - (r) * (1.66666667e-1f - (r) * (4.16666667e-2f -          \
+     (r) * (8.33333333e-3f - (r) * (1.38888889e-3f - (r) * 1.98412698e-4f)))))))
 #include "target_body.h"
 #undef REAL
 #undef T
@@ -45,7 +45,7 @@
 #undef EXP_BIAS
 #undef SCALE_K
 #undef SCALE_DOWN
-#undef EXP_POLY
+#undef EXP_NEG_POLY
 #undef SMALL_VL
 
 #define REAL double
@@ -61,19 +61,19 @@
 #define SCALE_K 64 /* n >= -1077 */
 #define SCALE_DOWN 0x1p-64
 #define SMALL_VL 8
-/* e^r, |r| <= ln2/2: Taylor to r^13, relative error < 5e-18, by Estrin's scheme: pairs,
+/* e^-r, |r| <= ln2/2: Taylor to r^13, relative error < 5e-18, by Estrin's scheme: pairs,
  * then powers r^2, r^4, r^8, a chain 4 FMAs deep instead of Horner's 13. Small networks
  * wait on each sigmoid's latency (XOR float64: 0.29 -> 0.28 us an epoch), and the
  * sigmoid's throughput improves too (2560 values: 3.7 -> 3.3 us). */
-#define EXP_POLY(r) exp_poly_f64(r)
-static inline double exp_poly_f64(double r)
+#define EXP_NEG_POLY(r) exp_neg_poly_f64(r)
+static inline double exp_neg_poly_f64(double r)
 {
     const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-    const double p01 = 1 + r, p23 = 1.0 / 2 + r * (1.0 / 6);
-    const double p45 = 1.0 / 24 + r * (1.0 / 120), p67 = 1.0 / 720 + r * (1.0 / 5040);
-    const double p89 = 1.0 / 40320 + r * (1.0 / 362880);
-    const double p1011 = 1.0 / 3628800 + r * (1.0 / 39916800);
-    const double p1213 = 1.0 / 479001600 + r * (1.0 / 6227020800.0);
+    const double p01 = 1 - r, p23 = 1.0 / 2 - r * (1.0 / 6);
+    const double p45 = 1.0 / 24 - r * (1.0 / 120), p67 = 1.0 / 720 - r * (1.0 / 5040);
+    const double p89 = 1.0 / 40320 - r * (1.0 / 362880);
+    const double p1011 = 1.0 / 3628800 - r * (1.0 / 39916800);
+    const double p1213 = 1.0 / 479001600 - r * (1.0 / 6227020800.0);
     const double q0 = p01 + r2 * p23, q1 = p45 + r2 * p67, q2 = p89 + r2 * p1011;
     return (q0 + r4 * q1) + r8 * (q2 + r4 * p1213);
 }
@@ -90,30 +90,30 @@ static inline double exp_poly_f64(double r)
 #undef EXP_BIAS
 #undef SCALE_K
 #undef SCALE_DOWN
-#undef EXP_POLY
+#undef EXP_NEG_POLY
 #undef SMALL_VL
 #undef TARGET_BODY_PASS
 
 #else /* the body, compiled once per REAL */
 
-/* e^x for x in [EXP_LO, 0] (the sigmoid only needs non-positive arguments):
- * x = n ln2 + r, |r| <= ln2/2, n rounded by the 1.5 * 2^mantissa shifter; e^r by its
- * Taylor polynomial; 2^n built from the exponent bits in two factors so that results
- * in the subnormal range come out as libm's exp gives them. No conversions, no
- * branches: it vectorises on every target. */
-static inline REAL T(ISA(exp_nonpositive))(REAL x)
+/* e^-a for a >= 0 (the sigmoid only needs non-positive exponents): -a = n ln2 - r,
+ * |r| <= ln2/2, n rounded by the 1.5 * 2^mantissa shifter; e^-r by its Taylor polynomial
+ * in r (odd terms negative); 2^n built from the exponent bits in two factors so that
+ * results in the subnormal range come out as libm's exp gives them. No conversions, no
+ * branches: it vectorises on every target; NaN stays NaN. */
+static inline REAL T(ISA(exp_neg))(REAL a)
 {
     const REAL log2e = (REAL)1.44269504088896340736;
-    x = x < (REAL)EXP_LO ? (REAL)EXP_LO : x;
-    REAL t = x * log2e + (REAL)SHIFTER;
+    a = (REAL)-EXP_LO < a ? (REAL)-EXP_LO : a; /* NaN passes */
+    REAL t = a * -log2e + (REAL)SHIFTER;
     REAL fn = t - (REAL)SHIFTER;
     UINT tb, sb;
     const REAL shifter = (REAL)SHIFTER;
     memcpy(&tb, &t, sizeof t);
     memcpy(&sb, &shifter, sizeof sb);
     SINT n = (SINT)(tb - sb);
-    REAL r = (x - fn * (REAL)LN2_HI) - fn * (REAL)LN2_LO;
-    REAL p = EXP_POLY(r);
+    REAL r = (a + fn * (REAL)LN2_HI) + fn * (REAL)LN2_LO;
+    REAL p = EXP_NEG_POLY(r);
     /* 2^n = 2^(n + SCALE_K) 2^-SCALE_K, the first factor normal for every n here: p times
      * it is exact and the second product rounds once, into the subnormals if need be. */
     UINT b = ((UINT)n + (UINT)(EXP_BIAS + SCALE_K)) << MANT_BITS;
@@ -122,14 +122,19 @@ static inline REAL T(ISA(exp_nonpositive))(REAL x)
     return p * s * (REAL)SCALE_DOWN;
 }
 
-/* out = 1 / (1 + e^-x) on SMALL_VL values, from e = e^-|x| <= 1 so nothing overflows;
- * NaN stays NaN. A fixed count: the loop becomes straight vector code. */
+/* out = 1 / (1 + e^-x) on SMALL_VL values, from e = e^-|x| <= 1 so nothing overflows.
+ * |x| by clearing the sign bit, and e^-a computed from a itself: the compare, blend and
+ * negation that -|x| took are gone (float64 1.28 -> 1.08 ns a value, float32 0.40 ->
+ * 0.39; the same values). A fixed count: the loop becomes straight vector code. */
 static inline void T(ISA(sigmoid_block))(const REAL *x, REAL *out)
 {
     for (int i = 0; i < SMALL_VL; i++) {
-        REAL v = x[i];
-        REAL a = v < 0 ? -v : v;
-        REAL e = T(ISA(exp_nonpositive))(-a);
+        REAL v = x[i], a;
+        UINT bits;
+        memcpy(&bits, &v, sizeof v);
+        bits &= ~((UINT)1 << (8 * sizeof(REAL) - 1));
+        memcpy(&a, &bits, sizeof a);
+        REAL e = T(ISA(exp_neg))(a);
         out[i] = (v < 0 ? e : (REAL)1) / (1 + e); /* NaN: e is NaN, and so is this */
     }
 }
