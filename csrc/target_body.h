@@ -259,10 +259,10 @@ static int T(ISA(all_finite))(int64_t n, const REAL *x)
 /* The micro-kernel: C[0:MR, 0:NR] = alpha * op(A) B + beta * C over kc steps, where
  * op(A)[i, p] = A[i * rs_a + p * cs_a] is read in place (no packing: rs_a = lda, cs_a = 1
  * for A, rs_a = 1, cs_a = lda for A^T) and B is kc rows of NR = two registers' worth of
- * contiguous values, rs_b apart (a packed panel: rs_b = NR; B itself: rs_b = ldb). Each accumulator is a named variable (c<i>a, c<i>b: row i, first and second
- * register), not an array, so the compiler keeps all 2 * MR of them in registers; MR
- * rows give 2 * MR independent FMA chains, enough to hide the FMA latency. beta == 0:
- * C is only written. */
+ * contiguous values, rs_b apart (a packed panel: rs_b = NR; B itself: rs_b = ldb). Each
+ * accumulator is a named variable (c<i>a, c<i>b: row i, first and second register), not
+ * an array, so the compiler keeps all 2 * MR of them in registers; MR rows give 2 * MR
+ * independent FMA chains, enough to hide the FMA latency. beta == 0: C is only written. */
 typedef REAL T(ISA(reg)) __attribute__((vector_size(VEC_BYTES)));
 #define LANES ((int64_t)(VEC_BYTES / sizeof(REAL)))
 
