@@ -1,8 +1,9 @@
 /*
  * microkernel_avx512.c: the per-target kernels of target_body.h (micro-kernel, small
- * product, sigmoid) compiled for AVX-512 (-mavx512f -mavx512dq); called only when the CPU and OS support it. The micro-tile is 8 x 32 floats / 8 x 16 doubles: 16 zmm accumulators, two B
- * registers and a broadcast A value. 8 rows divide the batch sizes and layer widths
- * networks use (32, 64, 128, 784, 1024), so few tiles are edge tiles.
+ * product, sigmoid) compiled for AVX-512 (-mavx512f -mavx512dq); called only when the
+ * CPU and OS support it. The micro-tile is 8 x 32 floats / 8 x 16 doubles: 16 zmm
+ * accumulators, two B registers and a broadcast A value. 8 rows divide the batch sizes
+ * and layer widths networks use (32, 64, 128, 784, 1024), so few tiles are edge tiles.
  */
 #include "internal.h"
 

@@ -1,6 +1,7 @@
 /*
  * microkernel_generic.c: the per-target kernels of target_body.h (micro-kernel, small
- * product, sigmoid) compiled for the baseline target (SSE2 on x86-64, whatever the compiler targets elsewhere). The portable fallback: 4 x 8 floats / 4 x 4 doubles.
+ * product, sigmoid) compiled for the baseline target (SSE2 on x86-64, whatever the
+ * compiler targets elsewhere). The portable fallback: 4 x 8 floats / 4 x 4 doubles.
  */
 #include "internal.h"
 
