@@ -19,9 +19,14 @@
  *    weights phase reads every row of it, and a shared copy moved the other thread's
  *    half between the cores each batch (digits, 2 threads, shuffled: 404-437 -> 391-402
  *    us an epoch; batch 64: 355 -> 336-346). Y's rows are read by their own thread only.
- *  - The caller's arrays keep the weights of the start of the epoch: each epoch that
- *    stays finite is checked and written back at its end, so a divergence restores
- *    them by writing nothing.
+ *  - The weights are checked once, at the end of the call, and copied back to the
+ *    caller's arrays if they are finite. A batch whose loss is not finite ends the run
+ *    early. Either failure replays the call from its start on one thread (the results
+ *    do not depend on the team) up to that epoch, now checking the weights at the end
+ *    of each epoch and keeping a copy of the last finite ones (keepW, keepb): the
+ *    caller's arrays get the weights of the start of the epoch that diverged, as the
+ *    contract says. Checking and writing back each epoch cost XOR float64 25 of its
+ *    270 ns an epoch; a replay costs at most the diverging call again.
  *
  * Padding stays exactly zero. The workspace starts zeroed and nothing writes delta_O's
  * padding columns; the padding columns of W^T are zero, so those of each hidden delta
@@ -188,6 +193,7 @@ double fn_line_trip_ns(void)
 typedef struct {
     int64_t *P;                      /* padded widths, L + 1 */
     REAL **W, **b, **WT;             /* padded copies: s[l] x P[l+1], P[l+1], s[l+1] x P[l] */
+    REAL **keepW, **keepb;           /* replays: W and b at the last finite epoch's end */
     REAL **post, **delta;            /* rows x P[l+1]: H_out..O_out, delta_H..delta_O */
     REAL *Xb, *Yb;                   /* the batch gathered in shuffled order: Xb once */
     int64_t xb_stride;               /* per thread, xb_stride apart; Yb's rows shared */
@@ -234,6 +240,8 @@ static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t row
     for (int l = 0; l < L; l++) {
         ws->W[l] = T(carve)(base, &off, s[l] * P[l + 1], R);
         ws->b[l] = net->b ? T(carve)(base, &off, P[l + 1], R) : NULL;
+        ws->keepW[l] = T(carve)(base, &off, s[l] * P[l + 1], R);
+        ws->keepb[l] = net->b ? T(carve)(base, &off, P[l + 1], R) : NULL;
         ws->WT[l] = l > 0 ? T(carve)(base, &off, s[l + 1] * P[l], R) : NULL;
         ws->post[l] = T(carve)(base, &off, rows * P[l + 1], R);
         ws->delta[l] = T(carve)(base, &off, rows * P[l + 1], R);
@@ -261,6 +269,21 @@ static void T(refresh_WT)(const T(fn_net) *net, const T(small_ws) *ws, int l, in
             ws->WT[l][j * pm + i] = ws->W[l][i * pn + j];
 }
 
+/* The caller's weights into the padded copies (W, W^T, b). */
+static void T(small_load)(const T(fn_net) *net, const T(small_ws) *ws)
+{
+    const int64_t *s = net->sizes;
+    for (int l = 0; l < net->n_layers; l++) {
+        const int64_t n = s[l + 1], pn = ws->P[l + 1];
+        for (int64_t i = 0; i < s[l]; i++)
+            memcpy(ws->W[l] + i * pn, net->W[l] + i * n, sizeof(REAL) * (size_t)n);
+        if (l > 0)
+            T(refresh_WT)(net, ws, l, 0, s[l]);
+        if (net->b)
+            memcpy(ws->b[l], net->b[l], sizeof(REAL) * (size_t)n);
+    }
+}
+
 /* One zero-filled block for every buffer, and the padded copies of the weights. */
 static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t rows, int gather,
                                 int team)
@@ -268,12 +291,13 @@ static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t r
     const int L = net->n_layers;
     const int64_t *s = net->sizes;
     memset(ws, 0, sizeof(*ws));
-    ws->pointers = malloc(sizeof(REAL *) * 5 * (size_t)L + sizeof(int64_t) * (size_t)(L + 1));
+    ws->pointers = malloc(sizeof(REAL *) * 7 * (size_t)L + sizeof(int64_t) * (size_t)(L + 1));
     if (!ws->pointers)
         return FN_ENOMEM;
     REAL **p = ws->pointers;
     ws->W = p, ws->b = p + L, ws->WT = p + 2 * L, ws->post = p + 3 * L, ws->delta = p + 4 * L;
-    ws->P = (int64_t *)(p + 5 * L);
+    ws->keepW = p + 5 * L, ws->keepb = p + 6 * L;
+    ws->P = (int64_t *)(p + 7 * L);
     for (int l = 0; l <= L; l++)
         ws->P[l] = T(padded)(s[l]);
     ws->xb_stride = fn_round_up(rows * s[0], FN_ALIGN / (int64_t)sizeof(REAL));
@@ -285,40 +309,43 @@ static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t r
     }
     memset(ws->block, 0, bytes);
     T(small_layout)(ws, net, rows, gather, team, ws->block);
-    for (int l = 0; l < L; l++) {
-        const int64_t n = s[l + 1], pn = ws->P[l + 1];
-        for (int64_t i = 0; i < s[l]; i++)
-            memcpy(ws->W[l] + i * pn, net->W[l] + i * n, sizeof(REAL) * (size_t)n);
-        if (l > 0)
-            T(refresh_WT)(net, ws, l, 0, s[l]);
-        if (net->b)
-            memcpy(ws->b[l], net->b[l], sizeof(REAL) * (size_t)n);
-    }
+    T(small_load)(net, ws);
     return FN_OK;
 }
 
-/* The end of an epoch: if every weight is finite, copy them back to the caller's arrays
- * and return 1; otherwise leave those arrays (the start of the epoch) and return 0. */
-static int T(small_store)(const T(fn_net) *net, const T(small_ws) *ws)
+/* 1 if every padded weight is finite (the padding is 0). */
+static int T(small_finite)(const T(fn_net) *net, const T(small_ws) *ws)
+{
+    const T(fn_config) *cfg = T(fn_config_get)();
+    int ok = 1;
+    for (int l = 0; l < net->n_layers; l++)
+        ok &= cfg->all_finite(net->sizes[l] * ws->P[l + 1], ws->W[l]) &&
+              (!ws->b[l] || cfg->all_finite(ws->P[l + 1], ws->b[l]));
+    return ok;
+}
+
+/* W, b := the padded from_W, from_b (same layout). */
+static void T(small_copy)(const T(fn_net) *net, const T(small_ws) *ws, REAL *const *W,
+                          REAL *const *b, REAL *const *from_W, REAL *const *from_b)
+{
+    for (int l = 0; l < net->n_layers; l++) {
+        memcpy(W[l], from_W[l], sizeof(REAL) * (size_t)(net->sizes[l] * ws->P[l + 1]));
+        if (from_b[l])
+            memcpy(b[l], from_b[l], sizeof(REAL) * (size_t)ws->P[l + 1]);
+    }
+}
+
+/* The caller's arrays := the padded W, b. */
+static void T(small_store)(const T(fn_net) *net, const T(small_ws) *ws, REAL *const *W,
+                           REAL *const *b)
 {
     const int64_t *s = net->sizes, *P = ws->P;
-    int ok = 1;
     for (int l = 0; l < net->n_layers; l++) {
         for (int64_t i = 0; i < s[l]; i++)
-            for (int64_t j = 0; j < s[l + 1]; j++)
-                ok &= ws->W[l][i * P[l + 1] + j] - ws->W[l][i * P[l + 1] + j] == 0;
-        for (int64_t j = 0; net->b && j < s[l + 1]; j++)
-            ok &= ws->b[l][j] - ws->b[l][j] == 0;
-    }
-    if (!ok)
-        return 0;
-    for (int l = 0; l < net->n_layers; l++) {
-        for (int64_t i = 0; i < s[l]; i++)
-            memcpy(net->W[l] + i * s[l + 1], ws->W[l] + i * P[l + 1], sizeof(REAL) * s[l + 1]);
+            memcpy(net->W[l] + i * s[l + 1], W[l] + i * P[l + 1], sizeof(REAL) * s[l + 1]);
         if (net->b)
-            memcpy(net->b[l], ws->b[l], sizeof(REAL) * s[l + 1]);
+            memcpy(net->b[l], b[l], sizeof(REAL) * s[l + 1]);
     }
-    return 1;
 }
 
 typedef struct {
@@ -332,6 +359,7 @@ typedef struct {
     double epoch_sum;
     int64_t done;
     int nonfinite;
+    int replay;       /* check and keep the weights at the end of each epoch */
     int kept_shared;  /* an earlier probe decided "shared" for this shape */
     int probe, alone; /* thread 0's decisions, read by all after a barrier */
     int decided;      /* this call's probe reached its decision */
@@ -469,9 +497,11 @@ static void T(small_team)(T(small_run) *run)
                 break;
         }
         if (t == 0) {
-            if (!run->nonfinite && T(small_store)(net, ws)) {
+            if (!run->nonfinite && (!run->replay || T(small_finite)(net, ws))) {
                 run->epoch_loss[epoch] = run->epoch_sum / (double)N;
                 run->done = epoch + 1;
+                if (run->replay)
+                    T(small_copy)(net, ws, ws->keepW, ws->keepb, ws->W, ws->b);
             } else {
                 run->nonfinite = 1;
             }
@@ -504,17 +534,29 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     const uint64_t key = shape_key(sizeof(REAL), net->n_layers, net->sizes, rows, team);
     const int known = team > 1 ? recall_decision(key) : -1;
     T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss, 0, 0, 0,
-                        known == 0, 0, 0, 0};
+                        0, known == 0, 0, 0, 0};
     FN_RUN_TEAM(known == 1 ? 1 : team, T(small_team)(&run)); /* alone as decided: no team */
     if (run.decided)
         keep_decision(key, run.alone);
+    const int failed = run.nonfinite || !T(small_finite)(net, &ws);
+    if (failed) { /* replay up to the epoch that failed (or the last), checking each */
+        T(small_run) again = {net, &ws, N, rows, run.nonfinite ? run.done + 1 : n_epochs, X, Y,
+                              order, alpha, epoch_loss, 0, 0, 0, 1, 0, 0, 0, 0};
+        T(small_load)(net, &ws);
+        FN_RUN_TEAM(1, T(small_team)(&again));
+        run.done = again.done;
+        if (run.done > 0)
+            T(small_store)(net, &ws, ws.keepW, ws.keepb);
+    } else if (run.done > 0) {
+        T(small_store)(net, &ws, ws.W, ws.b);
+    }
     last_sharing = team == 1     ? FN_ONE_THREAD
                    : known == 1  ? FN_ALONE_AS_DECIDED
                    : !run.alone  ? FN_SHARED
                                  : FN_ALONE_AFTER_PROBE;
     T(small_free)(&ws);
     *epochs_done = run.done;
-    return run.nonfinite ? FN_NONFINITE : FN_OK;
+    return failed ? FN_NONFINITE : FN_OK;
 }
 
 #endif

@@ -67,3 +67,22 @@ def test_diverging_step_leaves_weights_as_they_were(dtype):
     with pytest.raises(fastnet.DivergenceError):
         net.step([[1e5, 1e5]], [[0.0]], learning_rate=1e10)
     assert all(np.array_equal(a, b) for a, b in zip(net.weights, before))
+
+
+@pytest.mark.parametrize("n_in", [1, 300])  # the small trainer (widths <= 256), the general one
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_weights_overflowing_under_a_finite_loss_is_divergence(dtype, n_in):
+    """The first update overflows every weight to +inf; from then on the sigmoid is
+    saturated at exactly 1 = Y, so every later epoch's loss is 0 and its gradient 0: only
+    a check of the weights themselves finds the divergence, in epoch 1, and the network
+    keeps its starting weights."""
+    X = np.full((1, n_in), 1e10 / n_in)
+    net = fastnet.Network([n_in, 1], dtype=dtype)
+    net.weights = [np.full((n_in, 1), 1e-10)]
+    before = [W.copy() for W in net.weights]
+    # step 1 of w: -lr x dMSE/dO... = lr (1e10 / n_in) 0.106, past the largest float
+    lr = 1e307 if dtype == np.float64 else 1e37
+    with pytest.raises(fastnet.DivergenceError) as info:
+        net.fit(X, [[1.0]], epochs=5, learning_rate=lr)
+    assert info.value.history == []
+    assert all(np.array_equal(a, b) for a, b in zip(net.weights, before))
