@@ -4,6 +4,7 @@ was given.
 """
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 
@@ -41,7 +42,7 @@ def check_real(value, name, *, positive=False, allow_none=False):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {value!r}")
     value = float(value)
-    if not np.isfinite(value):
+    if not math.isfinite(value):  # np.isfinite of a float: 0.4 us
         raise ValueError(f"{name} must be finite; got {value}")
     if positive and value <= 0:
         raise ValueError(f"{name} must be > 0; got {value}")
