@@ -23,9 +23,9 @@
  *    caller's arrays if they are finite. A batch whose loss is not finite ends the run
  *    early. Either failure replays the call from its start on one thread (the results
  *    do not depend on the team) up to that epoch, now checking the weights at the end
- *    of each epoch and keeping a copy of the last finite ones (keepW, keepb): the
- *    caller's arrays get the weights of the start of the epoch that diverged, as the
- *    contract says. Checking and writing back each epoch cost XOR float64 25 of its
+ *    of each epoch and writing them back while they are finite: the caller's arrays,
+ *    untouched until then, keep the weights of the start of the epoch that diverged, as
+ *    the contract says. Checking and writing back each epoch cost XOR float64 25 of its
  *    270 ns an epoch; a replay costs at most the diverging call again.
  *
  * Padding stays exactly zero. The workspace starts zeroed and nothing writes delta_O's
@@ -193,7 +193,6 @@ double fn_line_trip_ns(void)
 typedef struct {
     int64_t *P;                      /* padded widths, L + 1 */
     REAL **W, **b, **WT;             /* padded copies: s[l] x P[l+1], P[l+1], s[l+1] x P[l] */
-    REAL **keepW, **keepb;           /* replays: W and b at the last finite epoch's end */
     REAL **post, **delta;            /* rows x P[l+1]: H_out..O_out, delta_H..delta_O */
     REAL *Xb, *Yb;                   /* the batch gathered in shuffled order: Xb once */
     int64_t xb_stride;               /* per thread, xb_stride apart; Yb's rows shared */
@@ -240,8 +239,6 @@ static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t row
     for (int l = 0; l < L; l++) {
         ws->W[l] = T(carve)(base, &off, s[l] * P[l + 1], R);
         ws->b[l] = net->b ? T(carve)(base, &off, P[l + 1], R) : NULL;
-        ws->keepW[l] = T(carve)(base, &off, s[l] * P[l + 1], R);
-        ws->keepb[l] = net->b ? T(carve)(base, &off, P[l + 1], R) : NULL;
         ws->WT[l] = l > 0 ? T(carve)(base, &off, s[l + 1] * P[l], R) : NULL;
         ws->post[l] = T(carve)(base, &off, rows * P[l + 1], R);
         ws->delta[l] = T(carve)(base, &off, rows * P[l + 1], R);
@@ -291,13 +288,12 @@ static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t r
     const int L = net->n_layers;
     const int64_t *s = net->sizes;
     memset(ws, 0, sizeof(*ws));
-    ws->pointers = malloc(sizeof(REAL *) * 7 * (size_t)L + sizeof(int64_t) * (size_t)(L + 1));
+    ws->pointers = malloc(sizeof(REAL *) * 5 * (size_t)L + sizeof(int64_t) * (size_t)(L + 1));
     if (!ws->pointers)
         return FN_ENOMEM;
     REAL **p = ws->pointers;
     ws->W = p, ws->b = p + L, ws->WT = p + 2 * L, ws->post = p + 3 * L, ws->delta = p + 4 * L;
-    ws->keepW = p + 5 * L, ws->keepb = p + 6 * L;
-    ws->P = (int64_t *)(p + 7 * L);
+    ws->P = (int64_t *)(p + 5 * L);
     for (int l = 0; l <= L; l++)
         ws->P[l] = T(padded)(s[l]);
     ws->xb_stride = fn_round_up(rows * s[0], FN_ALIGN / (int64_t)sizeof(REAL));
@@ -324,27 +320,15 @@ static int T(small_finite)(const T(fn_net) *net, const T(small_ws) *ws)
     return ok;
 }
 
-/* W, b := the padded from_W, from_b (same layout). */
-static void T(small_copy)(const T(fn_net) *net, const T(small_ws) *ws, REAL *const *W,
-                          REAL *const *b, REAL *const *from_W, REAL *const *from_b)
-{
-    for (int l = 0; l < net->n_layers; l++) {
-        memcpy(W[l], from_W[l], sizeof(REAL) * (size_t)(net->sizes[l] * ws->P[l + 1]));
-        if (from_b[l])
-            memcpy(b[l], from_b[l], sizeof(REAL) * (size_t)ws->P[l + 1]);
-    }
-}
-
 /* The caller's arrays := the padded W, b. */
-static void T(small_store)(const T(fn_net) *net, const T(small_ws) *ws, REAL *const *W,
-                           REAL *const *b)
+static void T(small_store)(const T(fn_net) *net, const T(small_ws) *ws)
 {
     const int64_t *s = net->sizes, *P = ws->P;
     for (int l = 0; l < net->n_layers; l++) {
         for (int64_t i = 0; i < s[l]; i++)
-            memcpy(net->W[l] + i * s[l + 1], W[l] + i * P[l + 1], sizeof(REAL) * s[l + 1]);
+            memcpy(net->W[l] + i * s[l + 1], ws->W[l] + i * P[l + 1], sizeof(REAL) * s[l + 1]);
         if (net->b)
-            memcpy(net->b[l], b[l], sizeof(REAL) * s[l + 1]);
+            memcpy(net->b[l], ws->b[l], sizeof(REAL) * s[l + 1]);
     }
 }
 
@@ -359,7 +343,7 @@ typedef struct {
     double epoch_sum;
     int64_t done;
     int nonfinite;
-    int replay;       /* check and keep the weights at the end of each epoch */
+    int replay;       /* check and write back the weights at the end of each epoch */
     int kept_shared;  /* an earlier probe decided "shared" for this shape */
     int probe, alone; /* thread 0's decisions, read by all after a barrier */
     int decided;      /* this call's probe reached its decision */
@@ -501,7 +485,7 @@ static void T(small_team)(T(small_run) *run)
                 run->epoch_loss[epoch] = run->epoch_sum / (double)N;
                 run->done = epoch + 1;
                 if (run->replay)
-                    T(small_copy)(net, ws, ws->keepW, ws->keepb, ws->W, ws->b);
+                    T(small_store)(net, ws);
             } else {
                 run->nonfinite = 1;
             }
@@ -545,10 +529,8 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
         T(small_load)(net, &ws);
         FN_RUN_TEAM(1, T(small_team)(&again));
         run.done = again.done;
-        if (run.done > 0)
-            T(small_store)(net, &ws, ws.keepW, ws.keepb);
     } else if (run.done > 0) {
-        T(small_store)(net, &ws, ws.W, ws.b);
+        T(small_store)(net, &ws);
     }
     last_sharing = team == 1     ? FN_ONE_THREAD
                    : known == 1  ? FN_ALONE_AS_DECIDED
