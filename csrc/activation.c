@@ -49,9 +49,8 @@ void T(fn_activation)(int act, int64_t n, const REAL *z, REAL *out, REAL thresho
 void T(fn_derivative_mul)(int act, int64_t n, const REAL *out, REAL *row)
 {
     switch (act) {
-    case FN_SIGMOID:
-        for (int64_t i = 0; i < n; i++)
-            row[i] *= out[i] * (1 - out[i]);
+    case FN_SIGMOID: /* row *= out (1 - out), vectorised: target_body.h */
+        T(fn_config_get)()->sigmoid_deriv_mul(n, out, row);
         break;
     case FN_TANH:
         for (int64_t i = 0; i < n; i++)

@@ -99,6 +99,8 @@ typedef struct {                                                                
                        REAL *C, int64_t ldc);                                             \
     /* 1 if x[0:n] are all finite (no NaN, no infinity), else 0. */                        \
     int (*all_finite)(int64_t n, const REAL *x);                                          \
+    /* row[0:n] *= out[0:n] (1 - out[0:n]): sigmoid' from the stored output. */            \
+    void (*sigmoid_deriv_mul)(int64_t n, const REAL *out, REAL *row);                     \
 } fn_config_##S;                                                                          \
 const fn_config_##S *fn_config_get_##S(void);                                            \
                                                                                          \

@@ -68,7 +68,7 @@ def test_activation_matches_reference(isa, activation, dtype, shape, scale, seed
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @given(shape=shapes, seed=seeds)
-def test_activation_derivative_matches_reference(activation, dtype, shape, seed):
+def test_activation_derivative_matches_reference(isa, activation, dtype, shape, seed):
     rng = np.random.default_rng(seed)
     out = _outputs_of(activation, rng, shape, dtype)
     got = kernels.activation_derivative(activation, out)
