@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 static fn_isa isa_in_use = FN_ISA_GENERIC;
@@ -173,6 +174,32 @@ double fn_pool_wake_seconds(double set)
 }
 
 int fn_last_team(void) { return pool.last_team; }
+
+/* The threads of the calls now running, and the cores they share (omp_get_num_procs asks
+ * the kernel for the affinity mask each time: read once). */
+static atomic_int threads_busy = 0, cores_known = 0;
+static _Thread_local int last_grant = 1;
+
+int fn_team_claim(int team)
+{
+    int cores = atomic_load_explicit(&cores_known, memory_order_relaxed);
+    if (cores == 0) {
+        cores = omp_get_num_procs();
+        atomic_store_explicit(&cores_known, cores, memory_order_relaxed);
+    }
+    team = team > 1 ? team : 1;
+    int busy = atomic_load(&threads_busy), grant;
+    do {
+        const int left = cores - busy;
+        grant = busy == 0 || team <= left ? team : (left > 1 ? left : 1);
+    } while (!atomic_compare_exchange_weak(&threads_busy, &busy, busy + grant));
+    last_grant = grant;
+    return grant;
+}
+
+void fn_team_release(int grant) { atomic_fetch_sub(&threads_busy, grant); }
+int fn_threads_busy(void) { return atomic_load(&threads_busy); }
+int fn_last_grant(void) { return last_grant; }
 
 void *fn_aligned_alloc(size_t bytes)
 {

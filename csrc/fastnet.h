@@ -59,11 +59,16 @@ enum { FN_POOL_AUTO = 0, FN_POOL_WARM = 1 };
 void fn_set_pool_policy(int policy);
 double fn_pool_wake_seconds(double set);
 int fn_last_team(void);
+/* Threads that the calls of every calling thread are running now, and the team this
+ * thread's last call was granted: calls running at the same time share the cores
+ * (fn_team_claim, internal.h). */
+int fn_threads_busy(void);
+int fn_last_grant(void);
 
 /* How the small trainer (train_small.c) decides whether a team shares the batches: by
  * measuring (AUTO), or, for tests, always sharing, or taking every trip as slow and the
  * probe's answer as given (alone or shared); setting a policy forgets kept decisions.
- * fn_last_sharing says how the last call ran: FN_ONE_THREAD (no team), FN_SHARED,
+ * fn_last_sharing says how this thread's last call ran: FN_ONE_THREAD (no team), FN_SHARED,
  * FN_ALONE_AFTER_PROBE (this call's probe), FN_ALONE_AS_DECIDED (an earlier call's). */
 enum { FN_SHARING_AUTO = 0, FN_SHARING_ALWAYS = 1, FN_SHARING_PROBE_ALONE = 2,
        FN_SHARING_PROBE_SHARED = 3 };

@@ -49,6 +49,16 @@ int fn_team_size(double flop);
  * closely takes the team (a loop of calls wakes the pool once). Speed only: results do
  * not depend on the team. */
 int fn_team_if_warm(double flop, int team);
+/* The cores shared by concurrent calls. Python threads may call in at the same time (the
+ * GIL is released), and each would start its own team: two 2-thread digits fits on 2 cores
+ * ran 4.9x slower than two 1-thread fits, as the threads' barriers waited for each other's
+ * time slices. fn_team_claim(team) counts the threads of every call now running (at least
+ * 1 a call) and grants `team` when no other call is running, else at most the cores left
+ * (at least 1: the calling thread itself); fn_team_release gives them back. A call alone
+ * keeps its team, whatever the thread count asks for. Speed only: results do not depend
+ * on the team. fn_last_grant: this thread's last grant (tests). */
+int fn_team_claim(int team);
+void fn_team_release(int grant);
 /* FN_RUN_TEAM's bookkeeping: fn_pool_start before a region (the time if the pool was
  * cold, else -1), fn_pool_joined by every thread as it enters (thread 1 measures the
  * wake-up), fn_pool_end after. */
@@ -56,14 +66,16 @@ double fn_pool_start(void);
 void fn_pool_joined(double start);
 void fn_pool_end(void);
 
-/* Runs `call` on a team of `team` threads. A team of one runs it directly, outside any
- * parallel region: libgomp's barriers are then free, whereas even a one-thread region
- * pays a futex system call per barrier. */
+/* Runs `call` on a team of at most `team` threads: as many as fn_team_claim grants (all
+ * of them unless calls from other threads are running teams at the same time). A team of
+ * one runs it directly, outside any parallel region: libgomp's barriers are then free,
+ * whereas even a one-thread region pays a futex system call per barrier. */
 #define FN_RUN_TEAM(team, call)                                                          \
     do {                                                                                 \
-        if ((team) > 1) {                                                                \
+        const int fn_grant_ = fn_team_claim(team);                                       \
+        if (fn_grant_ > 1) {                                                             \
             const double fn_start_ = fn_pool_start();                                    \
-            _Pragma("omp parallel num_threads(team)")                                    \
+            _Pragma("omp parallel num_threads(fn_grant_)")                               \
             {                                                                            \
                 fn_pool_joined(fn_start_);                                               \
                 call;                                                                    \
@@ -72,6 +84,7 @@ void fn_pool_end(void);
         } else {                                                                         \
             call;                                                                        \
         }                                                                                \
+        fn_team_release(fn_grant_);                                                      \
     } while (0)
 void *fn_aligned_alloc(size_t bytes);
 void fn_aligned_free(void *p);

@@ -90,7 +90,8 @@
  * change placement over minutes; re-probing once a second costs well under 0.1%. */
 #define FN_SMALL_DECISION_SECONDS 1.0
 
-static int sharing_policy = FN_SHARING_AUTO, last_sharing = FN_SHARED;
+static int sharing_policy = FN_SHARING_AUTO;
+static _Thread_local int last_sharing = FN_SHARED; /* this thread's last call */
 
 /* The last probe's decision: for which call shape (a hash), made when, and which way.
  * Only a hint for speed: a stale or mistaken entry cannot change a result. */
@@ -520,6 +521,7 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss, 0, 0, 0,
                         0, known == 0, 0, 0, 0};
     FN_RUN_TEAM(known == 1 ? 1 : team, T(small_team)(&run)); /* alone as decided: no team */
+    const int granted = fn_last_grant(); /* 1 when other calls held the cores */
     if (run.decided)
         keep_decision(key, run.alone);
     const int failed = run.nonfinite || !T(small_finite)(net, &ws);
@@ -534,6 +536,7 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     }
     last_sharing = team == 1     ? FN_ONE_THREAD
                    : known == 1  ? FN_ALONE_AS_DECIDED
+                   : granted == 1 ? FN_ONE_THREAD
                    : !run.alone  ? FN_SHARED
                                  : FN_ALONE_AFTER_PROBE;
     T(small_free)(&ws);

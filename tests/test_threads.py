@@ -331,3 +331,77 @@ def test_a_one_epoch_fit_on_a_cold_pool_trains_alone_and_the_next_shares(
         ran.append(_core._last_sharing())
     assert ran == ["one thread", "shared"]
     assert nets[0] == nets[1]
+
+
+def test_fits_from_several_python_threads_end_as_fits_one_after_another():
+    """C trains with the GIL released, so a thread pool can train several networks at
+    once: each ends bit for bit as when trained alone (the calls share the cores, which
+    changes who computes what, never a result)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastnet import _core
+
+    jobs = [_two_epochs(*FIT_CASES[case], dtype, False, data_seed=i)
+            for i, case in enumerate(FIT_CASES) for dtype in DTYPES]
+
+    def train(job):
+        fastnet.set_num_threads(2)  # OpenMP's count is the calling thread's own
+        return job()
+
+    alone = [train(job) for job in jobs]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        together = list(pool.map(train, jobs))
+    for (net1, h1), (net2, h2) in zip(alone, together):
+        assert h1 == h2
+        assert net1 == net2
+    assert _core._threads_busy() == 0
+
+
+def test_a_call_while_another_threads_team_runs_gets_the_cores_left():
+    """A call that starts while another Python thread's call runs a team on every core gets
+    one thread (its own), not a team of its own: two 2-thread digits fits on 2 cores ran
+    4.9x slower than two 1-thread fits. A call alone keeps its team."""
+    import os
+    import threading
+    import time
+
+    from fastnet import _core
+
+    fastnet.set_num_threads(2)
+    cores = len(os.sched_getaffinity(0))  # what OpenMP counts as the cores (omp_get_num_procs)
+    A = np.random.default_rng(5).standard_normal((256, 256)).astype(np.float32)
+    assert 2 * 256**3 >= 3 * PARALLEL_MIN_FLOP
+    alone = kernels.matmul(A, A)
+    assert _core._last_grant() == 2
+    small = _two_epochs(*FIT_CASES["small-digits"], np.float32, False, data_seed=1)
+    small_alone = small()
+    assert _core._last_sharing() == "shared"
+    layers, batch, rows = FIT_CASES["general"]
+    X = np.random.default_rng(6).standard_normal((rows, layers[0])).astype(np.float32)
+    Y = np.full((rows, layers[-1]), 0.5, np.float32)
+    net = fastnet.Network(layers, seed=0)
+
+    def long_fit():  # one C call (no shuffling) on a team of 2 for about a second
+        fastnet.set_num_threads(2)
+        net.fit(X, Y, epochs=400, learning_rate=0.01, batch_size=batch, shuffle=False)
+
+    worker = threading.Thread(target=long_fit)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while _core._threads_busy() < 2 and worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    busy = _core._threads_busy()
+    shared = kernels.matmul(A, A)
+    granted = _core._last_grant()
+    small_shared = small()
+    small_ran = _core._last_sharing()
+    still_training = worker.is_alive()
+    worker.join()
+    assert busy == 2 and still_training, "the long fit was not running its team"
+    assert granted == min(2, max(cores - 2, 1))  # 1 on two cores
+    assert small_ran == ("one thread" if cores <= 3 else "shared")
+    assert np.array_equal(shared, alone)
+    assert small_shared[1] == small_alone[1] and small_shared[0] == small_alone[0]
+    assert _core._threads_busy() == 0
+    kernels.matmul(A, A)
+    assert _core._last_grant() == 2

@@ -27,6 +27,8 @@ cdef extern from "fastnet.h" nogil:
     void fn_set_pool_policy(int policy)
     double fn_pool_wake_seconds(double set)
     int fn_last_team()
+    int fn_threads_busy()
+    int fn_last_grant()
     int FN_SHARING_AUTO
     int FN_SHARING_ALWAYS
     int FN_SHARING_PROBE_ALONE
@@ -239,8 +241,19 @@ def _last_team():
     return fn_last_team()
 
 
+def _threads_busy():
+    """Threads that fastnet calls from every Python thread are running now."""
+    return fn_threads_busy()
+
+
+def _last_grant():
+    """The team this Python thread's last call was granted: calls running at the same
+    time from several threads share the cores instead of each starting a full team."""
+    return fn_last_grant()
+
+
 def _last_sharing():
-    """How the small trainer's last call ran: "one thread", "shared",
+    """How the small trainer's last call in this thread ran: "one thread", "shared",
     "alone after probe" or "alone as decided before" (by an earlier call's probe)."""
     return SHARING_OUTCOMES[fn_last_sharing()]
 
