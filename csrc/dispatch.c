@@ -197,8 +197,23 @@ int fn_team_claim(int team)
     return grant;
 }
 
-void fn_team_release(int grant) { atomic_fetch_sub(&threads_busy, grant); }
+/* Threads this thread's running call gave back early (fn_team_give_back). */
+static _Thread_local int given_back = 0;
+
+void fn_team_give_back(int n)
+{
+    atomic_fetch_sub(&threads_busy, n);
+    given_back += n;
+}
+
+void fn_team_release(int grant)
+{
+    atomic_fetch_sub(&threads_busy, grant - given_back);
+    given_back = 0;
+}
+
 int fn_threads_busy(void) { return atomic_load(&threads_busy); }
+int fn_cores(void) { return atomic_load_explicit(&cores_known, memory_order_relaxed); }
 int fn_last_grant(void) { return last_grant; }
 
 void *fn_aligned_alloc(size_t bytes)

@@ -69,10 +69,12 @@ int fn_last_grant(void);
  * measuring (AUTO), or, for tests, always sharing, or taking every trip as slow and the
  * probe's answer as given (alone or shared); setting a policy forgets kept decisions.
  * fn_last_sharing says how this thread's last call ran: FN_ONE_THREAD (no team), FN_SHARED,
- * FN_ALONE_AFTER_PROBE (this call's probe), FN_ALONE_AS_DECIDED (an earlier call's). */
+ * FN_ALONE_AFTER_PROBE (this call's probe), FN_ALONE_AS_DECIDED (an earlier call's),
+ * FN_ALONE_FOR_OTHERS (shared until calls from other threads wanted the cores). */
 enum { FN_SHARING_AUTO = 0, FN_SHARING_ALWAYS = 1, FN_SHARING_PROBE_ALONE = 2,
        FN_SHARING_PROBE_SHARED = 3 };
-enum { FN_ONE_THREAD = 0, FN_SHARED = 1, FN_ALONE_AFTER_PROBE = 2, FN_ALONE_AS_DECIDED = 3 };
+enum { FN_ONE_THREAD = 0, FN_SHARED = 1, FN_ALONE_AFTER_PROBE = 2, FN_ALONE_AS_DECIDED = 3,
+       FN_ALONE_FOR_OTHERS = 4 };
 void fn_set_sharing_policy(int policy);
 int fn_last_sharing(void);
 /* The one-way time of a cache line between two threads of a 2-thread team, in ns (the

@@ -51,7 +51,7 @@ int fn_team_size(double flop);
 int fn_team_if_warm(double flop, int team);
 /* The cores shared by concurrent calls. Python threads may call in at the same time (the
  * GIL is released), and each would start its own team: two 2-thread digits fits on 2 cores
- * ran 4.9x slower than two 1-thread fits, as the threads' barriers waited for each other's
+ * ran 5-6x slower than two 1-thread fits, as the threads' barriers waited for each other's
  * time slices. fn_team_claim(team) counts the threads of every call now running (at least
  * 1 a call) and grants `team` when no other call is running, else at most the cores left
  * (at least 1: the calling thread itself); fn_team_release gives them back. A call alone
@@ -59,6 +59,10 @@ int fn_team_if_warm(double flop, int team);
  * on the team. fn_last_grant: this thread's last grant (tests). */
 int fn_team_claim(int team);
 void fn_team_release(int grant);
+/* A running call's team gives back n of its threads before it ends (called by its thread
+ * 0, the calling thread), and the cores the claims share. */
+void fn_team_give_back(int n);
+int fn_cores(void);
 /* FN_RUN_TEAM's bookkeeping: fn_pool_start before a region (the time if the pool was
  * cold, else -1), fn_pool_joined by every thread as it enters (thread 1 measures the
  * wake-up), fn_pool_end after. */

@@ -54,6 +54,11 @@
  * Not even starting the team matters in that state: after a pause of 0.2 s, the first
  * exchange with the other thread took 10-15 ms, and the call after it, with the other
  * thread idle, ran 20% slower than one thread.
+ *
+ * Calls from other Python threads may start while a team shares its batches (the cores
+ * are counted across calls: fn_team_claim, internal.h). When they want more cores than
+ * there are, the team's other threads leave at the end of the batch and thread 0 goes on
+ * alone, as after a probe, rather than making every barrier wait for their time slices.
  */
 #ifndef REAL
 #include "internal.h"
@@ -348,6 +353,7 @@ typedef struct {
     int kept_shared;  /* an earlier probe decided "shared" for this shape */
     int probe, alone; /* thread 0's decisions, read by all after a barrier */
     int decided;      /* this call's probe reached its decision */
+    int gave_way;     /* went alone because calls from other threads wanted the cores */
 } T(small_run);
 
 /* Rows [r0, r1) of a batch: feedforward, delta_O (and row_loss), hidden deltas. */
@@ -476,8 +482,20 @@ static void T(small_team)(T(small_run) *run)
                     batch += ws->row_loss[e];
                 run->epoch_sum += batch;
                 run->nonfinite |= !isfinite(batch);
+                /* Calls from other threads now want more cores than there are: give
+                 * them this team's (its barriers would wait on their time slices). */
+                if (share > 1 && !probe && sharing_policy != FN_SHARING_ALWAYS &&
+                    fn_threads_busy() > fn_cores()) {
+                    run->alone = run->gave_way = 1;
+                    fn_team_give_back(team - 1);
+                }
             }
             FN_SYNC(alone);
+            if (run->gave_way && !alone) {
+                if (t != 0)
+                    return;
+                alone = 1, share = 1;
+            }
             if (run->nonfinite)
                 break;
         }
@@ -519,15 +537,15 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     const uint64_t key = shape_key(sizeof(REAL), net->n_layers, net->sizes, rows, team);
     const int known = team > 1 ? recall_decision(key) : -1;
     T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss, 0, 0, 0,
-                        0, known == 0, 0, 0, 0};
+                        0, known == 0, 0, 0, 0, 0};
     FN_RUN_TEAM(known == 1 ? 1 : team, T(small_team)(&run)); /* alone as decided: no team */
     const int granted = fn_last_grant(); /* 1 when other calls held the cores */
-    if (run.decided)
-        keep_decision(key, run.alone);
+    if (run.decided) /* the probe's answer, not a later giving way */
+        keep_decision(key, run.alone && !run.gave_way);
     const int failed = run.nonfinite || !T(small_finite)(net, &ws);
     if (failed) { /* replay up to the epoch that failed (or the last), checking each */
         T(small_run) again = {net, &ws, N, rows, run.nonfinite ? run.done + 1 : n_epochs, X, Y,
-                              order, alpha, epoch_loss, 0, 0, 0, 1, 0, 0, 0, 0};
+                              order, alpha, epoch_loss, 0, 0, 0, 1, 0, 0, 0, 0, 0};
         T(small_load)(net, &ws);
         FN_RUN_TEAM(1, T(small_team)(&again));
         run.done = again.done;
@@ -537,6 +555,7 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     last_sharing = team == 1     ? FN_ONE_THREAD
                    : known == 1  ? FN_ALONE_AS_DECIDED
                    : granted == 1 ? FN_ONE_THREAD
+                   : run.gave_way ? FN_ALONE_FOR_OTHERS
                    : !run.alone  ? FN_SHARED
                                  : FN_ALONE_AFTER_PROBE;
     T(small_free)(&ws);

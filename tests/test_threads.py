@@ -360,7 +360,7 @@ def test_fits_from_several_python_threads_end_as_fits_one_after_another():
 def test_a_call_while_another_threads_team_runs_gets_the_cores_left():
     """A call that starts while another Python thread's call runs a team on every core gets
     one thread (its own), not a team of its own: two 2-thread digits fits on 2 cores ran
-    4.9x slower than two 1-thread fits. A call alone keeps its team."""
+    5-6x slower than two 1-thread fits. A call alone keeps its team."""
     import os
     import threading
     import time
@@ -405,3 +405,47 @@ def test_a_call_while_another_threads_team_runs_gets_the_cores_left():
     assert _core._threads_busy() == 0
     kernels.matmul(A, A)
     assert _core._last_grant() == 2
+
+
+def test_a_small_fit_gives_its_team_cores_to_calls_from_other_threads(sharing_policy):
+    """A small trainer's team that shares its batches leaves its other cores to calls that
+    other Python threads start while it trains, when there are not cores for all: it
+    finishes alone (its other threads leave at the end of a batch), with the same bits."""
+    import os
+    import threading
+    import time
+
+    from fastnet import _core
+
+    cores = len(os.sched_getaffinity(0))
+    sharing_policy("probe-shared")  # the team shares, whatever the host's line trip
+    layers, batch, _ = FIT_CASES["small-digits"]
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((640, layers[0])).astype(np.float32)  # 20 batches: a probe
+    Y = rng.uniform(0, 1, (640, layers[-1])).astype(np.float32)
+
+    def train(out, epochs=2000):  # one C call of about half a second
+        fastnet.set_num_threads(2)
+        net = fastnet.Network(layers, seed=2)
+        out["history"] = net.fit(X, Y, epochs=epochs, learning_rate=0.1, batch_size=batch,
+                                 seed=5)
+        out["net"], out["ran"] = net, _core._last_sharing()
+
+    alone, together = {}, {}
+    train(alone)
+    assert alone["ran"] == "shared"
+    worker = threading.Thread(target=train, args=(together,))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while _core._threads_busy() < 2 and worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    busy, calls = _core._threads_busy(), 0
+    while worker.is_alive():  # calls from this thread meanwhile: granted one thread each
+        train({}, epochs=20)
+        calls += 1
+    worker.join()
+    assert busy == 2 and calls > 1, "the shared fit was not running its team"
+    assert together["ran"] == ("alone while others ran" if cores < 3 else "shared")
+    assert together["history"] == alone["history"]
+    assert together["net"] == alone["net"]
+    assert _core._threads_busy() == 0

@@ -37,6 +37,7 @@ cdef extern from "fastnet.h" nogil:
     int FN_SHARED
     int FN_ALONE_AFTER_PROBE
     int FN_ALONE_AS_DECIDED
+    int FN_ALONE_FOR_OTHERS
     void fn_set_sharing_policy(int policy)
     int fn_last_sharing()
     double fn_line_trip_ns()
@@ -197,7 +198,8 @@ SHARING_POLICIES = {"auto": FN_SHARING_AUTO, "always": FN_SHARING_ALWAYS,
                     "probe-shared": FN_SHARING_PROBE_SHARED}
 SHARING_OUTCOMES = {FN_ONE_THREAD: "one thread", FN_SHARED: "shared",
                     FN_ALONE_AFTER_PROBE: "alone after probe",
-                    FN_ALONE_AS_DECIDED: "alone as decided before"}
+                    FN_ALONE_AS_DECIDED: "alone as decided before",
+                    FN_ALONE_FOR_OTHERS: "alone while others ran"}
 
 
 def _set_sharing_policy(str policy):
@@ -254,7 +256,8 @@ def _last_grant():
 
 def _last_sharing():
     """How the small trainer's last call in this thread ran: "one thread", "shared",
-    "alone after probe" or "alone as decided before" (by an earlier call's probe)."""
+    "alone after probe", "alone as decided before" (by an earlier call's probe) or "alone
+    while others ran" (it gave its team's other cores to calls from other threads)."""
     return SHARING_OUTCOMES[fn_last_sharing()]
 
 
