@@ -10,8 +10,11 @@
 #include "internal.h"
 
 #include <omp.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+
+static void forget_busy_threads(void);
 
 static fn_isa isa_in_use = FN_ISA_GENERIC;
 static const fn_config_f32 *config_f32 = &fn_config_generic_f32;
@@ -48,6 +51,9 @@ const char *fn_isa_name(fn_isa isa)
 
 fn_isa fn_init(int force)
 {
+    static atomic_flag at_fork = ATOMIC_FLAG_INIT;
+    if (!atomic_flag_test_and_set(&at_fork)) /* once: a forked child runs no call yet */
+        pthread_atfork(NULL, NULL, forget_busy_threads);
     fn_isa isa = FN_ISA_GENERIC;
     if (force >= 0) {
         if (force <= FN_ISA_AVX512 && fn_cpu_supports((fn_isa)force))
@@ -196,6 +202,9 @@ int fn_team_claim(int team)
     last_grant = grant;
     return grant;
 }
+
+/* In a child forked while calls ran in other threads: those threads are not there. */
+static void forget_busy_threads(void) { atomic_store(&threads_busy, 0); }
 
 /* Threads this thread's running call gave back early (fn_team_give_back). */
 static _Thread_local int given_back = 0;

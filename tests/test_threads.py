@@ -449,3 +449,39 @@ def test_a_small_fit_gives_its_team_cores_to_calls_from_other_threads(sharing_po
     assert together["history"] == alone["history"]
     assert together["net"] == alone["net"]
     assert _core._threads_busy() == 0
+
+
+def test_a_child_forked_while_a_thread_trains_counts_no_busy_threads():
+    """A process forked while another thread's call runs its team: the child has only the
+    forking thread, so none of the cores are taken (or every call of the child would get a
+    reduced team)."""
+    import os
+    import threading
+    import time
+
+    from fastnet import _core
+
+    layers, batch, rows = FIT_CASES["general"]
+    X = np.random.default_rng(6).standard_normal((rows, layers[0])).astype(np.float32)
+    Y = np.full((rows, layers[-1]), 0.5, np.float32)
+    net = fastnet.Network(layers, seed=0)
+
+    def long_fit():
+        fastnet.set_num_threads(2)
+        net.fit(X, Y, epochs=400, learning_rate=0.01, batch_size=batch, shuffle=False)
+
+    worker = threading.Thread(target=long_fit)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while _core._threads_busy() < 2 and worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    busy = _core._threads_busy()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once (no OpenMP, no cleanup)
+        os._exit(10 + _core._threads_busy())
+    still_training = worker.is_alive()
+    _, status = os.waitpid(pid, 0)
+    worker.join()
+    assert busy == 2 and still_training, "the fit was not running its team"
+    assert os.WEXITSTATUS(status) == 10
+    assert _core._threads_busy() == 0
