@@ -67,7 +67,7 @@ void T(fn_bias_gradient_team)(int64_t N, int64_t n_b, const REAL *delta, REAL *d
 
 void T(fn_bias_gradient)(int64_t N, int64_t n_b, const REAL *delta, REAL *db)
 {
-    T(fn_bias_gradient_team)(N, n_b, delta, db, 1, 0);
+    FN_RUN_TEAM(1, T(fn_bias_gradient_team)(N, n_b, delta, db, 1, 0));
 }
 
 #endif

@@ -185,8 +185,13 @@ int fn_last_team(void) { return pool.last_team; }
  * the kernel for the affinity mask each time: read once). */
 static atomic_int threads_busy = 0, cores_known = 0;
 static _Thread_local int last_grant = 1;
+/* Threads this thread's running call gave back early (fn_team_give_back). */
+static _Thread_local int given_back = 0;
 
-int fn_team_claim(int team)
+/* In a child forked while calls ran in other threads: those threads are not there. */
+static void forget_busy_threads(void) { atomic_store(&threads_busy, 0); }
+
+int fn_team_claim(int team, int *saved)
 {
     int cores = atomic_load_explicit(&cores_known, memory_order_relaxed);
     if (cores == 0) {
@@ -199,15 +204,11 @@ int fn_team_claim(int team)
         const int left = cores - busy;
         grant = busy == 0 || team <= left ? team : (left > 1 ? left : 1);
     } while (!atomic_compare_exchange_weak(&threads_busy, &busy, busy + grant));
+    *saved = given_back;
+    given_back = 0;
     last_grant = grant;
     return grant;
 }
-
-/* In a child forked while calls ran in other threads: those threads are not there. */
-static void forget_busy_threads(void) { atomic_store(&threads_busy, 0); }
-
-/* Threads this thread's running call gave back early (fn_team_give_back). */
-static _Thread_local int given_back = 0;
 
 void fn_team_give_back(int n)
 {
@@ -215,12 +216,22 @@ void fn_team_give_back(int n)
     given_back += n;
 }
 
-void fn_team_release(int grant)
+void fn_team_started(int grant)
 {
-    atomic_fetch_sub(&threads_busy, grant - given_back);
-    given_back = 0;
+    const int got = omp_get_num_threads();
+    if (omp_get_thread_num() == 0 && got < grant) {
+        fn_team_give_back(grant - got);
+        last_grant = got;
+    }
 }
 
+void fn_team_release(int grant, int saved)
+{
+    atomic_fetch_sub(&threads_busy, grant - given_back);
+    given_back = saved;
+}
+
+int fn_in_parallel(void) { return omp_in_parallel(); }
 int fn_threads_busy(void) { return atomic_load(&threads_busy); }
 int fn_cores(void) { return atomic_load_explicit(&cores_known, memory_order_relaxed); }
 int fn_last_grant(void) { return last_grant; }

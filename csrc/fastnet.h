@@ -59,8 +59,8 @@ enum { FN_POOL_AUTO = 0, FN_POOL_WARM = 1 };
 void fn_set_pool_policy(int policy);
 double fn_pool_wake_seconds(double set);
 int fn_last_team(void);
-/* Threads that the calls of every calling thread are running now, and the team this
- * thread's last call was granted: calls running at the same time share the cores
+/* Threads granted to the calls now running, from every calling thread, and the team
+ * this thread's last call was granted: calls running at the same time share the cores
  * (fn_team_claim, internal.h). */
 int fn_threads_busy(void);
 int fn_last_grant(void);

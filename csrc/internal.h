@@ -52,17 +52,22 @@ int fn_team_if_warm(double flop, int team);
 /* The cores shared by concurrent calls. Python threads may call in at the same time (the
  * GIL is released), and each would start its own team: two 2-thread digits fits on 2 cores
  * ran 5-6x slower than two 1-thread fits, as the threads' barriers waited for each other's
- * time slices. fn_team_claim(team) counts the threads of every call now running (at least
- * 1 a call) and grants `team` when no other call is running, else at most the cores left
- * (at least 1: the calling thread itself); fn_team_release gives them back. A call alone
- * keeps its team, whatever the thread count asks for. Speed only: results do not depend
- * on the team. fn_last_grant: this thread's last grant (tests). */
-int fn_team_claim(int team);
-void fn_team_release(int grant);
+ * time slices. fn_team_claim(team) counts the threads granted to every call now running
+ * (at least 1 a call) and grants `team` when no other call is running, else at most the
+ * cores left (at least 1: the calling thread itself); fn_team_release gives them back.
+ * `saved` keeps the caller's count of threads given back early (fn_team_give_back) across
+ * a nested call. A call alone keeps its team, whatever the thread count asks for. Speed
+ * only: results do not depend on the team. fn_last_grant: this thread's last grant. */
+int fn_team_claim(int team, int *saved);
+void fn_team_release(int grant, int saved);
 /* A running call's team gives back n of its threads before it ends (called by its thread
- * 0, the calling thread), and the cores the claims share. */
+ * 0, the calling thread); fn_team_started, by every thread entering the region, gives
+ * back those OpenMP did not start. fn_cores: the cores the claims share. */
 void fn_team_give_back(int n);
+void fn_team_started(int grant);
 int fn_cores(void);
+/* omp_in_parallel(), for files that do not include omp.h. */
+int fn_in_parallel(void);
 /* FN_RUN_TEAM's bookkeeping: fn_pool_start before a region (the time if the pool was
  * cold, else -1), fn_pool_joined by every thread as it enters (thread 1 measures the
  * wake-up), fn_pool_end after. */
@@ -71,24 +76,32 @@ void fn_pool_joined(double start);
 void fn_pool_end(void);
 
 /* Runs `call` on a team of at most `team` threads: as many as fn_team_claim grants (all
- * of them unless calls from other threads are running teams at the same time). A team of
- * one runs it directly, outside any parallel region: libgomp's barriers are then free,
- * whereas even a one-thread region pays a futex system call per barrier. */
+ * of them unless calls from other threads are running at the same time). A team of one
+ * runs it directly, outside any parallel region: libgomp's barriers are then free,
+ * whereas even a one-thread region pays a futex system call per barrier. Called from
+ * inside the caller's own parallel region, a team of one still gets a region of its own,
+ * so that the kernels' worksharing and barriers bind to it and not to the caller's team
+ * (which hung or crashed: the other threads of that team were not in the same call). */
 #define FN_RUN_TEAM(team, call)                                                          \
     do {                                                                                 \
-        const int fn_grant_ = fn_team_claim(team);                                       \
+        int fn_saved_;                                                                   \
+        const int fn_grant_ = fn_team_claim(team, &fn_saved_);                           \
         if (fn_grant_ > 1) {                                                             \
             const double fn_start_ = fn_pool_start();                                    \
             _Pragma("omp parallel num_threads(fn_grant_)")                               \
             {                                                                            \
+                fn_team_started(fn_grant_);                                              \
                 fn_pool_joined(fn_start_);                                               \
                 call;                                                                    \
             }                                                                            \
             fn_pool_end();                                                               \
+        } else if (fn_in_parallel()) {                                                   \
+            _Pragma("omp parallel num_threads(1)")                                       \
+            call;                                                                        \
         } else {                                                                         \
             call;                                                                        \
         }                                                                                \
-        fn_team_release(fn_grant_);                                                      \
+        fn_team_release(fn_grant_, fn_saved_);                                           \
     } while (0)
 void *fn_aligned_alloc(size_t bytes);
 void fn_aligned_free(void *p);

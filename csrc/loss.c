@@ -75,7 +75,7 @@ fn_status T(fn_output_delta)(int act, int64_t N, int64_t n_out, const REAL *O_ou
     double *row_loss = malloc(sizeof(double) * (size_t)N);
     if (!row_loss)
         return FN_ENOMEM;
-    T(fn_output_delta_team)(act, N, n_out, O_out, Y, delta_O, row_loss);
+    FN_RUN_TEAM(1, T(fn_output_delta_team)(act, N, n_out, O_out, Y, delta_O, row_loss));
     double total = 0;
     for (int64_t e = 0; e < N; e++)
         total += row_loss[e];

@@ -354,6 +354,7 @@ typedef struct {
     int probe, alone; /* thread 0's decisions, read by all after a barrier */
     int decided;      /* this call's probe reached its decision */
     int gave_way;     /* went alone because calls from other threads wanted the cores */
+    int policy;       /* the sharing policy, read once for the whole team */
 } T(small_run);
 
 /* Rows [r0, r1) of a batch: feedforward, delta_O (and row_loss), hidden deltas. */
@@ -425,10 +426,10 @@ static void T(small_team)(T(small_run) *run)
     /* share: the threads that take part in each batch (the others pass the barriers
      * idle); alone: thread 0 on its own and the others gone. */
     int share = team, alone = 0, probe = 0;
-    if (team > 1 && sharing_policy != FN_SHARING_ALWAYS && N / run->rows >= 4 * probe_batches) {
+    if (team > 1 && run->policy != FN_SHARING_ALWAYS && N / run->rows >= 4 * probe_batches) {
         const double ns = line_trip_ns(ws->line);
         if (t == 0) /* a slow trip: a probe, unless one decided "shared" for this shape */
-            run->probe = (sharing_policy != FN_SHARING_AUTO || ns > FN_SLOW_LINE_NS) &&
+            run->probe = (run->policy != FN_SHARING_AUTO || ns > FN_SLOW_LINE_NS) &&
                          !run->kept_shared;
 #pragma omp barrier
         probe = run->probe;
@@ -447,9 +448,13 @@ static void T(small_team)(T(small_run) *run)
                 }
                 if (batch_no == 2 * probe_batches) {
                     if (t == 0) {
-                        run->alone = sharing_policy == FN_SHARING_PROBE_ALONE ||
-                                     (sharing_policy == FN_SHARING_AUTO && fastest[0] < fastest[1]);
-                        run->decided = 1;
+                        run->alone = run->policy == FN_SHARING_PROBE_ALONE ||
+                                     (run->policy == FN_SHARING_AUTO && fastest[0] < fastest[1]);
+                        /* not kept if timed beside other calls; alone: the others' cores
+                         * are free */
+                        run->decided = fn_threads_busy() <= team;
+                        if (run->alone)
+                            fn_team_give_back(team - 1);
                     }
 #pragma omp barrier
                     probe = 0;
@@ -484,8 +489,8 @@ static void T(small_team)(T(small_run) *run)
                 run->nonfinite |= !isfinite(batch);
                 /* Calls from other threads now want more cores than there are: give
                  * them this team's (its barriers would wait on their time slices). */
-                if (share > 1 && !probe && sharing_policy != FN_SHARING_ALWAYS &&
-                    fn_threads_busy() > fn_cores()) {
+                const int busy = share > 1 && !probe ? fn_threads_busy() : 0;
+                if (busy > team && busy > fn_cores() && run->policy != FN_SHARING_ALWAYS) {
                     run->alone = run->gave_way = 1;
                     fn_team_give_back(team - 1);
                 }
@@ -537,7 +542,7 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     const uint64_t key = shape_key(sizeof(REAL), net->n_layers, net->sizes, rows, team);
     const int known = team > 1 ? recall_decision(key) : -1;
     T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss, 0, 0, 0,
-                        0, known == 0, 0, 0, 0, 0};
+                        0, known == 0, 0, 0, 0, 0, sharing_policy};
     FN_RUN_TEAM(known == 1 ? 1 : team, T(small_team)(&run)); /* alone as decided: no team */
     const int granted = fn_last_grant(); /* 1 when other calls held the cores */
     if (run.decided) /* the probe's answer, not a later giving way */
@@ -545,7 +550,8 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     const int failed = run.nonfinite || !T(small_finite)(net, &ws);
     if (failed) { /* replay up to the epoch that failed (or the last), checking each */
         T(small_run) again = {net, &ws, N, rows, run.nonfinite ? run.done + 1 : n_epochs, X, Y,
-                              order, alpha, epoch_loss, 0, 0, 0, 1, 0, 0, 0, 0, 0};
+                              order, alpha, epoch_loss, 0, 0, 0, 1, 0, 0, 0, 0, 0,
+                              sharing_policy};
         T(small_load)(net, &ws);
         FN_RUN_TEAM(1, T(small_team)(&again));
         run.done = again.done;

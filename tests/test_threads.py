@@ -395,9 +395,9 @@ def test_a_call_while_another_threads_team_runs_gets_the_cores_left():
     granted = _core._last_grant()
     small_shared = small()
     small_ran = _core._last_sharing()
-    still_training = worker.is_alive()
+    busy_after = _core._threads_busy()  # the long fit's team still held its cores
     worker.join()
-    assert busy == 2 and still_training, "the long fit was not running its team"
+    assert busy == 2 and busy_after == 2, "the long fit was not running its team"
     assert granted == min(2, max(cores - 2, 1))  # 1 on two cores
     assert small_ran == ("one thread" if cores <= 3 else "shared")
     assert np.array_equal(shared, alone)
@@ -479,9 +479,69 @@ def test_a_child_forked_while_a_thread_trains_counts_no_busy_threads():
     pid = os.fork()
     if pid == 0:  # the child: report and leave at once (no OpenMP, no cleanup)
         os._exit(10 + _core._threads_busy())
-    still_training = worker.is_alive()
+    busy_after = _core._threads_busy()  # the team still held its cores at the fork
     _, status = os.waitpid(pid, 0)
     worker.join()
-    assert busy == 2 and still_training, "the fit was not running its team"
+    assert busy == 2 and busy_after == 2, "the fit was not running its team"
     assert os.WEXITSTATUS(status) == 10
     assert _core._threads_busy() == 0
+
+
+_INSIDE_A_PARALLEL_REGION = r'''
+import numpy as np
+import fastnet
+from fastnet import _core, kernels
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((640, 300)).astype(np.float32)
+Y = rng.uniform(0, 1, (640, 10)).astype(np.float32)
+W = rng.standard_normal((300, 128)).astype(np.float32)
+D = rng.standard_normal((640, 128)).astype(np.float32)
+
+
+def fit(layers, batch):
+    net = fastnet.Network(layers, seed=1)
+    history = net.fit(X[:, :layers[0]], Y, epochs=2, learning_rate=0.1, batch_size=batch,
+                      seed=2)
+    return history, net.weights, net.predict(X[:, :layers[0]]), net.gradients(X[:, :layers[0]], Y)
+
+
+CALLS = {
+    "small trainer": lambda: fit([64, 64, 10], 32),
+    "general trainer": lambda: fit([300, 128, 10], 64),
+    "matmul": lambda: kernels.matmul(X, W),
+    "linear": lambda: kernels.linear(X, W, activation="sigmoid"),
+    "output_delta": lambda: kernels.output_delta(Y, Y[::-1].copy(), "sigmoid"),
+    "bias_gradient": lambda: kernels.bias_gradient(D),
+    "fused_update": lambda: kernels.fused_update(W, X, D, 0.1),
+}
+
+
+def same(a, b):
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return np.array_equal(np.asarray(a), np.asarray(b))
+
+
+fastnet.set_num_threads(2)
+for name, call in CALLS.items():
+    outside = call()
+    inside = []
+    _core._call_in_parallel_region(lambda: inside.append(call()), 2)
+    assert len(inside) == 2 and all(same(r, outside) for r in inside), name
+print("ok")
+'''
+
+
+def test_calls_from_inside_the_callers_own_parallel_region_run_as_outside():
+    """fastnet called from the threads of the caller's own OpenMP parallel region (a
+    Cython prange or numba loop taking the GIL to call it): each call runs on a team of its
+    own (of one), with the same results as outside. The kernels' worksharing used to bind
+    to the caller's team, whose other threads were not in the same call: it hung, or
+    crashed. In a child process, so that a hang fails the test instead of the suite."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _INSIDE_A_PARALLEL_REGION], timeout=120,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -7,6 +7,7 @@ call raises instead of reaching C, and turns C's status codes into exceptions.
 """
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
+from cython.parallel cimport parallel
 
 cdef extern from "fastnet.h" nogil:
     ctypedef enum fn_status:
@@ -243,8 +244,17 @@ def _last_team():
     return fn_last_team()
 
 
+def _call_in_parallel_region(fn, int threads=2):
+    """For tests: calls ``fn()`` from each thread of an OpenMP parallel region of
+    ``threads`` threads, one after another (each takes the GIL), as code that calls
+    fastnet from inside its own parallel loops would."""
+    with nogil, parallel(num_threads=threads):
+        with gil:
+            fn()
+
+
 def _threads_busy():
-    """Threads that fastnet calls from every Python thread are running now."""
+    """Threads granted to the fastnet calls now running, from every Python thread."""
     return fn_threads_busy()
 
 
