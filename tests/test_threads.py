@@ -3,6 +3,11 @@ the OpenMP runtime's, the one threadpoolctl controls. The autouse fixture in con
 restores the count after each test."""
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+import time
+
 import numpy as np
 import pytest
 from conftest import DTYPES, PARALLEL_MIN_FLOP
@@ -192,8 +197,6 @@ def test_small_trainer_keeps_a_probes_decision_for_the_same_shape(sharing_policy
     """A second call of the same shape within SMALL_DECISION_SECONDS goes alone without a
     probe, with the same bits as one thread; another batch size, a policy set again, or
     the time running out make the next call probe again."""
-    import time
-
     from fastnet import _core
 
     layers, batch, _ = FIT_CASES["small-digits"]
@@ -277,8 +280,6 @@ POOL_WARM_SECONDS = 2e-3
 @pytest.fixture
 def cold_pool():
     """The default pool policy ("auto"), and a function that lets the pool go cold."""
-    import time
-
     from fastnet import _core
 
     _core._set_pool_policy("auto")
@@ -357,14 +358,38 @@ def test_fits_from_several_python_threads_end_as_fits_one_after_another():
     assert _core._threads_busy() == 0
 
 
+@contextlib.contextmanager
+def _a_team_running_in_another_thread():
+    """Starts a fit that runs one C call (no shuffling) on a team of 2 for about half a
+    second in another Python thread, and yields once that team holds its cores; then
+    waits for it to end. Yields a function telling whether the team still holds them."""
+    from fastnet import _core
+
+    layers, batch, rows = FIT_CASES["general"]
+    X = np.random.default_rng(6).standard_normal((rows, layers[0])).astype(np.float32)
+    Y = np.full((rows, layers[-1]), 0.5, np.float32)
+    net = fastnet.Network(layers, seed=0)
+
+    def long_fit():
+        fastnet.set_num_threads(2)
+        net.fit(X, Y, epochs=400, learning_rate=0.01, batch_size=batch, shuffle=False)
+
+    worker = threading.Thread(target=long_fit)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while _core._threads_busy() < 2 and worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    try:
+        assert _core._threads_busy() == 2, "the fit in the other thread did not start its team"
+        yield lambda: _core._threads_busy() == 2
+    finally:
+        worker.join()
+
+
 def test_a_call_while_another_threads_team_runs_gets_the_cores_left():
     """A call that starts while another Python thread's call runs a team on every core gets
     one thread (its own), not a team of its own: two 2-thread digits fits on 2 cores ran
     5-6x slower than two 1-thread fits. A call alone keeps its team."""
-    import os
-    import threading
-    import time
-
     from fastnet import _core
 
     fastnet.set_num_threads(2)
@@ -376,28 +401,12 @@ def test_a_call_while_another_threads_team_runs_gets_the_cores_left():
     small = _two_epochs(*FIT_CASES["small-digits"], np.float32, False, data_seed=1)
     small_alone = small()
     assert _core._last_sharing() == "shared"
-    layers, batch, rows = FIT_CASES["general"]
-    X = np.random.default_rng(6).standard_normal((rows, layers[0])).astype(np.float32)
-    Y = np.full((rows, layers[-1]), 0.5, np.float32)
-    net = fastnet.Network(layers, seed=0)
-
-    def long_fit():  # one C call (no shuffling) on a team of 2 for about a second
-        fastnet.set_num_threads(2)
-        net.fit(X, Y, epochs=400, learning_rate=0.01, batch_size=batch, shuffle=False)
-
-    worker = threading.Thread(target=long_fit)
-    worker.start()
-    deadline = time.monotonic() + 30
-    while _core._threads_busy() < 2 and worker.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.001)
-    busy = _core._threads_busy()
-    shared = kernels.matmul(A, A)
-    granted = _core._last_grant()
-    small_shared = small()
-    small_ran = _core._last_sharing()
-    busy_after = _core._threads_busy()  # the long fit's team still held its cores
-    worker.join()
-    assert busy == 2 and busy_after == 2, "the long fit was not running its team"
+    with _a_team_running_in_another_thread() as team_holds_its_cores:
+        shared = kernels.matmul(A, A)
+        granted = _core._last_grant()
+        small_shared = small()
+        small_ran = _core._last_sharing()
+        assert team_holds_its_cores(), "the other fit ended during these calls"
     assert granted == min(2, max(cores - 2, 1))  # 1 on two cores
     assert small_ran == ("one thread" if cores <= 3 else "shared")
     assert np.array_equal(shared, alone)
@@ -411,10 +420,6 @@ def test_a_small_fit_gives_its_team_cores_to_calls_from_other_threads(sharing_po
     """A small trainer's team that shares its batches leaves its other cores to calls that
     other Python threads start while it trains, when there are not cores for all: it
     finishes alone (its other threads leave at the end of a batch), with the same bits."""
-    import os
-    import threading
-    import time
-
     from fastnet import _core
 
     cores = len(os.sched_getaffinity(0))
@@ -455,34 +460,14 @@ def test_a_child_forked_while_a_thread_trains_counts_no_busy_threads():
     """A process forked while another thread's call runs its team: the child has only the
     forking thread, so none of the cores are taken (or every call of the child would get a
     reduced team)."""
-    import os
-    import threading
-    import time
-
     from fastnet import _core
 
-    layers, batch, rows = FIT_CASES["general"]
-    X = np.random.default_rng(6).standard_normal((rows, layers[0])).astype(np.float32)
-    Y = np.full((rows, layers[-1]), 0.5, np.float32)
-    net = fastnet.Network(layers, seed=0)
-
-    def long_fit():
-        fastnet.set_num_threads(2)
-        net.fit(X, Y, epochs=400, learning_rate=0.01, batch_size=batch, shuffle=False)
-
-    worker = threading.Thread(target=long_fit)
-    worker.start()
-    deadline = time.monotonic() + 30
-    while _core._threads_busy() < 2 and worker.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.001)
-    busy = _core._threads_busy()
-    pid = os.fork()
-    if pid == 0:  # the child: report and leave at once (no OpenMP, no cleanup)
-        os._exit(10 + _core._threads_busy())
-    busy_after = _core._threads_busy()  # the team still held its cores at the fork
-    _, status = os.waitpid(pid, 0)
-    worker.join()
-    assert busy == 2 and busy_after == 2, "the fit was not running its team"
+    with _a_team_running_in_another_thread() as team_holds_its_cores:
+        pid = os.fork()
+        if pid == 0:  # the child: report and leave at once (no OpenMP, no cleanup)
+            os._exit(10 + _core._threads_busy())
+        assert team_holds_its_cores(), "the other fit ended before the fork"
+        _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 10
     assert _core._threads_busy() == 0
 
