@@ -352,7 +352,7 @@ typedef struct {
     int replay;       /* check and write back the weights at the end of each epoch */
     int kept_shared;  /* an earlier probe decided "shared" for this shape */
     int probe, alone; /* thread 0's decisions, read by all after a barrier */
-    int decided;      /* this call's probe reached its decision */
+    int decided;      /* this call's probe decided, with no other call beside it: keep it */
     int gave_way;     /* went alone because calls from other threads wanted the cores */
     int policy;       /* the sharing policy, read once for the whole team */
 } T(small_run);
@@ -435,6 +435,7 @@ static void T(small_team)(T(small_run) *run)
         probe = run->probe;
     }
     double last = t == 0 && probe ? omp_get_wtime() : 0, fastest[2] = {INFINITY, INFINITY};
+    int contended = 0; /* thread 0: other calls held threads during the probe's batches */
     int64_t batch_no = 0;
     for (int64_t epoch = 0; epoch < run->n_epochs; epoch++) {
         const int64_t *perm = run->order ? run->order + epoch * N : NULL;
@@ -445,6 +446,7 @@ static void T(small_team)(T(small_run) *run)
                     const int was_shared = batch_no <= probe_batches;
                     fastest[was_shared] = fmin(fastest[was_shared], now - last);
                     last = now;
+                    contended |= fn_threads_busy() > team;
                 }
                 if (batch_no == 2 * probe_batches) {
                     if (t == 0) {
@@ -452,7 +454,7 @@ static void T(small_team)(T(small_run) *run)
                                      (run->policy == FN_SHARING_AUTO && fastest[0] < fastest[1]);
                         /* not kept if timed beside other calls; alone: the others' cores
                          * are free */
-                        run->decided = fn_threads_busy() <= team;
+                        run->decided = !contended && fn_threads_busy() <= team;
                         if (run->alone)
                             fn_team_give_back(team - 1);
                     }

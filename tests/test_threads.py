@@ -466,8 +466,9 @@ def test_a_child_forked_while_a_thread_trains_counts_no_busy_threads():
         pid = os.fork()
         if pid == 0:  # the child: report and leave at once (no OpenMP, no cleanup)
             os._exit(10 + _core._threads_busy())
-        assert team_holds_its_cores(), "the other fit ended before the fork"
+        held = team_holds_its_cores()
         _, status = os.waitpid(pid, 0)
+    assert held, "the other fit ended before the fork"
     assert os.WEXITSTATUS(status) == 10
     assert _core._threads_busy() == 0
 
