@@ -14,7 +14,12 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-static void forget_busy_threads(void);
+static void after_fork_in_child(void);
+
+/* A region of two or more threads has run in this process; this process was forked after
+ * one had (GNU OpenMP's thread pool does not survive fork: the child's next region waited
+ * for the parent's threads, forever), so it runs every call on its calling thread. */
+static atomic_int team_started = 0, forked_after_team = 0;
 
 static fn_isa isa_in_use = FN_ISA_GENERIC;
 static const fn_config_f32 *config_f32 = &fn_config_generic_f32;
@@ -53,7 +58,7 @@ fn_isa fn_init(int force)
 {
     static atomic_flag at_fork = ATOMIC_FLAG_INIT;
     if (!atomic_flag_test_and_set(&at_fork)) /* once: a forked child runs no call yet */
-        pthread_atfork(NULL, NULL, forget_busy_threads);
+        pthread_atfork(NULL, NULL, after_fork_in_child);
     fn_isa isa = FN_ISA_GENERIC;
     if (force >= 0) {
         if (force <= FN_ISA_AVX512 && fn_cpu_supports((fn_isa)force))
@@ -89,7 +94,7 @@ const fn_config_f32 *fn_config_get_f32(void) { return config_f32; }
 const fn_config_f64 *fn_config_get_f64(void) { return config_f64; }
 
 void fn_set_num_threads(int n) { omp_set_num_threads(n > 0 ? n : 1); }
-int fn_get_num_threads(void) { return omp_get_max_threads(); }
+int fn_get_num_threads(void) { return fn_forked_after_team() ? 1 : omp_get_max_threads(); }
 
 int fn_team_size(double flop)
 {
@@ -144,6 +149,7 @@ int fn_team_if_warm(double flop, int team)
 
 double fn_pool_start(void)
 {
+    atomic_store_explicit(&team_started, 1, memory_order_relaxed);
     const double now = omp_get_wtime();
     double start;
 #pragma omp critical(fn_pool)
@@ -188,8 +194,21 @@ static _Thread_local int last_grant = 1;
 /* Threads this thread's running call gave back early (fn_team_give_back). */
 static _Thread_local int given_back = 0;
 
-/* In a child forked while calls ran in other threads: those threads are not there. */
-static void forget_busy_threads(void) { atomic_store(&threads_busy, 0); }
+/* In a forked child: the calls that ran in other threads at the fork are not there. */
+static void after_fork_in_child(void)
+{
+    atomic_store(&threads_busy, 0);
+    if (atomic_load(&team_started))
+        atomic_store(&forked_after_team, 1);
+}
+
+int fn_team_allowed(void)
+{
+    if (atomic_load_explicit(&forked_after_team, memory_order_relaxed))
+        return 0;
+    atomic_store_explicit(&team_started, 1, memory_order_relaxed);
+    return 1;
+}
 
 int fn_team_claim(int team, int *saved)
 {
@@ -198,7 +217,8 @@ int fn_team_claim(int team, int *saved)
         cores = omp_get_num_procs();
         atomic_store_explicit(&cores_known, cores, memory_order_relaxed);
     }
-    team = team > 1 ? team : 1;
+    if (team < 2 || atomic_load_explicit(&forked_after_team, memory_order_relaxed))
+        team = 1;
     int busy = atomic_load(&threads_busy), grant;
     do {
         const int left = cores - busy;
@@ -232,6 +252,7 @@ void fn_team_release(int grant, int saved)
 }
 
 int fn_in_parallel(void) { return omp_in_parallel(); }
+int fn_forked_after_team(void) { return atomic_load(&forked_after_team); }
 int fn_threads_busy(void) { return atomic_load(&threads_busy); }
 int fn_cores(void) { return atomic_load_explicit(&cores_known, memory_order_relaxed); }
 int fn_last_grant(void) { return last_grant; }

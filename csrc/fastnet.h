@@ -64,6 +64,10 @@ int fn_last_team(void);
  * (fn_team_claim, internal.h). */
 int fn_threads_busy(void);
 int fn_last_grant(void);
+/* 1 in a process forked after a team had run in its parent: every call runs on its
+ * calling thread there (GNU OpenMP's thread pool does not survive fork; the child's next
+ * team waited for the parent's threads forever), and fn_get_num_threads says 1. */
+int fn_forked_after_team(void);
 
 /* How the small trainer (train_small.c) decides whether a team shares the batches: by
  * measuring (AUTO), or, for tests, always sharing, or taking every trip as slow and the

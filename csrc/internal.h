@@ -68,6 +68,9 @@ void fn_team_started(int grant);
 int fn_cores(void);
 /* omp_in_parallel(), for files that do not include omp.h. */
 int fn_in_parallel(void);
+/* 1 unless this process was forked after a region of two or more threads had run (GNU
+ * OpenMP's pool does not survive fork), and then notes that one is about to run. */
+int fn_team_allowed(void);
 /* FN_RUN_TEAM's bookkeeping: fn_pool_start before a region (the time if the pool was
  * cold, else -1), fn_pool_joined by every thread as it enters (thread 1 measures the
  * wake-up), fn_pool_end after. */

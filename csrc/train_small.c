@@ -178,7 +178,7 @@ double fn_line_trip_ns(void)
 {
     struct { _Alignas(FN_ALIGN) atomic_long v; char pad[FN_ALIGN - sizeof(atomic_long)]; } line;
     double best = -1;
-    if (omp_get_max_threads() < 2 || omp_in_parallel())
+    if (omp_get_max_threads() < 2 || omp_in_parallel() || !fn_team_allowed())
         return best;
     atomic_init(&line.v, 0);
 #pragma omp parallel num_threads(2)

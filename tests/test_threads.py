@@ -531,3 +531,42 @@ def test_calls_from_inside_the_callers_own_parallel_region_run_as_outside():
     done = subprocess.run([sys.executable, "-c", _INSIDE_A_PARALLEL_REGION], timeout=120,
                           capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_a_child_forked_after_a_team_ran_trains_on_one_thread_with_the_same_bits():
+    """GNU OpenMP's thread pool does not survive fork: in a process forked after a team had
+    run (multiprocessing's default start method on Linux), the next team waited for the
+    parent's threads forever. There every call runs on its calling thread, with the same
+    results, and get_num_threads says 1."""
+    import signal
+
+    from fastnet import _core
+
+    fastnet.set_num_threads(2)
+    jobs = [_two_epochs(*FIT_CASES[case], np.float32, True, data_seed=3)
+            for case in ("general", "small-digits")]
+    expected = [job() for job in jobs]
+    assert _core._last_grant() == 2  # a team ran in this process
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 only if every fit matched on one thread
+        status = 1
+        try:
+            fastnet.set_num_threads(2)
+            got = [job() for job in jobs]
+            if fastnet.get_num_threads() == 1 and all(
+                    g[0] == e[0] and g[1] == e[1] for g, e in zip(got, expected)):
+                status = 0
+        finally:
+            os._exit(status)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    if not done:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert done, "the forked child hung"
+    assert os.WEXITSTATUS(status) == 0
+    assert fastnet.get_num_threads() == 2

@@ -33,7 +33,10 @@ def set_num_threads(n):
     OMP_NUM_THREADS also set. As in OpenMP, it applies to calls made from the thread that
     set it (Python threads started later begin with OMP_NUM_THREADS or the core count).
     Calls running at the same time from several Python threads share the cores: one that
-    starts while other calls run gets only the cores left (at least its own thread).
+    starts while other calls run gets only the cores left (at least its own thread). In a
+    process forked after a team ran (multiprocessing's default start method on Linux),
+    GNU OpenMP's threads are gone: there every call runs on one thread, and
+    get_num_threads() returns 1.
     Results do not depend on it: every thread count gives bitwise the same numbers."""
     _core.set_num_threads(_check_int(n, "set_num_threads: n (the number of threads)", minimum=1))
 
