@@ -200,7 +200,8 @@ fn_status fn_gradients_##S(const fn_net_##S *net, int64_t N, const REAL *X, cons
  * order. Each batch: forward, delta_O, delta_H..., W -= alpha dW. epoch_loss[i] is the   \
  * MSE over epoch i's batches before each update: (1/N) sum of (O_out - Y)^2.              \
  * On NaN/inf the weights of the start of that epoch are restored, *epochs_done says      \
- * how many epochs completed, and FN_NONFINITE is returned. */                            \
+ * how many epochs completed, and FN_NONFINITE is returned. epoch_loss[i] is NaN for the   \
+ * epochs not completed (i >= *epochs_done). */                                           \
 fn_status fn_train_##S(const fn_net_##S *net, int64_t N, const REAL *X, const REAL *Y,   \
                        const int64_t *order, int64_t n_epochs, int64_t batch_size,         \
                        REAL alpha, double *epoch_loss, int64_t *epochs_done);

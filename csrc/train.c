@@ -320,18 +320,12 @@ static void T(train_team)(T(train_run) *run)
     }
 }
 
-fn_status T(fn_train)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
-                      const int64_t *order, int64_t n_epochs, int64_t batch_size, REAL alpha,
-                      double *epoch_loss, int64_t *epochs_done)
+static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X,
+                                  const REAL *Y, const int64_t *order, int64_t n_epochs,
+                                  int64_t rows, REAL alpha, double *epoch_loss,
+                                  int64_t *epochs_done)
 {
-    const int64_t rows = batch_size < N ? batch_size : N;
     T(workspace) ws;
-    *epochs_done = 0;
-    if (N <= 0 || rows <= 0)
-        return FN_EINVAL;
-    if (T(fn_train_small_fits)(net, rows)) /* a batch fits in cache: train_small.c */
-        return T(fn_train_small)(net, N, X, Y, order, n_epochs, rows, alpha, epoch_loss,
-                                 epochs_done);
     int team = fn_team_size(T(fn_flop_per_row)(net) * (double)rows);
     fn_status st = T(workspace_alloc)(&ws, net, rows, order != NULL, 1, team);
     if (st != FN_OK)
@@ -341,6 +335,25 @@ fn_status T(fn_train)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL
     T(workspace_free)(&ws);
     *epochs_done = run.done;
     return run.nonfinite ? FN_NONFINITE : FN_OK;
+}
+
+fn_status T(fn_train)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
+                      const int64_t *order, int64_t n_epochs, int64_t batch_size, REAL alpha,
+                      double *epoch_loss, int64_t *epochs_done)
+{
+    const int64_t rows = batch_size < N ? batch_size : N;
+    *epochs_done = 0;
+    if (N <= 0 || rows <= 0)
+        return FN_EINVAL;
+    fn_status st = T(fn_train_small_fits)(net, rows) /* a batch fits in cache */
+                       ? T(fn_train_small)(net, N, X, Y, order, n_epochs, rows, alpha,
+                                           epoch_loss, epochs_done)
+                       : T(train_general)(net, N, X, Y, order, n_epochs, rows, alpha,
+                                          epoch_loss, epochs_done);
+    /* Past the epochs completed (a replay may have written some first): NaN. */
+    for (int64_t e = *epochs_done; e < n_epochs; e++)
+        epoch_loss[e] = NAN;
+    return st;
 }
 
 #endif

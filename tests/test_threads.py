@@ -374,16 +374,31 @@ def _a_team_running_in_another_thread():
         fastnet.set_num_threads(2)
         net.fit(X, Y, epochs=400, learning_rate=0.01, batch_size=batch, shuffle=False)
 
-    worker = threading.Thread(target=long_fit)
-    worker.start()
-    deadline = time.monotonic() + 30
-    while _core._threads_busy() < 2 and worker.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.001)
+    with _one_call_per_fit():
+        worker = threading.Thread(target=long_fit)
+        worker.start()
+        deadline = time.monotonic() + 30
+        while _core._threads_busy() < 2 and worker.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        try:
+            assert _core._threads_busy() == 2, "the other thread's fit did not start its team"
+            yield lambda: _core._threads_busy() == 2
+        finally:
+            worker.join()
+
+
+@contextlib.contextmanager
+def _one_call_per_fit():
+    """A fit makes one C call however long it runs (it is cut into calls of a tenth of a
+    second so that Ctrl-C can stop it): for tests of what one call does."""
+    from fastnet import network
+
+    seconds = network._SECONDS_PER_CALL
+    network._SECONDS_PER_CALL = 1e9
     try:
-        assert _core._threads_busy() == 2, "the fit in the other thread did not start its team"
-        yield lambda: _core._threads_busy() == 2
+        yield
     finally:
-        worker.join()
+        network._SECONDS_PER_CALL = seconds
 
 
 def test_a_call_while_another_threads_team_runs_gets_the_cores_left():
@@ -437,18 +452,19 @@ def test_a_small_fit_gives_its_team_cores_to_calls_from_other_threads(sharing_po
         out["net"], out["ran"] = net, _core._last_sharing()
 
     alone, together = {}, {}
-    train(alone)
-    assert alone["ran"] == "shared"
-    worker = threading.Thread(target=train, args=(together,))
-    worker.start()
-    deadline = time.monotonic() + 30
-    while _core._threads_busy() < 2 and worker.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.001)
-    busy, calls = _core._threads_busy(), 0
-    while worker.is_alive():  # calls from this thread meanwhile: granted one thread each
-        train({}, epochs=20)
-        calls += 1
-    worker.join()
+    with _one_call_per_fit():
+        train(alone)
+        assert alone["ran"] == "shared"
+        worker = threading.Thread(target=train, args=(together,))
+        worker.start()
+        deadline = time.monotonic() + 30
+        while _core._threads_busy() < 2 and worker.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        busy, calls = _core._threads_busy(), 0
+        while worker.is_alive():  # calls from this thread meanwhile: granted one thread each
+            train({}, epochs=20)
+            calls += 1
+        worker.join()
     assert busy == 2 and calls > 1, "the shared fit was not running its team"
     assert together["ran"] == ("alone while others ran" if cores < 3 else "shared")
     assert together["history"] == alone["history"]

@@ -7,6 +7,7 @@ arguments before it changes anything, so a call that raises leaves the network a
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -19,6 +20,17 @@ FILE_VERSION = 1
 
 # Epochs of row orders handed to C in one call: bounds the memory of shuffled orders.
 _ORDER_ENTRIES_PER_CALL = 1 << 22
+
+# Seconds of training per C call. Python runs signal handlers (Ctrl-C's KeyboardInterrupt)
+# only between calls, so a fit is cut into calls of about this long; each costs ~10 us,
+# and the results do not depend on the cut (every epoch's order comes from the same
+# generator, and each call goes on from the weights the last one left).
+_SECONDS_PER_CALL = 0.1
+# A fast estimate of an epoch's time for the first call (one core's rate, plus the
+# per-batch cost of the smallest networks): a short fit is one call, and a long one
+# learns its real rate from that call.
+_FAST_FLOP_RATE = 1.0e11
+_FAST_BATCH_SECONDS = 1.0e-7
 
 
 class DivergenceError(FloatingPointError):
@@ -230,6 +242,10 @@ class Network:
 
         If training diverges to NaN or infinity, raises ``DivergenceError`` and keeps the
         weights of the start of the epoch that diverged.
+
+        Ctrl-C (KeyboardInterrupt) stops a long fit within about a tenth of a second; the
+        network keeps the epochs completed by then, whose losses are the exception's
+        ``history``.
         """
         X, Y = self._XY(X, Y)
         epochs = v.check_int(epochs, "epochs", minimum=0)
@@ -245,26 +261,41 @@ class Network:
         shuffled = bool(shuffle) and batch < n_rows
         rng = np.random.default_rng(seed) if shuffled else None
         net = self._c_net()
-        history = []
         per_call = max(1, _ORDER_ENTRIES_PER_CALL // n_rows) if shuffled else max(epochs, 1)
-        while len(history) < epochs:
-            count = min(per_call, epochs - len(history))
-            order = None
-            if shuffled:
-                order = np.empty((count, n_rows), np.int64)
-                for i in range(count):
-                    order[i] = rng.permutation(n_rows)
-            losses = np.empty(count, np.float64)
-            done, diverged = _core.train(net, X, Y, order, count, batch, learning_rate, losses)
-            history.extend(losses[:done].tolist())
-            if diverged:
-                raise DivergenceError(
-                    f"training diverged to NaN or infinity in epoch {len(history) + 1} "
-                    f"(learning_rate={learning_rate}); the weights are those at the start of "
-                    "that epoch. A smaller learning_rate may help.",
-                    history,
-                )
-        return history
+        batches = -(-n_rows // batch)
+        flop = 6.0 * n_rows * sum(a * b for a, b in zip(self._layers[:-1], self._layers[1:]))
+        epoch_seconds = flop / _FAST_FLOP_RATE + batches * _FAST_BATCH_SECONDS
+        # Each call's losses, NaN until C completes the epoch: wherever an interrupt lands,
+        # the epochs completed are exactly those with a loss.
+        calls, completed = [], 0
+        try:
+            while completed < epochs:
+                count = min(per_call, epochs - completed,
+                            max(1, int(_SECONDS_PER_CALL / epoch_seconds)))
+                order = None
+                if shuffled:
+                    order = np.empty((count, n_rows), np.int64)
+                    for i in range(count):
+                        order[i] = rng.permutation(n_rows)
+                losses = np.full(count, np.nan)
+                calls.append(losses)
+                start = time.perf_counter()
+                done, diverged = _core.train(net, X, Y, order, count, batch, learning_rate,
+                                             losses)
+                epoch_seconds = max(time.perf_counter() - start, 1e-9) / count
+                completed += done
+                if diverged:
+                    history = _completed(calls)
+                    raise DivergenceError(
+                        f"training diverged to NaN or infinity in epoch {len(history) + 1} "
+                        f"(learning_rate={learning_rate}); the weights are those at the start "
+                        "of that epoch. A smaller learning_rate may help.",
+                        history,
+                    )
+        except KeyboardInterrupt as interrupt:
+            interrupt.history = _completed(calls)
+            raise
+        return _completed(calls)
 
     # ------------------------------------------------------------------ persistence
 
@@ -305,6 +336,16 @@ class Network:
         )
 
     __hash__ = None
+
+
+def _completed(calls):
+    """The losses of the epochs completed by a fit's calls: each call's leading losses
+    (C writes an epoch's loss when it completes it; the rest stay NaN)."""
+    history = []
+    for losses in calls:
+        done = np.flatnonzero(np.isnan(losses))
+        history.extend(losses[:done[0] if done.size else losses.size].tolist())
+    return history
 
 
 def _trace_names(n_layers):
