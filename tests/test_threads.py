@@ -100,6 +100,27 @@ def test_fit_is_bitwise_identical_with_one_and_two_threads(dtype, bias, case):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [3, 4])
+def test_small_trainer_teams_of_three_and_four_give_the_bits_of_one_thread(
+        sharing_policy, dtype, threads):
+    """Teams of 3 and 4 in the small trainer, each thread taking 16 of the 48 or 64 rows:
+    more threads than cores on a 2-core machine (the teams wait at libgomp's barriers),
+    and on a bigger one at the small trainer's own spinning barrier. Same bits as one
+    thread, and the call did run on that many threads."""
+    from fastnet import _core
+
+    layers, _, _ = FIT_CASES["small-deep"]
+    batch = threads * SMALL_MIN_ROWS_PER_THREAD
+    train = _two_epochs(layers, batch, 5 * batch + 7, dtype, bias=True, data_seed=5)
+    net1, h1 = _with_threads(1, train)
+    sharing_policy("always")
+    net_n, h_n = _with_threads(threads, train)
+    assert (_core._last_grant(), _core._last_sharing()) == (threads, "shared")
+    assert h1 == h_n
+    assert net1 == net_n
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_forward_and_gradients_are_bitwise_identical_with_one_and_two_threads(dtype):
     layers = [256, 192, 64]
     rng = np.random.default_rng(1)
