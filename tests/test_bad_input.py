@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_unchanged, snapshot
+from conftest import ACTIVATIONS, DTYPES, assert_unchanged, snapshot
+from hypothesis import given
+from hypothesis import strategies as st
 
 import fastnet
 from fastnet import kernels
@@ -310,3 +312,37 @@ def test_unknown_kernel_name_is_rejected():
 def test_kernels_reject_bad_arguments_by_name(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# fit looks for NaN and infinity in X and Y only when training fails (network.py): every
+# such value must make the first epoch fail, in both trainers, whatever the activations.
+_TRAINER_LAYERS = {"small": [5, 6, 3], "general": [300, 6, 3]}  # 300 > the small widths
+
+
+@given(trainer=st.sampled_from(sorted(_TRAINER_LAYERS)),
+       hidden=st.sampled_from(ACTIVATIONS), output=st.sampled_from(ACTIVATIONS),
+       bias=st.booleans(), dtype=st.sampled_from(DTYPES), in_y=st.booleans(),
+       value=st.sampled_from([np.nan, np.inf, -np.inf]), rows=st.integers(1, 9),
+       batch=st.integers(1, 10), shuffle=st.booleans(), epochs=st.integers(1, 3),
+       where=st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), seed=st.integers(0, 99))
+def test_fit_finds_every_nan_and_infinity_and_leaves_the_network_unchanged(
+        trainer, hidden, output, bias, dtype, in_y, value, rows, batch, shuffle, epochs, where,
+        seed):
+    layers = _TRAINER_LAYERS[trainer]
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (rows, layers[0]))
+    Y = rng.uniform(0, 1, (rows, layers[-1]))
+    bad = Y if in_y else X
+    at = (where[0] % rows, where[1] % bad.shape[1])
+    bad[at] = value
+    net = fastnet.Network(layers, activation=hidden, output_activation=output, bias=bias,
+                          dtype=dtype, seed=seed)
+    if bias:
+        net.biases = [rng.uniform(-1, 1, n) for n in layers[1:]]
+    before = snapshot(net)
+    name = "Y" if in_y else "X"
+    with pytest.raises(ValueError, match=rf"{name} contains NaN or infinity \(first at index "
+                                         rf"\[{at[0]}, {at[1]}\]"):
+        net.fit(X, Y, epochs=epochs, learning_rate=0.1, batch_size=batch, shuffle=shuffle,
+                seed=seed)
+    assert_unchanged(net, before)

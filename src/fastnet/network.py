@@ -172,13 +172,14 @@ class Network:
         return _core._Net(self._weights, self._biases, codes, self._step_threshold,
                           self._dtype == np.float32)
 
-    def _X(self, X, name="X"):
-        return v.as_matrix(X, name, self._dtype, n_cols=self._layers[0], cols_what="layers[0]")
+    def _X(self, X, name="X", finite=True):
+        return v.as_matrix(X, name, self._dtype, n_cols=self._layers[0], cols_what="layers[0]",
+                           finite=finite)
 
-    def _XY(self, X, Y):
-        X = self._X(X)
+    def _XY(self, X, Y, finite=True):
+        X = self._X(X, finite=finite)
         Y = v.as_matrix(Y, "Y", self._dtype, n_cols=self._layers[-1], cols_what="layers[-1]",
-                        allow_1d_column=True)
+                        allow_1d_column=True, finite=finite)
         v.check_rows_match(X, Y)
         return X, Y
 
@@ -247,7 +248,12 @@ class Network:
         network keeps the epochs completed by then, whose losses are the exception's
         ``history``.
         """
-        X, Y = self._XY(X, Y)
+        # NaN and infinity in X and Y are looked for only if training fails: any of them
+        # makes the first epoch's loss or weights non-finite (each X[e, i] enters W[0]'s
+        # gradient as X[e, i] * delta[e, j], and inf * 0 is NaN), so the run stops there
+        # and the weights are restored to those given. Good data is then read once a
+        # call, not twice (2% of a digits or mnist epoch in a loop of one-epoch fits).
+        X, Y = self._XY(X, Y, finite=False)
         epochs = v.check_int(epochs, "epochs", minimum=0)
         learning_rate = v.check_real(learning_rate, "learning_rate", positive=True)
         batch_size = v.check_int(batch_size, "batch_size", minimum=1, allow_none=True)
@@ -256,6 +262,8 @@ class Network:
         if seed is not None and not isinstance(seed, np.random.Generator):
             seed = v.check_int(seed, "seed", minimum=0)
 
+        if epochs == 0:  # no training to find them
+            _check_finite(X, Y)
         n_rows = X.shape[0]
         batch = n_rows if batch_size is None else min(batch_size, n_rows)
         shuffled = bool(shuffle) and batch < n_rows
@@ -285,6 +293,7 @@ class Network:
                 epoch_seconds = max(time.perf_counter() - start, 1e-9) / count
                 completed += done
                 if diverged:
+                    _check_finite(X, Y)  # bad data: the first epoch, the weights as given
                     history = _completed(calls)
                     raise DivergenceError(
                         f"training diverged to NaN or infinity in epoch {len(history) + 1} "
@@ -336,6 +345,11 @@ class Network:
         )
 
     __hash__ = None
+
+
+def _check_finite(X, Y):
+    v.check_finite(X, "X")
+    v.check_finite(Y, "Y")
 
 
 def _completed(calls):
