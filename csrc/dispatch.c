@@ -103,6 +103,13 @@ int fn_team_size(double flop)
     return fn_team_if_warm(flop, omp_get_max_threads());
 }
 
+int fn_team_for_batches(double batch_flop, double call_flop)
+{
+    if (batch_flop < FN_PARALLEL_MIN_FLOP || omp_in_parallel())
+        return 1;
+    return fn_team_if_warm(call_flop, omp_get_max_threads());
+}
+
 /* Still spinning this long after a region: libgomp's threads were woken in 0.5-1 us after
  * pauses of up to 3 ms and needed a futex wake-up after 10 ms and more. */
 #define FN_POOL_WARM_SECONDS 2e-3

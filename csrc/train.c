@@ -326,7 +326,8 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
                                   int64_t *epochs_done)
 {
     T(workspace) ws;
-    int team = fn_team_size(T(fn_flop_per_row)(net) * (double)rows);
+    const double per_row = T(fn_flop_per_row)(net);
+    int team = fn_team_for_batches(per_row * (double)rows, per_row * (double)N * (double)n_epochs);
     fn_status st = T(workspace_alloc)(&ws, net, rows, order != NULL, 1, team);
     if (st != FN_OK)
         return st;

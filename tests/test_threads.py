@@ -355,6 +355,41 @@ def test_a_one_epoch_fit_on_a_cold_pool_trains_alone_and_the_next_shares(
     assert nets[0] == nets[1]
 
 
+ONE_CORE_FLOP_RATE = 2.5e10  # csrc/dispatch.c: how long a call takes alone, at the least
+WAKE_PAYBACK = 2.0  # csrc/dispatch.c: a team pays when it saves more than the wake-up
+
+
+def test_a_long_fit_of_short_batches_on_a_cold_pool_takes_the_team(cold_pool):
+    """The general trainer weighs the pool's wake-up against the whole call, not against
+    one batch: each batch here would take less alone than the wake-up it would pay for,
+    the whole fit much more. (Weighing a batch ran every one-epoch mnist fit on a cold pool
+    alone once a wake-up of 0.8 ms had been measured, and never measured it again.) A fit
+    of one batch still runs alone; both give the same bits."""
+    from fastnet import _core
+
+    layers, batch, _ = FIT_CASES["general"]
+    rows, wake = 4096, 0.02
+    per_row = 6 * sum(a * b for a, b in zip(layers[:-1], layers[1:]))
+    assert per_row * batch / ONE_CORE_FLOP_RATE < WAKE_PAYBACK * wake
+    assert per_row * rows / ONE_CORE_FLOP_RATE > 2 * WAKE_PAYBACK * wake
+    rng = np.random.default_rng(11)
+    X, Y = rng.standard_normal((rows, layers[0])), rng.uniform(0, 1, (rows, layers[-1]))
+    fastnet.set_num_threads(2)
+    teams, nets = [], []
+    for n in (rows, batch):
+        net = fastnet.Network(layers, seed=2)
+        _core._pool_wake_seconds(wake)
+        cold_pool()
+        net.fit(X[:n], Y[:n], epochs=1, learning_rate=0.1, batch_size=batch, shuffle=False)
+        teams.append(_core._last_team())
+        nets.append(net)
+    assert teams == [2, 1]
+    fastnet.set_num_threads(1)
+    again = fastnet.Network(layers, seed=2)
+    again.fit(X, Y, epochs=1, learning_rate=0.1, batch_size=batch, shuffle=False)
+    assert again == nets[0]
+
+
 def test_fits_from_several_python_threads_end_as_fits_one_after_another():
     """C trains with the GIL released, so a thread pool can train several networks at
     once: each ends bit for bit as when trained alone (the calls share the cores, which
