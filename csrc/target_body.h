@@ -16,7 +16,6 @@
 #define REAL float
 #define T(name) FN_CAT(name, f32)
 #define UINT uint32_t
-#define SINT int32_t
 #define EXP_LO -104.0f
 #define SHIFTER 12582912.0f /* 1.5 * 2^23 */
 #define LN2_HI 0.693359375f
@@ -36,7 +35,6 @@
 #undef REAL
 #undef T
 #undef UINT
-#undef SINT
 #undef EXP_LO
 #undef SHIFTER
 #undef LN2_HI
@@ -51,7 +49,6 @@
 #define REAL double
 #define T(name) FN_CAT(name, f64)
 #define UINT uint64_t
-#define SINT int64_t
 #define EXP_LO -746.0
 #define SHIFTER 6755399441055744.0 /* 1.5 * 2^52 */
 #define LN2_HI 6.93147180369123816490e-01
@@ -66,22 +63,23 @@
  * wait on each sigmoid's latency (XOR float64: 0.29 -> 0.28 us an epoch), and the
  * sigmoid's throughput improves too (2560 values: 3.7 -> 3.3 us). */
 #define EXP_NEG_POLY(r) exp_neg_poly_f64(r)
-static inline double exp_neg_poly_f64(double r)
+typedef double fn_exp_reg_f64 __attribute__((vector_size(VEC_BYTES)));
+static inline fn_exp_reg_f64 exp_neg_poly_f64(fn_exp_reg_f64 r)
 {
-    const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-    const double p01 = 1 - r, p23 = 1.0 / 2 - r * (1.0 / 6);
-    const double p45 = 1.0 / 24 - r * (1.0 / 120), p67 = 1.0 / 720 - r * (1.0 / 5040);
-    const double p89 = 1.0 / 40320 - r * (1.0 / 362880);
-    const double p1011 = 1.0 / 3628800 - r * (1.0 / 39916800);
-    const double p1213 = 1.0 / 479001600 - r * (1.0 / 6227020800.0);
-    const double q0 = p01 + r2 * p23, q1 = p45 + r2 * p67, q2 = p89 + r2 * p1011;
+    typedef fn_exp_reg_f64 V;
+    const V r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    const V p01 = 1 - r, p23 = 1.0 / 2 - r * (1.0 / 6);
+    const V p45 = 1.0 / 24 - r * (1.0 / 120), p67 = 1.0 / 720 - r * (1.0 / 5040);
+    const V p89 = 1.0 / 40320 - r * (1.0 / 362880);
+    const V p1011 = 1.0 / 3628800 - r * (1.0 / 39916800);
+    const V p1213 = 1.0 / 479001600 - r * (1.0 / 6227020800.0);
+    const V q0 = p01 + r2 * p23, q1 = p45 + r2 * p67, q2 = p89 + r2 * p1011;
     return (q0 + r4 * q1) + r8 * (q2 + r4 * p1213);
 }
 #include "target_body.h"
 #undef REAL
 #undef T
 #undef UINT
-#undef SINT
 #undef EXP_LO
 #undef SHIFTER
 #undef LN2_HI
@@ -96,46 +94,56 @@ static inline double exp_neg_poly_f64(double r)
 
 #else /* the body, compiled once per REAL */
 
+/* This target's registers: V holds LANES values (one zmm, ymm or xmm), U the same bits
+ * as unsigned integers. Every per-target kernel below is written on them: GCC vectors
+ * wider than the target's were split through the stack, and scalar loops with a select
+ * in them were left scalar on AVX2 (no masked operations), 9x slower than on AVX-512. */
+typedef REAL T(ISA(reg)) __attribute__((vector_size(VEC_BYTES)));
+typedef UINT T(ISA(ureg)) __attribute__((vector_size(VEC_BYTES)));
+#define LANES ((int64_t)(VEC_BYTES / sizeof(REAL)))
+#define SV (SMALL_VL / LANES) /* registers per SMALL_VL values */
+/* m ? x : y lane by lane, m a comparison's result (all ones or zero), on the bits */
+#define SELECT(m, x, y) ((V)(((U)(m) & (U)(x)) | (~(U)(m) & (U)(y))))
+
 /* e^-a for a >= 0 (the sigmoid only needs non-positive exponents): -a = n ln2 - r,
  * |r| <= ln2/2, n rounded by the 1.5 * 2^mantissa shifter; e^-r by its Taylor polynomial
  * in r (odd terms negative); 2^n built from the exponent bits in two factors so that
  * results in the subnormal range come out as libm's exp gives them. No conversions, no
- * branches: it vectorises on every target; NaN stays NaN. */
-static inline REAL T(ISA(exp_neg))(REAL a)
+ * branches; NaN stays NaN. */
+static inline T(ISA(reg)) T(ISA(exp_neg))(T(ISA(reg)) a)
 {
+    typedef T(ISA(reg)) V;
+    typedef T(ISA(ureg)) U;
     const REAL log2e = (REAL)1.44269504088896340736;
-    a = (REAL)-EXP_LO < a ? (REAL)-EXP_LO : a; /* NaN passes */
-    REAL t = a * -log2e + (REAL)SHIFTER;
-    REAL fn = t - (REAL)SHIFTER;
-    UINT tb, sb;
-    const REAL shifter = (REAL)SHIFTER;
-    memcpy(&tb, &t, sizeof t);
-    memcpy(&sb, &shifter, sizeof sb);
-    SINT n = (SINT)(tb - sb);
-    REAL r = (a + fn * (REAL)LN2_HI) + fn * (REAL)LN2_LO;
-    REAL p = EXP_NEG_POLY(r);
+    const V cap = (V){0} + (REAL)-EXP_LO, shifter = (V){0} + (REAL)SHIFTER;
+    a = SELECT(cap < a, cap, a); /* NaN passes */
+    const V t = a * -log2e + (REAL)SHIFTER;
+    const V fn = t - (REAL)SHIFTER;
+    const U n = (U)t - (U)shifter;
+    const V r = (a + fn * (REAL)LN2_HI) + fn * (REAL)LN2_LO;
+    const V p = EXP_NEG_POLY(r);
     /* 2^n = 2^(n + SCALE_K) 2^-SCALE_K, the first factor normal for every n here: p times
      * it is exact and the second product rounds once, into the subnormals if need be. */
-    UINT b = ((UINT)n + (UINT)(EXP_BIAS + SCALE_K)) << MANT_BITS;
-    REAL s;
-    memcpy(&s, &b, sizeof s);
-    return p * s * (REAL)SCALE_DOWN;
+    const U b = (n + (UINT)(EXP_BIAS + SCALE_K)) << MANT_BITS;
+    return p * (V)b * (REAL)SCALE_DOWN;
 }
 
 /* out = 1 / (1 + e^-x) on SMALL_VL values, from e = e^-|x| <= 1 so nothing overflows.
  * |x| by clearing the sign bit, and e^-a computed from a itself: the compare, blend and
  * negation that -|x| took are gone (float64 1.28 -> 1.08 ns a value, float32 0.40 ->
- * 0.39; the same values). A fixed count: the loop becomes straight vector code. */
+ * 0.39; the same values). */
 static inline void T(ISA(sigmoid_block))(const REAL *x, REAL *out)
 {
-    for (int i = 0; i < SMALL_VL; i++) {
-        REAL v = x[i], a;
-        UINT bits;
-        memcpy(&bits, &v, sizeof v);
-        bits &= ~((UINT)1 << (8 * sizeof(REAL) - 1));
-        memcpy(&a, &bits, sizeof a);
-        REAL e = T(ISA(exp_neg))(a);
-        out[i] = (v < 0 ? e : (REAL)1) / (1 + e); /* NaN: e is NaN, and so is this */
+    typedef T(ISA(reg)) V;
+    typedef T(ISA(ureg)) U;
+    const U magnitude = (U){0} + ~((UINT)1 << (8 * sizeof(REAL) - 1));
+    const V zero = {0}, one = zero + 1;
+    for (int k = 0; k < SV; k++) {
+        V v, o;
+        memcpy(&v, x + k * LANES, sizeof v);
+        const V e = T(ISA(exp_neg))((V)((U)v & magnitude));
+        o = SELECT(v < zero, e, one) / (1 + e); /* NaN: e is NaN, and so is this */
+        memcpy(out + k * LANES, &o, sizeof o);
     }
 }
 
@@ -158,39 +166,47 @@ static void T(ISA(sigmoid))(int64_t n, const REAL *x, REAL *out)
  * Bp is op(B) in rows of NP entries (NP a multiple of SMALL_VL, zero-padded past N):
  * a padded copy, or padded weights read in place. MR rows of C at a time (the
  * micro-tile's rows: 8 on AVX-512, whose 32 registers hold them, so batches of 16, 32,
- * 64 rows waste nothing) against SMALL_VL columns held in GCC vector registers (zmm, 2
- * ymm or 4 xmm, as the target has), summed over p in order (the micro-kernel's order);
- * rows past M repeat the last row and are not stored. */
-typedef REAL T(ISA(vec)) __attribute__((vector_size(SMALL_VL * sizeof(REAL))));
-
+ * 64 rows waste nothing) against SMALL_VL columns, held in SV registers of the target's
+ * own width (one zmm, two ymm or four xmm), summed over p in order (the micro-kernel's
+ * order); rows past M repeat the last row and are not stored. The accumulators are
+ * arrays indexed by constants only, which the compiler keeps in registers: vectors
+ * wider than the target's (SMALL_VL lanes as one GCC vector) were split by the compiler
+ * through the stack, 9x slower on AVX2 than on AVX-512 for a digits epoch. */
 static inline __attribute__((always_inline)) void
 T(ISA(small_block))(const int trans_a, const int64_t *rows, int64_t K, const REAL *A,
-                    int64_t lda, const REAL *Bp, int64_t NP, T(ISA(vec)) *acc)
+                    int64_t lda, const REAL *Bp, int64_t NP, T(ISA(reg)) acc[MR][SV])
 {
+    typedef T(ISA(reg)) V;
     /* op(A)[i, p] = A[p * lda + i] with trans_a, else A[i * lda + p] */
     const int64_t step = trans_a ? lda : 1;
-#define DECLARE(i)                                                                       \
-    T(ISA(vec)) c##i = {0};                                                              \
-    const REAL *a##i = trans_a ? A + rows[i] : A + rows[i] * lda;
-#define UPDATE(i) c##i += a##i[q] * b;
-#define OUT(i) acc[i] = c##i;
-    ROWS(DECLARE)
-    for (int64_t p = 0; p < K; p++) {
-        T(ISA(vec)) b;
-        memcpy(&b, Bp + p * NP, sizeof b);
-        const int64_t q = p * step;
-        ROWS(UPDATE)
+    const REAL *a[MR];
+    V c[MR][SV];
+    for (int i = 0; i < MR; i++) {
+        a[i] = trans_a ? A + rows[i] : A + rows[i] * lda;
+        for (int v = 0; v < SV; v++)
+            c[i][v] = (V){0};
     }
-    ROWS(OUT)
-#undef DECLARE
-#undef UPDATE
-#undef OUT
+    for (int64_t p = 0; p < K; p++) {
+        V b[SV];
+        for (int v = 0; v < SV; v++)
+            memcpy(&b[v], Bp + p * NP + v * LANES, sizeof b[v]);
+        const int64_t q = p * step;
+        for (int i = 0; i < MR; i++) {
+            const REAL ai = a[i][q];
+            for (int v = 0; v < SV; v++)
+                c[i][v] += ai * b[v];
+        }
+    }
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < SV; v++)
+            acc[i][v] = c[i][v];
 }
 
 static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,
                               const REAL *A, int64_t lda, const REAL *Bp, int64_t NP,
                               REAL beta, REAL *C, int64_t ldc)
 {
+    typedef T(ISA(reg)) V;
     for (int64_t i0 = 0; i0 < M; i0 += MR) {
         const int64_t m = M - i0 < MR ? M - i0 : MR;
         int64_t rows[MR];
@@ -198,29 +214,31 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
             rows[r] = i0 + (r < m ? r : m - 1);
         for (int64_t j0 = 0; j0 < N; j0 += SMALL_VL) {
             const int64_t n = N - j0 < SMALL_VL ? N - j0 : SMALL_VL;
-            T(ISA(vec)) acc[MR];
+            V acc[MR][SV];
             if (trans_a)
                 T(ISA(small_block))(1, rows, K, A, lda, Bp + j0, NP, acc);
             else
                 T(ISA(small_block))(0, rows, K, A, lda, Bp + j0, NP, acc);
             if (n == SMALL_VL) { /* whole vectors (always, on padded rows) */
-                const T(ISA(vec)) zero = {0};
-                for (int r = 0; r < m; r++) {
-                    REAL *c = C + (i0 + r) * ldc + j0;
-                    T(ISA(vec)) v, old;
-                    if (beta == 0) { /* + 0 as the element loop adds it: -0 becomes +0 */
-                        v = alpha * acc[r] + zero;
-                    } else {
-                        memcpy(&old, c, sizeof old);
-                        v = alpha * acc[r] + beta * old;
+                const V zero = {0};
+                for (int r = 0; r < m; r++)
+                    for (int v = 0; v < SV; v++) {
+                        REAL *c = C + (i0 + r) * ldc + j0 + v * LANES;
+                        V x, old;
+                        if (beta == 0) { /* + 0 as the element loop adds it: -0 becomes +0 */
+                            x = alpha * acc[r][v] + zero;
+                        } else {
+                            memcpy(&old, c, sizeof old);
+                            x = alpha * acc[r][v] + beta * old;
+                        }
+                        memcpy(c, &x, sizeof x);
                     }
-                    memcpy(c, &v, sizeof v);
-                }
             } else {
                 for (int r = 0; r < m; r++) {
                     REAL *c = C + (i0 + r) * ldc + j0;
                     for (int64_t j = 0; j < n; j++)
-                        c[j] = alpha * acc[r][j] + (beta == 0 ? 0 : beta * c[j]);
+                        c[j] = alpha * acc[r][j / LANES][j % LANES] +
+                               (beta == 0 ? 0 : beta * c[j]);
                 }
             }
         }
@@ -235,21 +253,21 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
  * L2 delivers). */
 static int T(ISA(all_finite))(int64_t n, const REAL *x)
 {
-    typedef T(ISA(vec)) V;
+    typedef T(ISA(reg)) V;
     const V zero = {0};
     V s0 = zero, s1 = zero, s2 = zero, s3 = zero;
     int64_t i = 0;
-    for (; i + 4 * SMALL_VL <= n; i += 4 * SMALL_VL) {
+    for (; i + 4 * LANES <= n; i += 4 * LANES) {
         V v0, v1, v2, v3;
         memcpy(&v0, x + i, sizeof v0);
-        memcpy(&v1, x + i + SMALL_VL, sizeof v1);
-        memcpy(&v2, x + i + 2 * SMALL_VL, sizeof v2);
-        memcpy(&v3, x + i + 3 * SMALL_VL, sizeof v3);
+        memcpy(&v1, x + i + LANES, sizeof v1);
+        memcpy(&v2, x + i + 2 * LANES, sizeof v2);
+        memcpy(&v3, x + i + 3 * LANES, sizeof v3);
         s0 += v0 * zero, s1 += v1 * zero, s2 += v2 * zero, s3 += v3 * zero;
     }
     const V s = (s0 + s1) + (s2 + s3);
     int ok = 1;
-    for (int j = 0; j < SMALL_VL; j++)
+    for (int j = 0; j < LANES; j++)
         ok &= s[j] == 0;
     for (; i < n; i++)
         ok &= x[i] - x[i] == 0;
@@ -273,9 +291,6 @@ static void T(ISA(sigmoid_deriv_mul))(int64_t n, const REAL *out, REAL *row)
  * accumulator is a named variable (c<i>a, c<i>b: row i, first and second register), not
  * an array, so the compiler keeps all 2 * MR of them in registers; MR rows give 2 * MR
  * independent FMA chains, enough to hide the FMA latency. beta == 0: C is only written. */
-typedef REAL T(ISA(reg)) __attribute__((vector_size(VEC_BYTES)));
-#define LANES ((int64_t)(VEC_BYTES / sizeof(REAL)))
-
 static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t cs_a,
                                const REAL *B, int64_t rs_b, REAL *C, int64_t ldc, REAL alpha,
                                REAL beta)
@@ -330,6 +345,8 @@ const T(fn_config) T(ISA(fn_config)) = {
     T(ISA(all_finite)), T(ISA(sigmoid_deriv_mul)),
 };
 
+#undef SELECT
+#undef SV
 #undef LANES
 
 #endif
