@@ -13,8 +13,6 @@
 #ifndef REAL
 #include "internal.h"
 
-#include <tgmath.h> /* tanh of float or double, as REAL is */
-
 #define FN_SELF "activation.c"
 #include "instantiate.h"
 
@@ -26,9 +24,8 @@ void T(fn_activation)(int act, int64_t n, const REAL *z, REAL *out, REAL thresho
     case FN_SIGMOID: /* 1 / (1 + e^-z), stable and vectorised: target_body.h */
         T(fn_config_get)()->sigmoid(n, z, out);
         break;
-    case FN_TANH:
-        for (int64_t i = 0; i < n; i++)
-            out[i] = tanh(z[i]);
+    case FN_TANH: /* from e^-2|z| - 1, vectorised: target_body.h */
+        T(fn_config_get)()->tanh(n, z, out);
         break;
     case FN_RELU:
         for (int64_t i = 0; i < n; i++)

@@ -112,6 +112,8 @@ typedef struct {                                                                
     int (*all_finite)(int64_t n, const REAL *x);                                          \
     /* row[0:n] *= out[0:n] (1 - out[0:n]): sigmoid' from the stored output. */            \
     void (*sigmoid_deriv_mul)(int64_t n, const REAL *out, REAL *row);                     \
+    /* out[0:n] = tanh(x[0:n]), vectorised like the sigmoid (may alias). */               \
+    void (*tanh)(int64_t n, const REAL *x, REAL *out);                                    \
 } fn_config_##S;                                                                          \
 const fn_config_##S *fn_config_get_##S(void);                                            \
                                                                                          \

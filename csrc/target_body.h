@@ -31,6 +31,10 @@
 #define EXP_NEG_POLY(r)                                                                  \
     (1 - (r) * (1 - (r) * (0.5f - (r) * (1.66666667e-1f - (r) * (4.16666667e-2f -          \
      (r) * (8.33333333e-3f - (r) * (1.38888889e-3f - (r) * 1.98412698e-4f)))))))
+/* e^-r - 1, the same polynomial without its leading 1 (for tanh, where the 1 cancels) */
+#define EXPM1_NEG_POLY(r)                                                                \
+    (-(r) * (1 - (r) * (0.5f - (r) * (1.66666667e-1f - (r) * (4.16666667e-2f -            \
+     (r) * (8.33333333e-3f - (r) * (1.38888889e-3f - (r) * 1.98412698e-4f)))))))
 #include "target_body.h"
 #undef REAL
 #undef T
@@ -44,6 +48,7 @@
 #undef SCALE_K
 #undef SCALE_DOWN
 #undef EXP_NEG_POLY
+#undef EXPM1_NEG_POLY
 #undef SMALL_VL
 
 #define REAL double
@@ -76,6 +81,20 @@ static inline fn_exp_reg_f64 exp_neg_poly_f64(fn_exp_reg_f64 r)
     const V q0 = p01 + r2 * p23, q1 = p45 + r2 * p67, q2 = p89 + r2 * p1011;
     return (q0 + r4 * q1) + r8 * (q2 + r4 * p1213);
 }
+/* e^-r - 1, the same terms without the 1 (for tanh, where the 1 cancels) */
+#define EXPM1_NEG_POLY(r) expm1_neg_poly_f64(r)
+static inline fn_exp_reg_f64 expm1_neg_poly_f64(fn_exp_reg_f64 r)
+{
+    typedef fn_exp_reg_f64 V;
+    const V r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    const V p23 = 1.0 / 2 - r * (1.0 / 6);
+    const V p45 = 1.0 / 24 - r * (1.0 / 120), p67 = 1.0 / 720 - r * (1.0 / 5040);
+    const V p89 = 1.0 / 40320 - r * (1.0 / 362880);
+    const V p1011 = 1.0 / 3628800 - r * (1.0 / 39916800);
+    const V p1213 = 1.0 / 479001600 - r * (1.0 / 6227020800.0);
+    const V q0 = r2 * p23 - r, q1 = p45 + r2 * p67, q2 = p89 + r2 * p1011;
+    return (q0 + r4 * q1) + r8 * (q2 + r4 * p1213);
+}
 #include "target_body.h"
 #undef REAL
 #undef T
@@ -89,6 +108,7 @@ static inline fn_exp_reg_f64 exp_neg_poly_f64(fn_exp_reg_f64 r)
 #undef SCALE_K
 #undef SCALE_DOWN
 #undef EXP_NEG_POLY
+#undef EXPM1_NEG_POLY
 #undef SMALL_VL
 #undef TARGET_BODY_PASS
 
@@ -147,19 +167,70 @@ static inline void T(ISA(sigmoid_block))(const REAL *x, REAL *out)
     }
 }
 
-/* out[0:n] = sigmoid(x[0:n]) in blocks; the last, partial block goes through a padded
- * copy rather than a scalar loop (tiles and rows are often shorter than one block). */
+/* e^-a - 1 for 0 <= a <= 64 (larger a, and +inf, are taken as 64: the result is -1 in
+ * both precisions already): the reduction of exp_neg, then 2^n (1 + pm) - 1 as
+ * (2^n - 1) + 2^n pm, where 2^n - 1 is exact while 2^n is at least the precision's
+ * epsilon and pm = e^-r - 1 has no 1 to cancel: accurate where e^-a is close to 1. NaN
+ * stays NaN. */
+static inline T(ISA(reg)) T(ISA(expm1_neg))(T(ISA(reg)) a)
+{
+    typedef T(ISA(reg)) V;
+    typedef T(ISA(ureg)) U;
+    const REAL log2e = (REAL)1.44269504088896340736;
+    const V cap = (V){0} + 64, shifter = (V){0} + (REAL)SHIFTER;
+    a = SELECT(cap < a, cap, a);
+    const V t = a * -log2e + (REAL)SHIFTER;
+    const V fn = t - (REAL)SHIFTER;
+    const U n = (U)t - (U)shifter; /* 0 >= n >= -93: 2^n is normal */
+    const V r = (a + fn * (REAL)LN2_HI) + fn * (REAL)LN2_LO;
+    const V pm = EXPM1_NEG_POLY(r);
+    const V s = (V)((n + (UINT)EXP_BIAS) << MANT_BITS);
+    return (s - 1) + s * pm;
+}
+
+/* out = tanh(x) on SMALL_VL values: tanh|x| = -m / (2 + m) with m = e^-2|x| - 1, in
+ * (-1, 0], so nothing overflows or cancels; the sign of x is put back on the result
+ * (tanh(-0) = -0, NaN stays NaN). */
+static inline void T(ISA(tanh_block))(const REAL *x, REAL *out)
+{
+    typedef T(ISA(reg)) V;
+    typedef T(ISA(ureg)) U;
+    const U sign = (U){0} + ((UINT)1 << (8 * sizeof(REAL) - 1));
+    for (int k = 0; k < SV; k++) {
+        V v;
+        memcpy(&v, x + k * LANES, sizeof v);
+        const V a = (V)((U)v & ~sign);
+        const V m = T(ISA(expm1_neg))(a + a);
+        const V q = -m / (2 + m); /* >= 0, but -0 when m = +0 */
+        const V o = (V)(((U)q & ~sign) | ((U)v & sign));
+        memcpy(out + k * LANES, &o, sizeof o);
+    }
+}
+
+/* out[0:n] = f(x[0:n]) for a block function f of SMALL_VL values; the last, partial
+ * block goes through a padded copy rather than a scalar loop (tiles and rows are often
+ * shorter than one block). */
+#define BLOCKWISE(block, n, x, out)                                                      \
+    do {                                                                                 \
+        int64_t i_ = 0;                                                                  \
+        for (; i_ + SMALL_VL <= (n); i_ += SMALL_VL)                                     \
+            block((x) + i_, (out) + i_);                                                 \
+        if (i_ < (n)) {                                                                  \
+            REAL in_[SMALL_VL] = {0}, res_[SMALL_VL];                                    \
+            memcpy(in_, (x) + i_, sizeof(REAL) * (size_t)((n) - i_));                    \
+            block(in_, res_);                                                            \
+            memcpy((out) + i_, res_, sizeof(REAL) * (size_t)((n) - i_));                 \
+        }                                                                                \
+    } while (0)
+
 static void T(ISA(sigmoid))(int64_t n, const REAL *x, REAL *out)
 {
-    int64_t i = 0;
-    for (; i + SMALL_VL <= n; i += SMALL_VL)
-        T(ISA(sigmoid_block))(x + i, out + i);
-    if (i < n) {
-        REAL in[SMALL_VL] = {0}, res[SMALL_VL];
-        memcpy(in, x + i, sizeof(REAL) * (size_t)(n - i));
-        T(ISA(sigmoid_block))(in, res);
-        memcpy(out + i, res, sizeof(REAL) * (size_t)(n - i));
-    }
+    BLOCKWISE(T(ISA(sigmoid_block)), n, x, out);
+}
+
+static void T(ISA(tanh))(int64_t n, const REAL *x, REAL *out)
+{
+    BLOCKWISE(T(ISA(tanh_block)), n, x, out);
 }
 
 /* The small-problem product: C (M x N) = alpha op(A) Bp + beta C, without packing A.
@@ -342,9 +413,10 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
 
 const T(fn_config) T(ISA(fn_config)) = {
     ISA_NAME, MR, 2 * LANES, KC, MC, T(ISA(microkernel)), T(ISA(sigmoid)), T(ISA(small_gemm)),
-    T(ISA(all_finite)), T(ISA(sigmoid_deriv_mul)),
+    T(ISA(all_finite)), T(ISA(sigmoid_deriv_mul)), T(ISA(tanh)),
 };
 
+#undef BLOCKWISE
 #undef SELECT
 #undef SV
 #undef LANES
