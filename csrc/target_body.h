@@ -67,23 +67,11 @@
  * then powers r^2, r^4, r^8, a chain 4 FMAs deep instead of Horner's 13. Small networks
  * wait on each sigmoid's latency (XOR float64: 0.29 -> 0.28 us an epoch), and the
  * sigmoid's throughput improves too (2560 values: 3.7 -> 3.3 us). */
-#define EXP_NEG_POLY(r) exp_neg_poly_f64(r)
-typedef double fn_exp_reg_f64 __attribute__((vector_size(VEC_BYTES)));
-static inline fn_exp_reg_f64 exp_neg_poly_f64(fn_exp_reg_f64 r)
-{
-    typedef fn_exp_reg_f64 V;
-    const V r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-    const V p01 = 1 - r, p23 = 1.0 / 2 - r * (1.0 / 6);
-    const V p45 = 1.0 / 24 - r * (1.0 / 120), p67 = 1.0 / 720 - r * (1.0 / 5040);
-    const V p89 = 1.0 / 40320 - r * (1.0 / 362880);
-    const V p1011 = 1.0 / 3628800 - r * (1.0 / 39916800);
-    const V p1213 = 1.0 / 479001600 - r * (1.0 / 6227020800.0);
-    const V q0 = p01 + r2 * p23, q1 = p45 + r2 * p67, q2 = p89 + r2 * p1011;
-    return (q0 + r4 * q1) + r8 * (q2 + r4 * p1213);
-}
+#define EXP_NEG_POLY(r) exp_poly_f64(r, 0)
 /* e^-r - 1, the same terms without the 1 (for tanh, where the 1 cancels) */
-#define EXPM1_NEG_POLY(r) expm1_neg_poly_f64(r)
-static inline fn_exp_reg_f64 expm1_neg_poly_f64(fn_exp_reg_f64 r)
+#define EXPM1_NEG_POLY(r) exp_poly_f64(r, 1)
+typedef double fn_exp_reg_f64 __attribute__((vector_size(VEC_BYTES)));
+static inline fn_exp_reg_f64 exp_poly_f64(fn_exp_reg_f64 r, const int minus_one)
 {
     typedef fn_exp_reg_f64 V;
     const V r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
@@ -92,7 +80,8 @@ static inline fn_exp_reg_f64 expm1_neg_poly_f64(fn_exp_reg_f64 r)
     const V p89 = 1.0 / 40320 - r * (1.0 / 362880);
     const V p1011 = 1.0 / 3628800 - r * (1.0 / 39916800);
     const V p1213 = 1.0 / 479001600 - r * (1.0 / 6227020800.0);
-    const V q0 = r2 * p23 - r, q1 = p45 + r2 * p67, q2 = p89 + r2 * p1011;
+    const V q0 = minus_one ? r2 * p23 - r : (1 - r) + r2 * p23;
+    const V q1 = p45 + r2 * p67, q2 = p89 + r2 * p1011;
     return (q0 + r4 * q1) + r8 * (q2 + r4 * p1213);
 }
 #include "target_body.h"
@@ -125,22 +114,32 @@ typedef UINT T(ISA(ureg)) __attribute__((vector_size(VEC_BYTES)));
 /* m ? x : y lane by lane, m a comparison's result (all ones or zero), on the bits */
 #define SELECT(m, x, y) ((V)(((U)(m) & (U)(x)) | (~(U)(m) & (U)(y))))
 
-/* e^-a for a >= 0 (the sigmoid only needs non-positive exponents): -a = n ln2 - r,
- * |r| <= ln2/2, n rounded by the 1.5 * 2^mantissa shifter; e^-r by its Taylor polynomial
- * in r (odd terms negative); 2^n built from the exponent bits in two factors so that
- * results in the subnormal range come out as libm's exp gives them. No conversions, no
- * branches; NaN stays NaN. */
-static inline T(ISA(reg)) T(ISA(exp_neg))(T(ISA(reg)) a)
+/* The range reduction of e^-a, a >= 0: -a = n ln2 - r, |r| <= ln2/2, n rounded by the
+ * 1.5 * 2^mantissa shifter (n as the bits of a signed integer); r with ln2 in two parts
+ * (n ln2_hi is exact). */
+static inline T(ISA(reg)) T(ISA(exp_reduce))(T(ISA(reg)) a, T(ISA(ureg)) *n)
 {
     typedef T(ISA(reg)) V;
     typedef T(ISA(ureg)) U;
     const REAL log2e = (REAL)1.44269504088896340736;
-    const V cap = (V){0} + (REAL)-EXP_LO, shifter = (V){0} + (REAL)SHIFTER;
-    a = SELECT(cap < a, cap, a); /* NaN passes */
+    const V shifter = (V){0} + (REAL)SHIFTER;
     const V t = a * -log2e + (REAL)SHIFTER;
     const V fn = t - (REAL)SHIFTER;
-    const U n = (U)t - (U)shifter;
-    const V r = (a + fn * (REAL)LN2_HI) + fn * (REAL)LN2_LO;
+    *n = (U)t - (U)shifter;
+    return (a + fn * (REAL)LN2_HI) + fn * (REAL)LN2_LO;
+}
+
+/* e^-a for a >= 0 (the sigmoid only needs non-positive exponents): e^-r by its Taylor
+ * polynomial in r (odd terms negative); 2^n built from the exponent bits in two factors
+ * so that results in the subnormal range come out as libm's exp gives them. No
+ * conversions, no branches; NaN stays NaN. */
+static inline T(ISA(reg)) T(ISA(exp_neg))(T(ISA(reg)) a)
+{
+    typedef T(ISA(reg)) V;
+    typedef T(ISA(ureg)) U;
+    const V cap = (V){0} + (REAL)-EXP_LO;
+    U n;
+    const V r = T(ISA(exp_reduce))(SELECT(cap < a, cap, a), &n); /* NaN passes */
     const V p = EXP_NEG_POLY(r);
     /* 2^n = 2^(n + SCALE_K) 2^-SCALE_K, the first factor normal for every n here: p times
      * it is exact and the second product rounds once, into the subnormals if need be. */
@@ -176,13 +175,9 @@ static inline T(ISA(reg)) T(ISA(expm1_neg))(T(ISA(reg)) a)
 {
     typedef T(ISA(reg)) V;
     typedef T(ISA(ureg)) U;
-    const REAL log2e = (REAL)1.44269504088896340736;
-    const V cap = (V){0} + 64, shifter = (V){0} + (REAL)SHIFTER;
-    a = SELECT(cap < a, cap, a);
-    const V t = a * -log2e + (REAL)SHIFTER;
-    const V fn = t - (REAL)SHIFTER;
-    const U n = (U)t - (U)shifter; /* 0 >= n >= -93: 2^n is normal */
-    const V r = (a + fn * (REAL)LN2_HI) + fn * (REAL)LN2_LO;
+    const V cap = (V){0} + 64;
+    U n; /* 0 >= n >= -93: 2^n is normal */
+    const V r = T(ISA(exp_reduce))(SELECT(cap < a, cap, a), &n);
     const V pm = EXPM1_NEG_POLY(r);
     const V s = (V)((n + (UINT)EXP_BIAS) << MANT_BITS);
     return (s - 1) + s * pm;
