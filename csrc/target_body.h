@@ -28,13 +28,12 @@
 /* e^-r, |r| <= ln2/2: Taylor to r^7, relative error < 6e-9 (Horner: for floats, the
  * extra multiplies of Estrin's scheme, as used for doubles below, cost more in
  * throughput than its shorter chain saves). */
-#define EXP_NEG_POLY(r)                                                                  \
-    (1 - (r) * (1 - (r) * (0.5f - (r) * (1.66666667e-1f - (r) * (4.16666667e-2f -          \
-     (r) * (8.33333333e-3f - (r) * (1.38888889e-3f - (r) * 1.98412698e-4f)))))))
-/* e^-r - 1, the same polynomial without its leading 1 (for tanh, where the 1 cancels) */
-#define EXPM1_NEG_POLY(r)                                                                \
-    (-(r) * (1 - (r) * (0.5f - (r) * (1.66666667e-1f - (r) * (4.16666667e-2f -            \
-     (r) * (8.33333333e-3f - (r) * (1.38888889e-3f - (r) * 1.98412698e-4f)))))))
+#define EXP_NEG_REST(r) /* the polynomial past its 1 - r ... */                       \
+    (1 - (r) * (0.5f - (r) * (1.66666667e-1f - (r) * (4.16666667e-2f - (r) *              \
+     (8.33333333e-3f - (r) * (1.38888889e-3f - (r) * 1.98412698e-4f))))))
+#define EXP_NEG_POLY(r) (1 - (r) * EXP_NEG_REST(r))
+/* e^-r - 1: the same terms without the 1 (for tanh, where the 1 cancels) */
+#define EXPM1_NEG_POLY(r) (-(r) * EXP_NEG_REST(r))
 #include "target_body.h"
 #undef REAL
 #undef T
@@ -49,6 +48,7 @@
 #undef SCALE_DOWN
 #undef EXP_NEG_POLY
 #undef EXPM1_NEG_POLY
+#undef EXP_NEG_REST
 #undef SMALL_VL
 
 #define REAL double
