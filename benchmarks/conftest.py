@@ -90,3 +90,22 @@ def record(benchmark, flops, per_call, **info):
         per = stats.median / per_call
         benchmark.extra_info["seconds_per_epoch_median"] = per
         benchmark.extra_info["gflops"] = flops / per / 1e9
+
+
+def time_epochs(benchmark, agreement, workload, impl, dtype, threads, group):
+    """Times ``impl``'s epochs of ``workload`` (after its agreement check) into ``group``."""
+    wl = _peers.WORKLOADS[workload]
+    check = agreement(wl, dtype)
+    if not check.ok:
+        pytest.fail(f"not timed: {check.message}")
+    trainer = _peers.make_trainer(impl, wl, dtype)
+    per = wl.epochs_per_call
+    benchmark.group = group
+    losses = benchmark.pedantic(trainer.epochs, args=(per,), rounds=wl.rounds, iterations=1,
+                                warmup_rounds=1)
+    record(benchmark, wl.epoch_flops(), per, workload=workload, impl=impl, dtype=dtype,
+           threads=threads, rows=wl.n_examples, layers=list(wl.layers),
+           batch_size=wl.batch_size, learning_rate=wl.learning_rate,
+           last_loss=float(losses[-1]), checked=trainer.checked,
+           note=None if trainer.checked else
+           "nearest peer: MLPRegressor has biases and an identity output layer")

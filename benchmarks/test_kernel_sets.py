@@ -9,10 +9,9 @@ and NumPy side by side.
 from __future__ import annotations
 
 import pytest
-from conftest import record
+from conftest import time_epochs
 
 import fastnet
-from fastnet import _peers
 
 KERNEL_SETS = ("generic", "avx2", "avx512")
 WORKLOADS = ("digits", "mnist")
@@ -33,29 +32,18 @@ def kernel_set(request):
         fastnet._use_kernels(before)
 
 
-def _time_epochs(benchmark, agreement, workload, impl, dtype, threads):
-    wl = _peers.WORKLOADS[workload]
-    check = agreement(wl, dtype)
-    if not check.ok:
-        pytest.fail(f"not timed: {check.message}")
-    trainer = _peers.make_trainer(impl, wl, dtype)
-    benchmark.group = f"kernel sets: {workload}"
-    losses = benchmark.pedantic(trainer.epochs, args=(wl.epochs_per_call,), rounds=wl.rounds,
-                                iterations=1, warmup_rounds=1)
-    record(benchmark, wl.epoch_flops(), wl.epochs_per_call, workload=workload, impl=impl,
-           dtype=dtype, threads=threads, rows=wl.n_examples, last_loss=float(losses[-1]))
-
-
 @pytest.mark.parametrize("threads", [1], indirect=True, ids=lambda n: f"{n}thr")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("kernel_set", KERNEL_SETS, indirect=True)
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_fastnet_epoch(benchmark, agreement, workload, kernel_set, dtype, threads):
-    _time_epochs(benchmark, agreement, workload, "fastnet", dtype, threads)
+    time_epochs(benchmark, agreement, workload, "fastnet", dtype, threads,
+                group=f"kernel sets: {workload}")
 
 
 @pytest.mark.parametrize("threads", [1], indirect=True, ids=lambda n: f"{n}thr")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_numpy_epoch(benchmark, agreement, workload, dtype, threads):
-    _time_epochs(benchmark, agreement, workload, "numpy", dtype, threads)
+    time_epochs(benchmark, agreement, workload, "numpy", dtype, threads,
+                group=f"kernel sets: {workload}")
