@@ -8,8 +8,9 @@
  * kc (the kc x nr slice of B stays in L1, the mc rows of A in L2). Neither operand is
  * copied when it can be read in place (like BLIS's kernels for skinny problems): the
  * micro-kernel reads op(A) through its strides and B's rows directly; only op(B) = B^T
- * and a partial last panel of columns are packed into the thread's own buffer, and a
- * partial last micro-panel of rows of A is copied, zero-padded. At minibatch sizes
+ * and a partial last panel of columns are packed into the thread's own buffer; a
+ * partial last micro-panel of rows (m < mr) goes through the edge kernel, which runs
+ * only those rows (edge_rows, with the micro-kernel's sums). At minibatch sizes
  * these copies (of the whole batch, of the whole weight matrix) were the largest cost
  * after the FMAs. On the last K block each finished tile goes through the epilogue
  * (bias, activation, derivative) while it is still in L1. Only the micro-kernel is
@@ -31,6 +32,11 @@
 /* K is walked in super-blocks of at most this many: a thread's packed B panel is this
  * many rows of nr values. */
 #define FN_K_SUPER 4096
+
+/* Column panels per item when C has fewer rows than the micro-tile (predicting a few
+ * examples, training on batches of 1 to 7): the edge kernel runs one row against several
+ * panels at once, or it waits on its two FMA chains. */
+#define FN_EDGE_GROUP 4
 
 #define FN_SELF "gemm.c"
 #include "instantiate.h"
@@ -65,34 +71,23 @@ static int64_t T(k_block)(const T(fn_config) *cfg, int64_t K)
     return kc < cfg->kc ? kc : cfg->kc;
 }
 
-/* Per thread: a ks x nr panel of op(B) (ks = min(K, super block)), an mr x kc edge
- * panel of op(A) and an mr x nr edge tile of C; the B part is also large enough for the
- * small path's padded op(B). */
+/* Per thread: a ks x nr panel of op(B) (ks = min(K, super block)) and an edge tile of C
+ * (mr x FN_EDGE_GROUP nr); the B part is also large enough for the small path's padded
+ * op(B). */
 static int64_t T(thread_workspace)(const T(fn_config) *cfg, int64_t N, int64_t K)
 {
     int64_t ks = K < FN_K_SUPER ? K : FN_K_SUPER;
     int64_t nb = fn_round_up(N < FN_SMALL_N ? N : FN_SMALL_N, 16);
     if (ks < 1)
         ks = 1;
-    return ks * (nb > cfg->nr ? nb : cfg->nr) + fn_round_up(cfg->mr * cfg->kc, FN_ALIGN) +
-           fn_round_up(cfg->mr * cfg->nr, FN_ALIGN) + 2 * FN_ALIGN;
+    return ks * (nb > cfg->nr ? nb : cfg->nr) +
+           fn_round_up(cfg->mr * cfg->nr * FN_EDGE_GROUP, FN_ALIGN) + 2 * FN_ALIGN;
 }
 
 int64_t T(fn_gemm_workspace)(int64_t M, int64_t N, int64_t K, int team)
 {
     (void)M;
     return (int64_t)team * T(thread_workspace)(T(fn_config_get)(), N, K);
-}
-
-/* Ap[p*mr + i] = op(A)[i0 + i, p0 + p] for the last, partial row panel (m < mr rows),
- * zero past row M, so the micro-kernel can run on full mr-row tiles. */
-static void T(pack_A_edge)(int trans_a, const REAL *A, int64_t lda, int64_t m, int64_t i0,
-                           int64_t p0, int64_t kc, int64_t mr, REAL *Ap)
-{
-    for (int64_t p = 0; p < kc; p++)
-        for (int64_t i = 0; i < mr; i++)
-            Ap[p * mr + i] = i >= m ? 0
-                             : trans_a ? A[(p0 + p) * lda + i0 + i] : A[(i0 + i) * lda + p0 + p];
 }
 
 /* Bp[p*nr + j] = op(B)[p0 + p, j0 + j] for one nr-column panel, zero past column N. */
@@ -142,21 +137,27 @@ void T(fn_epilogue_tile)(const T(fn_epilogue) *ep, REAL *C, int64_t ldc, int64_t
     }
 }
 
-/* Rows i0 .. i0 + m of C by the direct path: op(B) copied to zero-padded rows of a
- * multiple of 16 entries (the small kernel's width) in buf, op(A) read in place. */
+/* Rows i0 .. i0 + m of C by the direct path: op(A) read in place, and B too when its
+ * rows are a multiple of 16 entries (the small kernel's width); otherwise op(B) copied to
+ * zero-padded rows of such a multiple in buf. The copy of a digits network's W1 took
+ * half of predicting one row. */
 static void T(small_rows)(const T(fn_config) *cfg, int trans_a, int trans_b, int64_t i0,
                           int64_t m, int64_t N, int64_t K, REAL alpha, const REAL *A,
                           int64_t lda, const REAL *B, int64_t ldb, REAL beta, REAL *C,
                           int64_t ldc, const T(fn_epilogue) *ep, REAL *buf)
 {
-    REAL *Bp = (REAL *)(((uintptr_t)buf + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
-    const int64_t NP = (N + 15) & ~(int64_t)15;
-    for (int64_t p = 0; p < K; p++) {
-        REAL *dst = Bp + p * NP;
-        for (int j = 0; j < 16; j++) /* the padding: a fixed count, no memset call */
-            dst[NP - 16 + j] = 0;
-        for (int64_t j = 0; j < N; j++)
-            dst[j] = trans_b ? B[j * ldb + p] : B[p * ldb + j];
+    const REAL *Bp = B;
+    int64_t NP = ldb;
+    if (trans_b || N % 16) { /* else B's rows are whole vectors: read in place */
+        REAL *dst = (REAL *)(((uintptr_t)buf + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
+        Bp = dst;
+        NP = (N + 15) & ~(int64_t)15;
+        for (int64_t p = 0; p < K; p++, dst += NP) {
+            for (int j = 0; j < 16; j++) /* the padding: a fixed count, no memset call */
+                dst[NP - 16 + j] = 0;
+            for (int64_t j = 0; j < N; j++)
+                dst[j] = trans_b ? B[j * ldb + p] : B[p * ldb + j];
+        }
     }
     const REAL *Ai = trans_a ? A + i0 : A + i0 * lda;
     cfg->small_gemm(trans_a, m, N, K, alpha, Ai, lda, Bp, NP, beta, C + i0 * ldc, ldc);
@@ -214,14 +215,19 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
     const int64_t KC = T(k_block)(cfg, K);
     const int64_t KS = K < FN_K_SUPER ? K : FN_K_SUPER;
     REAL *Bp = (REAL *)(((uintptr_t)mine + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
-    REAL *Aedge = Bp + fn_round_up(KS * nr, FN_ALIGN);
+    REAL *tile = Bp + fn_round_up(KS * nr, FN_ALIGN); /* an edge tile, mr x pw */
     /* op(A)[i, p] = A[i * rs_a + p * cs_a] */
     const int64_t rs_a = trans_a ? 1 : lda, cs_a = trans_a ? lda : 1;
 
+    /* Column chunks: single panels of nr columns, or with fewer rows than mr and B read
+     * in place, FN_EDGE_GROUP of them (pw columns); the full panels' chunks first, then a
+     * partial last panel alone (packed). */
+    const int64_t pw = M < mr && !trans_b ? FN_EDGE_GROUP * nr : nr;
+    const int64_t full = N - N % nr;
+    const int64_t n_panels = (full + pw - 1) / pw + (full < N), m_panels = (M + mr - 1) / mr;
     /* Row blocks: the M / mr micro-panels of rows dealt out evenly (so items cost the
      * same and threads finish together), at most mc rows each, and enough blocks to give
      * every thread two items. Which rows a thread computes changes no result. */
-    const int64_t n_panels = (N + nr - 1) / nr, m_panels = (M + mr - 1) / mr;
     const int64_t want_blocks = (2 * omp_get_num_threads() + n_panels - 1) / n_panels;
     int64_t m_blocks = (m_panels + MC / mr - 1) / (MC / mr);
     m_blocks = m_blocks > want_blocks ? m_blocks : want_blocks;
@@ -239,7 +245,8 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
         const int64_t i_start = ib * m_panels / m_blocks * mr;
         const int64_t i_end = (ib + 1) * m_panels / m_blocks * mr;
         const int64_t mb = (i_end < M ? i_end : M) - i_start;
-        const int64_t j0 = jp * nr, n = N - j0 < nr ? N - j0 : nr;
+        const int64_t j0 = jp * pw < full ? jp * pw : full;
+        const int64_t n = j0 < full ? (full - j0 < pw ? full - j0 : pw) : N - full;
         for (int64_t ks = 0; ks < K; ks += KS) {
             const int64_t ks_len = K - ks < KS ? K - ks : KS;
             /* B's rows are read in place unless op(B) = B^T or the panel is partial. */
@@ -262,17 +269,15 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                         cfg->microkernel(kc, A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel, rs_b,
                                          Ct, ldc, alpha, beta_k);
                     } else { /* an edge tile: compute in full, keep the valid part */
-                        REAL *tile = Aedge + fn_round_up(mr * KC, FN_ALIGN);
-                        if (m == mr) {
+                        if (m == mr) /* then pw == nr */
                             cfg->microkernel(kc, A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel,
-                                             rs_b, tile, nr, 1, 0);
-                        } else {
-                            T(pack_A_edge)(trans_a, A, lda, m, i0, pc, kc, mr, Aedge);
-                            cfg->microkernel(kc, Aedge, 1, mr, Bpanel, rs_b, tile, nr, 1, 0);
-                        }
+                                             rs_b, tile, pw, 1, 0);
+                        else
+                            cfg->edge_rows(m, (n + nr - 1) / nr, kc, A + i0 * rs_a + pc * cs_a,
+                                           rs_a, cs_a, Bpanel, rs_b, tile, pw);
                         for (int64_t i = 0; i < m; i++)
                             for (int64_t j = 0; j < n; j++) {
-                                REAL v = alpha * tile[i * nr + j];
+                                REAL v = alpha * tile[i * pw + j];
                                 if (beta_k != 0)
                                     v += beta_k * Ct[i * ldc + j];
                                 Ct[i * ldc + j] = v;

@@ -234,20 +234,22 @@ static void T(ISA(tanh))(int64_t n, const REAL *x, REAL *out)
  * micro-tile's rows: 8 on AVX-512, whose 32 registers hold them, so batches of 16, 32,
  * 64 rows waste nothing) against SMALL_VL columns, held in SV registers of the target's
  * own width (one zmm, two ymm or four xmm), summed over p in order (the micro-kernel's
- * order); rows past M repeat the last row and are not stored. The accumulators are
+ * order); a last group of fewer rows runs as 4, 2 or 1 (one row of a digits network
+ * did the FMAs of 8), rows past M repeating the last one, not stored. The accumulators are
  * arrays indexed by constants only, which the compiler keeps in registers: vectors
  * wider than the target's (SMALL_VL lanes as one GCC vector) were split by the compiler
  * through the stack, 9x slower on AVX2 than on AVX-512 for a digits epoch. */
 static inline __attribute__((always_inline)) void
-T(ISA(small_block))(const int trans_a, const int64_t *rows, int64_t K, const REAL *A,
-                    int64_t lda, const REAL *Bp, int64_t NP, T(ISA(reg)) acc[MR][SV])
+T(ISA(small_block))(const int R, const int trans_a, const int64_t *rows, int64_t K,
+                    const REAL *A, int64_t lda, const REAL *Bp, int64_t NP,
+                    T(ISA(reg)) acc[MR][SV])
 {
     typedef T(ISA(reg)) V;
     /* op(A)[i, p] = A[p * lda + i] with trans_a, else A[i * lda + p] */
     const int64_t step = trans_a ? lda : 1;
     const REAL *a[MR];
     V c[MR][SV];
-    for (int i = 0; i < MR; i++) {
+    for (int i = 0; i < R; i++) {
         a[i] = trans_a ? A + rows[i] : A + rows[i] * lda;
         for (int v = 0; v < SV; v++)
             c[i][v] = (V){0};
@@ -257,16 +259,20 @@ T(ISA(small_block))(const int trans_a, const int64_t *rows, int64_t K, const REA
         for (int v = 0; v < SV; v++)
             memcpy(&b[v], Bp + p * NP + v * LANES, sizeof b[v]);
         const int64_t q = p * step;
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < R; i++) {
             const REAL ai = a[i][q];
             for (int v = 0; v < SV; v++)
                 c[i][v] += ai * b[v];
         }
     }
-    for (int i = 0; i < MR; i++)
+    for (int i = 0; i < R; i++)
         for (int v = 0; v < SV; v++)
             acc[i][v] = c[i][v];
 }
+
+/* small_block with constant rows and transposition (each a specialised copy) */
+#define SMALL_BLOCK(R, trans_a, ...)                                                       \
+    ((trans_a) ? T(ISA(small_block))(R, 1, __VA_ARGS__) : T(ISA(small_block))(R, 0, __VA_ARGS__))
 
 static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,
                               const REAL *A, int64_t lda, const REAL *Bp, int64_t NP,
@@ -281,10 +287,14 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
         for (int64_t j0 = 0; j0 < N; j0 += SMALL_VL) {
             const int64_t n = N - j0 < SMALL_VL ? N - j0 : SMALL_VL;
             V acc[MR][SV];
-            if (trans_a)
-                T(ISA(small_block))(1, rows, K, A, lda, Bp + j0, NP, acc);
+            if (m > 4) /* MR rows; a short last group: 4, 2 or 1 */
+                SMALL_BLOCK(MR, trans_a, rows, K, A, lda, Bp + j0, NP, acc);
+            else if (m > 2)
+                SMALL_BLOCK(4, trans_a, rows, K, A, lda, Bp + j0, NP, acc);
+            else if (m == 2)
+                SMALL_BLOCK(2, trans_a, rows, K, A, lda, Bp + j0, NP, acc);
             else
-                T(ISA(small_block))(0, rows, K, A, lda, Bp + j0, NP, acc);
+                SMALL_BLOCK(1, trans_a, rows, K, A, lda, Bp + j0, NP, acc);
             if (n == SMALL_VL) { /* whole vectors (always, on padded rows) */
                 const V zero = {0};
                 for (int r = 0; r < m; r++)
@@ -406,12 +416,83 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
 #undef STORE_ADD
 }
 
+/* The micro-kernel's edge: C[0:m, 0:panels NR] = op(A) B over kc steps for m < MR rows
+ * (alpha 1, beta 0: the general path's edge tiles go through a scratch tile), the
+ * panels' columns contiguous in B (rs_b apart) and in C. Before, those rows were copied
+ * zero-padded and the whole MR-row micro-kernel ran, one panel at a time: predicting one
+ * row of mnist's shape did the FMAs of eight rows plus the copies, 27 us in C. Here R
+ * rows (4, 2 or 1; rows past m repeat the last one and are not stored) go through each
+ * step against P panels at once, R x 2P accumulators (at most 16, or 8 where there are
+ * 16 registers), so that one row still has 8 independent FMA chains to hide their
+ * latency. Each element has the micro-kernel's FMA chain: the same values. */
+#define EDGE_ACC (VEC_BYTES == 64 ? 16 : 8)
+static inline __attribute__((always_inline)) void
+T(ISA(edge_block))(const int R, const int P, int64_t m, int64_t kc, const REAL *A,
+                   int64_t rs_a, int64_t cs_a, const REAL *B, int64_t rs_b, REAL *C,
+                   int64_t ldc)
+{
+    typedef T(ISA(reg)) V;
+    const REAL *a[4];
+    V c[4][8];
+    for (int i = 0; i < R; i++) {
+        a[i] = A + (i < m ? i : m - 1) * rs_a;
+        for (int v = 0; v < 2 * P; v++)
+            c[i][v] = (V){0};
+    }
+    for (int64_t p = 0, q = 0; p < kc; p++, q += cs_a) {
+        V b[8];
+        for (int v = 0; v < 2 * P; v++)
+            memcpy(&b[v], B + v * LANES, sizeof b[v]);
+        for (int i = 0; i < R; i++) {
+            const REAL ai = a[i][q];
+            for (int v = 0; v < 2 * P; v++)
+                c[i][v] += ai * b[v];
+        }
+        B += rs_b;
+    }
+    for (int i = 0; i < R && i < m; i++)
+        for (int v = 0; v < 2 * P; v++)
+            memcpy(C + i * ldc + v * LANES, &c[i][v], sizeof c[i][v]);
+}
+
+/* R rows against all the panels, P at a time (P from the register budget). */
+static inline __attribute__((always_inline)) void
+T(ISA(edge_group))(const int R, int64_t m, int64_t panels, int64_t kc, const REAL *A,
+                   int64_t rs_a, int64_t cs_a, const REAL *B, int64_t rs_b, REAL *C,
+                   int64_t ldc)
+{
+    const int P = EDGE_ACC / (2 * R) > 4 ? 4 : EDGE_ACC / (2 * R) > 1 ? EDGE_ACC / (2 * R) : 1;
+    int64_t g = 0;
+    for (; g + P <= panels; g += P)
+        T(ISA(edge_block))(R, P, m, kc, A, rs_a, cs_a, B + g * 2 * LANES, rs_b,
+                           C + g * 2 * LANES, ldc);
+    for (; g < panels; g++)
+        T(ISA(edge_block))(R, 1, m, kc, A, rs_a, cs_a, B + g * 2 * LANES, rs_b,
+                           C + g * 2 * LANES, ldc);
+}
+
+static void T(ISA(edge_rows))(int64_t m, int64_t panels, int64_t kc, const REAL *A,
+                              int64_t rs_a, int64_t cs_a, const REAL *B, int64_t rs_b,
+                              REAL *C, int64_t ldc)
+{
+    for (; m > 0; m -= 4, A += 4 * rs_a, C += 4 * ldc) {
+        if (m >= 3)
+            T(ISA(edge_group))(4, m, panels, kc, A, rs_a, cs_a, B, rs_b, C, ldc);
+        else if (m == 2)
+            T(ISA(edge_group))(2, m, panels, kc, A, rs_a, cs_a, B, rs_b, C, ldc);
+        else
+            T(ISA(edge_group))(1, m, panels, kc, A, rs_a, cs_a, B, rs_b, C, ldc);
+    }
+}
+
 const T(fn_config) T(ISA(fn_config)) = {
     ISA_NAME, MR, 2 * LANES, KC, MC, T(ISA(microkernel)), T(ISA(sigmoid)), T(ISA(small_gemm)),
-    T(ISA(all_finite)), T(ISA(sigmoid_deriv_mul)), T(ISA(tanh)),
+    T(ISA(all_finite)), T(ISA(sigmoid_deriv_mul)), T(ISA(tanh)), T(ISA(edge_rows)),
 };
 
 #undef BLOCKWISE
+#undef SMALL_BLOCK
+#undef EDGE_ACC
 #undef SELECT
 #undef SV
 #undef LANES

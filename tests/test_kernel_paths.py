@@ -97,6 +97,41 @@ def test_narrow_products_share_out_row_groups(isa, dtype, last_group):
         check_hidden_delta(X, W.T, H, "sigmoid", dtype, got[2][1])
 
 
+EDGE_GROUP = 4  # csrc/gemm.c FN_EDGE_GROUP: column panels per item when M < mr
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_fewer_rows_than_the_micro_tile(isa, dtype, trans_a, trans_b):
+    """C with 1 .. mr - 1 rows (predicting a few examples, batches smaller than mr): the
+    edge kernel runs only those rows (4, 2, 1 at a time), against several column panels
+    at once when B is read in place. Whole groups of panels, a short group, a partial last
+    panel, a single partial panel; K over two blocks."""
+    blocking = BLOCKING[isa][np.dtype(dtype).name]
+    mr, nr, kc = blocking["mr"], blocking["nr"], blocking["kc"]
+    for N in (EDGE_GROUP * nr, (EDGE_GROUP + 1) * nr + 3, 2 * EDGE_GROUP * nr + nr, nr - 1):
+        for M in range(1, mr):
+            _check_product(M, N, kc + 9, trans_a, trans_b, dtype, seed=M)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layers", [[64, 64, 10], [300, 150, 10]])
+def test_a_rows_output_does_not_depend_on_the_batch_it_is_in(isa, dtype, layers):
+    """Every path sums each element over K in the same order, so a row predicted alone
+    (the small path's short row groups, the edge kernel) has the same bits as in a
+    batch of full micro-tiles: [64, 64, 10] takes the small path up to 8 rows, [300, 150,
+    10] the general one with K over two blocks."""
+    rng = np.random.default_rng(5)
+    net = fastnet.Network(layers, dtype=dtype, seed=4)
+    X = rng.standard_normal((67, layers[0])).astype(dtype)
+    whole = net.predict(X)
+    for k in range(1, 12):
+        assert np.array_equal(net.predict(X[:k]), whole[:k]), k
+    for i in (5, 66):
+        assert np.array_equal(net.predict(X[i:i + 1]), whole[i:i + 1]), i
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_in_place_b_with_a_power_of_two_leading_dimension(isa, dtype):
     """B's rows read in place with ldb = 1024 (every row in the same cache set)."""

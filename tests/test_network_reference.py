@@ -450,6 +450,8 @@ TRAINER_CASES = {
     "general-big-batch": ([37, 29, 13], 300, 650),
     # general: the output layer's products narrower than the micro-tile, rows shared out
     "general-narrow-output": ([300, 128, 10], 64, 197),
+    # general: batches of fewer rows than the micro-tile (the edge kernel), one of 2 last
+    "general-tiny-batches": ([300, 150, 10], 3, 41),
 }
 
 
