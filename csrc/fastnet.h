@@ -194,7 +194,8 @@ typedef struct {                                                                
 } fn_net_##S;                                                                             \
 /* Feedforward of N rows of X (N x sizes[0]): post[l] (N x sizes[l+1]) = act[l](pre[l]),  \
  * pre[l] = post[l-1] W[l] (+ b[l]) (H_in, ..., O_in), post[L-1] = O_out. With pre ==     \
- * NULL the activation is fused into the product and pre is not kept. */                 \
+ * NULL the activation is fused into the product and pre is not kept; then a hidden       \
+ * layer's post[l] may be NULL: its output goes to scratch (predict). */                  \
 fn_status fn_forward_##S(const fn_net_##S *net, int64_t N, const REAL *X,                 \
                          REAL *const *pre, REAL *const *post);                            \
 /* dW[l] = dMSE/dW[l], db[l] = dMSE/db[l] (db NULL without bias) on N rows of X, Y.       \

@@ -34,9 +34,9 @@
 #define FN_K_SUPER 4096
 
 /* Column panels per item when C has fewer rows than the micro-tile (predicting a few
- * examples, training on batches of 1 to 7): the edge kernel runs one row against several
- * panels at once, or it waits on its two FMA chains. */
-#define FN_EDGE_GROUP 4
+ * examples, training on batches of 1 to 7): the edge kernel runs one row against up to
+ * eight panels at once, or it waits on its two FMA chains. */
+#define FN_EDGE_GROUP 8
 
 #define FN_SELF "gemm.c"
 #include "instantiate.h"

@@ -423,8 +423,9 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
  * row of mnist's shape did the FMAs of eight rows plus the copies, 27 us in C. Here R
  * rows (4, 2 or 1; rows past m repeat the last one and are not stored) go through each
  * step against P panels at once, R x 2P accumulators (at most 16, or 8 where there are
- * 16 registers), so that one row still has 8 independent FMA chains to hide their
- * latency. Each element has the micro-kernel's FMA chain: the same values. */
+ * 16 registers), so that one row has up to 16 independent FMA chains, to hide their
+ * latency and stream long runs of B's rows. Each element has the micro-kernel's FMA
+ * chain: the same values. */
 #define EDGE_ACC (VEC_BYTES == 64 ? 16 : 8)
 static inline __attribute__((always_inline)) void
 T(ISA(edge_block))(const int R, const int P, int64_t m, int64_t kc, const REAL *A,
@@ -433,14 +434,14 @@ T(ISA(edge_block))(const int R, const int P, int64_t m, int64_t kc, const REAL *
 {
     typedef T(ISA(reg)) V;
     const REAL *a[4];
-    V c[4][8];
+    V c[4][16];
     for (int i = 0; i < R; i++) {
         a[i] = A + (i < m ? i : m - 1) * rs_a;
         for (int v = 0; v < 2 * P; v++)
             c[i][v] = (V){0};
     }
     for (int64_t p = 0, q = 0; p < kc; p++, q += cs_a) {
-        V b[8];
+        V b[16];
         for (int v = 0; v < 2 * P; v++)
             memcpy(&b[v], B + v * LANES, sizeof b[v]);
         for (int i = 0; i < R; i++) {
@@ -455,20 +456,27 @@ T(ISA(edge_block))(const int R, const int P, int64_t m, int64_t kc, const REAL *
             memcpy(C + i * ldc + v * LANES, &c[i][v], sizeof c[i][v]);
 }
 
-/* R rows against all the panels, P at a time (P from the register budget). */
+/* R rows against all the panels, P at a time (P from the register budget), the rest
+ * 4, 2, 1 at a time (never more than P). */
 static inline __attribute__((always_inline)) void
 T(ISA(edge_group))(const int R, int64_t m, int64_t panels, int64_t kc, const REAL *A,
                    int64_t rs_a, int64_t cs_a, const REAL *B, int64_t rs_b, REAL *C,
                    int64_t ldc)
 {
-    const int P = EDGE_ACC / (2 * R) > 4 ? 4 : EDGE_ACC / (2 * R) > 1 ? EDGE_ACC / (2 * R) : 1;
+    const int P = EDGE_ACC / (2 * R) > 1 ? EDGE_ACC / (2 * R) : 1;
     int64_t g = 0;
+#define EDGE_PANELS(PP)                                                                  \
+    T(ISA(edge_block))(R, PP, m, kc, A, rs_a, cs_a, B + g * 2 * LANES, rs_b,              \
+                       C + g * 2 * LANES, ldc)
     for (; g + P <= panels; g += P)
-        T(ISA(edge_block))(R, P, m, kc, A, rs_a, cs_a, B + g * 2 * LANES, rs_b,
-                           C + g * 2 * LANES, ldc);
-    for (; g < panels; g++)
-        T(ISA(edge_block))(R, 1, m, kc, A, rs_a, cs_a, B + g * 2 * LANES, rs_b,
-                           C + g * 2 * LANES, ldc);
+        EDGE_PANELS(P);
+    if (P > 4 && g + 4 <= panels)
+        EDGE_PANELS(4), g += 4;
+    if (P > 2 && g + 2 <= panels)
+        EDGE_PANELS(2), g += 2;
+    if (g < panels)
+        EDGE_PANELS(1);
+#undef EDGE_PANELS
 }
 
 static void T(ISA(edge_rows))(int64_t m, int64_t panels, int64_t kc, const REAL *A,

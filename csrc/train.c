@@ -182,16 +182,25 @@ double T(fn_flop_per_row)(const T(fn_net) *net)
 fn_status T(fn_forward)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *const *pre,
                         REAL *const *post)
 {
+    const int L = net->n_layers;
     int team = fn_team_size(T(fn_flop_per_row)(net) / 3 * (double)N);
-    int64_t gemm = 0;
-    for (int l = 0; l < net->n_layers; l++) {
+    int64_t gemm = 0, scratch = 0;
+    for (int l = 0; l < L; l++) {
         int64_t need = T(fn_gemm_workspace)(N, net->sizes[l + 1], net->sizes[l], team);
-        gemm = need > gemm ? need : gemm;
+        gemm = fn_round_up(need > gemm ? need : gemm, FN_ALIGN);
+        if (!post[l])
+            scratch += fn_round_up(N * net->sizes[l + 1], FN_ALIGN);
     }
-    REAL *ws = fn_aligned_alloc(sizeof(REAL) * gemm);
+    /* the GEMM's buffers, the hidden outputs nobody asked for, the layers' output pointers */
+    REAL *ws = fn_aligned_alloc(sizeof(REAL) * (gemm + scratch) + sizeof(REAL *) * L);
     if (!ws)
         return FN_ENOMEM;
-    FN_RUN_TEAM(team, T(forward_team)(net, N, X, pre, post, ws));
+    REAL **out = (REAL **)(ws + gemm + scratch), *next = ws + gemm;
+    for (int l = 0; l < L; l++) {
+        out[l] = post[l] ? post[l] : next;
+        next += post[l] ? 0 : fn_round_up(N * net->sizes[l + 1], FN_ALIGN);
+    }
+    FN_RUN_TEAM(team, T(forward_team)(net, N, X, pre, out, ws));
     fn_aligned_free(ws);
     return FN_OK;
 }

@@ -3,6 +3,8 @@ loss, gradients (also against finite differences), one step, and whole fits with
 same batches and the same shuffled row orders."""
 from __future__ import annotations
 
+import copy
+import pickle
 from functools import partial
 
 import numpy as np
@@ -135,6 +137,43 @@ def test_forward_without_trace_and_predict_equal_the_traced_output(net, rows, se
     out_traced, _ = net.forward(X, trace=True)
     assert np.array_equal(net.forward(X), out_traced)
     assert np.array_equal(net.predict(X), out_traced)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_new_edited_and_copied_parameters_are_the_ones_used(dtype):
+    """The network keeps its C view between calls; every way of changing the parameters
+    must reach it: new weight and bias lists, arrays edited in place, training, copies
+    (which train on their own arrays)."""
+    rng = np.random.default_rng(9)
+    layers = [7, 9, 5, 3]
+    net = fastnet.Network(layers, activation="tanh", bias=True, dtype=dtype, seed=1)
+    X = rng.standard_normal((6, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (6, layers[-1])).astype(dtype)
+    tol = net_tolerance(dtype, layers)
+
+    def check(n):
+        W64, b64 = to_reference(n)
+        want = reference.feedforward(as64(X), W64, n.activations, b64)[1][-1]
+        assert_all_close([n.predict(X)], [want], tol, "O_out")
+        assert abs(n.loss(X, Y) - reference.mse(want, as64(Y))) <= tol * 10
+
+    check(net)
+    net.weights = [rng.uniform(-1, 1, (a, b)) for a, b in zip(layers[:-1], layers[1:])]
+    check(net)
+    net.biases = [rng.uniform(-1, 1, n) for n in layers[1:]]
+    check(net)
+    net.weights[1][2, 3] += 0.5
+    net.biases[0][4] -= 0.25
+    check(net)
+    net.fit(X, Y, epochs=2, learning_rate=0.5, batch_size=4, seed=3)
+    check(net)
+    clone = copy.deepcopy(net)
+    clone.fit(X, Y, epochs=1, learning_rate=0.5)
+    check(clone)
+    check(net)
+    assert not np.array_equal(clone.predict(X), net.predict(X))
+    again = pickle.loads(pickle.dumps(net))
+    assert np.array_equal(again.predict(X), net.predict(X))
 
 
 @given(net=networks(), rows=row_counts, seed=seeds)

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from . import _core
+
 ALIGN = 64  # bytes: a cache line on x86-64 (and the AVX-512 register width)
 
 
@@ -21,11 +23,13 @@ def aligned_empty(shape, dtype):
     """An uninitialised C-contiguous array whose data starts on an ALIGN-byte boundary
     (a view into a slightly larger buffer, which it keeps alive)."""
     dtype = np.dtype(dtype)
-    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(map(int, shape))
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
     size = math.prod(shape) * dtype.itemsize  # np.prod of a tuple costs 3 us a call
     buf = np.empty(size + ALIGN, np.uint8)
-    start = -buf.ctypes.data % ALIGN
-    return buf[start:start + size].view(dtype).reshape(shape)
+    # the address from C and the view by the constructor: 1 us a call in all; with
+    # buf.ctypes.data and slicing, viewing and reshaping it took 2.8, a quarter of
+    # predicting one row
+    return np.ndarray(shape, dtype, buf, -_core.address_of(buf) % ALIGN)
 
 
 def aligned_copy(a, dtype):
