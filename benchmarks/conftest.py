@@ -53,7 +53,7 @@ def agreement():
     cache = {}
 
     def check(workload, dtype):
-        key = (workload.name, dtype)
+        key = (workload.name, workload.n_examples, dtype)
         if key not in cache:
             cache[key] = _peers.check_agreement(workload, dtype, _peers.DEFAULT_IMPLS)
         return cache[key]

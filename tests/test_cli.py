@@ -53,6 +53,23 @@ def test_bench_command_times_every_peer_in_rounds_and_checks_the_loss(tmp_path):
     assert row["line_trip_ns"] == [None] * 3  # one thread: no pair of cores to time
 
 
+def test_bench_predict_one_row_times_a_call_over_many_calls(tmp_path):
+    """predict-1: one row of the mnist shape, checked against NumPy's output, each timing
+    over 1000 calls and reported per call."""
+    import json
+
+    out = tmp_path / "bench.json"
+    result = _run(tmp_path, "bench", "--workloads", "predict-1", "--impls", "fastnet,numpy",
+                  "--threads", "1", "--repeats", "2", "--gemm-size", "256", "--json", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "✓ predict (1 row) float32: outputs agree" in result.stdout
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["workload"] == "predict-1" and row["rows"] == 1
+    assert row["flops"] == 2 * (784 * 128 + 128 * 10)
+    # per call: a call of one row takes microseconds, far below the 1000 calls' total
+    assert all(1e-7 < t < 1e-3 for i in ("fastnet", "numpy") for t in row["all_times"][i])
+
+
 def test_bench_rows_record_the_cache_line_trip_of_each_round(tmp_path):
     """On two threads every round measures the trip; the table shows its median, starred
     when some round saw cores that do not share a cache."""

@@ -33,7 +33,7 @@ class Workload:
     layers: tuple
     batch_size: int
     learning_rate: float
-    epochs_per_call: int = 1  # xor: one epoch is too short to time alone
+    epochs_per_call: int = 1  # xor: one epoch is too short to time alone (predict: calls)
     rounds: int = 5  # pytest-benchmark rounds / default bench repeats
 
     @property
@@ -74,6 +74,11 @@ WORKLOADS = {
 }
 # predict(X) on the mnist shape: 60000 x 784 -> 10
 PREDICT = Workload("predict", 60000, (784, 128, 10), 64, 0.5, rounds=5)
+# predict on one example of that shape (requests served one at a time): the cost of a
+# call. A timing is of epochs_per_call calls, one call being too short to time alone.
+PREDICT_ONE = Workload("predict", 1, (784, 128, 10), 1, 0.5, epochs_per_call=1000, rounds=7)
+# the bench's names of the predict workloads
+PREDICTS = {"predict": PREDICT, "predict-1": PREDICT_ONE}
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -602,8 +607,11 @@ def check_agreement(workload, dtype, impls, epochs=2):
             if not wdiff <= wtol:
                 bad.append(f"{n} (weights rel diff {wdiff:.2e} > {wtol:g})")
     what = "outputs" if workload.name == "predict" else f"losses and weights after {k} epochs"
+    label = workload.name
+    if workload.name == "predict":
+        label += f" ({workload.n_examples} row{'s' if workload.n_examples > 1 else ''})"
     if bad:
-        msg = (f"{workload.name} {dtype.name}: {what} disagree with fastnet: "
+        msg = (f"{label} {dtype.name}: {what} disagree with fastnet: "
                + ", ".join(bad))
     else:
         if workload.name == "predict":
@@ -613,5 +621,5 @@ def check_agreement(workload, dtype, impls, epochs=2):
             kind = "rel diff of loss / weights"
             shown = ", ".join(f"{n} {d:.1e} / {wdiffs[n]:.1e}" for n, d in diffs.items())
         shown = shown or "no peer to compare"
-        msg = f"{workload.name} {dtype.name}: {what} agree with fastnet ({kind}: {shown})"
+        msg = f"{label} {dtype.name}: {what} agree with fastnet ({kind}: {shown})"
     return Agreement(workload.name, dtype.name, not bad, results, diffs, wdiffs, msg)

@@ -41,7 +41,7 @@ import fastnet
 
 from . import _core, _peers
 
-ALL_WORKLOADS = list(_peers.WORKLOADS) + ["predict"]
+ALL_WORKLOADS = list(_peers.WORKLOADS) + list(_peers.PREDICTS)
 QUICK_ROWS = {"mnist": 6000, "wide": 2048, "predict": 6000}
 QUICK_XOR_EPOCHS = 200
 
@@ -97,7 +97,8 @@ def _parser():
                    f"(default: {','.join(_peers.DEFAULT_IMPLS)}; fastnet is always included)")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed epochs per implementation (median reported; default: 3 for "
-                   "mnist and wide, 5 for xor and predict, 10 for digits; --quick: 2)")
+                   "mnist and wide, 5 for xor and predict, 7 for predict-1 (each a timing "
+                   "of 1000 one-row calls), 10 for digits; --quick: 2)")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: fewer rows for mnist/wide/predict "
                    f"({QUICK_ROWS['mnist']}/{QUICK_ROWS['wide']}/{QUICK_ROWS['predict']}), "
@@ -160,7 +161,7 @@ class Table:
     def __init__(self, impls, out):
         self.impls = impls
         self.out = out
-        self.cols = [("workload", 8), ("dtype", 7), ("thr", 3), ("rows", 6), ("fastnet", 9)]
+        self.cols = [("workload", 9), ("dtype", 7), ("thr", 3), ("rows", 6), ("fastnet", 9)]
         self.cols += [(_label(i), 18) for i in impls if i != "fastnet"]
         self.cols += [("GFLOP/s", 7), ("limit", 9), ("%GEMM", 5), ("trip", 6), ("ok", 2)]
 
@@ -247,6 +248,11 @@ def gemm_rate(dtype, n, repeats):
     return 2.0 * n**3 / statistics.median(times) / 1e9
 
 
+def _calls(fn, n):
+    for _ in range(n):
+        fn()
+
+
 def _timed(fn):
     t0 = time.perf_counter()
     fn()
@@ -278,8 +284,9 @@ def measure(workload, dtype, impls, repeats, weights, trips=None):
     between two threads' cores (ns; None on one thread): the host state that round ran
     in. Returns {impl: [seconds of each round]}."""
     if workload.name == "predict":
-        calls = {i: _peers.make_predictor(i, workload, dtype, weights) for i in impls}
-        per = 1
+        per = workload.epochs_per_call
+        calls = {i: (lambda p=_peers.make_predictor(i, workload, dtype, weights): _calls(p, per))
+                 for i in impls}
     else:
         trainers = {i: _peers.make_trainer(i, workload, dtype, weights) for i in impls}
         per = workload.epochs_per_call
@@ -425,7 +432,7 @@ def main(argv=None) -> int:
     table.header()
     rows, checks = [], []
     for name in args.workloads:
-        wl = _peers.PREDICT if name == "predict" else _peers.WORKLOADS[name]
+        wl = _peers.PREDICTS[name] if name in _peers.PREDICTS else _peers.WORKLOADS[name]
         if args.quick:
             if name in QUICK_ROWS:
                 wl = wl.scaled(QUICK_ROWS[name])
@@ -433,7 +440,7 @@ def main(argv=None) -> int:
                 wl = _peers.Workload(wl.name, wl.n_examples, wl.layers, wl.batch_size,
                                      wl.learning_rate, QUICK_XOR_EPOCHS, wl.rounds)
         repeats = args.repeats or (2 if args.quick else wl.rounds)
-        flops = wl.predict_flops() if name == "predict" else wl.epoch_flops()
+        flops = wl.predict_flops() if name in _peers.PREDICTS else wl.epoch_flops()
         for dt in dtypes:
             weights = _peers.initial_weights(wl, dt)
             ok = None
