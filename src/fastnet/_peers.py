@@ -71,6 +71,8 @@ WORKLOADS = {
     "digits": Workload("digits", 1797, (64, 64, 10), 32, 0.5, rounds=10),
     "mnist": Workload("mnist", 60000, (784, 128, 10), 64, 0.1, rounds=3),
     "wide": Workload("wide", 16384, (1024, 1024, 256), 256, 0.1, rounds=3),
+    # the mnist network trained one example at a time (stochastic gradient descent)
+    "sgd": Workload("sgd", 2000, (784, 128, 10), 1, 0.01, rounds=3),
 }
 # predict(X) on the mnist shape: 60000 x 784 -> 10
 PREDICT = Workload("predict", 60000, (784, 128, 10), 64, 0.5, rounds=5)
