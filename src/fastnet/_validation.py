@@ -39,9 +39,10 @@ def check_activation(value, name="activation"):
 def check_real(value, name, *, positive=False, allow_none=False):
     if value is None and allow_none:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {value!r}")
-    value = float(value)
+    if type(value) is not float:  # isinstance against numbers.Real costs 0.3 us a call
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number; got {value!r}")
+        value = float(value)
     if not math.isfinite(value):  # np.isfinite of a float: 0.4 us
         raise ValueError(f"{name} must be finite; got {value}")
     if positive and value <= 0:
