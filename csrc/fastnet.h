@@ -114,9 +114,9 @@ typedef struct {                                                                
     void (*sigmoid_deriv_mul)(int64_t n, const REAL *out, REAL *row);                     \
     /* out[0:n] = tanh(x[0:n]), vectorised like the sigmoid (may alias). */               \
     void (*tanh)(int64_t n, const REAL *x, REAL *out);                                    \
-    /* C[0:m, 0:panels nr] = op(A) B over kc steps for m < mr rows, the panels' columns   \
-     * contiguous (as the micro-kernel with alpha 1, beta 0: the same values). */         \
-    void (*edge_rows)(int64_t m, int64_t panels, int64_t kc, const REAL *A, int64_t rs_a, \
+    /* C[0:m, 0:regs nr/2] = op(A) B over kc steps, m <= mr rows, B's rows regs halves    \
+     * of a panel wide (as the micro-kernel with alpha 1, beta 0: the same values). */    \
+    void (*edge_rows)(int64_t m, int64_t regs, int64_t kc, const REAL *A, int64_t rs_a,   \
                       int64_t cs_a, const REAL *B, int64_t rs_b, REAL *C, int64_t ldc);   \
 } fn_config_##S;                                                                          \
 const fn_config_##S *fn_config_get_##S(void);                                            \

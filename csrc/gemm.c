@@ -9,8 +9,9 @@
  * copied when it can be read in place (like BLIS's kernels for skinny problems): the
  * micro-kernel reads op(A) through its strides and B's rows directly; only op(B) = B^T
  * and a partial last panel of columns are packed into the thread's own buffer; a
- * partial last micro-panel of rows (m < mr) goes through the edge kernel, which runs
- * only those rows (edge_rows, with the micro-kernel's sums). At minibatch sizes
+ * partial last micro-panel of rows (m < mr), and a last panel of at most nr / 2
+ * columns, go through the edge kernel, which runs only those rows and the half panel
+ * (edge_rows, with the micro-kernel's sums). At minibatch sizes
  * these copies (of the whole batch, of the whole weight matrix) were the largest cost
  * after the FMAs. On the last K block each finished tile goes through the epilogue
  * (bias, activation, derivative) while it is still in L1. Only the micro-kernel is
@@ -268,13 +269,14 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                     if (m == mr && n == nr) {
                         cfg->microkernel(kc, A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel, rs_b,
                                          Ct, ldc, alpha, beta_k);
-                    } else { /* an edge tile: compute in full, keep the valid part */
-                        if (m == mr) /* then pw == nr */
+                    } else { /* an edge tile: compute into the tile, keep the valid part */
+                        if (m == mr && 2 * n > nr) /* then pw == nr */
                             cfg->microkernel(kc, A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel,
                                              rs_b, tile, pw, 1, 0);
-                        else
-                            cfg->edge_rows(m, (n + nr - 1) / nr, kc, A + i0 * rs_a + pc * cs_a,
-                                           rs_a, cs_a, Bpanel, rs_b, tile, pw);
+                        else /* fewer rows, or at most half a panel of columns */
+                            cfg->edge_rows(m, 2 * n > nr ? (n + nr - 1) / nr * 2 : 1, kc,
+                                           A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel, rs_b,
+                                           tile, pw);
                         for (int64_t i = 0; i < m; i++)
                             for (int64_t j = 0; j < n; j++) {
                                 REAL v = alpha * tile[i * pw + j];

@@ -416,19 +416,21 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
 #undef STORE_ADD
 }
 
-/* The micro-kernel's edge: C[0:m, 0:panels NR] = op(A) B over kc steps for m < MR rows
- * (alpha 1, beta 0: the general path's edge tiles go through a scratch tile), the
- * panels' columns contiguous in B (rs_b apart) and in C. Before, those rows were copied
- * zero-padded and the whole MR-row micro-kernel ran, one panel at a time: predicting one
- * row of mnist's shape did the FMAs of eight rows plus the copies, 27 us in C. Here R
- * rows (4, 2 or 1; rows past m repeat the last one and are not stored) go through each
- * step against P panels at once, R x 2P accumulators (at most 16, or 8 where there are
- * 16 registers), so that one row has up to 16 independent FMA chains, to hide their
- * latency and stream long runs of B's rows. Each element has the micro-kernel's FMA
- * chain: the same values. */
+/* The micro-kernel's edges: C[0:m, 0:W LANES] = op(A) B over kc steps (alpha 1, beta 0:
+ * the general path's edge tiles go through a scratch tile), B's rows W registers wide,
+ * rs_b apart. Two cases: fewer rows than MR (m < MR, W = 2 per column panel, panels
+ * side by side), and a last, partial panel of at most LANES columns (W = 1, m <= MR).
+ * Before, short rows were copied zero-padded and the MR-row micro-kernel ran one panel
+ * at a time: predicting one row of mnist's shape did the FMAs of eight rows plus the
+ * copies, 27 us in C; and a partial panel of 4 columns cost a whole one (mnist with 100
+ * hidden units trained as slowly as with 128). Here R rows (4, 2 or 1; rows past m
+ * repeat the last one and are not stored) go through each step against up to 16 / R
+ * registers at once (8 / R where there are 16 registers), so that one row has up to 16
+ * independent FMA chains, to hide their latency and stream long runs of B's rows. Each
+ * element has the micro-kernel's FMA chain: the same values. */
 #define EDGE_ACC (VEC_BYTES == 64 ? 16 : 8)
 static inline __attribute__((always_inline)) void
-T(ISA(edge_block))(const int R, const int P, int64_t m, int64_t kc, const REAL *A,
+T(ISA(edge_block))(const int R, const int W, int64_t m, int64_t kc, const REAL *A,
                    int64_t rs_a, int64_t cs_a, const REAL *B, int64_t rs_b, REAL *C,
                    int64_t ldc)
 {
@@ -441,19 +443,19 @@ T(ISA(edge_block))(const int R, const int P, int64_t m, int64_t kc, const REAL *
     for (int i = 0; i < R; i++) {
         a[i] = A + (i < m ? i : m - 1) * rs_a;
 #pragma GCC unroll 16
-        for (int v = 0; v < 2 * P; v++)
+        for (int v = 0; v < W; v++)
             c[i][v] = (V){0};
     }
     for (int64_t p = 0, q = 0; p < kc; p++, q += cs_a) {
         V b[16];
 #pragma GCC unroll 16
-        for (int v = 0; v < 2 * P; v++)
+        for (int v = 0; v < W; v++)
             memcpy(&b[v], B + v * LANES, sizeof b[v]);
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
             const REAL ai = a[i][q];
 #pragma GCC unroll 16
-            for (int v = 0; v < 2 * P; v++)
+            for (int v = 0; v < W; v++)
                 c[i][v] += ai * b[v];
         }
         B += rs_b;
@@ -461,45 +463,47 @@ T(ISA(edge_block))(const int R, const int P, int64_t m, int64_t kc, const REAL *
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 16
-        for (int v = 0; v < 2 * P; v++)
+        for (int v = 0; v < W; v++)
             if (i < m)
                 memcpy(C + i * ldc + v * LANES, &c[i][v], sizeof c[i][v]);
 }
 
-/* R rows against all the panels, P at a time (P from the register budget), the rest
- * 4, 2, 1 at a time (never more than P). */
+/* R rows against all the registers' worth of columns, as many at a time as the budget
+ * allows, the rest 8, 4, 2, 1 at a time (never more than the budget). */
 static inline __attribute__((always_inline)) void
-T(ISA(edge_group))(const int R, int64_t m, int64_t panels, int64_t kc, const REAL *A,
+T(ISA(edge_group))(const int R, int64_t m, int64_t regs, int64_t kc, const REAL *A,
                    int64_t rs_a, int64_t cs_a, const REAL *B, int64_t rs_b, REAL *C,
                    int64_t ldc)
 {
-    const int P = EDGE_ACC / (2 * R) > 1 ? EDGE_ACC / (2 * R) : 1;
+    const int W = EDGE_ACC / R;
     int64_t g = 0;
-#define EDGE_PANELS(PP)                                                                  \
-    T(ISA(edge_block))(R, PP, m, kc, A, rs_a, cs_a, B + g * 2 * LANES, rs_b,              \
-                       C + g * 2 * LANES, ldc)
-    for (; g + P <= panels; g += P)
-        EDGE_PANELS(P);
-    if (P > 4 && g + 4 <= panels)
-        EDGE_PANELS(4), g += 4;
-    if (P > 2 && g + 2 <= panels)
-        EDGE_PANELS(2), g += 2;
-    if (g < panels)
-        EDGE_PANELS(1);
-#undef EDGE_PANELS
+#define EDGE_REGS(WW)                                                                    \
+    T(ISA(edge_block))(R, WW, m, kc, A, rs_a, cs_a, B + g * LANES, rs_b, C + g * LANES,   \
+                       ldc)
+    for (; g + W <= regs; g += W)
+        EDGE_REGS(W);
+    if (W > 8 && g + 8 <= regs)
+        EDGE_REGS(8), g += 8;
+    if (W > 4 && g + 4 <= regs)
+        EDGE_REGS(4), g += 4;
+    if (W > 2 && g + 2 <= regs)
+        EDGE_REGS(2), g += 2;
+    if (g < regs)
+        EDGE_REGS(1);
+#undef EDGE_REGS
 }
 
-static void T(ISA(edge_rows))(int64_t m, int64_t panels, int64_t kc, const REAL *A,
+static void T(ISA(edge_rows))(int64_t m, int64_t regs, int64_t kc, const REAL *A,
                               int64_t rs_a, int64_t cs_a, const REAL *B, int64_t rs_b,
                               REAL *C, int64_t ldc)
 {
     for (; m > 0; m -= 4, A += 4 * rs_a, C += 4 * ldc) {
         if (m >= 3)
-            T(ISA(edge_group))(4, m, panels, kc, A, rs_a, cs_a, B, rs_b, C, ldc);
+            T(ISA(edge_group))(4, m, regs, kc, A, rs_a, cs_a, B, rs_b, C, ldc);
         else if (m == 2)
-            T(ISA(edge_group))(2, m, panels, kc, A, rs_a, cs_a, B, rs_b, C, ldc);
+            T(ISA(edge_group))(2, m, regs, kc, A, rs_a, cs_a, B, rs_b, C, ldc);
         else
-            T(ISA(edge_group))(1, m, panels, kc, A, rs_a, cs_a, B, rs_b, C, ldc);
+            T(ISA(edge_group))(1, m, regs, kc, A, rs_a, cs_a, B, rs_b, C, ldc);
     }
 }
 

@@ -116,6 +116,19 @@ def test_fewer_rows_than_the_micro_tile(isa, dtype, trans_a, trans_b):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_a_last_panel_of_at_most_half_the_columns(isa, dtype, trans_a, trans_b):
+    """A partial last column panel of at most nr / 2 columns goes through the edge kernel
+    at half width, for full and short row panels; wider ones through the micro-kernel."""
+    blocking = BLOCKING[isa][np.dtype(dtype).name]
+    mr, nr, kc = blocking["mr"], blocking["nr"], blocking["kc"]
+    for N in (1, nr // 2, nr + 1, nr + nr // 2, nr + nr // 2 + 1, 2 * nr - 1):
+        for M in (mr, mr + 3, 2 * mr + 1, 3):
+            _check_product(M, N, kc + 9, trans_a, trans_b, dtype, seed=N + M)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layers", [[64, 64, 10], [300, 150, 10]])
 def test_a_rows_output_does_not_depend_on_the_batch_it_is_in(isa, dtype, layers):
     """Every path sums each element over K in the same order, so a row predicted alone
