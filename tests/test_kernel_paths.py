@@ -175,3 +175,22 @@ def test_fit_rejects_one_nan_deep_in_a_large_input():
     with pytest.raises(ValueError, match=r"X contains NaN or infinity .*\[4321, 17\]"):
         net.fit(X, Y, epochs=1, learning_rate=0.1)
     assert all(np.array_equal(a, b) for a, b in zip(before, net.weights))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_keeps_unrequested_hidden_outputs_in_scratch(dtype):
+    """The seam's forward takes None for a hidden layer's output when the activations are
+    fused (predict and loss ask only for O_out) and gives the traced O_out; it refuses
+    None for the output layer, or with the pre-activations kept, before reaching C."""
+    rng = np.random.default_rng(3)
+    net = fastnet.Network([5, 7, 6, 3], activation="tanh", dtype=dtype, seed=2)
+    X = rng.standard_normal((9, 5)).astype(dtype)
+    want, _ = net.forward(X, trace=True)
+    out = np.empty((9, 3), dtype)
+    _core.forward(net._c_net(), X, None, [None, None, out])
+    assert np.array_equal(out, want)
+    hidden = [np.empty((9, n), dtype) for n in (7, 6)]
+    for pre, post in [(None, [*hidden, None]),
+                      ([*hidden, np.empty((9, 3), dtype)], [None, hidden[1], out])]:
+        with pytest.raises(ValueError, match="buffer shape"):
+            _core.forward(net._c_net(), X, pre, post)

@@ -556,7 +556,8 @@ def _check_rows(_Net net, list arrays, int64_t N, int offset, bint hidden_option
     for l in range(net.L):
         if arrays[l] is None and hidden_optional and l < net.L - 1:
             continue
-        need(arrays[l].shape == (N, net.sizes[l + offset]), "buffer shape")
+        need(arrays[l] is not None and arrays[l].shape == (N, net.sizes[l + offset]),
+             "buffer shape")
 
 
 def forward(_Net net, real[:, ::1] X, list pre, list post):
