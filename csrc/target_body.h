@@ -228,52 +228,64 @@ static void T(ISA(tanh))(int64_t n, const REAL *x, REAL *out)
     BLOCKWISE(T(ISA(tanh_block)), n, x, out);
 }
 
+/* The sums of R rows of op(A) (op(A)[i, p] = A[i * rs_a + p * cs_a]; rows past m repeat
+ * the last one) against W registers of B's rows (rs_b apart) over kc steps, into
+ * sums[0:R][0:W]: each element one FMA chain in p order, the micro-kernel's, so every
+ * path gives the same values. For the small product and the micro-kernel's edges. The
+ * accumulators are arrays indexed by constants only, unrolled in full, which the
+ * compiler keeps in registers (left rolled, GCC put B and the sums on the stack in the
+ * AVX2 build: one mnist row took 17.7 us instead of 5). */
+static inline __attribute__((always_inline)) void
+T(ISA(row_sums))(const int R, const int W, int64_t m, int64_t kc, const REAL *A,
+                 int64_t rs_a, int64_t cs_a, const REAL *B, int64_t rs_b,
+                 T(ISA(reg)) sums[MR][16])
+{
+    typedef T(ISA(reg)) V;
+    const REAL *a[MR];
+    V c[MR][16];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++) {
+        a[i] = A + (i < m ? i : m - 1) * rs_a;
+#pragma GCC unroll 16
+        for (int v = 0; v < W; v++)
+            c[i][v] = (V){0};
+    }
+    for (int64_t p = 0, q = 0; p < kc; p++, q += cs_a) {
+        V b[16];
+#pragma GCC unroll 16
+        for (int v = 0; v < W; v++)
+            memcpy(&b[v], B + v * LANES, sizeof b[v]);
+#pragma GCC unroll 8
+        for (int i = 0; i < R; i++) {
+            const REAL ai = a[i][q];
+#pragma GCC unroll 16
+            for (int v = 0; v < W; v++)
+                c[i][v] += ai * b[v];
+        }
+        B += rs_b;
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 16
+        for (int v = 0; v < W; v++)
+            sums[i][v] = c[i][v];
+}
+
+/* The small product's rows: R of them (constant), op(A) with constant strides */
+#define SMALL_BLOCK(R, trans_a, m, K, A, lda, Bp, NP, acc)                                \
+    ((trans_a) ? T(ISA(row_sums))(R, SV, m, K, A, 1, lda, Bp, NP, acc)                    \
+               : T(ISA(row_sums))(R, SV, m, K, A, lda, 1, Bp, NP, acc))
+
 /* The small-problem product: C (M x N) = alpha op(A) Bp + beta C, without packing A.
  * Bp is op(B) in rows of NP entries (NP a multiple of SMALL_VL, zero-padded past N):
  * a padded copy, or padded weights read in place. MR rows of C at a time (the
  * micro-tile's rows: 8 on AVX-512, whose 32 registers hold them, so batches of 16, 32,
  * 64 rows waste nothing) against SMALL_VL columns, held in SV registers of the target's
  * own width (one zmm, two ymm or four xmm), summed over p in order (the micro-kernel's
- * order); a last group of fewer rows runs as 4, 2 or 1 (one row of a digits network
- * did the FMAs of 8), rows past M repeating the last one, not stored. The accumulators are
- * arrays indexed by constants only, which the compiler keeps in registers: vectors
+ * order, row_sums); a last group of fewer rows runs as 4, 2 or 1 (one row of a digits
+ * network did the FMAs of 8), rows past M repeating the last one, not stored. Vectors
  * wider than the target's (SMALL_VL lanes as one GCC vector) were split by the compiler
  * through the stack, 9x slower on AVX2 than on AVX-512 for a digits epoch. */
-static inline __attribute__((always_inline)) void
-T(ISA(small_block))(const int R, const int trans_a, const int64_t *rows, int64_t K,
-                    const REAL *A, int64_t lda, const REAL *Bp, int64_t NP,
-                    T(ISA(reg)) acc[MR][SV])
-{
-    typedef T(ISA(reg)) V;
-    /* op(A)[i, p] = A[p * lda + i] with trans_a, else A[i * lda + p] */
-    const int64_t step = trans_a ? lda : 1;
-    const REAL *a[MR];
-    V c[MR][SV];
-    for (int i = 0; i < R; i++) {
-        a[i] = trans_a ? A + rows[i] : A + rows[i] * lda;
-        for (int v = 0; v < SV; v++)
-            c[i][v] = (V){0};
-    }
-    for (int64_t p = 0; p < K; p++) {
-        V b[SV];
-        for (int v = 0; v < SV; v++)
-            memcpy(&b[v], Bp + p * NP + v * LANES, sizeof b[v]);
-        const int64_t q = p * step;
-        for (int i = 0; i < R; i++) {
-            const REAL ai = a[i][q];
-            for (int v = 0; v < SV; v++)
-                c[i][v] += ai * b[v];
-        }
-    }
-    for (int i = 0; i < R; i++)
-        for (int v = 0; v < SV; v++)
-            acc[i][v] = c[i][v];
-}
-
-/* small_block with constant rows and transposition (each a specialised copy) */
-#define SMALL_BLOCK(R, trans_a, ...)                                                       \
-    ((trans_a) ? T(ISA(small_block))(R, 1, __VA_ARGS__) : T(ISA(small_block))(R, 0, __VA_ARGS__))
-
 static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,
                               const REAL *A, int64_t lda, const REAL *Bp, int64_t NP,
                               REAL beta, REAL *C, int64_t ldc)
@@ -281,20 +293,18 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
     typedef T(ISA(reg)) V;
     for (int64_t i0 = 0; i0 < M; i0 += MR) {
         const int64_t m = M - i0 < MR ? M - i0 : MR;
-        int64_t rows[MR];
-        for (int r = 0; r < MR; r++)
-            rows[r] = i0 + (r < m ? r : m - 1);
+        const REAL *Ai = trans_a ? A + i0 : A + i0 * lda;
         for (int64_t j0 = 0; j0 < N; j0 += SMALL_VL) {
             const int64_t n = N - j0 < SMALL_VL ? N - j0 : SMALL_VL;
-            V acc[MR][SV];
+            V acc[MR][16];
             if (m > 4) /* MR rows; a short last group: 4, 2 or 1 */
-                SMALL_BLOCK(MR, trans_a, rows, K, A, lda, Bp + j0, NP, acc);
+                SMALL_BLOCK(MR, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
             else if (m > 2)
-                SMALL_BLOCK(4, trans_a, rows, K, A, lda, Bp + j0, NP, acc);
+                SMALL_BLOCK(4, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
             else if (m == 2)
-                SMALL_BLOCK(2, trans_a, rows, K, A, lda, Bp + j0, NP, acc);
+                SMALL_BLOCK(2, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
             else
-                SMALL_BLOCK(1, trans_a, rows, K, A, lda, Bp + j0, NP, acc);
+                SMALL_BLOCK(1, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
             if (n == SMALL_VL) { /* whole vectors (always, on padded rows) */
                 const V zero = {0};
                 for (int r = 0; r < m; r++)
@@ -434,38 +444,14 @@ T(ISA(edge_block))(const int R, const int W, int64_t m, int64_t kc, const REAL *
                    int64_t rs_a, int64_t cs_a, const REAL *B, int64_t rs_b, REAL *C,
                    int64_t ldc)
 {
-    typedef T(ISA(reg)) V;
-    const REAL *a[4];
-    V c[4][16];
-    /* unrolled in full (GCC left the AVX2 build's loops rolled, B and the sums on the
-     * stack: one row took 17.7 us instead of 5) */
-#pragma GCC unroll 4
-    for (int i = 0; i < R; i++) {
-        a[i] = A + (i < m ? i : m - 1) * rs_a;
-#pragma GCC unroll 16
-        for (int v = 0; v < W; v++)
-            c[i][v] = (V){0};
-    }
-    for (int64_t p = 0, q = 0; p < kc; p++, q += cs_a) {
-        V b[16];
-#pragma GCC unroll 16
-        for (int v = 0; v < W; v++)
-            memcpy(&b[v], B + v * LANES, sizeof b[v]);
-#pragma GCC unroll 4
-        for (int i = 0; i < R; i++) {
-            const REAL ai = a[i][q];
-#pragma GCC unroll 16
-            for (int v = 0; v < W; v++)
-                c[i][v] += ai * b[v];
-        }
-        B += rs_b;
-    }
+    T(ISA(reg)) sums[MR][16];
+    T(ISA(row_sums))(R, W, m, kc, A, rs_a, cs_a, B, rs_b, sums);
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 16
         for (int v = 0; v < W; v++)
             if (i < m)
-                memcpy(C + i * ldc + v * LANES, &c[i][v], sizeof c[i][v]);
+                memcpy(C + i * ldc + v * LANES, &sums[i][v], sizeof sums[i][v]);
 }
 
 /* R rows against all the registers' worth of columns, as many at a time as the budget
