@@ -97,7 +97,7 @@ def test_narrow_products_share_out_row_groups(isa, dtype, last_group):
         check_hidden_delta(X, W.T, H, "sigmoid", dtype, got[2][1])
 
 
-EDGE_GROUP = 4  # csrc/gemm.c FN_EDGE_GROUP: column panels per item when M < mr
+EDGE_GROUP = 8  # csrc/gemm.c FN_EDGE_GROUP: column panels per item when M < mr
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -110,7 +110,7 @@ def test_fewer_rows_than_the_micro_tile(isa, dtype, trans_a, trans_b):
     panel, a single partial panel; K over two blocks."""
     blocking = BLOCKING[isa][np.dtype(dtype).name]
     mr, nr, kc = blocking["mr"], blocking["nr"], blocking["kc"]
-    for N in (EDGE_GROUP * nr, (EDGE_GROUP + 1) * nr + 3, 2 * EDGE_GROUP * nr + nr, nr - 1):
+    for N in (EDGE_GROUP * nr, (EDGE_GROUP + 3) * nr + 3, 2 * EDGE_GROUP * nr + nr, nr - 1):
         for M in range(1, mr):
             _check_product(M, N, kc + 9, trans_a, trans_b, dtype, seed=M)
 
