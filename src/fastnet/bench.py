@@ -283,13 +283,12 @@ def measure(workload, dtype, impls, repeats, weights, trips=None):
     6x slower). With ``trips``, a list, each round first appends the cache line's trip
     between two threads' cores (ns; None on one thread): the host state that round ran
     in. Returns {impl: [seconds of each round]}."""
+    per = workload.epochs_per_call
     if workload.name == "predict":
-        per = workload.epochs_per_call
         calls = {i: (lambda p=_peers.make_predictor(i, workload, dtype, weights): _calls(p, per))
                  for i in impls}
     else:
         trainers = {i: _peers.make_trainer(i, workload, dtype, weights) for i in impls}
-        per = workload.epochs_per_call
         calls = {i: (lambda t=t: t.epochs(per)) for i, t in trainers.items()}
     times = {i: [] for i in calls}
     for _ in range(repeats):
