@@ -166,6 +166,20 @@ static void T(small_rows)(const T(fn_config) *cfg, int trans_a, int trans_b, int
         T(fn_epilogue_tile)(ep, C + i0 * ldc, ldc, m, N, i0, 0);
 }
 
+/* The direct path's products: small, or narrower than the micro-tile, with K in one block. */
+static int T(direct)(const T(fn_config) *cfg, int64_t M, int64_t N, int64_t K)
+{
+    return N <= FN_SMALL_N && K <= cfg->kc && (M * N * K <= FN_SMALL_MAC || N < cfg->nr);
+}
+
+int T(fn_gemm_blocking)(int64_t M, int64_t N, int64_t K, int64_t *kc, int64_t *ks)
+{
+    const T(fn_config) *cfg = T(fn_config_get)();
+    *kc = T(k_block)(cfg, K);
+    *ks = FN_K_SUPER;
+    return T(direct)(cfg, M, N, K);
+}
+
 void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, REAL alpha,
                      const REAL *A, int64_t lda, const REAL *B, int64_t ldb, REAL beta, REAL *C,
                      int64_t ldc, const T(fn_epilogue) *ep, REAL *workspace)
@@ -188,7 +202,7 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
 
     /* This thread's buffers, each starting on a cache line. */
     REAL *mine = workspace + (int64_t)omp_get_thread_num() * T(thread_workspace)(cfg, N, K);
-    if (N <= FN_SMALL_N && K <= cfg->kc && (M * N * K <= FN_SMALL_MAC || N < cfg->nr)) {
+    if (T(direct)(cfg, M, N, K)) {
         /* The direct path. Too small to pay for a team: one thread. Narrower than the
          * micro-tile (the output layer's products, N = 10 on mnist, where an nr = 32 tile
          * would be two thirds padding): each thread takes a run of whole mr-row groups,

@@ -127,6 +127,10 @@ void fn_gemm_team_##S(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                       REAL alpha, const REAL *A, int64_t lda, const REAL *B,           \
                       int64_t ldb, REAL beta, REAL *C, int64_t ldc,                    \
                       const fn_epilogue_##S *ep, REAL *workspace);                     \
+/* How fn_gemm_team sums each element of an M x N x K product over K: 1 for the direct  \
+ * path (one FMA chain over all of K), else 0, and it sums blocks of *kc within          \
+ * super-blocks of *ks, each block a chain from zero added to the sum so far. */          \
+int fn_gemm_blocking_##S(int64_t M, int64_t N, int64_t K, int64_t *kc, int64_t *ks);  \
 /* gemm.c: the epilogue ep on the m x n tile of C at (i0, j0) of the product, C pointing \
  * at the tile (bias, activation, act' from ep->deriv_of). */                           \
 void fn_epilogue_tile_##S(const fn_epilogue_##S *ep, REAL *C, int64_t ldc, int64_t m,  \

@@ -493,14 +493,177 @@ static void T(ISA(edge_rows))(int64_t m, int64_t regs, int64_t kc, const REAL *A
     }
 }
 
+/* One step of gradient descent on a layer's weights fused with the next batch's product
+ * through them, for batches of fewer rows than MR (stochastic gradient descent and its
+ * small minibatches), on n columns of W (K x n, rows ldw apart):
+ *     W := alpha * Ap^T D + beta * W      Ap: kp rows of the last batch's inputs (ldap
+ *                                         apart, K each), D: its kp rows of deltas (ldd)
+ *     H  = X W                            X: m rows of the next batch (ldx), H: m x n (ldh)
+ * in one pass over W instead of two (a batch of one read W for the product, then read and
+ * wrote it for the update, each time from L2). Every element gets the values the two
+ * products give apart: the update's chain over the kp rows and its alpha * c + beta * w,
+ * then H summed in blocks of kc within super-blocks of ks (the GEMM's blocking of K), each
+ * block an FMA chain from zero, added to the total so far (edge_rows' sums). */
+#define FUSE_ACC (VEC_BYTES == 64 ? 16 : 8) /* accumulator registers */
+#define FUSE_COLS (FUSE_ACC / 2)            /* registers of W at a time */
+static inline __attribute__((always_inline)) void
+T(ISA(fused_block))(const int R, const int G, int64_t m, int64_t K, int64_t kc, int64_t ks,
+                    REAL *W, int64_t ldw, int64_t kp, const REAL *Ap, int64_t ldap,
+                    const REAL *D, int64_t ldd, REAL alpha, REAL beta, const REAL *X,
+                    int64_t ldx, REAL *H, int64_t ldh)
+{
+    typedef T(ISA(reg)) V;
+    const REAL *x[8];
+    V acc[8][FUSE_COLS];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++) {
+        x[i] = X + (i < m ? i : m - 1) * ldx;
+#pragma GCC unroll 8
+        for (int g = 0; g < G; g++)
+            acc[i][g] = (V){0};
+    }
+    int64_t super = 0, end = kc < ks ? kc : ks, first = 1;
+    end = end < K ? end : K;
+    for (int64_t p = 0; p < K; p++, W += ldw) {
+        V w[FUSE_COLS], c[FUSE_COLS];
+#pragma GCC unroll 8
+        for (int g = 0; g < G; g++) {
+            memcpy(&w[g], W + g * LANES, sizeof w[g]);
+            c[g] = (V){0};
+        }
+        for (int64_t r = 0; r < kp; r++) {
+            const REAL a = Ap[r * ldap + p];
+#pragma GCC unroll 8
+            for (int g = 0; g < G; g++) {
+                V d;
+                memcpy(&d, D + r * ldd + g * LANES, sizeof d);
+                c[g] += a * d;
+            }
+        }
+#pragma GCC unroll 8
+        for (int g = 0; g < G; g++) {
+            w[g] = alpha * c[g] + beta * w[g];
+            memcpy(W + g * LANES, &w[g], sizeof w[g]);
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < R; i++) {
+            const REAL xi = x[i][p];
+#pragma GCC unroll 8
+            for (int g = 0; g < G; g++)
+                acc[i][g] += xi * w[g];
+        }
+        if (p + 1 == end) { /* a block of K ends: add its sums to H */
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+                for (int g = 0; g < G; g++) {
+                    if (i < m) {
+                        V h = acc[i][g];
+                        if (!first) {
+                            memcpy(&h, H + i * ldh + g * LANES, sizeof h);
+                            h = acc[i][g] + h;
+                        }
+                        memcpy(H + i * ldh + g * LANES, &h, sizeof h);
+                    }
+                    acc[i][g] = (V){0};
+                }
+            first = 0;
+            super = end == super + ks ? end : super;
+            end = end + kc < super + ks ? end + kc : super + ks;
+            end = end < K ? end : K;
+        }
+    }
+}
+
+/* The same on the last n < LANES columns, one value at a time. */
+static void T(ISA(fused_tail))(int64_t n, int64_t m, int64_t K, int64_t kc, int64_t ks,
+                              REAL *W, int64_t ldw, int64_t kp, const REAL *Ap, int64_t ldap,
+                              const REAL *D, int64_t ldd, REAL alpha, REAL beta,
+                              const REAL *X, int64_t ldx, REAL *H, int64_t ldh)
+{
+    REAL acc[8][LANES] = {{0}};
+    int64_t super = 0, end = kc < ks ? kc : ks, first = 1;
+    end = end < K ? end : K;
+    for (int64_t p = 0; p < K; p++, W += ldw) {
+        for (int64_t j = 0; j < n; j++) {
+            REAL c = 0, w = W[j];
+            for (int64_t r = 0; r < kp; r++)
+                c += Ap[r * ldap + p] * D[r * ldd + j];
+            w = alpha * c + beta * w;
+            W[j] = w;
+            for (int64_t i = 0; i < m; i++)
+                acc[i][j] += X[i * ldx + p] * w;
+        }
+        if (p + 1 == end) {
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++) {
+                    H[i * ldh + j] = first ? acc[i][j] : acc[i][j] + H[i * ldh + j];
+                    acc[i][j] = 0;
+                }
+            first = 0;
+            super = end == super + ks ? end : super;
+            end = end + kc < super + ks ? end + kc : super + ks;
+            end = end < K ? end : K;
+        }
+    }
+}
+
+/* R rows (a constant) against the n columns: FUSE_ACC / R registers at a time (at most
+ * FUSE_COLS), then 4, 2, 1, then the tail. */
+static inline __attribute__((always_inline)) void
+T(ISA(fused_rows))(const int R, int64_t n, int64_t m, int64_t K, int64_t kc, int64_t ks,
+                   REAL *W, int64_t ldw, int64_t kp, const REAL *Ap, int64_t ldap,
+                   const REAL *D, int64_t ldd, REAL alpha, REAL beta, const REAL *X,
+                   int64_t ldx, REAL *H, int64_t ldh)
+{
+    const int G = FUSE_ACC / R < FUSE_COLS ? FUSE_ACC / R : FUSE_COLS;
+    const int64_t regs = n / LANES;
+    int64_t g = 0;
+#define FUSE_REGS(GG)                                                                    \
+    T(ISA(fused_block))(R, GG, m, K, kc, ks, W + g * LANES, ldw, kp, Ap, ldap,            \
+                        D + g * LANES, ldd, alpha, beta, X, ldx, H + g * LANES, ldh)
+    for (; g + G <= regs; g += G)
+        FUSE_REGS(G);
+    if (G > 4 && g + 4 <= regs)
+        FUSE_REGS(4), g += 4;
+    if (G > 2 && g + 2 <= regs)
+        FUSE_REGS(2), g += 2;
+    if (G > 1 && g < regs)
+        FUSE_REGS(1), g += 1;
+#undef FUSE_REGS
+    if (g * LANES < n)
+        T(ISA(fused_tail))(n - g * LANES, m, K, kc, ks, W + g * LANES, ldw, kp, Ap, ldap,
+                           D + g * LANES, ldd, alpha, beta, X, ldx, H + g * LANES, ldh);
+}
+
+static void T(ISA(fused_step))(int64_t n, int64_t K, int64_t kc, int64_t ks, REAL *W,
+                              int64_t ldw, int64_t kp, const REAL *Ap, int64_t ldap,
+                              const REAL *D, int64_t ldd, REAL alpha, REAL beta, int64_t m,
+                              const REAL *X, int64_t ldx, REAL *H, int64_t ldh)
+{
+#define FUSE_ARGS n, m, K, kc, ks, W, ldw, kp, Ap, ldap, D, ldd, alpha, beta, X, ldx, H, ldh
+    if (MR > 4 && m > 4)
+        T(ISA(fused_rows))(8, FUSE_ARGS);
+    else if (m > 2)
+        T(ISA(fused_rows))(4, FUSE_ARGS);
+    else if (m == 2)
+        T(ISA(fused_rows))(2, FUSE_ARGS);
+    else
+        T(ISA(fused_rows))(1, FUSE_ARGS);
+#undef FUSE_ARGS
+}
+
 const T(fn_config) T(ISA(fn_config)) = {
     ISA_NAME, MR, 2 * LANES, KC, MC, T(ISA(microkernel)), T(ISA(sigmoid)), T(ISA(small_gemm)),
     T(ISA(all_finite)), T(ISA(sigmoid_deriv_mul)), T(ISA(tanh)), T(ISA(edge_rows)),
+    T(ISA(fused_step)),
 };
 
 #undef BLOCKWISE
 #undef SMALL_BLOCK
 #undef EDGE_ACC
+#undef FUSE_ACC
+#undef FUSE_COLS
 #undef SELECT
 #undef SV
 #undef LANES

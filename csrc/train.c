@@ -18,6 +18,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,7 @@ typedef struct {
     REAL **post;      /* L buffers, rows x sizes[l+1]: H_out, ..., O_out */
     REAL *delta[2];   /* rows x widest layer: delta_O, delta_H, ... (ping-pong) */
     REAL *Xb, *Yb;    /* the batch's rows gathered in shuffled order */
+    REAL *Xb2;        /* a second Xb when the last batch's rows are still needed (fused) */
     double *row_loss; /* rows */
     REAL *gemm;       /* packing panels for the largest product */
     REAL *snapshot;   /* the weights at the start of the epoch */
@@ -51,7 +53,8 @@ static void T(workspace_free)(T(workspace) *ws)
     memset(ws, 0, sizeof(*ws));
 }
 
-/* One allocation for a batch of `rows`; gather/snapshot only when asked for. */
+/* One allocation for a batch of `rows`; gather (1 or 2 X buffers) and snapshot only when
+ * asked for. */
 static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int64_t rows,
                                     int gather, int snapshot, int team)
 {
@@ -78,7 +81,7 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     sizes[n++] = post_total;
     sizes[n++] = FN_LINE(R * rows * widest);
     sizes[n++] = FN_LINE(R * rows * widest);
-    sizes[n++] = gather ? FN_LINE(R * rows * s[0]) : 0;
+    sizes[n++] = (size_t)gather * FN_LINE(R * rows * s[0]);
     sizes[n++] = gather ? FN_LINE(R * rows * s[L]) : 0;
     sizes[n++] = FN_LINE(sizeof(double) * rows);
     sizes[n++] = FN_LINE(R * gemm);
@@ -101,7 +104,9 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     }
     ws->delta[0] = (REAL *)p; p += sizes[1];
     ws->delta[1] = (REAL *)p; p += sizes[2];
-    ws->Xb = gather ? (REAL *)p : NULL; p += sizes[3];
+    ws->Xb = gather ? (REAL *)p : NULL;
+    ws->Xb2 = gather > 1 ? (REAL *)(p + FN_LINE(R * rows * s[0])) : NULL;
+    p += sizes[3];
     ws->Yb = gather ? (REAL *)p : NULL; p += sizes[4];
     ws->row_loss = (double *)p; p += sizes[5];
     ws->gemm = (REAL *)p; p += sizes[6];
@@ -110,14 +115,14 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     return FN_OK;
 }
 
-/* Feedforward of N rows, by every thread of the team. pre == NULL: the activation
- * is applied in the GEMM's epilogue (fused); otherwise pre keeps H_in, O_in, ... */
-static void T(forward_team)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *const *pre,
-                            REAL *const *post, REAL *gemm_ws)
+/* Feedforward of N rows from layer `first` on (in: its input), by every thread of the team.
+ * pre == NULL: the activation is applied in the GEMM's epilogue (fused); otherwise pre
+ * keeps H_in, O_in, ... */
+static void T(forward_from_team)(const T(fn_net) *net, int first, int64_t N, const REAL *in,
+                                 REAL *const *pre, REAL *const *post, REAL *gemm_ws)
 {
     const int64_t *s = net->sizes;
-    const REAL *in = X;
-    for (int l = 0; l < net->n_layers; l++) {
+    for (int l = first; l < net->n_layers; l++) {
         T(fn_epilogue) ep = {net->b ? net->b[l] : NULL, net->act[l], NULL, 0, 0,
                              net->threshold};
         if (pre) {
@@ -136,11 +141,20 @@ static void T(forward_team)(const T(fn_net) *net, int64_t N, const REAL *X, REAL
     }
 }
 
+static void T(forward_team)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *const *pre,
+                            REAL *const *post, REAL *gemm_ws)
+{
+    T(forward_from_team)(net, 0, N, X, pre, post, gemm_ws);
+}
+
 /* Backward pass after forward_team, by every thread of the team. With dW != NULL the
  * gradients are stored (dW[l], db[l]); otherwise each is applied at once as
- * W[l] -= alpha * gradient (fused into the GEMM). row_loss gets each row's error. */
-static void T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
-                             T(workspace) *ws, REAL *const *dW, REAL *const *db, REAL alpha)
+ * W[l] -= alpha * gradient (fused into the GEMM), except W[0]'s with defer_first (the next
+ * batch's forward applies it: forward_fused_team). row_loss gets each row's error.
+ * Returns layer 0's delta (in ws->delta). */
+static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
+                              T(workspace) *ws, REAL *const *dW, REAL *const *db, REAL alpha,
+                              int defer_first)
 {
     const int L = net->n_layers;
     const int64_t *s = net->sizes;
@@ -160,8 +174,9 @@ static void T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, con
             if (net->b)
                 T(fn_bias_gradient_team)(N, s[l + 1], delta, db[l], 1, 0);
         } else {
-            T(fn_gemm_team)(1, 0, s[l], s[l + 1], N, -alpha, A_in, s[l], delta, s[l + 1], 1,
-                            net->W[l], s[l + 1], NULL, ws->gemm);
+            if (l > 0 || !defer_first)
+                T(fn_gemm_team)(1, 0, s[l], s[l + 1], N, -alpha, A_in, s[l], delta, s[l + 1],
+                                1, net->W[l], s[l + 1], NULL, ws->gemm);
             if (net->b)
                 T(fn_bias_gradient_team)(N, s[l + 1], delta, net->b[l], -alpha, 1);
         }
@@ -169,6 +184,48 @@ static void T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, con
         delta = delta_prev;
         delta_prev = t;
     }
+    return delta_prev;
+}
+
+/* The update of W[0] that backward_team deferred (the last batch's kp rows Xp and their
+ * deltas D), by every thread of the team, as backward_team would have made it. */
+static void T(update_first_team)(const T(fn_net) *net, int64_t kp, const REAL *Xp,
+                                 const REAL *D, REAL alpha, REAL *gemm_ws)
+{
+    const int64_t *s = net->sizes;
+    T(fn_gemm_team)(1, 0, s[0], s[1], kp, -alpha, Xp, s[0], D, s[1], 1, net->W[0], s[1], NULL,
+                    gemm_ws);
+}
+
+/* The feedforward of N rows when W[0]'s last update is still to be made: that update and
+ * the product X W[0] in one pass over W[0] (fused_step; each thread a run of its columns),
+ * then H_out's epilogue, then the other layers. The same values as update_first_team then
+ * forward_team; a product the GEMM would sum in one chain (its direct path) goes that way. */
+static void T(forward_fused_team)(const T(fn_net) *net, int64_t N, const REAL *X, int64_t kp,
+                                  const REAL *Xp, const REAL *D, REAL alpha, T(workspace) *ws)
+{
+    const int64_t *s = net->sizes, n = s[1];
+    int64_t kc, ks;
+    if (T(fn_gemm_blocking)(N, n, s[0], &kc, &ks)) {
+        T(update_first_team)(net, kp, Xp, D, alpha, ws->gemm);
+        T(forward_team)(net, N, X, NULL, ws->post, ws->gemm);
+        return;
+    }
+    const T(fn_config) *cfg = T(fn_config_get)();
+    const int64_t lanes = cfg->nr / 2, regs = (n + lanes - 1) / lanes;
+    const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
+    const int64_t j0 = t * regs / team * lanes, j1_ = (t + 1) * regs / team * lanes;
+    const int64_t j1 = j1_ < n ? j1_ : n;
+    if (j0 < j1) {
+        REAL *H = ws->post[0];
+        cfg->fused_step(j1 - j0, s[0], kc, ks, net->W[0] + j0, n, kp, Xp, s[0], D + j0, n,
+                        -alpha, 1, N, X, s[0], H + j0, n);
+        const T(fn_epilogue) ep = {net->b ? net->b[0] : NULL, net->act[0], NULL, 0, 0,
+                                   net->threshold};
+        T(fn_epilogue_tile)(&ep, H + j0, n, N, j1 - j0, 0, j0);
+    }
+#pragma omp barrier
+    T(forward_from_team)(net, 1, N, ws->post[0], NULL, ws->post, ws->gemm);
 }
 
 double T(fn_flop_per_row)(const T(fn_net) *net)
@@ -209,7 +266,7 @@ static void T(gradients_team)(const T(fn_net) *net, int64_t N, const REAL *X, co
                               T(workspace) *ws, REAL *const *dW, REAL *const *db)
 {
     T(forward_team)(net, N, X, NULL, ws->post, ws->gemm);
-    T(backward_team)(net, N, X, Y, ws, dW, db, 0);
+    T(backward_team)(net, N, X, Y, ws, dW, db, 0, 0);
 }
 
 fn_status T(fn_gradients)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
@@ -270,6 +327,7 @@ typedef struct {
     double epoch_sum;
     int64_t done;
     int nonfinite;
+    int fuse; /* batches of fewer rows than the micro-tile: W[0]'s update is fused */
 } T(train_run);
 
 static void T(train_team)(T(train_run) *run)
@@ -285,22 +343,32 @@ static void T(train_team)(T(train_run) *run)
             run->epoch_sum = 0;
         }
         const int64_t *perm = run->order ? run->order + epoch * N : NULL;
+        /* With run->fuse, the last batch's update of W[0] waits for this batch's forward:
+         * kp rows Xp and their deltas Dp. */
+        int64_t kp = 0;
+        const REAL *Xp = NULL, *Dp = NULL;
         for (int64_t start = 0; start < N; start += rows) {
             const int64_t nb = N - start < rows ? N - start : rows;
             const REAL *Xb = run->X + start * n_in, *Yb = run->Y + start * n_out;
             if (perm) {
+                REAL *dst = run->fuse && Xp == ws->Xb ? ws->Xb2 : ws->Xb; /* Xp stays */
 #pragma omp for schedule(static)
                 for (int64_t i = 0; i < nb; i++) {
-                    memcpy(ws->Xb + i * n_in, run->X + perm[start + i] * n_in,
+                    memcpy(dst + i * n_in, run->X + perm[start + i] * n_in,
                            sizeof(REAL) * n_in);
                     memcpy(ws->Yb + i * n_out, run->Y + perm[start + i] * n_out,
                            sizeof(REAL) * n_out);
                 }
-                Xb = ws->Xb;
+                Xb = dst;
                 Yb = ws->Yb;
             }
-            T(forward_team)(net, nb, Xb, NULL, ws->post, ws->gemm);
-            T(backward_team)(net, nb, Xb, Yb, ws, NULL, NULL, run->alpha);
+            if (kp)
+                T(forward_fused_team)(net, nb, Xb, kp, Xp, Dp, run->alpha, ws);
+            else
+                T(forward_team)(net, nb, Xb, NULL, ws->post, ws->gemm);
+            Dp = T(backward_team)(net, nb, Xb, Yb, ws, NULL, NULL, run->alpha, run->fuse);
+            kp = run->fuse ? nb : 0;
+            Xp = Xb;
 #pragma omp single
             {
                 double batch = 0;
@@ -313,6 +381,8 @@ static void T(train_team)(T(train_run) *run)
             if (run->nonfinite)
                 break;
         }
+        if (kp && !run->nonfinite)
+            T(update_first_team)(net, kp, Xp, Dp, run->alpha, ws->gemm);
 #pragma omp single
         {
             if (!run->nonfinite && !T(net_finite)(net))
@@ -337,10 +407,12 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
     T(workspace) ws;
     const double per_row = T(fn_flop_per_row)(net);
     int team = fn_team_for_batches(per_row * (double)rows, per_row * (double)N * (double)n_epochs);
-    fn_status st = T(workspace_alloc)(&ws, net, rows, order != NULL, 1, team);
+    const int fuse = rows < T(fn_config_get)()->mr;
+    fn_status st = T(workspace_alloc)(&ws, net, rows, order ? 1 + fuse : 0, 1, team);
     if (st != FN_OK)
         return st;
-    T(train_run) run = {net, N, rows, n_epochs, X, Y, order, alpha, &ws, epoch_loss, 0, 0, 0};
+    T(train_run) run = {net, N, rows, n_epochs, X, Y, order, alpha, &ws, epoch_loss, 0, 0, 0,
+                        fuse};
     FN_RUN_TEAM(team, T(train_team)(&run));
     T(workspace_free)(&ws);
     *epochs_done = run.done;
