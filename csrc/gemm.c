@@ -294,6 +294,7 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                         for (int64_t i = 0; i < m; i++)
                             for (int64_t j = 0; j < n; j++) {
                                 REAL v = alpha * tile[i * pw + j];
+                                FN_ROUNDED(v);
                                 if (beta_k != 0)
                                     v += beta_k * Ct[i * ldc + j];
                                 Ct[i * ldc + j] = v;

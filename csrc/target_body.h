@@ -315,16 +315,20 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
                             x = alpha * acc[r][v] + zero;
                         } else {
                             memcpy(&old, c, sizeof old);
-                            x = alpha * acc[r][v] + beta * old;
+                            x = alpha * acc[r][v];
+                            FN_ROUNDED(x);
+                            x += beta * old;
                         }
                         memcpy(c, &x, sizeof x);
                     }
             } else {
                 for (int r = 0; r < m; r++) {
                     REAL *c = C + (i0 + r) * ldc + j0;
-                    for (int64_t j = 0; j < n; j++)
-                        c[j] = alpha * acc[r][j / LANES][j % LANES] +
-                               (beta == 0 ? 0 : beta * c[j]);
+                    for (int64_t j = 0; j < n; j++) {
+                        REAL x = alpha * acc[r][j / LANES][j % LANES];
+                        FN_ROUNDED(x);
+                        c[j] = x + (beta == 0 ? 0 : beta * c[j]);
+                    }
                 }
             }
         }
@@ -399,11 +403,13 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
     }
 #define STORE_ADD(i)                                                                     \
     {                                                                                    \
-        V x, y;                                                                          \
+        V x, y, sx = alpha * c##i##a, sy = alpha * c##i##b;                              \
+        FN_ROUNDED(sx);                                                                  \
+        FN_ROUNDED(sy);                                                                  \
         memcpy(&x, C + i * ldc, sizeof x);                                               \
         memcpy(&y, C + i * ldc + LANES, sizeof y);                                       \
-        x = alpha * c##i##a + beta * x;                                                  \
-        y = alpha * c##i##b + beta * y;                                                  \
+        x = sx + beta * x;                                                               \
+        y = sy + beta * y;                                                               \
         memcpy(C + i * ldc, &x, sizeof x);                                               \
         memcpy(C + i * ldc + LANES, &y, sizeof y);                                       \
     }
@@ -542,7 +548,9 @@ T(ISA(fused_block))(const int R, const int G, int64_t m, int64_t K, int64_t kc, 
         }
 #pragma GCC unroll 8
         for (int g = 0; g < G; g++) {
-            w[g] = alpha * c[g] + beta * w[g];
+            V t = alpha * c[g]; /* the GEMM's round(beta w + round(alpha c)) */
+            FN_ROUNDED(t);
+            w[g] = t + beta * w[g];
             memcpy(W + g * LANES, &w[g], sizeof w[g]);
         }
 #pragma GCC unroll 8
@@ -589,7 +597,9 @@ static void T(ISA(fused_tail))(int64_t n, int64_t m, int64_t K, int64_t kc, int6
             REAL c = 0, w = W[j];
             for (int64_t r = 0; r < kp; r++)
                 c += Ap[r * ldap + p] * D[r * ldd + j];
-            w = alpha * c + beta * w;
+            REAL t = alpha * c;
+            FN_ROUNDED(t);
+            w = t + beta * w;
             W[j] = w;
             for (int64_t i = 0; i < m; i++)
                 acc[i][j] += X[i * ldx + p] * w;
