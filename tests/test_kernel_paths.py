@@ -194,3 +194,73 @@ def test_forward_keeps_unrequested_hidden_outputs_in_scratch(dtype):
                       ([*hidden, np.empty((9, 3), dtype)], [None, hidden[1], out])]:
         with pytest.raises(ValueError, match="buffer shape"):
             _core.forward(net._c_net(), X, pre, post)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_an_updates_bits_do_not_depend_on_the_path(isa, dtype):
+    """W - lr A^T delta is rounded as round(W - round(lr * sum)) on every path of the GEMM
+    (FN_ROUNDED in csrc/internal.h): the micro-kernel's full tiles, its edge tiles (a last
+    panel wider and narrower than half of one, short rows) and the direct path. So a row or
+    a column of W updated alone (the direct path) has the bits it has in the whole update.
+    The learning rate is not a power of two, or both roundings would agree."""
+    blocking = BLOCKING[isa][np.dtype(dtype).name]
+    mr, nr = blocking["mr"], blocking["nr"]
+    rng = np.random.default_rng(9)
+    M, K = 3 * mr + 3, 200
+    for N in (2 * nr + 3, 2 * nr + nr // 2 + 3):
+        W = rng.standard_normal((M, N)).astype(dtype)
+        A = rng.standard_normal((K, M)).astype(dtype)
+        D = rng.standard_normal((K, N)).astype(dtype)
+        assert M * N * K > SMALL_MAC  # the whole update takes the general path
+        whole = kernels.fused_update(W, A, D, 0.3)
+        for i in range(M):
+            assert np.array_equal(kernels.fused_update(W[i:i + 1], A[:, i:i + 1], D, 0.3),
+                                  whole[i:i + 1]), ("row", i, N)
+        for j in range(N):
+            assert np.array_equal(kernels.fused_update(W[:, j:j + 1], A, D[:, j:j + 1], 0.3),
+                                  whole[:, j:j + 1]), ("column", j, N)
+
+
+# (layers, batch sizes) for the fused first-layer step: K over two blocks and a tail of
+# columns past the last whole register; K over two super-blocks of 4096 (csrc/gemm.c
+# FN_K_SUPER) with one register and a tail; a hidden layer narrower than one register,
+# four layers; two groups of registers; a batch of one big enough for a team of two.
+FUSED_CASES = [
+    ([300, 150, 10], None),
+    ([4100, 20, 3], None),
+    ([520, 7, 4, 2], None),
+    ([600, 264, 5], None),
+    ([2000, 400, 10], (1, 3)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", range(len(FUSED_CASES)))
+def test_fused_first_layer_step_gives_the_bits_of_the_separate_products(isa, dtype, case):
+    """With batches of fewer rows than mr the general trainer makes each batch's update of
+    W1 in the same pass over W1 as the next batch's product X W1 (csrc/train.c,
+    forward_fused_team). The weights must have the bits the two products give apart:
+    those of one fit call per batch, whose one batch has no next one to fuse with (its
+    update is made alone at the end of the epoch). With 1 and 2 threads, biases, tanh."""
+    layers, batches = FUSED_CASES[case]
+    mr = BLOCKING[isa][np.dtype(dtype).name]["mr"]
+    rng = np.random.default_rng(case)
+    for batch in batches or range(1, mr):
+        rows = 2 * batch + 1
+        X = rng.standard_normal((rows, layers[0])).astype(dtype)
+        Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
+        results = []
+        for threads in (1, 2):
+            fastnet.set_num_threads(threads)
+            fused, apart = (fastnet.Network(layers, activation="tanh", bias=True, dtype=dtype,
+                                            seed=case) for _ in range(2))
+            fused.fit(X, Y, epochs=2, learning_rate=0.3, batch_size=batch, shuffle=False)
+            for _ in range(2):
+                for start in range(0, rows, batch):
+                    apart.fit(X[start:start + batch], Y[start:start + batch], epochs=1,
+                              learning_rate=0.3, batch_size=batch, shuffle=False)
+            for a, b in zip(fused.weights + fused.biases, apart.weights + apart.biases):
+                assert np.array_equal(a, b), (batch, threads)
+            results.append(fused.weights)
+        for a, b in zip(*results):
+            assert np.array_equal(a, b), f"batch {batch}: 1 and 2 threads differ"

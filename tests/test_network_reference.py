@@ -489,8 +489,12 @@ TRAINER_CASES = {
     "general-big-batch": ([37, 29, 13], 300, 650),
     # general: the output layer's products narrower than the micro-tile, rows shared out
     "general-narrow-output": ([300, 128, 10], 64, 197),
-    # general: batches of fewer rows than the micro-tile (the edge kernel), one of 2 last
+    # general: batches of fewer rows than the micro-tile (the edge kernel, each batch's
+    # update of W1 fused with the next batch's product), one of 2 last
     "general-tiny-batches": ([300, 150, 10], 3, 41),
+    # general: one example at a time (stochastic gradient descent); 13 hidden units are
+    # a register of doubles and a tail (floats: a tail alone) in the fused step
+    "general-one-at-a-time": ([300, 13, 4], 1, 23),
 }
 
 
