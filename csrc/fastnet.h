@@ -125,6 +125,7 @@ typedef struct {                                                                
                        int64_t kp, const REAL *Ap, int64_t ldap, const REAL *D, int64_t ldd, \
                        REAL alpha, REAL beta, int64_t m, const REAL *X, int64_t ldx, REAL *H, \
                        int64_t ldh);                                                      \
+    int64_t fused_rows; /* m <= fused_rows (< mr) for fused_step */                       \
 } fn_config_##S;                                                                          \
 const fn_config_##S *fn_config_get_##S(void);                                            \
                                                                                          \

@@ -500,8 +500,8 @@ static void T(ISA(edge_rows))(int64_t m, int64_t regs, int64_t kc, const REAL *A
 }
 
 /* One step of gradient descent on a layer's weights fused with the next batch's product
- * through them, for batches of fewer rows than MR (stochastic gradient descent and its
- * small minibatches), on n columns of W (K x n, rows ldw apart):
+ * through them, for batches of at most FUSE_ROWS rows (stochastic gradient descent and
+ * its small minibatches), on n columns of W (K x n, rows ldw apart):
  *     W := alpha * Ap^T D + beta * W      Ap: kp rows of the last batch's inputs (ldap
  *                                         apart, K each), D: its kp rows of deltas (ldd)
  *     H  = X W                            X: m rows of the next batch (ldx), H: m x n (ldh)
@@ -512,6 +512,9 @@ static void T(ISA(edge_rows))(int64_t m, int64_t regs, int64_t kc, const REAL *A
  * block an FMA chain from zero, added to the total so far (edge_rows' sums). */
 #define FUSE_ACC (VEC_BYTES == 64 ? 16 : 8) /* accumulator registers */
 #define FUSE_COLS (FUSE_ACC / 2)            /* registers of W at a time */
+/* Rows of X at most: two registers of W at a time or more (one, with AVX2's 16 registers
+ * for 5 rows, ran 40% slower than the two passes). */
+#define FUSE_ROWS (FUSE_ACC / 2 < MR - 1 ? FUSE_ACC / 2 : MR - 1)
 static inline __attribute__((always_inline)) void
 T(ISA(fused_block))(const int R, const int G, int64_t m, int64_t K, int64_t kc, int64_t ks,
                     REAL *W, int64_t ldw, int64_t kp, const REAL *Ap, int64_t ldap,
@@ -519,8 +522,8 @@ T(ISA(fused_block))(const int R, const int G, int64_t m, int64_t K, int64_t kc, 
                     int64_t ldx, REAL *H, int64_t ldh)
 {
     typedef T(ISA(reg)) V;
-    const REAL *x[8];
-    V acc[8][FUSE_COLS];
+    const REAL *x[MR];
+    V acc[MR][FUSE_COLS];
 #pragma GCC unroll 8
     for (int i = 0; i < R; i++) {
         x[i] = X + (i < m ? i : m - 1) * ldx;
@@ -589,7 +592,7 @@ static void T(ISA(fused_tail))(int64_t n, int64_t m, int64_t K, int64_t kc, int6
                               const REAL *D, int64_t ldd, REAL alpha, REAL beta,
                               const REAL *X, int64_t ldx, REAL *H, int64_t ldh)
 {
-    REAL acc[8][LANES] = {{0}};
+    REAL acc[MR][LANES] = {{0}};
     int64_t super = 0, end = kc < ks ? kc : ks, first = 1;
     end = end < K ? end : K;
     for (int64_t p = 0; p < K; p++, W += ldw) {
@@ -652,8 +655,12 @@ static void T(ISA(fused_step))(int64_t n, int64_t K, int64_t kc, int64_t ks, REA
                               const REAL *X, int64_t ldx, REAL *H, int64_t ldh)
 {
 #define FUSE_ARGS n, m, K, kc, ks, W, ldw, kp, Ap, ldap, D, ldd, alpha, beta, X, ldx, H, ldh
-    if (MR > 4 && m > 4)
-        T(ISA(fused_rows))(8, FUSE_ARGS);
+    if (MR > 6 && m == 7 && FUSE_ROWS >= 7) /* (the conditions drop code never run) */
+        T(ISA(fused_rows))(7, FUSE_ARGS);
+    else if (MR > 5 && m == 6 && FUSE_ROWS >= 6)
+        T(ISA(fused_rows))(6, FUSE_ARGS);
+    else if (MR > 4 && m == 5 && FUSE_ROWS >= 5)
+        T(ISA(fused_rows))(5, FUSE_ARGS);
     else if (m > 2)
         T(ISA(fused_rows))(4, FUSE_ARGS);
     else if (m == 2)
@@ -666,7 +673,7 @@ static void T(ISA(fused_step))(int64_t n, int64_t K, int64_t kc, int64_t ks, REA
 const T(fn_config) T(ISA(fn_config)) = {
     ISA_NAME, MR, 2 * LANES, KC, MC, T(ISA(microkernel)), T(ISA(sigmoid)), T(ISA(small_gemm)),
     T(ISA(all_finite)), T(ISA(sigmoid_deriv_mul)), T(ISA(tanh)), T(ISA(edge_rows)),
-    T(ISA(fused_step)),
+    T(ISA(fused_step)), FUSE_ROWS,
 };
 
 #undef BLOCKWISE
@@ -674,6 +681,7 @@ const T(fn_config) T(ISA(fn_config)) = {
 #undef EDGE_ACC
 #undef FUSE_ACC
 #undef FUSE_COLS
+#undef FUSE_ROWS
 #undef SELECT
 #undef SV
 #undef LANES

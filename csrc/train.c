@@ -327,7 +327,7 @@ typedef struct {
     double epoch_sum;
     int64_t done;
     int nonfinite;
-    int fuse; /* batches of fewer rows than the micro-tile: W[0]'s update is fused */
+    int fuse; /* batches of at most cfg->fused_rows rows: W[0]'s update is fused */
 } T(train_run);
 
 static void T(train_team)(T(train_run) *run)
@@ -407,7 +407,7 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
     T(workspace) ws;
     const double per_row = T(fn_flop_per_row)(net);
     int team = fn_team_for_batches(per_row * (double)rows, per_row * (double)N * (double)n_epochs);
-    const int fuse = rows < T(fn_config_get)()->mr;
+    const int fuse = rows <= T(fn_config_get)()->fused_rows;
     fn_status st = T(workspace_alloc)(&ws, net, rows, order ? 1 + fuse : 0, 1, team);
     if (st != FN_OK)
         return st;
