@@ -515,6 +515,17 @@ static void T(ISA(edge_rows))(int64_t m, int64_t regs, int64_t kc, const REAL *A
 /* Rows of X at most: two registers of W at a time or more (one, with AVX2's 16 registers
  * for 5 rows, ran 40% slower than the two passes). */
 #define FUSE_ROWS (FUSE_ACC / 2 < MR - 1 ? FUSE_ACC / 2 : MR - 1)
+/* The end of the K block that starts at `start`: blocks of kc within super-blocks of ks,
+ * as the GEMM's loops cut K; *super is the current super-block's start. */
+static inline int64_t T(ISA(block_end))(int64_t start, int64_t *super, int64_t kc, int64_t ks,
+                                        int64_t K)
+{
+    if (start == *super + ks)
+        *super = start;
+    const int64_t end = start + kc < *super + ks ? start + kc : *super + ks;
+    return end < K ? end : K;
+}
+
 static inline __attribute__((always_inline)) void
 T(ISA(fused_block))(const int R, const int G, int64_t m, int64_t K, int64_t kc, int64_t ks,
                     REAL *W, int64_t ldw, int64_t kp, const REAL *Ap, int64_t ldap,
@@ -531,8 +542,7 @@ T(ISA(fused_block))(const int R, const int G, int64_t m, int64_t K, int64_t kc, 
         for (int g = 0; g < G; g++)
             acc[i][g] = (V){0};
     }
-    int64_t super = 0, end = kc < ks ? kc : ks, first = 1;
-    end = end < K ? end : K;
+    int64_t super = 0, end = T(ISA(block_end))(0, &super, kc, ks, K), first = 1;
     for (int64_t p = 0; p < K; p++, W += ldw) {
         V w[FUSE_COLS], c[FUSE_COLS];
 #pragma GCC unroll 8
@@ -579,9 +589,7 @@ T(ISA(fused_block))(const int R, const int G, int64_t m, int64_t K, int64_t kc, 
                     acc[i][g] = (V){0};
                 }
             first = 0;
-            super = end == super + ks ? end : super;
-            end = end + kc < super + ks ? end + kc : super + ks;
-            end = end < K ? end : K;
+            end = T(ISA(block_end))(end, &super, kc, ks, K);
         }
     }
 }
@@ -593,8 +601,7 @@ static void T(ISA(fused_tail))(int64_t n, int64_t m, int64_t K, int64_t kc, int6
                               const REAL *X, int64_t ldx, REAL *H, int64_t ldh)
 {
     REAL acc[MR][LANES] = {{0}};
-    int64_t super = 0, end = kc < ks ? kc : ks, first = 1;
-    end = end < K ? end : K;
+    int64_t super = 0, end = T(ISA(block_end))(0, &super, kc, ks, K), first = 1;
     for (int64_t p = 0; p < K; p++, W += ldw) {
         for (int64_t j = 0; j < n; j++) {
             REAL c = 0, w = W[j];
@@ -614,9 +621,7 @@ static void T(ISA(fused_tail))(int64_t n, int64_t m, int64_t K, int64_t kc, int6
                     acc[i][j] = 0;
                 }
             first = 0;
-            super = end == super + ks ? end : super;
-            end = end + kc < super + ks ? end + kc : super + ks;
-            end = end < K ? end : K;
+            end = T(ISA(block_end))(end, &super, kc, ks, K);
         }
     }
 }
