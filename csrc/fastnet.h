@@ -118,9 +118,9 @@ typedef struct {                                                                
      * of a panel wide (as the micro-kernel with alpha 1, beta 0: the same values). */    \
     void (*edge_rows)(int64_t m, int64_t regs, int64_t kc, const REAL *A, int64_t rs_a,   \
                       int64_t cs_a, const REAL *B, int64_t rs_b, REAL *C, int64_t ldc);   \
-    /* For m < mr rows: W[0:K, 0:n] := alpha Ap^T D + beta W (kp rows of Ap, ldap apart,   \
-     * and of D, ldd), and H[0:m, 0:n] = X W with the new W, in one pass over W; H summed \
-     * in blocks of kc within super-blocks of ks, as the GEMM sums it (train.c). */        \
+    /* For m <= fused_rows: W[0:K, 0:n] := alpha Ap^T D + beta W (kp rows of Ap, ldap      \
+     * apart, and of D, ldd), and H[0:m, 0:n] = X W with the new W, in one pass over W; H \
+     * summed in blocks of kc within super-blocks of ks, as the GEMM sums it (train.c). */ \
     void (*fused_step)(int64_t n, int64_t K, int64_t kc, int64_t ks, REAL *W, int64_t ldw, \
                        int64_t kp, const REAL *Ap, int64_t ldap, const REAL *D, int64_t ldd, \
                        REAL alpha, REAL beta, int64_t m, const REAL *X, int64_t ldx, REAL *H, \
