@@ -239,9 +239,10 @@ FUSED_CASES = [
 def test_fused_first_layer_step_gives_the_bits_of_the_separate_products(isa, dtype, case):
     """With batches of fewer rows than mr (up to 4 with AVX2's 16 registers) the general
     trainer makes each batch's update of W1 in the same pass over W1 as the next batch's
-    product X W1 (csrc/train.c, forward_fused_team). The weights must have the bits the two products give apart:
-    those of one fit call per batch, whose one batch has no next one to fuse with (its
-    update is made alone at the end of the epoch). With 1 and 2 threads, biases, tanh."""
+    product X W1 (csrc/train.c, forward_fused_team). The weights must have the bits the
+    two products give apart: those of one fit call per batch, whose one batch has no next
+    one to fuse with (its update is made alone at the end of the epoch). With 1 and 2
+    threads, biases, tanh."""
     layers, batches = FUSED_CASES[case]
     mr = BLOCKING[isa][np.dtype(dtype).name]["mr"]
     rng = np.random.default_rng(case)
