@@ -350,7 +350,10 @@ static void T(train_team)(T(train_run) *run)
         for (int64_t start = 0; start < N; start += rows) {
             const int64_t nb = N - start < rows ? N - start : rows;
             const REAL *Xb = run->X + start * n_in, *Yb = run->Y + start * n_out;
-            if (perm) {
+            if (perm && nb == 1) { /* one row is contiguous: read in place, not copied */
+                Xb = run->X + perm[start] * n_in;
+                Yb = run->Y + perm[start] * n_out;
+            } else if (perm) {
                 REAL *dst = run->fuse && Xp == ws->Xb ? ws->Xb2 : ws->Xb; /* Xp stays */
 #pragma omp for schedule(static)
                 for (int64_t i = 0; i < nb; i++) {
