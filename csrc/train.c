@@ -147,6 +147,16 @@ static void T(forward_team)(const T(fn_net) *net, int64_t N, const REAL *X, REAL
     T(forward_from_team)(net, 0, N, X, pre, post, gemm_ws);
 }
 
+/* W[l] := W[l] - alpha A_in^T delta for N rows, by every thread of the team (the fused
+ * GEMM): backward_team's step, and the step of W[0] it defers. */
+static void T(update_team)(const T(fn_net) *net, int l, int64_t N, const REAL *A_in,
+                           const REAL *delta, REAL alpha, REAL *gemm_ws)
+{
+    const int64_t *s = net->sizes;
+    T(fn_gemm_team)(1, 0, s[l], s[l + 1], N, -alpha, A_in, s[l], delta, s[l + 1], 1, net->W[l],
+                    s[l + 1], NULL, gemm_ws);
+}
+
 /* Backward pass after forward_team, by every thread of the team. With dW != NULL the
  * gradients are stored (dW[l], db[l]); otherwise each is applied at once as
  * W[l] -= alpha * gradient (fused into the GEMM), except W[0]'s with defer_first (the next
@@ -175,8 +185,7 @@ static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, co
                 T(fn_bias_gradient_team)(N, s[l + 1], delta, db[l], 1, 0);
         } else {
             if (l > 0 || !defer_first)
-                T(fn_gemm_team)(1, 0, s[l], s[l + 1], N, -alpha, A_in, s[l], delta, s[l + 1],
-                                1, net->W[l], s[l + 1], NULL, ws->gemm);
+                T(update_team)(net, l, N, A_in, delta, alpha, ws->gemm);
             if (net->b)
                 T(fn_bias_gradient_team)(N, s[l + 1], delta, net->b[l], -alpha, 1);
         }
@@ -187,19 +196,9 @@ static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, co
     return delta_prev;
 }
 
-/* The update of W[0] that backward_team deferred (the last batch's kp rows Xp and their
- * deltas D), by every thread of the team, as backward_team would have made it. */
-static void T(update_first_team)(const T(fn_net) *net, int64_t kp, const REAL *Xp,
-                                 const REAL *D, REAL alpha, REAL *gemm_ws)
-{
-    const int64_t *s = net->sizes;
-    T(fn_gemm_team)(1, 0, s[0], s[1], kp, -alpha, Xp, s[0], D, s[1], 1, net->W[0], s[1], NULL,
-                    gemm_ws);
-}
-
 /* The feedforward of N rows when W[0]'s last update is still to be made: that update and
  * the product X W[0] in one pass over W[0] (fused_step; each thread a run of its columns),
- * then H_out's epilogue, then the other layers. The same values as update_first_team then
+ * then H_out's epilogue, then the other layers. The same values as update_team of W[0] then
  * forward_team; a product the GEMM would sum in one chain (its direct path) goes that way. */
 static void T(forward_fused_team)(const T(fn_net) *net, int64_t N, const REAL *X, int64_t kp,
                                   const REAL *Xp, const REAL *D, REAL alpha, T(workspace) *ws)
@@ -207,7 +206,7 @@ static void T(forward_fused_team)(const T(fn_net) *net, int64_t N, const REAL *X
     const int64_t *s = net->sizes, n = s[1];
     int64_t kc, ks;
     if (T(fn_gemm_blocking)(N, n, s[0], &kc, &ks)) {
-        T(update_first_team)(net, kp, Xp, D, alpha, ws->gemm);
+        T(update_team)(net, 0, kp, Xp, D, alpha, ws->gemm);
         T(forward_team)(net, N, X, NULL, ws->post, ws->gemm);
         return;
     }
@@ -385,7 +384,7 @@ static void T(train_team)(T(train_run) *run)
                 break;
         }
         if (kp && !run->nonfinite)
-            T(update_first_team)(net, kp, Xp, Dp, run->alpha, ws->gemm);
+            T(update_team)(net, 0, kp, Xp, Dp, run->alpha, ws->gemm);
 #pragma omp single
         {
             if (!run->nonfinite && !T(net_finite)(net))
