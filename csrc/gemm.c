@@ -293,10 +293,12 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                                            tile, pw);
                         for (int64_t i = 0; i < m; i++)
                             for (int64_t j = 0; j < n; j++) {
-                                REAL v = alpha * tile[i * pw + j];
-                                FN_ROUNDED(v);
+                                REAL v;
                                 if (beta_k != 0)
-                                    v += beta_k * Ct[i * ldc + j];
+                                    FN_SCALE_ADD(v, alpha, tile[i * pw + j], beta_k,
+                                                 Ct[i * ldc + j]);
+                                else
+                                    v = alpha * tile[i * pw + j];
                                 Ct[i * ldc + j] = v;
                             }
                     }

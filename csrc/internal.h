@@ -34,9 +34,9 @@
 /* FN_ROUNDED(x): the product just stored in x is rounded to its type here, not fused by
  * the compiler into the add that uses it (FMA contraction). Every path of the GEMM (the
  * micro-kernel, the small product, the edge tiles) and the fused first-layer step compute
- * C = alpha * sum + beta * C as round(beta * C + round(alpha * sum)), so that the path an
- * element takes does not change its bits (an update W -= alpha X^T delta made by two
- * different paths differed in the last bit in 3% of W's elements). */
+ * C = alpha * sum + beta * C as round(beta * C + round(alpha * sum)) (FN_SCALE_ADD), so
+ * the path an element takes does not change its bits (an update W -= alpha X^T delta made
+ * by two different paths differed in the last bit in 3% of W's elements). */
 #if defined(__GNUC__) && defined(__x86_64__)
 #define FN_ROUNDED(x) __asm__("" : "+v"(x))
 #elif defined(__GNUC__) && defined(__aarch64__)
@@ -44,6 +44,13 @@
 #else
 #define FN_ROUNDED(x) ((void)0)
 #endif
+/* dst = alpha * s + beta * c by that rule, on scalars or vectors (dst is not c). */
+#define FN_SCALE_ADD(dst, alpha, s, beta, c)                                             \
+    do {                                                                                 \
+        (dst) = (alpha) * (s);                                                           \
+        FN_ROUNDED(dst);                                                                 \
+        (dst) += (beta) * (c);                                                           \
+    } while (0)
 
 /* Applies X to each row index of a micro-tile (the micro-kernels' unrolled rows). */
 #define FN_ROWS4(X) X(0) X(1) X(2) X(3)

@@ -315,9 +315,7 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
                             x = alpha * acc[r][v] + zero;
                         } else {
                             memcpy(&old, c, sizeof old);
-                            x = alpha * acc[r][v];
-                            FN_ROUNDED(x);
-                            x += beta * old;
+                            FN_SCALE_ADD(x, alpha, acc[r][v], beta, old);
                         }
                         memcpy(c, &x, sizeof x);
                     }
@@ -325,9 +323,10 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
                 for (int r = 0; r < m; r++) {
                     REAL *c = C + (i0 + r) * ldc + j0;
                     for (int64_t j = 0; j < n; j++) {
-                        REAL x = alpha * acc[r][j / LANES][j % LANES];
-                        FN_ROUNDED(x);
-                        c[j] = x + (beta == 0 ? 0 : beta * c[j]);
+                        REAL x;
+                        FN_SCALE_ADD(x, alpha, acc[r][j / LANES][j % LANES], beta,
+                                     beta == 0 ? 0 : c[j]);
+                        c[j] = x;
                     }
                 }
             }
@@ -403,15 +402,13 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
     }
 #define STORE_ADD(i)                                                                     \
     {                                                                                    \
-        V x, y, sx = alpha * c##i##a, sy = alpha * c##i##b;                              \
-        FN_ROUNDED(sx);                                                                  \
-        FN_ROUNDED(sy);                                                                  \
+        V x, y, sx, sy;                                                                  \
         memcpy(&x, C + i * ldc, sizeof x);                                               \
         memcpy(&y, C + i * ldc + LANES, sizeof y);                                       \
-        x = sx + beta * x;                                                               \
-        y = sy + beta * y;                                                               \
-        memcpy(C + i * ldc, &x, sizeof x);                                               \
-        memcpy(C + i * ldc + LANES, &y, sizeof y);                                       \
+        FN_SCALE_ADD(sx, alpha, c##i##a, beta, x);                                       \
+        FN_SCALE_ADD(sy, alpha, c##i##b, beta, y);                                       \
+        memcpy(C + i * ldc, &sx, sizeof sx);                                             \
+        memcpy(C + i * ldc + LANES, &sy, sizeof sy);                                     \
     }
     ROWS(DECLARE)
     for (int64_t p = 0, q = 0; p < kc; p++, q += cs_a) {
@@ -561,9 +558,9 @@ T(ISA(fused_block))(const int R, const int G, int64_t m, int64_t K, int64_t kc, 
         }
 #pragma GCC unroll 8
         for (int g = 0; g < G; g++) {
-            V t = alpha * c[g]; /* the GEMM's round(beta w + round(alpha c)) */
-            FN_ROUNDED(t);
-            w[g] = t + beta * w[g];
+            V t;
+            FN_SCALE_ADD(t, alpha, c[g], beta, w[g]); /* as the GEMM rounds it */
+            w[g] = t;
             memcpy(W + g * LANES, &w[g], sizeof w[g]);
         }
 #pragma GCC unroll 8
@@ -607,9 +604,9 @@ static void T(ISA(fused_tail))(int64_t n, int64_t m, int64_t K, int64_t kc, int6
             REAL c = 0, w = W[j];
             for (int64_t r = 0; r < kp; r++)
                 c += Ap[r * ldap + p] * D[r * ldd + j];
-            REAL t = alpha * c;
-            FN_ROUNDED(t);
-            w = t + beta * w;
+            REAL t;
+            FN_SCALE_ADD(t, alpha, c, beta, w);
+            w = t;
             W[j] = w;
             for (int64_t i = 0; i < m; i++)
                 acc[i][j] += X[i * ldx + p] * w;
