@@ -457,6 +457,23 @@ T(ISA(edge_block))(const int R, const int W, int64_t m, int64_t kc, const REAL *
                 memcpy(C + i * ldc + v * LANES, &sums[i][v], sizeof sums[i][v]);
 }
 
+/* BODY(w) on runs of registers g .. regs - 1 of a row, w (a constant) at a time: WMAX (at
+ * least 2) while they last, then 8, 4, 2, 1, never more than WMAX; g ends at regs. For the
+ * kernels unrolled over their registers (edge_group, fused_rows). */
+#define REG_RUNS(WMAX, regs, g, BODY)                                                    \
+    do {                                                                                 \
+        for (; (g) + (WMAX) <= (regs); (g) += (WMAX))                                    \
+            BODY(WMAX);                                                                  \
+        if ((WMAX) > 8 && (g) + 8 <= (regs))                                             \
+            BODY(8), (g) += 8;                                                           \
+        if ((WMAX) > 4 && (g) + 4 <= (regs))                                             \
+            BODY(4), (g) += 4;                                                           \
+        if ((WMAX) > 2 && (g) + 2 <= (regs))                                             \
+            BODY(2), (g) += 2;                                                           \
+        if ((g) < (regs))                                                                \
+            BODY(1), (g) += 1;                                                           \
+    } while (0)
+
 /* R rows against all the registers' worth of columns, as many at a time as the budget
  * allows, the rest 8, 4, 2, 1 at a time (never more than the budget). */
 static inline __attribute__((always_inline)) void
@@ -469,16 +486,7 @@ T(ISA(edge_group))(const int R, int64_t m, int64_t regs, int64_t kc, const REAL 
 #define EDGE_REGS(WW)                                                                    \
     T(ISA(edge_block))(R, WW, m, kc, A, rs_a, cs_a, B + g * LANES, rs_b, C + g * LANES,   \
                        ldc)
-    for (; g + W <= regs; g += W)
-        EDGE_REGS(W);
-    if (W > 8 && g + 8 <= regs)
-        EDGE_REGS(8), g += 8;
-    if (W > 4 && g + 4 <= regs)
-        EDGE_REGS(4), g += 4;
-    if (W > 2 && g + 2 <= regs)
-        EDGE_REGS(2), g += 2;
-    if (g < regs)
-        EDGE_REGS(1);
+    REG_RUNS(W, regs, g, EDGE_REGS);
 #undef EDGE_REGS
 }
 
@@ -624,7 +632,7 @@ static void T(ISA(fused_tail))(int64_t n, int64_t m, int64_t K, int64_t kc, int6
 }
 
 /* R rows (a constant) against the n columns: FUSE_ACC / R registers at a time (at most
- * FUSE_COLS), then 4, 2, 1, then the tail. */
+ * FUSE_COLS), the rest in smaller runs (REG_RUNS), then the tail. */
 static inline __attribute__((always_inline)) void
 T(ISA(fused_rows))(const int R, int64_t n, int64_t m, int64_t K, int64_t kc, int64_t ks,
                    REAL *W, int64_t ldw, int64_t kp, const REAL *Ap, int64_t ldap,
@@ -637,14 +645,7 @@ T(ISA(fused_rows))(const int R, int64_t n, int64_t m, int64_t K, int64_t kc, int
 #define FUSE_REGS(GG)                                                                    \
     T(ISA(fused_block))(R, GG, m, K, kc, ks, W + g * LANES, ldw, kp, Ap, ldap,            \
                         D + g * LANES, ldd, alpha, beta, X, ldx, H + g * LANES, ldh)
-    for (; g + G <= regs; g += G)
-        FUSE_REGS(G);
-    if (G > 4 && g + 4 <= regs)
-        FUSE_REGS(4), g += 4;
-    if (G > 2 && g + 2 <= regs)
-        FUSE_REGS(2), g += 2;
-    if (G > 1 && g < regs)
-        FUSE_REGS(1), g += 1;
+    REG_RUNS(G, regs, g, FUSE_REGS);
 #undef FUSE_REGS
     if (g * LANES < n)
         T(ISA(fused_tail))(n - g * LANES, m, K, kc, ks, W + g * LANES, ldw, kp, Ap, ldap,
@@ -681,6 +682,7 @@ const T(fn_config) T(ISA(fn_config)) = {
 #undef BLOCKWISE
 #undef SMALL_BLOCK
 #undef EDGE_ACC
+#undef REG_RUNS
 #undef FUSE_ACC
 #undef FUSE_COLS
 #undef FUSE_ROWS
