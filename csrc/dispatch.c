@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static void after_fork_in_child(void);
 
@@ -256,6 +257,22 @@ void fn_team_release(int grant, int saved)
 int fn_in_parallel(void) { return omp_in_parallel(); }
 int fn_forked_after_team(void) { return atomic_load(&forked_after_team); }
 int fn_threads_busy(void) { return atomic_load(&threads_busy); }
+int64_t fn_l2_bytes(void)
+{
+    static atomic_llong cached = 0;
+    long long bytes = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (bytes == 0) {
+        bytes = 0;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+        bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        if (bytes < 256 * 1024 || bytes > 64 * 1024 * 1024)
+            bytes = 1024 * 1024;
+        atomic_store_explicit(&cached, bytes, memory_order_relaxed);
+    }
+    return bytes;
+}
+
 int fn_cores(void) { return atomic_load_explicit(&cores_known, memory_order_relaxed); }
 int fn_last_grant(void) { return last_grant; }
 

@@ -39,6 +39,21 @@
  * eight panels at once, or it waits on its two FMA chains. */
 #define FN_EDGE_GROUP 8
 
+/* The packed path takes products of at least this many columns (fn_gemm_team). */
+#define FN_PACK_MIN_N 256
+
+/* pack_B prefetches the row of op(B) this many rows ahead. */
+#define FN_PACK_AHEAD 8
+
+static int64_t fn_gcd(int64_t a, int64_t b)
+{
+    while (b) {
+        const int64_t r = a % b;
+        a = b, b = r;
+    }
+    return a;
+}
+
 #define FN_SELF "gemm.c"
 #include "instantiate.h"
 
@@ -72,23 +87,48 @@ static int64_t T(k_block)(const T(fn_config) *cfg, int64_t K)
     return kc < cfg->kc ? kc : cfg->kc;
 }
 
+/* The packed path's rows per item: as many as keep its packed block of op(A) (rows x
+ * min(K, super-block)) within half of L2, at least mc, a multiple of mr. Every item packs
+ * its panels of op(B) again, so fewer, taller items copy B fewer times (wide's X W1 on
+ * one thread: 2 items of 128 rows took 855 ms an epoch, 1 of 256 rows 830; of 96 rows,
+ * 930). */
+static int64_t T(packed_rows)(const T(fn_config) *cfg, int64_t K)
+{
+    const int64_t ks = K < FN_K_SUPER ? K : FN_K_SUPER;
+    const int64_t rows = fn_l2_bytes() / 2 / ((ks > 0 ? ks : 1) * (int64_t)sizeof(REAL)) /
+                         cfg->mr * cfg->mr;
+    return rows > cfg->mc ? rows : fn_round_up(cfg->mc, cfg->mr);
+}
+
+/* The packed path: products with at least FN_PACK_MIN_N columns and two micro-panels of
+ * rows, where copying both operands into contiguous panels pays for itself; see
+ * fn_gemm_team. (Narrower products, such as mnist's [784,128,10] layers, ran 5-20%
+ * faster reading the operands in place.) Depends on the shape only. */
+static int T(packed_path)(const T(fn_config) *cfg, int64_t M, int64_t N, int64_t K)
+{
+    (void)K;
+    return M >= 2 * cfg->mr && N >= FN_PACK_MIN_N;
+}
+
 /* Per thread: a ks x nr panel of op(B) (ks = min(K, super block)) and an edge tile of C
  * (mr x FN_EDGE_GROUP nr); the B part is also large enough for the small path's padded
- * op(B). */
-static int64_t T(thread_workspace)(const T(fn_config) *cfg, int64_t N, int64_t K)
+ * op(B); on the packed path, an mc x kc block of op(A) besides. */
+static int64_t T(thread_workspace)(const T(fn_config) *cfg, int64_t M, int64_t N, int64_t K)
 {
     int64_t ks = K < FN_K_SUPER ? K : FN_K_SUPER;
     int64_t nb = fn_round_up(N < FN_SMALL_N ? N : FN_SMALL_N, 16);
     if (ks < 1)
         ks = 1;
+    const int64_t a_block = T(packed_path)(cfg, M, N, K)
+                                ? fn_round_up(T(packed_rows)(cfg, K) * ks, FN_ALIGN)
+                                : 0;
     return ks * (nb > cfg->nr ? nb : cfg->nr) +
-           fn_round_up(cfg->mr * cfg->nr * FN_EDGE_GROUP, FN_ALIGN) + 2 * FN_ALIGN;
+           fn_round_up(cfg->mr * cfg->nr * FN_EDGE_GROUP, FN_ALIGN) + a_block + 3 * FN_ALIGN;
 }
 
 int64_t T(fn_gemm_workspace)(int64_t M, int64_t N, int64_t K, int team)
 {
-    (void)M;
-    return (int64_t)team * T(thread_workspace)(T(fn_config_get)(), N, K);
+    return (int64_t)team * T(thread_workspace)(T(fn_config_get)(), M, N, K);
 }
 
 /* Bp[p*nr + j] = op(B)[p0 + p, j0 + j] for one nr-column panel, zero past column N. */
@@ -109,11 +149,39 @@ static void T(pack_B)(int trans_b, const REAL *B, int64_t ldb, int64_t N, int64_
         for (int64_t p = 0; p < kc; p++) {
             const REAL *src = B + (p0 + p) * ldb + j0;
             REAL *dst = Bp + p * nr;
+            /* Rows far apart (4 KB in a 1024-wide float layer) each start a new page,
+             * where the hardware prefetchers stop: ask for the row FN_PACK_AHEAD on (the
+             * wide epoch: 860 -> 820 ms on one thread). A prefetch past B's end does not
+             * fault. */
+            const uintptr_t ahead = (uintptr_t)(src + nr - 1) + FN_PACK_AHEAD * ldb * sizeof(REAL);
+            __builtin_prefetch((const void *)(ahead - (nr - 1) * sizeof(REAL)));
+            __builtin_prefetch((const void *)ahead);
             for (int64_t j = 0; j < n; j++)
                 dst[j] = src[j];
             for (int64_t j = n; j < nr; j++)
                 dst[j] = 0;
         }
+    }
+}
+
+/* Ap[p * mr + i] = op(A)[i, p] for m <= mr rows and kc columns of op(A) starting at A
+ * (op(A)[i, p] = A[i lda + p], or A[p lda + i] with trans_a): one micro-panel, rows past
+ * m left as they are (never stored to C). */
+static void T(pack_A)(int trans_a, const REAL *A, int64_t lda, int64_t m, int64_t kc,
+                      int64_t mr, REAL *Ap)
+{
+    if (trans_a) {
+        for (int64_t p = 0; p < kc; p++)
+            for (int64_t i = 0; i < m; i++)
+                Ap[p * mr + i] = A[p * lda + i];
+    } else if (m == 8 && mr == 8) { /* the AVX-512 tile: a constant count to unroll */
+        for (int64_t p = 0; p < kc; p++)
+            for (int i = 0; i < 8; i++)
+                Ap[p * 8 + i] = A[i * lda + p];
+    } else {
+        for (int64_t p = 0; p < kc; p++)
+            for (int64_t i = 0; i < m; i++)
+                Ap[p * mr + i] = A[i * lda + p];
     }
 }
 
@@ -169,7 +237,7 @@ static void T(small_rows)(const T(fn_config) *cfg, int trans_a, int trans_b, int
 /* The direct path's products: small, or narrower than the micro-tile, with K in one block. */
 static int T(direct)(const T(fn_config) *cfg, int64_t M, int64_t N, int64_t K)
 {
-    return N <= FN_SMALL_N && K <= cfg->kc && (M * N * K <= FN_SMALL_MAC || N < cfg->nr);
+    return N <= FN_SMALL_N && K <= T(k_block)(cfg, K) && (M * N * K <= FN_SMALL_MAC || N < cfg->nr);
 }
 
 int T(fn_gemm_blocking)(int64_t M, int64_t N, int64_t K, int64_t *kc, int64_t *ks)
@@ -178,6 +246,45 @@ int T(fn_gemm_blocking)(int64_t M, int64_t N, int64_t K, int64_t *kc, int64_t *k
     *kc = T(k_block)(cfg, K);
     *ks = FN_K_SUPER;
     return T(direct)(cfg, M, N, K);
+}
+
+/* The micro-tiles of rows [i_start, i_start + mb) x columns [j0, j0 + n) of C for one K
+ * block of kc: op(A)'s micro-panel g at Ag + g * g_stride (element [i, p] at i * rs_a +
+ * p * cs_a from it), the kc x n slice of op(B) at Bpanel (rows rs_b apart, n <= pw
+ * columns; a partial panel zero-padded to nr); C = alpha * sum + beta_k * C, then, with
+ * ep (the last K block), the epilogue. Edge tiles go through `tile` (mr x pw): the full
+ * micro-kernel when only columns are missing and more than half a panel is there, else
+ * the edge kernel on just the rows and registers present. */
+static void T(tiles)(const T(fn_config) *cfg, int64_t i_start, int64_t mb, int64_t j0,
+                     int64_t n, int64_t kc, const REAL *Ag, int64_t g_stride, int64_t rs_a,
+                     int64_t cs_a, const REAL *Bpanel, int64_t rs_b, REAL alpha, REAL beta_k,
+                     REAL *C, int64_t ldc, const T(fn_epilogue) *ep, REAL *tile, int64_t pw)
+{
+    const int64_t mr = cfg->mr, nr = cfg->nr;
+    for (int64_t i0 = i_start; i0 < i_start + mb; i0 += mr, Ag += g_stride) {
+        const int64_t m = i_start + mb - i0 < mr ? i_start + mb - i0 : mr;
+        REAL *Ct = C + i0 * ldc + j0;
+        if (m == mr && n == nr) {
+            cfg->microkernel(kc, Ag, rs_a, cs_a, Bpanel, rs_b, Ct, ldc, alpha, beta_k);
+        } else { /* an edge tile: compute into the tile, keep the valid part */
+            if (m == mr && 2 * n > nr) /* then pw == nr */
+                cfg->microkernel(kc, Ag, rs_a, cs_a, Bpanel, rs_b, tile, pw, 1, 0);
+            else /* fewer rows, or at most half a panel of columns */
+                cfg->edge_rows(m, 2 * n > nr ? (n + nr - 1) / nr * 2 : 1, kc, Ag, rs_a, cs_a,
+                               Bpanel, rs_b, tile, pw);
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++) {
+                    REAL v;
+                    if (beta_k != 0)
+                        FN_SCALE_ADD(v, alpha, tile[i * pw + j], beta_k, Ct[i * ldc + j]);
+                    else
+                        v = alpha * tile[i * pw + j];
+                    Ct[i * ldc + j] = v;
+                }
+        }
+        if (ep)
+            T(fn_epilogue_tile)(ep, Ct, ldc, m, n, i0, j0);
+    }
 }
 
 void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, REAL alpha,
@@ -201,7 +308,7 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
     }
 
     /* This thread's buffers, each starting on a cache line. */
-    REAL *mine = workspace + (int64_t)omp_get_thread_num() * T(thread_workspace)(cfg, N, K);
+    REAL *mine = workspace + (int64_t)omp_get_thread_num() * T(thread_workspace)(cfg, M, N, K);
     if (T(direct)(cfg, M, N, K)) {
         /* The direct path. Too small to pay for a team: one thread. Narrower than the
          * micro-tile (the output layer's products, N = 10 on mnist, where an nr = 32 tile
@@ -226,20 +333,89 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
         return;
     }
 
-    const int64_t mr = cfg->mr, nr = cfg->nr, MC = cfg->mc;
+    const int64_t mr = cfg->mr, nr = cfg->nr;
+    const int64_t MC = cfg->mc;
     const int64_t KC = T(k_block)(cfg, K);
     const int64_t KS = K < FN_K_SUPER ? K : FN_K_SUPER;
     REAL *Bp = (REAL *)(((uintptr_t)mine + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
     REAL *tile = Bp + fn_round_up(KS * nr, FN_ALIGN); /* an edge tile, mr x pw */
+    REAL *Ap = tile + fn_round_up(mr * nr * FN_EDGE_GROUP, FN_ALIGN); /* packed path */
     /* op(A)[i, p] = A[i * rs_a + p * cs_a] */
     const int64_t rs_a = trans_a ? 1 : lda, cs_a = trans_a ? lda : 1;
+    const int64_t full = N - N % nr, m_panels = (M + mr - 1) / mr;
+
+    if (T(packed_path)(cfg, M, N, K)) {
+        /* The packed path, after BLIS. Per item and super-block of K, the item's rows of
+         * op(A) are copied once into mr-row micro-panels (kc x mr each, per K block), and
+         * then each of its column panels' slices of op(B) into the thread's buffer, so
+         * that the micro-kernel reads both contiguously whatever their strides. Read in
+         * place, rows 4 KB apart (a 1024-wide float layer) all fell into the same few
+         * sets of L1 and came from L2 for every micro-tile: wide's products ran at 60-75%
+         * of OpenBLAS's rate on cores with two 512-bit FMA units. Each element is summed
+         * in the same blocks of K, in the same order, as on the other paths.
+         *
+         * Items: m_blocks row blocks (at most packed_rows tall) x n_chunks runs of
+         * panels, a multiple of the team where the shape allows (a thread's share of
+         * C, not how it is summed). Each item copies its rows of op(A) and its panels of
+         * op(B), n_chunks M K + m_blocks K N values in all: the cheaper split wins. */
+        const int64_t team = omp_get_num_threads();
+        const int64_t n_panels = (N + nr - 1) / nr;
+        const int64_t m_min = (m_panels + T(packed_rows)(cfg, K) / mr - 1) /
+                              (T(packed_rows)(cfg, K) / mr);
+        int64_t m_blocks = m_panels, n_chunks = 1;
+        double best = -1;
+        for (int64_t nc = 1; nc <= team && nc <= n_panels; nc++) {
+            const int64_t step = team / fn_gcd(nc, team); /* m_blocks nc % team == 0 */
+            int64_t mbk = (m_min + step - 1) / step * step;
+            mbk = mbk < m_panels ? mbk : m_panels;
+            const double cost = (double)nc * (double)M + (double)mbk * (double)N;
+            if (best < 0 || cost < best)
+                best = cost, m_blocks = mbk, n_chunks = nc;
+        }
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < m_blocks * n_chunks; item++) {
+            const int64_t ib = item / n_chunks, jc = item % n_chunks;
+            const int64_t i_start = ib * m_panels / m_blocks * mr;
+            const int64_t i_end = (ib + 1) * m_panels / m_blocks * mr;
+            const int64_t mb = (i_end < M ? i_end : M) - i_start;
+            const int64_t mb_pad = fn_round_up(mb, mr);
+            const int64_t jc0 = jc * n_panels / n_chunks * nr;
+            const int64_t jc1 = (jc + 1) * n_panels / n_chunks * nr < N
+                                    ? (jc + 1) * n_panels / n_chunks * nr : N;
+            for (int64_t ks = 0; ks < K; ks += KS) {
+                const int64_t ks_len = K - ks < KS ? K - ks : KS;
+                /* Ap[(pc - ks) mb_pad + g kc mr + p mr + i] = op(A)[i_start + g mr + i, pc + p]:
+                 * for each K block, the micro-panels of mr rows, kc x mr each */
+                for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
+                    const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+                    for (int64_t g = 0; g * mr < mb; g++)
+                        T(pack_A)(trans_a, A + (i_start + g * mr) * rs_a + pc * cs_a, lda,
+                                  mb - g * mr < mr ? mb - g * mr : mr, kc, mr,
+                                  Ap + (pc - ks) * mb_pad + g * kc * mr);
+                }
+                for (int64_t j0 = jc0; j0 < jc1; j0 += nr) {
+                    const int64_t n = jc1 - j0 < nr ? jc1 - j0 : nr;
+                    for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
+                        const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+                        T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr, Bp + (pc - ks) * nr);
+                    }
+                    for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
+                        const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+                        T(tiles)(cfg, i_start, mb, j0, n, kc, Ap + (pc - ks) * mb_pad, mr * kc, 1,
+                                 mr, Bp + (pc - ks) * nr, nr, alpha, pc == 0 ? beta : (REAL)1, C,
+                                 ldc, pc + kc >= K ? ep : NULL, tile, nr);
+                    }
+                }
+            }
+        }
+        return;
+    }
 
     /* Column chunks: single panels of nr columns, or with fewer rows than mr and B read
      * in place, FN_EDGE_GROUP of them (pw columns); the full panels' chunks first, then a
      * partial last panel alone (packed). */
     const int64_t pw = M < mr && !trans_b ? FN_EDGE_GROUP * nr : nr;
-    const int64_t full = N - N % nr;
-    const int64_t n_panels = (full + pw - 1) / pw + (full < N), m_panels = (M + mr - 1) / mr;
+    const int64_t n_panels = (full + pw - 1) / pw + (full < N);
     /* Row blocks: the M / mr micro-panels of rows dealt out evenly (so items cost the
      * same and threads finish together), at most mc rows each, and enough blocks to give
      * every thread two items. Which rows a thread computes changes no result. */
@@ -275,36 +451,10 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
             for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
                 const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
                 const int last = pc + kc >= K;
-                const REAL beta_k = pc == 0 ? beta : (REAL)1;
                 const REAL *Bpanel = packed ? Bp + (pc - ks) * nr : B + pc * ldb + j0;
-                for (int64_t i0 = i_start; i0 < i_start + mb; i0 += mr) {
-                    const int64_t m = i_start + mb - i0 < mr ? i_start + mb - i0 : mr;
-                    REAL *Ct = C + i0 * ldc + j0;
-                    if (m == mr && n == nr) {
-                        cfg->microkernel(kc, A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel, rs_b,
-                                         Ct, ldc, alpha, beta_k);
-                    } else { /* an edge tile: compute into the tile, keep the valid part */
-                        if (m == mr && 2 * n > nr) /* then pw == nr */
-                            cfg->microkernel(kc, A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel,
-                                             rs_b, tile, pw, 1, 0);
-                        else /* fewer rows, or at most half a panel of columns */
-                            cfg->edge_rows(m, 2 * n > nr ? (n + nr - 1) / nr * 2 : 1, kc,
-                                           A + i0 * rs_a + pc * cs_a, rs_a, cs_a, Bpanel, rs_b,
-                                           tile, pw);
-                        for (int64_t i = 0; i < m; i++)
-                            for (int64_t j = 0; j < n; j++) {
-                                REAL v;
-                                if (beta_k != 0)
-                                    FN_SCALE_ADD(v, alpha, tile[i * pw + j], beta_k,
-                                                 Ct[i * ldc + j]);
-                                else
-                                    v = alpha * tile[i * pw + j];
-                                Ct[i * ldc + j] = v;
-                            }
-                    }
-                    if (last && ep)
-                        T(fn_epilogue_tile)(ep, Ct, ldc, m, n, i0, j0);
-                }
+                T(tiles)(cfg, i_start, mb, j0, n, kc, A + i_start * rs_a + pc * cs_a, mr * rs_a,
+                         rs_a, cs_a, Bpanel, rs_b, alpha, pc == 0 ? beta : (REAL)1, C, ldc,
+                         last ? ep : NULL, tile, pw);
             }
         }
     }

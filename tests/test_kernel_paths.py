@@ -1,8 +1,9 @@
 """The GEMM's code paths that depend on the problem's size, each against the float64 product
 and across thread counts: B read in place or packed (B^T, a partial last column panel),
 op(A) small enough for column-panel-major items or large enough for row-block-major items,
-rows split finer than mc when items are scarce; and the C finiteness check on arrays larger
-than its chunks."""
+rows split finer than mc when items are scarce, the packed path of wide products (both
+operands copied into micro-panels); and the C finiteness check on arrays larger than its
+chunks."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,9 @@ from conftest import (
     assert_within,
     check_hidden_delta,
     check_linear,
+    eps,
     product_bound,
+    tiny,
 )
 
 import fastnet
@@ -23,6 +26,8 @@ from fastnet import _core, kernels
 
 A_RESIDENT_BYTES = 512 * 1024  # csrc/gemm.c FN_A_RESIDENT_BYTES
 SMALL_MAC = 32768  # csrc/internal.h FN_SMALL_MAC: one thread below this many multiply-adds
+PACK_MIN_N = 256  # csrc/gemm.c FN_PACK_MIN_N: the packed path's fewest columns (and 2 mr rows)
+K_SUPER = 4096  # csrc/gemm.c FN_K_SUPER: K is walked in super-blocks of this many
 
 
 def _check_product(M, N, K, trans_a, trans_b, dtype, seed=0):
@@ -129,12 +134,13 @@ def test_a_last_panel_of_at_most_half_the_columns(isa, dtype, trans_a, trans_b):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("layers", [[64, 64, 10], [300, 150, 10]])
+@pytest.mark.parametrize("layers", [[64, 64, 10], [300, 150, 10], [300, 260, 10]])
 def test_a_rows_output_does_not_depend_on_the_batch_it_is_in(isa, dtype, layers):
     """Every path sums each element over K in the same order, so a row predicted alone
     (the small path's short row groups, the edge kernel) has the same bits as in a
     batch of full micro-tiles: [64, 64, 10] takes the small path up to 8 rows, [300, 150,
-    10] the general one with K over two blocks."""
+    10] the general one with K over two blocks, [300, 260, 10] the packed path for a
+    batch of 2 mr rows or more."""
     rng = np.random.default_rng(5)
     net = fastnet.Network(layers, dtype=dtype, seed=4)
     X = rng.standard_normal((67, layers[0])).astype(dtype)
@@ -149,6 +155,64 @@ def test_a_rows_output_does_not_depend_on_the_batch_it_is_in(isa, dtype, layers)
 def test_in_place_b_with_a_power_of_two_leading_dimension(isa, dtype):
     """B's rows read in place with ldb = 1024 (every row in the same cache set)."""
     _check_product(96, 1024, 300, False, False, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_packed_path_at_the_edges_of_its_panels(isa, dtype, trans_a, trans_b):
+    """Products of at least PACK_MIN_N columns and 2 mr rows copy op(A) into mr-row
+    micro-panels and op(B) into nr-column panels: whole panels, a partial last one wider
+    and narrower than half a panel, the fewest rows the path takes, a partial last row
+    group, K in one short block and over two. Two threads split the rows (M > N) or the
+    columns (N > M) between them; either way the bits of one thread."""
+    blocking = BLOCKING[isa][np.dtype(dtype).name]
+    mr, nr, kc = blocking["mr"], blocking["nr"], blocking["kc"]
+    for N in (PACK_MIN_N, PACK_MIN_N + nr // 2, PACK_MIN_N + nr - 1, 3 * PACK_MIN_N + 1):
+        for M in (2 * mr, 2 * mr + 3, 5 * mr + 1):
+            _check_product(M, N, kc + 9, trans_a, trans_b, dtype, seed=M + N)
+    _check_product(2 * mr + 1, PACK_MIN_N + 1, 7, trans_a, trans_b, dtype)
+    _check_product(3 * PACK_MIN_N + 5, PACK_MIN_N + 2, kc + 9, trans_a, trans_b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_packed_path_over_super_blocks_and_row_blocks(isa, dtype, trans_a, trans_b):
+    """K over two super-blocks (the packed op(A) holds one at a time), with so few rows
+    per item (half of L2 over K, at least mc) that M takes several row blocks."""
+    blocking = BLOCKING[isa][np.dtype(dtype).name]
+    M = 2 * blocking["mc"] + blocking["mr"] + 3
+    _check_product(M, PACK_MIN_N + 11, K_SUPER + 37, trans_a, trans_b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_packed_path_epilogues(isa, dtype):
+    """The fused epilogues on the packed path: act(X W + b), (delta W^T) * act'(H) and
+    W - lr A^T delta, against the reference, on 1 and 2 threads."""
+    blocking = BLOCKING[isa][np.dtype(dtype).name]
+    mr, nr, kc = blocking["mr"], blocking["nr"], blocking["kc"]
+    M, N, K = 4 * mr + 5, PACK_MIN_N + nr // 2 + 1, kc + 9
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((M, K)).astype(dtype)
+    W = (rng.standard_normal((K, N)) / np.sqrt(K)).astype(dtype)
+    b = rng.standard_normal(N).astype(dtype)
+    D = rng.standard_normal((M, K)).astype(dtype)
+    H = rng.uniform(0, 1, (M, N)).astype(dtype)
+    A = rng.standard_normal((M, K)).astype(dtype)
+    Dn = rng.standard_normal((M, N)).astype(dtype)
+    got = {}
+    for threads in (1, 2):
+        fastnet.set_num_threads(threads)
+        got[threads] = (kernels.linear(X, W, b, activation="sigmoid"),
+                        kernels.hidden_delta(D, W.T, H, "sigmoid"),
+                        kernels.fused_update(W, A, Dn, 0.3))
+    assert all(np.array_equal(a, c) for a, c in zip(got[1], got[2])), "threads differ"
+    check_linear(X, W, b, "sigmoid", 0.0, dtype, got[2][0])
+    check_hidden_delta(D, W.T, H, "sigmoid", dtype, got[2][1])
+    want = as64(W) - 0.3 * (as64(A).T @ as64(Dn))
+    bound = (M + 4) * eps(dtype) * (np.abs(as64(W)) + 0.3 * (np.abs(as64(A)).T @ np.abs(as64(Dn))))
+    assert_within(got[2][2], want, bound + tiny(dtype), "fused_update")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -201,13 +265,15 @@ def test_an_updates_bits_do_not_depend_on_the_path(isa, dtype):
     """W - lr A^T delta is rounded as round(W - round(lr * sum)) on every path of the GEMM
     (FN_ROUNDED in csrc/internal.h): the micro-kernel's full tiles, its edge tiles (a last
     panel wider and narrower than half of one, short rows) and the direct path. So a row or
-    a column of W updated alone (the direct path) has the bits it has in the whole update.
+    a column of W updated alone (the direct path) has the bits it has in the whole update,
+    in place or on the packed path.
     The learning rate is not a power of two, or both roundings would agree."""
     blocking = BLOCKING[isa][np.dtype(dtype).name]
     mr, nr = blocking["mr"], blocking["nr"]
     rng = np.random.default_rng(9)
     M, K = 3 * mr + 3, 200
-    for N in (2 * nr + 3, 2 * nr + nr // 2 + 3):
+    # in place (a last panel wider and narrower than half), then packed (the same two)
+    for N in (2 * nr + 3, 2 * nr + nr // 2 + 3, PACK_MIN_N + 3, PACK_MIN_N + nr // 2 + 3):
         W = rng.standard_normal((M, N)).astype(dtype)
         A = rng.standard_normal((K, M)).astype(dtype)
         D = rng.standard_normal((K, N)).astype(dtype)

@@ -52,6 +52,9 @@ SMALL_MIN_ROWS_PER_THREAD = 16  # csrc/train_small.c
 FIT_CASES = {
     # train.c: the GEMM team splits each product's tiles; 2 batches and one of 188 rows
     "general": ([256, 256, 64], 256, 700),
+    # train.c with a layer wide enough for the GEMM's packed path (FN_PACK_MIN_N): the
+    # team splits rows or columns; 250 = 2 x 100 + 50 rows
+    "general-wide": ([300, 520, 40], 100, 250),
     # train.c with an output layer narrower than the micro-tile: its products share out
     # row groups (the last batch, 5 rows, runs alone)
     "general-narrow-output": ([300, 128, 10], 64, 197),
