@@ -258,12 +258,12 @@ int T(fn_gemm_blocking)(int64_t M, int64_t N, int64_t K, int64_t *kc, int64_t *k
 static void T(tiles)(const T(fn_config) *cfg, int64_t i_start, int64_t mb, int64_t j0,
                      int64_t n, int64_t kc, const REAL *Ag, int64_t g_stride, int64_t rs_a,
                      int64_t cs_a, const REAL *Bpanel, int64_t rs_b, REAL alpha, REAL beta_k,
-                     REAL *C, int64_t ldc, const T(fn_epilogue) *ep, REAL *tile, int64_t pw)
+                     REAL *Cj, int64_t ldc, const T(fn_epilogue) *ep, REAL *tile, int64_t pw)
 {
     const int64_t mr = cfg->mr, nr = cfg->nr;
     for (int64_t i0 = i_start; i0 < i_start + mb; i0 += mr, Ag += g_stride) {
         const int64_t m = i_start + mb - i0 < mr ? i_start + mb - i0 : mr;
-        REAL *Ct = C + i0 * ldc + j0;
+        REAL *Ct = Cj + i0 * ldc;
         if (m == mr && n == nr) {
             cfg->microkernel(kc, Ag, rs_a, cs_a, Bpanel, rs_b, Ct, ldc, alpha, beta_k);
         } else { /* an edge tile: compute into the tile, keep the valid part */
@@ -291,7 +291,20 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                      const REAL *A, int64_t lda, const REAL *B, int64_t ldb, REAL beta, REAL *C,
                      int64_t ldc, const T(fn_epilogue) *ep, REAL *workspace)
 {
+    T(fn_gemm_team_panels)(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, 0, beta, C, ldc, 0,
+                           ep, workspace);
+}
+
+void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                            REAL alpha, const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
+                            int64_t b_panels, REAL beta, REAL *C, int64_t ldc, int64_t c_panels,
+                            const T(fn_epilogue) *ep, REAL *workspace)
+{
     const T(fn_config) *cfg = T(fn_config_get)();
+    /* Where column j0 (a multiple of nr) of B or C starts, and its rows' stride. */
+#define B_COLUMN(j0) (b_panels ? B + (j0) / nr * b_panels : B + (j0))
+#define C_COLUMN(j0) (c_panels ? C + (j0) / cfg->nr * c_panels : C + (j0))
+    const int64_t ldc_t = c_panels ? cfg->nr : ldc;
 
     if (M <= 0 || N <= 0)
         return;
@@ -309,7 +322,7 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
 
     /* This thread's buffers, each starting on a cache line. */
     REAL *mine = workspace + (int64_t)omp_get_thread_num() * T(thread_workspace)(cfg, M, N, K);
-    if (T(direct)(cfg, M, N, K)) {
+    if (T(direct)(cfg, M, N, K) && !b_panels && !c_panels) {
         /* The direct path. Too small to pay for a team: one thread. Narrower than the
          * micro-tile (the output layer's products, N = 10 on mnist, where an nr = 32 tile
          * would be two thirds padding): each thread takes a run of whole mr-row groups,
@@ -395,15 +408,16 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                 }
                 for (int64_t j0 = jc0; j0 < jc1; j0 += nr) {
                     const int64_t n = jc1 - j0 < nr ? jc1 - j0 : nr;
-                    for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
+                    for (int64_t pc = ks; pc < ks + ks_len && !b_panels; pc += KC) {
                         const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
                         T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr, Bp + (pc - ks) * nr);
                     }
                     for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
                         const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+                        const REAL *Bpanel = b_panels ? B_COLUMN(j0) + pc * nr : Bp + (pc - ks) * nr;
                         T(tiles)(cfg, i_start, mb, j0, n, kc, Ap + (pc - ks) * mb_pad, mr * kc, 1,
-                                 mr, Bp + (pc - ks) * nr, nr, alpha, pc == 0 ? beta : (REAL)1, C,
-                                 ldc, pc + kc >= K ? ep : NULL, tile, nr);
+                                 mr, Bpanel, nr, alpha, pc == 0 ? beta : (REAL)1, C_COLUMN(j0),
+                                 ldc_t, pc + kc >= K ? ep : NULL, tile, nr);
                     }
                 }
             }
@@ -414,7 +428,7 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
     /* Column chunks: single panels of nr columns, or with fewer rows than mr and B read
      * in place, FN_EDGE_GROUP of them (pw columns); the full panels' chunks first, then a
      * partial last panel alone (packed). */
-    const int64_t pw = M < mr && !trans_b ? FN_EDGE_GROUP * nr : nr;
+    const int64_t pw = M < mr && !trans_b && !b_panels && !c_panels ? FN_EDGE_GROUP * nr : nr;
     const int64_t n_panels = (full + pw - 1) / pw + (full < N);
     /* Row blocks: the M / mr micro-panels of rows dealt out evenly (so items cost the
      * same and threads finish together), at most mc rows each, and enough blocks to give
@@ -440,25 +454,29 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
         const int64_t n = j0 < full ? (full - j0 < pw ? full - j0 : pw) : N - full;
         for (int64_t ks = 0; ks < K; ks += KS) {
             const int64_t ks_len = K - ks < KS ? K - ks : KS;
-            /* B's rows are read in place unless op(B) = B^T or the panel is partial. */
-            const int packed = trans_b || n < nr;
+            /* B's rows are read in place unless op(B) = B^T or the panel is partial (and
+             * panel-major B is read in place always: its last panel is zero-padded). */
+            const int packed = (trans_b || n < nr) && !b_panels;
             if (packed)
                 for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
                     const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
                     T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr, Bp + (pc - ks) * nr);
                 }
-            const int64_t rs_b = packed ? nr : ldb;
+            const int64_t rs_b = packed || b_panels ? nr : ldb;
             for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
                 const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
                 const int last = pc + kc >= K;
-                const REAL *Bpanel = packed ? Bp + (pc - ks) * nr : B + pc * ldb + j0;
+                const REAL *Bpanel = packed ? Bp + (pc - ks) * nr : B_COLUMN(j0) + pc * rs_b;
                 T(tiles)(cfg, i_start, mb, j0, n, kc, A + i_start * rs_a + pc * cs_a, mr * rs_a,
-                         rs_a, cs_a, Bpanel, rs_b, alpha, pc == 0 ? beta : (REAL)1, C, ldc,
-                         last ? ep : NULL, tile, pw);
+                         rs_a, cs_a, Bpanel, rs_b, alpha, pc == 0 ? beta : (REAL)1, C_COLUMN(j0),
+                         ldc_t, last ? ep : NULL, tile, pw);
             }
         }
     }
 }
+
+#undef B_COLUMN
+#undef C_COLUMN
 
 fn_status T(fn_gemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, REAL alpha,
                      const REAL *A, int64_t lda, const REAL *B, int64_t ldb, REAL beta, REAL *C,

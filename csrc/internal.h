@@ -152,6 +152,18 @@ void fn_gemm_team_##S(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                       REAL alpha, const REAL *A, int64_t lda, const REAL *B,           \
                       int64_t ldb, REAL beta, REAL *C, int64_t ldc,                    \
                       const fn_epilogue_##S *ep, REAL *workspace);                     \
+/* fn_gemm_team with op(B) or C (or both) stored panel-major instead of row-major: with   \
+ * b_panels > 0 (trans_b == 0), B[p, j] is at B[(j / nr) b_panels + p nr + j % nr], each  \
+ * nr-column panel a contiguous K x nr matrix, the last one zero-padded to nr columns     \
+ * (ldb unused); with c_panels > 0, C[i, j] is at C[(j / nr) c_panels + i nr + j % nr]    \
+ * (ldc unused; padding columns are left as they are). nr is the micro-tile's            \
+ * (fn_config_get()->nr). K >= 1. The same sums, in the same order, as fn_gemm_team:     \
+ * the same bits. A thread's panels are then one contiguous range of memory. */           \
+void fn_gemm_team_panels_##S(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,  \
+                             REAL alpha, const REAL *A, int64_t lda, const REAL *B,      \
+                             int64_t ldb, int64_t b_panels, REAL beta, REAL *C,          \
+                             int64_t ldc, int64_t c_panels, const fn_epilogue_##S *ep,   \
+                             REAL *workspace);                                           \
 /* How fn_gemm_team sums each element of an M x N x K product over K: 1 for the direct  \
  * path (one FMA chain over all of K), else 0, and it sums blocks of *kc within          \
  * super-blocks of *ks, each block a chain from zero added to the sum so far. */          \

@@ -35,6 +35,8 @@ typedef struct {
     double *row_loss; /* rows */
     REAL *gemm;       /* packing panels for the largest product */
     REAL *snapshot;   /* the weights at the start of the epoch */
+    REAL *w0;         /* W[0] panel-major while the general trainer runs (or NULL) */
+    int64_t w0_size;  /* its elements: sizes[0] x sizes[1] rounded up to whole panels */
     void *block;
 } T(workspace);
 
@@ -53,10 +55,10 @@ static void T(workspace_free)(T(workspace) *ws)
     memset(ws, 0, sizeof(*ws));
 }
 
-/* One allocation for a batch of `rows`; gather (1 or 2 X buffers) and snapshot only when
- * asked for. */
+/* One allocation for a batch of `rows`; gather (1 or 2 X buffers), snapshot and a
+ * panel-major copy of W[0] (w0_panels: its elements, or 0) only when asked for. */
 static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int64_t rows,
-                                    int gather, int snapshot, int team)
+                                    int gather, int snapshot, int team, int64_t w0_panels)
 {
     const int L = net->n_layers;
     const int64_t *s = net->sizes;
@@ -71,7 +73,7 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
             gemm = need[k] > gemm ? need[k] : gemm;
     }
     /* Sizes in bytes, each rounded to a cache line. */
-    size_t sizes[8 + 1];
+    size_t sizes[9 + 1];
     int n = 0;
     const size_t R = sizeof(REAL);
 #define FN_LINE(b) ((((size_t)(b)) + FN_ALIGN - 1) / FN_ALIGN * FN_ALIGN)
@@ -85,7 +87,9 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     sizes[n++] = gather ? FN_LINE(R * rows * s[L]) : 0;
     sizes[n++] = FN_LINE(sizeof(double) * rows);
     sizes[n++] = FN_LINE(R * gemm);
-    sizes[n++] = snapshot ? FN_LINE(R * T(n_params)(net)) : 0;
+    const int64_t w0_extra = w0_panels ? w0_panels - s[0] * s[1] : 0; /* padding */
+    sizes[n++] = snapshot ? FN_LINE(R * (T(n_params)(net) + w0_extra)) : 0;
+    sizes[n++] = FN_LINE(R * w0_panels);
     size_t total = 0;
     for (int k = 0; k < n; k++)
         total += sizes[k];
@@ -111,15 +115,19 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     ws->row_loss = (double *)p; p += sizes[5];
     ws->gemm = (REAL *)p; p += sizes[6];
     ws->snapshot = snapshot ? (REAL *)p : NULL;
+    p += sizes[7];
+    ws->w0 = w0_panels ? (REAL *)p : NULL;
+    ws->w0_size = w0_panels;
 #undef FN_LINE
     return FN_OK;
 }
 
 /* Feedforward of N rows from layer `first` on (in: its input), by every thread of the team.
  * pre == NULL: the activation is applied in the GEMM's epilogue (fused); otherwise pre
- * keeps H_in, O_in, ... */
+ * keeps H_in, O_in, ... w0: W[0] panel-major (see T(pack_w0)), or NULL to read net->W[0]. */
 static void T(forward_from_team)(const T(fn_net) *net, int first, int64_t N, const REAL *in,
-                                 REAL *const *pre, REAL *const *post, REAL *gemm_ws)
+                                 REAL *const *pre, REAL *const *post, REAL *gemm_ws,
+                                 const REAL *w0)
 {
     const int64_t *s = net->sizes;
     for (int l = first; l < net->n_layers; l++) {
@@ -133,6 +141,10 @@ static void T(forward_from_team)(const T(fn_net) *net, int first, int64_t N, con
             for (int64_t e = 0; e < N; e++)
                 T(fn_activation)(net->act[l], s[l + 1], pre[l] + e * s[l + 1],
                                  post[l] + e * s[l + 1], net->threshold);
+        } else if (l == 0 && w0) {
+            T(fn_gemm_team_panels)(0, 0, N, s[1], s[0], 1, in, s[0], w0, 0,
+                                   s[0] * T(fn_config_get)()->nr, 0, post[0], s[1], 0, &ep,
+                                   gemm_ws);
         } else {
             T(fn_gemm_team)(0, 0, N, s[l + 1], s[l], 1, in, s[l], net->W[l], s[l + 1], 0,
                             post[l], s[l + 1], &ep, gemm_ws);
@@ -142,19 +154,50 @@ static void T(forward_from_team)(const T(fn_net) *net, int first, int64_t N, con
 }
 
 static void T(forward_team)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *const *pre,
-                            REAL *const *post, REAL *gemm_ws)
+                            REAL *const *post, REAL *gemm_ws, const REAL *w0)
 {
-    T(forward_from_team)(net, 0, N, X, pre, post, gemm_ws);
+    T(forward_from_team)(net, 0, N, X, pre, post, gemm_ws, w0);
 }
 
 /* W[l] := W[l] - alpha A_in^T delta for N rows, by every thread of the team (the fused
- * GEMM): backward_team's step, and the step of W[0] it defers. */
+ * GEMM): backward_team's step, and the step of W[0] it defers. w0 as in forward_team. */
 static void T(update_team)(const T(fn_net) *net, int l, int64_t N, const REAL *A_in,
-                           const REAL *delta, REAL alpha, REAL *gemm_ws)
+                           const REAL *delta, REAL alpha, REAL *gemm_ws, REAL *w0)
 {
     const int64_t *s = net->sizes;
-    T(fn_gemm_team)(1, 0, s[l], s[l + 1], N, -alpha, A_in, s[l], delta, s[l + 1], 1, net->W[l],
-                    s[l + 1], NULL, gemm_ws);
+    if (l == 0 && w0)
+        T(fn_gemm_team_panels)(1, 0, s[0], s[1], N, -alpha, A_in, s[0], delta, s[1], 0, 1, w0,
+                               0, s[0] * T(fn_config_get)()->nr, NULL, gemm_ws);
+    else
+        T(fn_gemm_team)(1, 0, s[l], s[l + 1], N, -alpha, A_in, s[l], delta, s[l + 1], 1,
+                        net->W[l], s[l + 1], NULL, gemm_ws);
+}
+
+/* W[0] (K x N, row-major) to or from (unpack) its panel-major copy w0: nr-column panels,
+ * each a contiguous K x nr matrix, the last one zero-padded. The general trainer keeps W[0]
+ * so while it runs, when its batches are too large to fuse the first layer's step: each
+ * thread's columns of W[0] are then one contiguous range. Row-major, each row of mnist's W1
+ * (512 bytes) held both threads' columns, and every update moved them between the cores:
+ * the next forward product ran at 140 GFLOP/s on two threads instead of 180 (a thread's
+ * hardware prefetcher reads ahead into the other's columns, so which thread owned which
+ * columns did not matter), and the first layer's product needs no packing of B. */
+static void T(pack_w0)(const T(fn_net) *net, REAL *w0, int unpack)
+{
+    const int64_t K = net->sizes[0], N = net->sizes[1], nr = T(fn_config_get)()->nr;
+    REAL *W = net->W[0];
+    for (int64_t j0 = 0; j0 < N; j0 += nr) {
+        const int64_t n = N - j0 < nr ? N - j0 : nr;
+        REAL *panel = w0 + j0 * K;
+        for (int64_t p = 0; p < K; p++) {
+            if (unpack) {
+                memcpy(W + p * N + j0, panel + p * nr, sizeof(REAL) * (size_t)n);
+            } else {
+                memcpy(panel + p * nr, W + p * N + j0, sizeof(REAL) * (size_t)n);
+                for (int64_t j = n; j < nr; j++)
+                    panel[p * nr + j] = 0;
+            }
+        }
+    }
 }
 
 /* Backward pass after forward_team, by every thread of the team. With dW != NULL the
@@ -185,7 +228,7 @@ static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, co
                 T(fn_bias_gradient_team)(N, s[l + 1], delta, db[l], 1, 0);
         } else {
             if (l > 0 || !defer_first)
-                T(update_team)(net, l, N, A_in, delta, alpha, ws->gemm);
+                T(update_team)(net, l, N, A_in, delta, alpha, ws->gemm, ws->w0);
             if (net->b)
                 T(fn_bias_gradient_team)(N, s[l + 1], delta, net->b[l], -alpha, 1);
         }
@@ -206,8 +249,8 @@ static void T(forward_fused_team)(const T(fn_net) *net, int64_t N, const REAL *X
     const int64_t *s = net->sizes, n = s[1];
     int64_t kc, ks;
     if (T(fn_gemm_blocking)(N, n, s[0], &kc, &ks)) {
-        T(update_team)(net, 0, kp, Xp, D, alpha, ws->gemm);
-        T(forward_team)(net, N, X, NULL, ws->post, ws->gemm);
+        T(update_team)(net, 0, kp, Xp, D, alpha, ws->gemm, NULL);
+        T(forward_team)(net, N, X, NULL, ws->post, ws->gemm, NULL);
         return;
     }
     const T(fn_config) *cfg = T(fn_config_get)();
@@ -224,7 +267,7 @@ static void T(forward_fused_team)(const T(fn_net) *net, int64_t N, const REAL *X
         T(fn_epilogue_tile)(&ep, H + j0, n, N, j1 - j0, 0, j0);
     }
 #pragma omp barrier
-    T(forward_from_team)(net, 1, N, ws->post[0], NULL, ws->post, ws->gemm);
+    T(forward_from_team)(net, 1, N, ws->post[0], NULL, ws->post, ws->gemm, NULL);
 }
 
 double T(fn_flop_per_row)(const T(fn_net) *net)
@@ -256,7 +299,7 @@ fn_status T(fn_forward)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *co
         out[l] = post[l] ? post[l] : next;
         next += post[l] ? 0 : fn_round_up(N * net->sizes[l + 1], FN_ALIGN);
     }
-    FN_RUN_TEAM(team, T(forward_team)(net, N, X, pre, out, ws));
+    FN_RUN_TEAM(team, T(forward_team)(net, N, X, pre, out, ws, NULL));
     fn_aligned_free(ws);
     return FN_OK;
 }
@@ -264,7 +307,7 @@ fn_status T(fn_forward)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *co
 static void T(gradients_team)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
                               T(workspace) *ws, REAL *const *dW, REAL *const *db)
 {
-    T(forward_team)(net, N, X, NULL, ws->post, ws->gemm);
+    T(forward_team)(net, N, X, NULL, ws->post, ws->gemm, NULL);
     T(backward_team)(net, N, X, Y, ws, dW, db, 0, 0);
 }
 
@@ -273,7 +316,7 @@ fn_status T(fn_gradients)(const T(fn_net) *net, int64_t N, const REAL *X, const 
 {
     T(workspace) ws;
     int team = fn_team_size(T(fn_flop_per_row)(net) * (double)N);
-    fn_status st = T(workspace_alloc)(&ws, net, N, 0, 0, team);
+    fn_status st = T(workspace_alloc)(&ws, net, N, 0, 0, team, 0);
     if (st != FN_OK)
         return st;
     FN_RUN_TEAM(team, T(gradients_team)(net, N, X, Y, &ws, dW, db));
@@ -285,13 +328,26 @@ fn_status T(fn_gradients)(const T(fn_net) *net, int64_t N, const REAL *X, const 
     return FN_OK;
 }
 
-/* Copies every weight and bias to (save) or from (restore) the snapshot. */
-static void T(snapshot)(const T(fn_net) *net, REAL *snap, int restore)
+/* The weights of layer l as they live during a training call: W[0] in ws->w0 (with its
+ * padding) while the general trainer keeps it panel-major. */
+static REAL *T(live_weights)(const T(fn_net) *net, const T(workspace) *ws, int l, int64_t *n)
 {
+    if (l == 0 && ws->w0) {
+        *n = ws->w0_size;
+        return ws->w0;
+    }
+    *n = net->sizes[l] * net->sizes[l + 1];
+    return net->W[l];
+}
+
+/* Copies every weight and bias to (save) or from (restore) the snapshot. */
+static void T(snapshot)(const T(fn_net) *net, const T(workspace) *ws, int restore)
+{
+    REAL *snap = ws->snapshot;
     for (int l = 0; l < net->n_layers; l++) {
         for (int k = 0; k < (net->b ? 2 : 1); k++) {
-            REAL *v = k == 0 ? net->W[l] : net->b[l];
-            int64_t n = k == 0 ? net->sizes[l] * net->sizes[l + 1] : net->sizes[l + 1];
+            int64_t n = net->sizes[l + 1];
+            REAL *v = k == 0 ? T(live_weights)(net, ws, l, &n) : net->b[l];
             if (restore)
                 memcpy(v, snap, sizeof(REAL) * n);
             else
@@ -301,13 +357,14 @@ static void T(snapshot)(const T(fn_net) *net, REAL *snap, int restore)
     }
 }
 
-static int T(net_finite)(const T(fn_net) *net)
+static int T(net_finite)(const T(fn_net) *net, const T(workspace) *ws)
 {
     int ok = 1;
     for (int l = 0; l < net->n_layers; l++) {
-        int64_t n = net->sizes[l] * net->sizes[l + 1];
+        int64_t n;
+        const REAL *W = T(live_weights)(net, ws, l, &n);
         for (int64_t i = 0; i < n; i++)
-            ok &= isfinite(net->W[l][i]) != 0;
+            ok &= isfinite(W[i]) != 0;
         for (int64_t i = 0; net->b && i < net->sizes[l + 1]; i++)
             ok &= isfinite(net->b[l][i]) != 0;
     }
@@ -338,7 +395,7 @@ static void T(train_team)(T(train_run) *run)
     for (int64_t epoch = 0; epoch < run->n_epochs; epoch++) {
 #pragma omp single
         {
-            T(snapshot)(net, ws->snapshot, 0);
+            T(snapshot)(net, ws, 0);
             run->epoch_sum = 0;
         }
         const int64_t *perm = run->order ? run->order + epoch * N : NULL;
@@ -367,7 +424,7 @@ static void T(train_team)(T(train_run) *run)
             if (kp)
                 T(forward_fused_team)(net, nb, Xb, kp, Xp, Dp, run->alpha, ws);
             else
-                T(forward_team)(net, nb, Xb, NULL, ws->post, ws->gemm);
+                T(forward_team)(net, nb, Xb, NULL, ws->post, ws->gemm, ws->w0);
             Dp = T(backward_team)(net, nb, Xb, Yb, ws, NULL, NULL, run->alpha, run->fuse);
             kp = run->fuse ? nb : 0;
             Xp = Xb;
@@ -384,13 +441,13 @@ static void T(train_team)(T(train_run) *run)
                 break;
         }
         if (kp && !run->nonfinite)
-            T(update_team)(net, 0, kp, Xp, Dp, run->alpha, ws->gemm);
+            T(update_team)(net, 0, kp, Xp, Dp, run->alpha, ws->gemm, NULL);
 #pragma omp single
         {
-            if (!run->nonfinite && !T(net_finite)(net))
+            if (!run->nonfinite && !T(net_finite)(net, ws))
                 run->nonfinite = 1;
             if (run->nonfinite) {
-                T(snapshot)(net, ws->snapshot, 1);
+                T(snapshot)(net, ws, 1);
             } else {
                 run->epoch_loss[epoch] = run->epoch_sum / (double)N;
                 run->done = epoch + 1;
@@ -409,13 +466,20 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
     T(workspace) ws;
     const double per_row = T(fn_flop_per_row)(net);
     int team = fn_team_for_batches(per_row * (double)rows, per_row * (double)N * (double)n_epochs);
-    const int fuse = rows <= T(fn_config_get)()->fused_rows;
-    fn_status st = T(workspace_alloc)(&ws, net, rows, order ? 1 + fuse : 0, 1, team);
+    const T(fn_config) *cfg = T(fn_config_get)();
+    const int fuse = rows <= cfg->fused_rows;
+    /* W[0] panel-major (pack_w0) unless its step is fused into the next forward */
+    const int64_t w0_size = fuse ? 0 : net->sizes[0] * fn_round_up(net->sizes[1], cfg->nr);
+    fn_status st = T(workspace_alloc)(&ws, net, rows, order ? 1 + fuse : 0, 1, team, w0_size);
     if (st != FN_OK)
         return st;
+    if (ws.w0)
+        T(pack_w0)(net, ws.w0, 0);
     T(train_run) run = {net, N, rows, n_epochs, X, Y, order, alpha, &ws, epoch_loss, 0, 0, 0,
                         fuse};
     FN_RUN_TEAM(team, T(train_team)(&run));
+    if (ws.w0)
+        T(pack_w0)(net, ws.w0, 1);
     T(workspace_free)(&ws);
     *epochs_done = run.done;
     return run.nonfinite ? FN_NONFINITE : FN_OK;

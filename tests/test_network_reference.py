@@ -492,6 +492,13 @@ TRAINER_CASES = {
     # general: batches of fewer rows than the micro-tile (the edge kernel, each batch's
     # update of W1 fused with the next batch's product), one of 2 last
     "general-tiny-batches": ([300, 150, 10], 3, 41),
+    # general: W1 kept panel-major (batches too large to fuse its step), 45 hidden units a
+    # panel and a partial one of at most half its width; batches 260, 260 and 5 (fewer
+    # rows than the micro-tile)
+    "general-panel-tails": ([300, 45, 3], 260, 525),
+    # general: W1 panel-major and narrower than one panel, X W1 with K in one block (a
+    # shape the GEMM's direct path takes from row-major B); a last batch of 10 rows
+    "general-narrow-first-layer": ([200, 20, 5], 300, 610),
     # general: one example at a time (stochastic gradient descent); 13 hidden units are
     # a register of doubles and a tail (floats: a tail alone) in the fused step
     "general-one-at-a-time": ([300, 13, 4], 1, 23),
