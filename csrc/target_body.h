@@ -272,9 +272,13 @@ T(ISA(row_sums))(const int R, const int W, int64_t m, int64_t kc, const REAL *A,
 }
 
 /* The small product's rows: R of them (constant), op(A) with constant strides */
-#define SMALL_BLOCK(R, trans_a, m, K, A, lda, Bp, NP, acc)                                \
-    ((trans_a) ? T(ISA(row_sums))(R, SV, m, K, A, 1, lda, Bp, NP, acc)                    \
-               : T(ISA(row_sums))(R, SV, m, K, A, lda, 1, Bp, NP, acc))
+#define SMALL_BLOCK(R, W, trans_a, m, K, A, lda, Bp, NP, acc)                             \
+    ((trans_a) ? T(ISA(row_sums))(R, W, m, K, A, 1, lda, Bp, NP, acc)                     \
+               : T(ISA(row_sums))(R, W, m, K, A, lda, 1, Bp, NP, acc))
+/* Blocks of SMALL_VL columns the small product takes at once: two where 32 registers hold
+ * MR rows of both (AVX-512: 16 accumulators, as in the micro-kernel), else one. One block
+ * of 16 floats gave each step 8 FMAs for 9 loads, bound by the loads. */
+#define SMALL_WIDE (VEC_BYTES == 64 ? 2 : 1)
 
 /* The small-problem product: C (M x N) = alpha op(A) Bp + beta C, without packing A.
  * Bp is op(B) in rows of NP entries (NP a multiple of SMALL_VL, zero-padded past N):
@@ -294,21 +298,33 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
     for (int64_t i0 = 0; i0 < M; i0 += MR) {
         const int64_t m = M - i0 < MR ? M - i0 : MR;
         const REAL *Ai = trans_a ? A + i0 : A + i0 * lda;
-        for (int64_t j0 = 0; j0 < N; j0 += SMALL_VL) {
-            const int64_t n = N - j0 < SMALL_VL ? N - j0 : SMALL_VL;
+        for (int64_t j0 = 0; j0 < N;) {
+            /* SMALL_WIDE blocks of SMALL_VL columns at once while whole ones remain */
+            const int wide = SMALL_WIDE > 1 && N - j0 >= SMALL_WIDE * SMALL_VL;
+            const int64_t n = wide ? SMALL_WIDE * SMALL_VL : N - j0 < SMALL_VL ? N - j0 : SMALL_VL;
             V acc[MR][16];
-            if (m > 4) /* MR rows; a short last group: 4, 2 or 1 */
-                SMALL_BLOCK(MR, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
-            else if (m > 2)
-                SMALL_BLOCK(4, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
-            else if (m == 2)
-                SMALL_BLOCK(2, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
-            else
-                SMALL_BLOCK(1, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
-            if (n == SMALL_VL) { /* whole vectors (always, on padded rows) */
+            if (wide) {
+                if (m > 4) /* MR rows; a short last group: 4, 2 or 1 */
+                    SMALL_BLOCK(MR, SMALL_WIDE * SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
+                else if (m > 2)
+                    SMALL_BLOCK(4, SMALL_WIDE * SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
+                else if (m == 2)
+                    SMALL_BLOCK(2, SMALL_WIDE * SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
+                else
+                    SMALL_BLOCK(1, SMALL_WIDE * SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
+            } else if (m > 4) {
+                SMALL_BLOCK(MR, SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
+            } else if (m > 2) {
+                SMALL_BLOCK(4, SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
+            } else if (m == 2) {
+                SMALL_BLOCK(2, SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
+            } else {
+                SMALL_BLOCK(1, SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
+            }
+            if (n % SMALL_VL == 0) { /* whole vectors (always, on padded rows) */
                 const V zero = {0};
                 for (int r = 0; r < m; r++)
-                    for (int v = 0; v < SV; v++) {
+                    for (int v = 0; v < n / LANES; v++) {
                         REAL *c = C + (i0 + r) * ldc + j0 + v * LANES;
                         V x, old;
                         if (beta == 0) { /* + 0 as the element loop adds it: -0 becomes +0 */
@@ -330,6 +346,7 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
                     }
                 }
             }
+            j0 += n;
         }
     }
 }
@@ -681,6 +698,7 @@ const T(fn_config) T(ISA(fn_config)) = {
 
 #undef BLOCKWISE
 #undef SMALL_BLOCK
+#undef SMALL_WIDE
 #undef EDGE_ACC
 #undef REG_RUNS
 #undef FUSE_ACC
