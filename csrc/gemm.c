@@ -164,24 +164,45 @@ static void T(pack_B)(int trans_b, const REAL *B, int64_t ldb, int64_t N, int64_
     }
 }
 
-/* Ap[p * mr + i] = op(A)[i, p] for m <= mr rows and kc columns of op(A) starting at A
- * (op(A)[i, p] = A[i lda + p], or A[p lda + i] with trans_a): one micro-panel, rows past
- * m left as they are (never stored to C). */
-static void T(pack_A)(int trans_a, const REAL *A, int64_t lda, int64_t m, int64_t kc,
+/* The packed path's copy of rows [0, mb) x columns [0, kc) of op(A) (from A at the block's
+ * first element; op(A)[i, p] = A[i lda + p], or A[p lda + i] with trans_a) into mr-row
+ * micro-panels: Ap[g kc mr + p mr + i] = op(A)[g mr + i, p]. Rows past mb in the last
+ * panel are left as they are (never stored to C). Each source row is read from start to
+ * end: with trans_a, row p of A (a row of the batch, X^T's column) feeds every panel at
+ * once; one panel at a time read 32 bytes from each of kc rows 4 KB apart (the same
+ * few L1 sets), then the next 32 bytes (the wide epoch's update products spent 4% of the
+ * epoch there). */
+static void T(pack_A)(int trans_a, const REAL *A, int64_t lda, int64_t mb, int64_t kc,
                       int64_t mr, REAL *Ap)
 {
     if (trans_a) {
-        for (int64_t p = 0; p < kc; p++)
-            for (int64_t i = 0; i < m; i++)
-                Ap[p * mr + i] = A[p * lda + i];
-    } else if (m == 8 && mr == 8) { /* the AVX-512 tile: a constant count to unroll */
-        for (int64_t p = 0; p < kc; p++)
-            for (int i = 0; i < 8; i++)
-                Ap[p * 8 + i] = A[i * lda + p];
-    } else {
-        for (int64_t p = 0; p < kc; p++)
-            for (int64_t i = 0; i < m; i++)
-                Ap[p * mr + i] = A[i * lda + p];
+        for (int64_t p = 0; p < kc; p++) {
+            const REAL *src = A + p * lda;
+            int64_t g = 0;
+            if (mr == 8) /* the AVX-512 tile: whole panels by a copy of constant size */
+                for (; g * 8 + 8 <= mb; g++)
+                    memcpy(Ap + g * kc * 8 + p * 8, src + g * 8, sizeof(REAL) * 8);
+            for (; g * mr < mb; g++) {
+                const int64_t m = mb - g * mr < mr ? mb - g * mr : mr;
+                for (int64_t i = 0; i < m; i++)
+                    Ap[g * kc * mr + p * mr + i] = src[g * mr + i];
+            }
+        }
+        return;
+    }
+    for (int64_t g = 0; g * mr < mb; g++) {
+        const REAL *src = A + g * mr * lda;
+        REAL *dst = Ap + g * kc * mr;
+        const int64_t m = mb - g * mr < mr ? mb - g * mr : mr;
+        if (m == 8 && mr == 8) { /* the AVX-512 tile: a constant count to unroll */
+            for (int64_t p = 0; p < kc; p++)
+                for (int i = 0; i < 8; i++)
+                    dst[p * 8 + i] = src[i * lda + p];
+        } else {
+            for (int64_t p = 0; p < kc; p++)
+                for (int64_t i = 0; i < m; i++)
+                    dst[p * mr + i] = src[i * lda + p];
+        }
     }
 }
 
@@ -401,10 +422,8 @@ void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int6
                  * for each K block, the micro-panels of mr rows, kc x mr each */
                 for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
                     const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-                    for (int64_t g = 0; g * mr < mb; g++)
-                        T(pack_A)(trans_a, A + (i_start + g * mr) * rs_a + pc * cs_a, lda,
-                                  mb - g * mr < mr ? mb - g * mr : mr, kc, mr,
-                                  Ap + (pc - ks) * mb_pad + g * kc * mr);
+                    T(pack_A)(trans_a, A + i_start * rs_a + pc * cs_a, lda, mb, kc, mr,
+                              Ap + (pc - ks) * mb_pad);
                 }
                 for (int64_t j0 = jc0; j0 < jc1; j0 += nr) {
                     const int64_t n = jc1 - j0 < nr ? jc1 - j0 : nr;
