@@ -47,6 +47,11 @@ fn_isa fn_init(int force);
 fn_isa fn_isa_in_use(void);
 const char *fn_isa_name(fn_isa isa);
 int fn_cpu_supports(fn_isa isa);
+/* The L2 cache of one core in bytes, as the C library reports it (sysconf), else 1 MiB
+ * (the smaller L2 of the x86-64 cores seen). The GEMM sizes its packed row blocks to
+ * half of it: for speed only; it sets which rows a thread takes, never how an element
+ * is summed. */
+int64_t fn_l2_bytes(void);
 
 /* Threads: one OpenMP runtime, the same one threadpoolctl and OMP_NUM_THREADS set. */
 void fn_set_num_threads(int n);

@@ -93,10 +93,6 @@ void fn_team_release(int grant, int saved);
 void fn_team_give_back(int n);
 void fn_team_started(int grant);
 int fn_cores(void);
-/* The L2 cache of one core in bytes, as the C library reports it (sysconf), else 1 MiB
- * (the smaller L2 of the x86-64 cores seen). Blocking uses it for speed only: it sets
- * which rows and columns a thread takes, never how an element is summed. */
-int64_t fn_l2_bytes(void);
 /* omp_in_parallel(), for files that do not include omp.h. */
 int fn_in_parallel(void);
 /* 1 unless this process was forked after a region of two or more threads had run (GNU

@@ -21,6 +21,8 @@ def test_config_command_runs_and_shows_the_kernels(tmp_path):
     assert config["kernel"] in result.stdout
     for dtype, b in config["blocking"].items():
         assert f"{dtype}: {b['mr']}x{b['nr']} micro-tile, kc={b['kc']}" in result.stdout
+    assert config["l2_bytes"] >= 256 * 1024
+    assert f"L2 per core: {config['l2_bytes'] // 1024} KiB" in result.stdout
 
 
 def test_demo_command_runs_and_tells_the_chain_rule_result_24(tmp_path):

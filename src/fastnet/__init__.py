@@ -54,13 +54,15 @@ def _use_kernels(name):
 
 
 def show_config(print_out=True):
-    """Which micro-kernels run, what the CPU supports, block sizes and threads."""
+    """Which micro-kernels run, what the CPU supports, block sizes, threads and the L2
+    size the blocking uses."""
     info = {
         "version": __version__,
         "kernel": _core.isa_name(),
         "cpu_supports": {n: _core.cpu_supports(i) for i, n in enumerate(_ISAS)},
         "threads": get_num_threads(),
         "blocking": _core.config(),
+        "l2_bytes": _core.l2_bytes(),
     }
     if print_out:
         print(f"fastnet {info['version']}")
@@ -69,4 +71,6 @@ def show_config(print_out=True):
         print(f"  threads: {info['threads']}")
         for dt, b in info["blocking"].items():
             print(f"  {dt}: {b['mr']}x{b['nr']} micro-tile, kc={b['kc']} mc={b['mc']}")
+        print(f"  L2 per core: {info['l2_bytes'] // 1024} KiB (the packed GEMM's row blocks"
+              " take half)")
     return info

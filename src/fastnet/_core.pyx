@@ -22,6 +22,7 @@ cdef extern from "fastnet.h" nogil:
     int fn_isa_in_use()
     const char *fn_isa_name(int isa)
     int fn_cpu_supports(int isa)
+    int64_t fn_l2_bytes()
     void fn_set_num_threads(int n)
     int fn_get_num_threads()
     int FN_POOL_AUTO
@@ -175,6 +176,11 @@ def isa_name():
 
 def cpu_supports(int isa):
     return bool(fn_cpu_supports(isa))
+
+
+def l2_bytes():
+    """The L2 cache of one core, in bytes, as the kernels see it."""
+    return fn_l2_bytes()
 
 
 def config():

@@ -338,19 +338,36 @@ def shared_cores_note(gemm, dtypes, threads, line_ns=None):
     return None
 
 
+def _cpu_model():
+    """The CPU's name, family and model as Linux reports them; else what platform knows."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    if "model name" in fields:
+        return (f"{fields['model name']}, family {fields.get('cpu family', '?')} model "
+                f"{fields.get('model', '?')}")
+    return platform.processor() or platform.machine()
+
+
 def _header(out, impls, thread_control):
     cfg = fastnet.show_config(print_out=False)
     print("fastnet bench", file=out)
     print(f"  fastnet {cfg['version']}: micro-kernels {cfg['kernel']} "
           f"(CPU supports {', '.join(k for k, ok in cfg['cpu_supports'].items() if ok)}), "
           + "; ".join(f"{dt} {b['mr']}x{b['nr']} kc={b['kc']} mc={b['mc']}"
-                      for dt, b in cfg["blocking"].items()), file=out)
+                      for dt, b in cfg["blocking"].items())
+          + f"; L2 {cfg['l2_bytes'] // 1024} KiB a core", file=out)
     for line in _peers.describe_blas():
         print("  " + line, file=out)
     v = _peers.versions()
     print(f"  python {platform.python_version()}, numpy {v['numpy']}, torch {v['torch'] or '-'}, "
           f"scikit-learn {v['scikit-learn'] or '-'}, {os.cpu_count()} CPUs "
-          f"({platform.processor() or platform.machine()})", file=out)
+          f"({_cpu_model()})", file=out)
     notes = []
     for impl in impls:
         if not _peers.available(impl):
