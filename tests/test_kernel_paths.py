@@ -22,7 +22,7 @@ from conftest import (
 )
 
 import fastnet
-from fastnet import _core, kernels
+from fastnet import _core, kernels, reference
 
 A_RESIDENT_BYTES = 512 * 1024  # csrc/gemm.c FN_A_RESIDENT_BYTES
 SMALL_MAC = 32768  # csrc/internal.h FN_SMALL_MAC: one thread below this many multiply-adds
@@ -149,6 +149,31 @@ def test_a_rows_output_does_not_depend_on_the_batch_it_is_in(isa, dtype, layers)
         assert np.array_equal(net.predict(X[:k]), whole[:k]), k
     for i in (5, 66):
         assert np.array_equal(net.predict(X[i:i + 1]), whole[i:i + 1]), i
+
+
+FORWARD_PANEL_ROWS = 2048  # csrc/train.c FN_FORWARD_PANEL_ROWS: predict reads W[0] panel-major
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layers", [[300, 45, 3], [70, 300, 5], [40, 20, 7, 2]])
+def test_predicting_many_rows_from_w0s_panels_gives_the_bits_of_fewer(isa, dtype, layers):
+    """From FORWARD_PANEL_ROWS rows on, the feedforward reads W[0] from a panel-major copy
+    (a partial last panel; the packed path; a layer narrower than a panel): each row has
+    the bits it has when predicted among fewer rows (W[0] read in place), and the result
+    is the reference's within its bound."""
+    rng = np.random.default_rng(3)
+    net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid", bias=True,
+                          dtype=dtype, seed=2)
+    net.biases = [rng.uniform(-0.5, 0.5, n) for n in layers[1:]]
+    X = rng.standard_normal((FORWARD_PANEL_ROWS + 37, layers[0])).astype(dtype)
+    whole = net.predict(X)
+    parts = np.concatenate([net.predict(X[:1000]), net.predict(X[1000:2000]),
+                            net.predict(X[2000:])])
+    assert np.array_equal(whole, parts)
+    _, post = reference.feedforward(as64(X), [as64(W) for W in net.weights],
+                                    ["tanh"] * (len(layers) - 2) + ["sigmoid"],
+                                    [as64(b) for b in net.biases])
+    assert_within(whole, post[-1], 64 * max(layers) * eps(dtype), "predict")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
