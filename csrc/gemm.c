@@ -112,7 +112,7 @@ static int T(packed_path)(const T(fn_config) *cfg, int64_t M, int64_t N, int64_t
 
 /* Per thread: a ks x nr panel of op(B) (ks = min(K, super block)) and an edge tile of C
  * (mr x FN_EDGE_GROUP nr); the B part is also large enough for the small path's padded
- * op(B); on the packed path, an mc x kc block of op(A) besides. */
+ * op(B); on the packed path, a packed_rows x ks block of op(A) besides. */
 static int64_t T(thread_workspace)(const T(fn_config) *cfg, int64_t M, int64_t N, int64_t K)
 {
     int64_t ks = K < FN_K_SUPER ? K : FN_K_SUPER;
@@ -153,9 +153,9 @@ static void T(pack_B)(int trans_b, const REAL *B, int64_t ldb, int64_t N, int64_
              * where the hardware prefetchers stop: ask for the row FN_PACK_AHEAD on (the
              * wide epoch: 860 -> 820 ms on one thread). A prefetch past B's end does not
              * fault. */
-            const uintptr_t ahead = (uintptr_t)(src + nr - 1) + FN_PACK_AHEAD * ldb * sizeof(REAL);
-            __builtin_prefetch((const void *)(ahead - (nr - 1) * sizeof(REAL)));
+            const uintptr_t ahead = (uintptr_t)src + FN_PACK_AHEAD * ldb * sizeof(REAL);
             __builtin_prefetch((const void *)ahead);
+            __builtin_prefetch((const void *)(ahead + (nr - 1) * sizeof(REAL)));
             for (int64_t j = 0; j < n; j++)
                 dst[j] = src[j];
             for (int64_t j = n; j < nr; j++)
@@ -258,7 +258,7 @@ static void T(small_rows)(const T(fn_config) *cfg, int trans_a, int trans_b, int
 /* The direct path's products: small, or narrower than the micro-tile, with K in one block. */
 static int T(direct)(const T(fn_config) *cfg, int64_t M, int64_t N, int64_t K)
 {
-    return N <= FN_SMALL_N && K <= T(k_block)(cfg, K) && (M * N * K <= FN_SMALL_MAC || N < cfg->nr);
+    return N <= FN_SMALL_N && K <= cfg->kc && (M * N * K <= FN_SMALL_MAC || N < cfg->nr);
 }
 
 int T(fn_gemm_blocking)(int64_t M, int64_t N, int64_t K, int64_t *kc, int64_t *ks)
@@ -367,8 +367,7 @@ void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int6
         return;
     }
 
-    const int64_t mr = cfg->mr, nr = cfg->nr;
-    const int64_t MC = cfg->mc;
+    const int64_t mr = cfg->mr, nr = cfg->nr, MC = cfg->mc;
     const int64_t KC = T(k_block)(cfg, K);
     const int64_t KS = K < FN_K_SUPER ? K : FN_K_SUPER;
     REAL *Bp = (REAL *)(((uintptr_t)mine + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
@@ -418,8 +417,8 @@ void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int6
                                     ? (jc + 1) * n_panels / n_chunks * nr : N;
             for (int64_t ks = 0; ks < K; ks += KS) {
                 const int64_t ks_len = K - ks < KS ? K - ks : KS;
-                /* Ap[(pc - ks) mb_pad + g kc mr + p mr + i] = op(A)[i_start + g mr + i, pc + p]:
-                 * for each K block, the micro-panels of mr rows, kc x mr each */
+                /* for each K block, the micro-panels of mr rows (kc x mr each):
+                 * Ap[(pc - ks) mb_pad + g kc mr + p mr + i] = op(A)[i_start + g mr + i, pc + p] */
                 for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
                     const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
                     T(pack_A)(trans_a, A + i_start * rs_a + pc * cs_a, lda, mb, kc, mr,
@@ -433,10 +432,11 @@ void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int6
                     }
                     for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
                         const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-                        const REAL *Bpanel = b_panels ? B_COLUMN(j0) + pc * nr : Bp + (pc - ks) * nr;
-                        T(tiles)(cfg, i_start, mb, j0, n, kc, Ap + (pc - ks) * mb_pad, mr * kc, 1,
-                                 mr, Bpanel, nr, alpha, pc == 0 ? beta : (REAL)1, C_COLUMN(j0),
-                                 ldc_t, pc + kc >= K ? ep : NULL, tile, nr);
+                        const REAL *Bpanel =
+                            b_panels ? B_COLUMN(j0) + pc * nr : Bp + (pc - ks) * nr;
+                        T(tiles)(cfg, i_start, mb, j0, n, kc, Ap + (pc - ks) * mb_pad, mr * kc,
+                                 1, mr, Bpanel, nr, alpha, pc == 0 ? beta : (REAL)1,
+                                 C_COLUMN(j0), ldc_t, pc + kc >= K ? ep : NULL, tile, nr);
                     }
                 }
             }
