@@ -155,12 +155,14 @@ FORWARD_PANEL_ROWS = 2048  # csrc/train.c FN_FORWARD_PANEL_ROWS: predict reads W
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("layers", [[300, 45, 3], [70, 300, 5], [40, 20, 7, 2]])
+@pytest.mark.parametrize("layers", [[300, 45, 3], [300, 300, 5], [260, 33, 7, 2],
+                                    [70, 40, 5]])
 def test_predicting_many_rows_from_w0s_panels_gives_the_bits_of_fewer(isa, dtype, layers):
     """From FORWARD_PANEL_ROWS rows on, the feedforward reads W[0] from a panel-major copy
-    (a partial last panel; the packed path; a layer narrower than a panel): each row has
-    the bits it has when predicted among fewer rows (W[0] read in place), and the result
-    is the reference's within its bound."""
+    when K spans several blocks and W[0] is at least a panel wide (a partial last panel;
+    the packed path; one whole panel and a column, then two more layers; and K in one
+    block, which reads W[0] in place): each row has the bits it has when predicted among
+    fewer rows (W[0] read in place), and the result is the reference's within its bound."""
     rng = np.random.default_rng(3)
     net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid", bias=True,
                           dtype=dtype, seed=2)
