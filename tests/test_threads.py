@@ -104,6 +104,31 @@ def test_fit_is_bitwise_identical_with_one_and_two_threads(dtype, bias, case):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("threads", [3, 4])
+def test_general_trainer_and_predict_teams_of_three_and_four_give_the_bits_of_one_thread(
+        dtype, threads):
+    """Teams that do not divide the GEMM's items evenly: the packed path's split of rows or
+    columns, the panel-major W[0] (training, and predicting 2048 rows or more). Same bits
+    as one thread."""
+    layers, batch, rows = FIT_CASES["general-wide"]
+    train = _two_epochs(layers, batch, rows, dtype, bias=True, data_seed=7)
+    X = np.random.default_rng(8).standard_normal((2100, layers[0])).astype(dtype)
+
+    def train_and_predict():
+        net, history = train()
+        return net, history, net.predict(X)
+
+    from fastnet import _core
+
+    net1, h1, p1 = _with_threads(1, train_and_predict)
+    net_n, h_n, p_n = _with_threads(threads, train_and_predict)
+    assert _core._last_grant() == threads  # the predict's team
+    assert h1 == h_n
+    assert net1 == net_n
+    assert np.array_equal(p1, p_n)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [3, 4])
 def test_small_trainer_teams_of_three_and_four_give_the_bits_of_one_thread(
         sharing_policy, dtype, threads):
     """Teams of 3 and 4 in the small trainer, each thread taking 16 of the 48 or 64 rows:
