@@ -262,7 +262,6 @@ int64_t fn_l2_bytes(void)
     static atomic_llong cached = 0;
     long long bytes = atomic_load_explicit(&cached, memory_order_relaxed);
     if (bytes == 0) {
-        bytes = 0;
 #ifdef _SC_LEVEL2_CACHE_SIZE
         bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
 #endif

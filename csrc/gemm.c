@@ -393,8 +393,8 @@ void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int6
          * op(B), n_chunks M K + m_blocks K N values in all: the cheaper split wins. */
         const int64_t team = omp_get_num_threads();
         const int64_t n_panels = (N + nr - 1) / nr;
-        const int64_t m_min = (m_panels + T(packed_rows)(cfg, K) / mr - 1) /
-                              (T(packed_rows)(cfg, K) / mr);
+        const int64_t block_panels = T(packed_rows)(cfg, K) / mr; /* per row block */
+        const int64_t m_min = (m_panels + block_panels - 1) / block_panels;
         int64_t m_blocks = m_panels, n_chunks = 1;
         double best = -1;
         for (int64_t nc = 1; nc <= team && nc <= n_panels; nc++) {

@@ -303,24 +303,23 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
             const int wide = SMALL_WIDE > 1 && N - j0 >= SMALL_WIDE * SMALL_VL;
             const int64_t n = wide ? SMALL_WIDE * SMALL_VL : N - j0 < SMALL_VL ? N - j0 : SMALL_VL;
             V acc[MR][16];
-            if (wide) {
-                if (m > 4) /* MR rows; a short last group: 4, 2 or 1 */
-                    SMALL_BLOCK(MR, SMALL_WIDE * SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
-                else if (m > 2)
-                    SMALL_BLOCK(4, SMALL_WIDE * SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
-                else if (m == 2)
-                    SMALL_BLOCK(2, SMALL_WIDE * SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
-                else
-                    SMALL_BLOCK(1, SMALL_WIDE * SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
-            } else if (m > 4) {
-                SMALL_BLOCK(MR, SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
-            } else if (m > 2) {
-                SMALL_BLOCK(4, SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
-            } else if (m == 2) {
-                SMALL_BLOCK(2, SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
-            } else {
-                SMALL_BLOCK(1, SV, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);
-            }
+            /* MR rows; a short last group: 4, 2 or 1 (W registers of columns, a constant) */
+#define SMALL_ROWS(W)                                                                    \
+    do {                                                                                 \
+        if (m > 4)                                                                       \
+            SMALL_BLOCK(MR, W, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);                 \
+        else if (m > 2)                                                                  \
+            SMALL_BLOCK(4, W, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);                  \
+        else if (m == 2)                                                                 \
+            SMALL_BLOCK(2, W, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);                  \
+        else                                                                             \
+            SMALL_BLOCK(1, W, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);                  \
+    } while (0)
+            if (wide)
+                SMALL_ROWS(SMALL_WIDE * SV);
+            else
+                SMALL_ROWS(SV);
+#undef SMALL_ROWS
             if (n % SMALL_VL == 0) { /* whole vectors (always, on padded rows) */
                 const V zero = {0};
                 for (int r = 0; r < m; r++)

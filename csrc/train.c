@@ -126,6 +126,19 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     return FN_OK;
 }
 
+/* W[0]'s panel-major layout (pack_w0): nr-column panels, each a contiguous K x nr matrix,
+ * K = sizes[0]; w0_panel_stride is the elements from one panel to the next, w0_elements
+ * those of all of them (sizes[1] rounded up to whole panels). */
+static int64_t T(w0_panel_stride)(const T(fn_net) *net)
+{
+    return net->sizes[0] * T(fn_config_get)()->nr;
+}
+
+static int64_t T(w0_elements)(const T(fn_net) *net)
+{
+    return net->sizes[0] * fn_round_up(net->sizes[1], T(fn_config_get)()->nr);
+}
+
 /* Feedforward of N rows from layer `first` on (in: its input), by every thread of the team.
  * pre == NULL: the activation is applied in the GEMM's epilogue (fused); otherwise pre
  * keeps H_in, O_in, ... w0: W[0] panel-major (see T(pack_w0)), or NULL to read net->W[0]. */
@@ -147,8 +160,7 @@ static void T(forward_from_team)(const T(fn_net) *net, int first, int64_t N, con
                                  post[l] + e * s[l + 1], net->threshold);
         } else if (l == 0 && w0) {
             T(fn_gemm_team_panels)(0, 0, N, s[1], s[0], 1, in, s[0], w0, 0,
-                                   s[0] * T(fn_config_get)()->nr, 0, post[0], s[1], 0, &ep,
-                                   gemm_ws);
+                                   T(w0_panel_stride)(net), 0, post[0], s[1], 0, &ep, gemm_ws);
         } else {
             T(fn_gemm_team)(0, 0, N, s[l + 1], s[l], 1, in, s[l], net->W[l], s[l + 1], 0,
                             post[l], s[l + 1], &ep, gemm_ws);
@@ -171,7 +183,7 @@ static void T(update_team)(const T(fn_net) *net, int l, int64_t N, const REAL *A
     const int64_t *s = net->sizes;
     if (l == 0 && w0)
         T(fn_gemm_team_panels)(1, 0, s[0], s[1], N, -alpha, A_in, s[0], delta, s[1], 0, 1, w0,
-                               0, s[0] * T(fn_config_get)()->nr, NULL, gemm_ws);
+                               0, T(w0_panel_stride)(net), NULL, gemm_ws);
     else
         T(fn_gemm_team)(1, 0, s[l], s[l + 1], N, -alpha, A_in, s[l], delta, s[l + 1], 1,
                         net->W[l], s[l + 1], NULL, gemm_ws);
@@ -191,7 +203,7 @@ static void T(pack_w0)(const T(fn_net) *net, REAL *w0, int unpack)
     REAL *W = net->W[0];
     for (int64_t j0 = 0; j0 < N; j0 += nr) {
         const int64_t n = N - j0 < nr ? N - j0 : nr;
-        REAL *panel = w0 + j0 * K;
+        REAL *panel = w0 + j0 / nr * T(w0_panel_stride)(net);
         for (int64_t p = 0; p < K; p++) {
             if (unpack) {
                 memcpy(W + p * N + j0, panel + p * nr, sizeof(REAL) * (size_t)n);
@@ -304,8 +316,7 @@ fn_status T(fn_forward)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *co
     const int64_t w0 = pre || N < FN_FORWARD_PANEL_ROWS || net->sizes[0] <= cfg->kc ||
                                net->sizes[1] < cfg->nr
                            ? 0
-                           : fn_round_up(net->sizes[0] * fn_round_up(net->sizes[1], cfg->nr),
-                                         FN_ALIGN);
+                           : fn_round_up(T(w0_elements)(net), FN_ALIGN);
     /* the GEMM's buffers, the hidden outputs nobody asked for, W[0]'s copy, the layers'
      * output pointers */
     REAL *ws = fn_aligned_alloc(sizeof(REAL) * (gemm + scratch + w0) + sizeof(REAL *) * L);
@@ -489,7 +500,7 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
     const T(fn_config) *cfg = T(fn_config_get)();
     const int fuse = rows <= cfg->fused_rows;
     /* W[0] panel-major (pack_w0) unless its step is fused into the next forward */
-    const int64_t w0_size = fuse ? 0 : net->sizes[0] * fn_round_up(net->sizes[1], cfg->nr);
+    const int64_t w0_size = fuse ? 0 : T(w0_elements)(net);
     fn_status st = T(workspace_alloc)(&ws, net, rows, order ? 1 + fuse : 0, 1, team, w0_size);
     if (st != FN_OK)
         return st;
