@@ -33,26 +33,47 @@ double T(fn_mse)(int64_t N, int64_t n_out, const REAL *O_out, const REAL *Y)
     return N > 0 ? total / (double)N : 0.0;
 }
 
+/* row_loss[e] = sum_n (O_out[e,n] - Y[e,n])^2 for rows [e0, e1), in double, as four
+ * partial sums (n mod 4) added pairwise at the end: one chain of n_out dependent
+ * additions per row was most of delta_O's time (digits' 10 outputs: 550 of 860 cycles a
+ * batch of 32 rows; 350 now). The order is fixed, so the sums do not depend on the team. */
+static void T(row_losses)(int64_t e0, int64_t e1, int64_t n_out, const REAL *O_out,
+                          int64_t ld_o, const REAL *Y, int64_t ld_y, double *row_loss)
+{
+    for (int64_t e = e0; e < e1; e++) {
+        const REAL *o = O_out + e * ld_o, *y = Y + e * ld_y;
+        double s[4] = {0};
+        int64_t n = 0;
+        for (; n + 4 <= n_out; n += 4)
+            for (int k = 0; k < 4; k++) {
+                const REAL diff = o[n + k] - y[n + k];
+                s[k] += (double)diff * (double)diff;
+            }
+        for (int k = 0; n < n_out; n++, k++) {
+            const REAL diff = o[n] - y[n];
+            s[k] += (double)diff * (double)diff;
+        }
+        row_loss[e] = (s[0] + s[1]) + (s[2] + s[3]);
+    }
+}
+
 void T(fn_output_delta_rows)(int act, REAL scale, int64_t e0, int64_t e1, int64_t n_out,
                              const REAL *O_out, int64_t ld_o, const REAL *Y, int64_t ld_y,
                              REAL *delta_O, int64_t ld_d, double *row_loss)
 {
+    T(row_losses)(e0, e1, n_out, O_out, ld_o, Y, ld_y, row_loss);
     for (int64_t e = e0; e < e1; e++) {
         const REAL *o = O_out + e * ld_o;
         const REAL *y = Y + e * ld_y;
         REAL *d = delta_O + e * ld_d;
-        double row = 0;
-        for (int64_t n = 0; n < n_out; n++) {
-            REAL diff = o[n] - y[n];
-            row += (double)diff * (double)diff;
-            d[n] = scale * diff;
-        }
-        row_loss[e] = row;
         if (act == FN_SIGMOID) /* inline: a call per row cost more than the row (n_out 10) */
             for (int64_t n = 0; n < n_out; n++)
-                d[n] *= o[n] * (1 - o[n]);
-        else
+                d[n] = scale * (o[n] - y[n]) * (o[n] * (1 - o[n]));
+        else {
+            for (int64_t n = 0; n < n_out; n++)
+                d[n] = scale * (o[n] - y[n]);
             T(fn_derivative_mul)(act, n_out, o, d);
+        }
     }
 }
 
