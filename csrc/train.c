@@ -59,10 +59,11 @@ static void T(workspace_free)(T(workspace) *ws)
     memset(ws, 0, sizeof(*ws));
 }
 
-/* One allocation for a batch of `rows`; gather (1 or 2 X buffers), snapshot and a
- * panel-major copy of W[0] (w0_panels: its elements, or 0) only when asked for. */
+/* One allocation for a batch of `rows`; gather (1 or 2 X buffers), a snapshot of
+ * `snapshot` elements and a panel-major copy of W[0] (w0_panels: its elements, or 0)
+ * only when asked for. */
 static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int64_t rows,
-                                    int gather, int snapshot, int team, int64_t w0_panels)
+                                    int gather, int64_t snapshot, int team, int64_t w0_panels)
 {
     const int L = net->n_layers;
     const int64_t *s = net->sizes;
@@ -91,8 +92,7 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     sizes[n++] = gather ? FN_LINE(R * rows * s[L]) : 0;
     sizes[n++] = FN_LINE(sizeof(double) * rows);
     sizes[n++] = FN_LINE(R * gemm);
-    const int64_t w0_extra = w0_panels ? w0_panels - s[0] * s[1] : 0; /* padding */
-    sizes[n++] = snapshot ? FN_LINE(R * (T(n_params)(net) + w0_extra)) : 0;
+    sizes[n++] = FN_LINE(R * snapshot);
     sizes[n++] = FN_LINE(R * w0_panels);
     size_t total = 0;
     for (int k = 0; k < n; k++)
@@ -197,23 +197,37 @@ static void T(update_team)(const T(fn_net) *net, int l, int64_t N, const REAL *A
  * the next forward product ran at 140 GFLOP/s on two threads instead of 180 (a thread's
  * hardware prefetcher reads ahead into the other's columns, so which thread owned which
  * columns did not matter), and the first layer's product needs no packing of B. */
-static void T(pack_w0)(const T(fn_net) *net, REAL *w0, int unpack)
+static void T(pack_w0_panel)(const T(fn_net) *net, REAL *w0, int unpack, int64_t j0)
 {
     const int64_t K = net->sizes[0], N = net->sizes[1], nr = T(fn_config_get)()->nr;
-    REAL *W = net->W[0];
-    for (int64_t j0 = 0; j0 < N; j0 += nr) {
-        const int64_t n = N - j0 < nr ? N - j0 : nr;
-        REAL *panel = w0 + j0 / nr * T(w0_panel_stride)(net);
-        for (int64_t p = 0; p < K; p++) {
-            if (unpack) {
-                memcpy(W + p * N + j0, panel + p * nr, sizeof(REAL) * (size_t)n);
-            } else {
-                memcpy(panel + p * nr, W + p * N + j0, sizeof(REAL) * (size_t)n);
-                for (int64_t j = n; j < nr; j++)
-                    panel[p * nr + j] = 0;
-            }
+    const int64_t n = N - j0 < nr ? N - j0 : nr;
+    REAL *W = net->W[0], *panel = w0 + j0 / nr * T(w0_panel_stride)(net);
+    for (int64_t p = 0; p < K; p++) {
+        if (unpack) {
+            memcpy(W + p * N + j0, panel + p * nr, sizeof(REAL) * (size_t)n);
+        } else {
+            memcpy(panel + p * nr, W + p * N + j0, sizeof(REAL) * (size_t)n);
+            for (int64_t j = n; j < nr; j++)
+                panel[p * nr + j] = 0;
         }
     }
+}
+
+static void T(pack_w0)(const T(fn_net) *net, REAL *w0, int unpack)
+{
+    const int64_t nr = T(fn_config_get)()->nr;
+    for (int64_t j0 = 0; j0 < net->sizes[1]; j0 += nr)
+        T(pack_w0_panel)(net, w0, unpack, j0);
+}
+
+/* The same by every thread of the team, a share of the panels each: wide's 4 MB W[0],
+ * copied in and out on every call, took 3.5 ms of an 85 ms epoch on one thread. */
+static void T(pack_w0_team)(const T(fn_net) *net, REAL *w0, int unpack)
+{
+    const int64_t nr = T(fn_config_get)()->nr;
+#pragma omp for schedule(static)
+    for (int64_t j0 = 0; j0 < net->sizes[1]; j0 += nr)
+        T(pack_w0_panel)(net, w0, unpack, j0);
 }
 
 /* Backward pass after forward_team, by every thread of the team. With dW != NULL the
@@ -371,14 +385,31 @@ static REAL *T(live_weights)(const T(fn_net) *net, const T(workspace) *ws, int l
     return net->W[l];
 }
 
-/* Copies every weight and bias to (save) or from (restore) the snapshot. */
-static void T(snapshot)(const T(fn_net) *net, const T(workspace) *ws, int restore)
+/* The snapshot's elements: every weight and bias, W[0] with its panels' padding, or
+ * without W[0] at all for a call of one epoch with W[0] panel-major (see T(snapshot)). */
+static int64_t T(snapshot_elements)(const T(fn_net) *net, int64_t w0_size, int64_t n_epochs)
+{
+    const int64_t w0 = net->sizes[0] * net->sizes[1];
+    return T(n_params)(net) + (!w0_size ? 0 : n_epochs > 1 ? w0_size - w0 : -w0);
+}
+
+/* Copies every weight and bias to (save) or from (restore) the snapshot of the start of
+ * `epoch`. The exception: while W[0] is panel-major the caller's W[0] is not written until
+ * the call ends, so in epoch 0 it is the snapshot of W[0] (4 MB a call not copied, on
+ * wide). Restoring it is packing it again. */
+static void T(snapshot)(const T(fn_net) *net, const T(workspace) *ws, int restore,
+                        int64_t epoch)
 {
     REAL *snap = ws->snapshot;
     for (int l = 0; l < net->n_layers; l++) {
         for (int k = 0; k < (net->b ? 2 : 1); k++) {
             int64_t n = net->sizes[l + 1];
             REAL *v = k == 0 ? T(live_weights)(net, ws, l, &n) : net->b[l];
+            if (l == 0 && k == 0 && ws->w0 && epoch == 0) {
+                if (restore)
+                    T(pack_w0)(net, ws->w0, 0);
+                continue;
+            }
             if (restore)
                 memcpy(v, snap, sizeof(REAL) * n);
             else
@@ -388,16 +419,16 @@ static void T(snapshot)(const T(fn_net) *net, const T(workspace) *ws, int restor
     }
 }
 
+/* 1 if every weight and bias is finite: the vectorised check (a scalar loop over wide's
+ * 1.3 million weights took 1.3 ms an epoch). */
 static int T(net_finite)(const T(fn_net) *net, const T(workspace) *ws)
 {
+    const T(fn_config) *cfg = T(fn_config_get)();
     int ok = 1;
-    for (int l = 0; l < net->n_layers; l++) {
+    for (int l = 0; l < net->n_layers && ok; l++) {
         int64_t n;
         const REAL *W = T(live_weights)(net, ws, l, &n);
-        for (int64_t i = 0; i < n; i++)
-            ok &= isfinite(W[i]) != 0;
-        for (int64_t i = 0; net->b && i < net->sizes[l + 1]; i++)
-            ok &= isfinite(net->b[l][i]) != 0;
+        ok = cfg->all_finite(n, W) && (!net->b || cfg->all_finite(net->sizes[l + 1], net->b[l]));
     }
     return ok;
 }
@@ -423,10 +454,12 @@ static void T(train_team)(T(train_run) *run)
     T(workspace) *ws = run->ws;
     const int64_t N = run->N, rows = run->rows;
     const int64_t n_in = net->sizes[0], n_out = net->sizes[net->n_layers];
+    if (ws->w0)
+        T(pack_w0_team)(net, ws->w0, 0);
     for (int64_t epoch = 0; epoch < run->n_epochs; epoch++) {
 #pragma omp single
         {
-            T(snapshot)(net, ws, 0);
+            T(snapshot)(net, ws, 0, epoch);
             run->epoch_sum = 0;
         }
         const int64_t *perm = run->order ? run->order + epoch * N : NULL;
@@ -478,7 +511,7 @@ static void T(train_team)(T(train_run) *run)
             if (!run->nonfinite && !T(net_finite)(net, ws))
                 run->nonfinite = 1;
             if (run->nonfinite) {
-                T(snapshot)(net, ws, 1);
+                T(snapshot)(net, ws, 1, epoch);
             } else {
                 run->epoch_loss[epoch] = run->epoch_sum / (double)N;
                 run->done = epoch + 1;
@@ -487,6 +520,8 @@ static void T(train_team)(T(train_run) *run)
         if (run->nonfinite)
             break;
     }
+    if (ws->w0)
+        T(pack_w0_team)(net, ws->w0, 1);
 }
 
 static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X,
@@ -501,16 +536,14 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
     const int fuse = rows <= cfg->fused_rows;
     /* W[0] panel-major (pack_w0) unless its step is fused into the next forward */
     const int64_t w0_size = fuse ? 0 : T(w0_elements)(net);
-    fn_status st = T(workspace_alloc)(&ws, net, rows, order ? 1 + fuse : 0, 1, team, w0_size);
+    fn_status st = T(workspace_alloc)(&ws, net, rows, order ? 1 + fuse : 0,
+                                      T(snapshot_elements)(net, w0_size, n_epochs), team,
+                                      w0_size);
     if (st != FN_OK)
         return st;
-    if (ws.w0)
-        T(pack_w0)(net, ws.w0, 0);
     T(train_run) run = {net, N, rows, n_epochs, X, Y, order, alpha, &ws, epoch_loss, 0, 0, 0,
                         fuse};
-    FN_RUN_TEAM(team, T(train_team)(&run));
-    if (ws.w0)
-        T(pack_w0)(net, ws.w0, 1);
+    FN_RUN_TEAM(team, T(train_team)(&run)); /* W[0] panel-major meanwhile (pack_w0) */
     T(workspace_free)(&ws);
     *epochs_done = run.done;
     return run.nonfinite ? FN_NONFINITE : FN_OK;

@@ -91,3 +91,22 @@ def test_weights_overflowing_under_a_finite_loss_is_divergence(dtype, n_in):
         net.fit(X, [[1.0]], epochs=5, learning_rate=lr)
     assert info.value.history == []
     assert all(np.array_equal(a, b) for a, b in zip(net.weights, before))
+
+
+@pytest.mark.parametrize("epochs", [1, 5])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_divergence_in_the_first_epoch_with_first_layer_panel_major(dtype, epochs):
+    """The general trainer with batches too large to fuse keeps W1 panel-major during the
+    call and leaves the caller's W1 unwritten until the end: in the first epoch that W1 is
+    the snapshot (a call of one epoch keeps no other copy of it). Diverging there leaves
+    every weight exactly as it was, whether the call asked for one epoch or more."""
+    rng = np.random.default_rng(5)
+    X = 50 * rng.standard_normal((90, 300))
+    Y = rng.standard_normal((90, 3))
+    net = fastnet.Network([300, 70, 3], activation="identity", bias=True, dtype=dtype, seed=2)
+    before = [W.copy() for W in net.weights + net.biases]
+    with pytest.raises(fastnet.DivergenceError) as info:
+        lr = 1e3 if dtype == np.float32 else 1e60
+        net.fit(X, Y, epochs=epochs, learning_rate=lr, batch_size=40, shuffle=False)
+    assert info.value.history == []
+    assert all(np.array_equal(a, b) for a, b in zip(net.weights + net.biases, before))
