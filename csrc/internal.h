@@ -135,6 +135,11 @@ void fn_pool_end(void);
     } while (0)
 void *fn_aligned_alloc(size_t bytes);
 void fn_aligned_free(void *p);
+/* A training call's scratch block: at least `bytes` (its real size in *capacity), the one
+ * kept from an earlier call when large enough. fn_scratch_give hands it back: it is kept
+ * for the next call if no larger one is kept and it is at most FN_SCRATCH_KEEP bytes. */
+void *fn_scratch_take(size_t bytes, size_t *capacity);
+void fn_scratch_give(void *p, size_t capacity);
 static inline int64_t fn_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 #define FN_DECLARE_INTERNAL(REAL, S)                                                   \

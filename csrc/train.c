@@ -39,6 +39,7 @@ typedef struct {
     double *row_loss; /* rows */
     REAL *gemm;       /* packing panels for the largest product */
     REAL *snapshot;   /* the weights at the start of the epoch */
+    size_t block_bytes; /* the scratch block's capacity (fn_scratch_take) */
     REAL *w0;         /* W[0] panel-major while the general trainer runs (or NULL) */
     int64_t w0_size;  /* its elements: sizes[0] x sizes[1] rounded up to whole panels */
     void *block;
@@ -55,7 +56,7 @@ static int64_t T(n_params)(const T(fn_net) *net)
 static void T(workspace_free)(T(workspace) *ws)
 {
     free(ws->post);
-    fn_aligned_free(ws->block);
+    fn_scratch_give(ws->block, ws->block_bytes);
     memset(ws, 0, sizeof(*ws));
 }
 
@@ -100,7 +101,7 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
 
     memset(ws, 0, sizeof(*ws));
     ws->post = malloc(sizeof(REAL *) * (size_t)L);
-    ws->block = fn_aligned_alloc(total);
+    ws->block = fn_scratch_take(total, &ws->block_bytes);
     if (!ws->post || !ws->block) {
         T(workspace_free)(ws);
         return FN_ENOMEM;
