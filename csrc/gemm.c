@@ -261,6 +261,15 @@ static int T(direct)(const T(fn_config) *cfg, int64_t M, int64_t N, int64_t K)
     return N <= FN_SMALL_N && K <= cfg->kc && (M * N * K <= FN_SMALL_MAC || N < cfg->nr);
 }
 
+void T(fn_gemm_rows)(int trans_a, int trans_b, int64_t N, int64_t K, int64_t i0, int64_t m,
+                    REAL alpha, const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
+                    REAL beta, REAL *C, int64_t ldc, const T(fn_epilogue) *ep, REAL *buf)
+{
+    if (m > 0)
+        T(small_rows)(T(fn_config_get)(), trans_a, trans_b, i0, m, N, K, alpha, A, lda, B, ldb,
+                      beta, C, ldc, ep, buf);
+}
+
 int T(fn_gemm_blocking)(int64_t M, int64_t N, int64_t K, int64_t *kc, int64_t *ks)
 {
     const T(fn_config) *cfg = T(fn_config_get)();

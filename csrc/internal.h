@@ -165,6 +165,14 @@ void fn_gemm_team_panels_##S(int trans_a, int trans_b, int64_t M, int64_t N, int
                              int64_t ldb, int64_t b_panels, REAL beta, REAL *C,          \
                              int64_t ldc, int64_t c_panels, const fn_epilogue_##S *ep,   \
                              REAL *workspace);                                           \
+/* Rows [i0, i0 + m) of an M x N x K product of fn_gemm_team (with its epilogue), by the \
+ * calling thread alone through the direct path, with no barrier; buf: the thread's own \
+ * fn_gemm_workspace(M, N, K, 1) elements. Only for K <= kc (K in one block): the same   \
+ * sums, in the same order, as fn_gemm_team's: the same bits. */                         \
+void fn_gemm_rows_##S(int trans_a, int trans_b, int64_t N, int64_t K, int64_t i0,       \
+                      int64_t m, REAL alpha, const REAL *A, int64_t lda, const REAL *B, \
+                      int64_t ldb, REAL beta, REAL *C, int64_t ldc,                     \
+                      const fn_epilogue_##S *ep, REAL *buf);                           \
 /* How fn_gemm_team sums each element of an M x N x K product over K: 1 for the direct  \
  * path (one FMA chain over all of K), else 0, and it sums blocks of *kc within          \
  * super-blocks of *ks, each block a chain from zero added to the sum so far. */          \

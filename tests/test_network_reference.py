@@ -488,7 +488,11 @@ TRAINER_CASES = {
     # general: a batch above the small trainer's 256 rows
     "general-big-batch": ([37, 29, 13], 300, 650),
     # general: the output layer's products narrower than the micro-tile, rows shared out
+    # (each thread's rows through the output layer's forward and deltas, then its rows of
+    # W2's update)
     "general-narrow-output": ([300, 128, 10], 64, 197),
+    # general: the same for the last of three layers (its input a hidden layer's output)
+    "general-deep-narrow-output": ([300, 60, 40, 7], 50, 133),
     # general: batches of fewer rows than the micro-tile (the edge kernel, each batch's
     # update of W1 fused with the next batch's product), one of 2 last
     "general-tiny-batches": ([300, 150, 10], 3, 41),

@@ -58,6 +58,8 @@ FIT_CASES = {
     # train.c with an output layer narrower than the micro-tile: its products share out
     # row groups (the last batch, 5 rows, runs alone)
     "general-narrow-output": ([300, 128, 10], 64, 197),
+    # the same as the last of three layers
+    "general-deep-narrow-output": ([300, 160, 96, 10], 64, 197),
     # train_small.c: each batch's rows, then each W's rows, split; 100 = 3 x 32 + 4 rows
     "small-digits": ([64, 64, 10], 32, 100),
     "small-deep": ([37, 50, 23, 3], 48, 100),
