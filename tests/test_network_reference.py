@@ -119,12 +119,23 @@ def test_forward_trace_holds_every_intermediate_of_the_seed(net, rows, seed):
 @given(net=networks(activations=("identity", "sigmoid", "tanh", "relu")), rows=row_counts,
        seed=seeds)
 def test_forward_matches_reference_feedforward(net, rows, seed):
+    """Against the exact feedforward (the reference in a wider dtype), within a bound for
+    O(1) values plus the reference's own error in the network's dtype: a sum may cancel to
+    far below its terms ([1, 6, 1], tanh: O_in = -1.0e-4, both float32 results off by
+    4e-8)."""
     X, _ = _data(net, rows, seed)
     W64, b64 = to_reference(net)
-    pre_ref, post_ref = reference.feedforward(as64(X), W64, net.activations, b64)
+
+    def ref(dtype):
+        return reference.feedforward(X.astype(dtype), [W.astype(dtype) for W in W64],
+                                     net.activations, b64 and [b.astype(dtype) for b in b64])
+
+    pre_peer, post_peer = ref(net.dtype)
+    pre_ref, post_ref = ref(np.longdouble if net.dtype == np.float64 else np.float64)
     out, trace = net.forward(X, trace=True)
     names = _trace_names(len(W64))
     tol = net_tolerance(net.dtype, net.layers)
+    tol += _conditioning_term(net.dtype, pre_peer + post_peer, pre_ref + post_ref)
     assert_all_close([trace[f"{n}_in"] for n in names], pre_ref, tol, "pre")
     assert_all_close([trace[f"{n}_out"] for n in names], post_ref, tol, "post")
     assert_all_close([out], [post_ref[-1]], tol, "O_out")
@@ -210,13 +221,27 @@ def test_gradients_match_reference_float32(net, rows, seed):
 
 
 def _check_gradients(net, rows, seed):
+    """fastnet's gradients against the exact ones (the reference in a wider dtype), within
+    a bound for O(1) values plus the rounding error the reference shows in the network's
+    own dtype (as _check_fit): a gradient summed over the rows may cancel to a value far
+    below its terms ([1, 13, 1, 1], identity, 20 rows: -3.3e-6 from terms of 1e-3, where
+    fastnet's float32 sum was off by 4.8e-9 and the float32 reference's by as much)."""
     X, Y = _data(net, rows, seed)
     W64, b64 = to_reference(net)
     dW, db = net.gradients(X, Y)
-    loss_ref, dW_ref, db_ref = reference.gradients(as64(X), as64(Y), W64, net.activations, b64)
+
+    def ref(dtype):
+        cast = [P.astype(dtype) for P in W64], b64 and [P.astype(dtype) for P in b64]
+        _, g, gb = reference.gradients(X.astype(dtype), Y.astype(dtype), cast[0],
+                                       net.activations, cast[1])
+        return g, gb
+
+    (dW_peer, db_peer), (dW_ref, db_ref) = ref(net.dtype), ref(
+        np.longdouble if net.dtype == np.float64 else np.float64)
     assert [g.shape for g in dW] == [W.shape for W in W64]
     assert all(g.dtype == net.dtype for g in dW + db)
     tol = net_tolerance(net.dtype, list(net.layers) + [rows])
+    tol += _conditioning_term(net.dtype, dW_peer + db_peer, dW_ref + db_ref)
     assert_all_close(dW, dW_ref, tol, "dW")
     if net.bias:
         assert [b.shape for b in db] == [b.shape for b in b64]
@@ -319,10 +344,13 @@ def _biggest(P):
 
 def _conditioning_term(dtype, peer, exact):
     """CONDITIONING_FACTOR times the peer's error; a draw on which the peer does not get
-    even half of its dtype's digits right is chaotic, has no answer to compare, and is
-    rejected."""
+    two thirds of its dtype's digits right is chaotic, has no answer to compare, and is
+    rejected. (With half the digits as the limit, a float64 draw whose weights grew
+    a billionfold in 3 epochs of 3-row batches passed with the reference off by 7.8e-9
+    relative and fastnet by 24 times that: two valid orders of the same sums, amplified
+    along different directions of a chaotic trajectory.)"""
     error = _relative_error(peer, exact)
-    _assume(error <= np.sqrt(eps(dtype)))
+    _assume(error <= eps(dtype) ** (2 / 3))
     return CONDITIONING_FACTOR * error
 
 
