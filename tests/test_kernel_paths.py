@@ -178,6 +178,38 @@ def test_predicting_many_rows_from_w0s_panels_gives_the_bits_of_fewer(isa, dtype
     assert_within(whole, post[-1], 64 * max(layers) * eps(dtype), "predict")
 
 
+FORWARD_CHUNK_ROWS = 4096  # csrc/train.c FN_FORWARD_CHUNK_ROWS: the feedforward's chunks
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layers", [[300, 45, 3], [20, 7, 9, 2]])
+def test_feedforward_in_chunks_of_rows_gives_every_output_the_bits_of_one_call(dtype, layers):
+    """The feedforward takes FORWARD_CHUNK_ROWS rows at a time, the hidden outputs nobody
+    asked for in scratch of one chunk: over two chunks and a short third, predict gives
+    each row the bits it has predicted alone, the traced forward the same outputs and
+    every layer's pre- and post-activations for all rows (written chunk by chunk into
+    the caller's arrays), and the reference's values within its bound."""
+    rng = np.random.default_rng(11)
+    net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid", bias=True,
+                          dtype=dtype, seed=6)
+    net.biases = [rng.uniform(-0.5, 0.5, n) for n in layers[1:]]
+    n = 2 * FORWARD_CHUNK_ROWS + 29
+    X = rng.standard_normal((n, layers[0])).astype(dtype)
+    whole = net.predict(X)
+    for i in (0, FORWARD_CHUNK_ROWS - 1, FORWARD_CHUNK_ROWS, n - 1):
+        assert np.array_equal(net.predict(X[i:i + 1]), whole[i:i + 1]), i
+    out, trace = net.forward(X, trace=True)
+    assert np.array_equal(out, whole)
+    pre, post = reference.feedforward(as64(X), [as64(W) for W in net.weights],
+                                      ["tanh"] * (len(layers) - 2) + ["sigmoid"],
+                                      [as64(b) for b in net.biases])
+    names = [f"H{i + 1}" if len(layers) > 3 else "H" for i in range(len(layers) - 2)] + ["O"]
+    for name, want_in, want_out in zip(names, pre, post):
+        bound = 64 * max(layers) * eps(dtype)
+        assert_within(trace[f"{name}_in"], want_in, bound * (1 + np.abs(want_in).max()), name)
+        assert_within(trace[f"{name}_out"], want_out, bound, name)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_in_place_b_with_a_power_of_two_leading_dimension(isa, dtype):
     """B's rows read in place with ldb = 1024 (every row in the same cache set)."""
