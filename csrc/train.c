@@ -289,9 +289,11 @@ static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, co
             if (net->b)
                 T(fn_bias_gradient_team)(N, s[l + 1], delta, db[l], 1, 0);
         } else if (rows_done && l == L - 1 && N <= T(fn_config_get)()->kc) {
-            /* the output layer's update by the rows of W[l] (its direct path), with no
-             * barrier before the next layer's step: nothing reads W[l] until the next
-             * batch's output_rows_team */
+            /* the output layer's update by the rows of W[l] (its direct path). In a
+             * network of two layers no barrier follows before the first layer's update:
+             * nothing reads W[l] until the next batch's output_rows_team, and nothing
+             * writes delta_O or H meanwhile; with more layers the next layer's delta
+             * takes delta_O's buffer. */
             int64_t i0, i1;
             T(own_rows)(s[l], &i0, &i1);
             T(fn_gemm_rows)(1, 0, s[l + 1], N, i0, i1 - i0, -alpha, A_in, s[l], delta, s[l + 1], 1,
@@ -299,6 +301,9 @@ static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, co
                             ws->rows_ws + omp_get_thread_num() * ws->rows_stride);
             if (net->b)
                 T(fn_bias_gradient_team)(N, s[l + 1], delta, net->b[l], -alpha, 1);
+            else if (L > 2) {
+#pragma omp barrier
+            }
         } else {
             if (l > 0 || !defer_first)
                 T(update_team)(net, l, N, A_in, delta, alpha, ws->gemm, ws->w0);
