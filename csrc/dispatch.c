@@ -287,46 +287,46 @@ void *fn_aligned_alloc(size_t bytes)
 
 void fn_aligned_free(void *p) { free(p); }
 
-/* The scratch block kept between training calls. A block of megabytes from malloc is a
- * fresh mapping each time (glibc maps a request as large as the last one it unmapped
- * anew), and every page of it faulted in again on first touch: 2,100 faults, about 2 ms,
- * in each one-epoch call of the wide network (85 ms). Blocks above FN_SCRATCH_KEEP are
- * not kept: a fit that large is long enough not to notice. */
+/* The scratch block kept between calls (training, and the feedforward). A block of
+ * megabytes from malloc is a fresh mapping each time (glibc maps a request as large as the
+ * last one it unmapped anew), and every page of it faulted in again on first touch: 2,100
+ * faults, about 2 ms, in each one-epoch call of the wide network (85 ms). Each block
+ * carries its capacity in a header line before the memory handed out; the kept one is
+ * swapped in and out atomically (no lock: a fork cannot catch one held). Blocks above
+ * FN_SCRATCH_KEEP are not kept: a call that large is long enough not to notice. So a
+ * process keeps at most that much between calls, the largest block of the recent ones. */
 #define FN_SCRATCH_KEEP ((size_t)64 << 20)
-static void *kept_block;
-static size_t kept_bytes;
+static _Atomic(char *) kept_block;
 
-void *fn_scratch_take(size_t bytes, size_t *capacity)
+static size_t scratch_capacity(const char *header) { return *(const size_t *)header; }
+
+void *fn_scratch_take(size_t bytes)
 {
-    void *p = NULL, *small = NULL;
-#pragma omp critical(fn_scratch)
-    {
-        if (kept_block && kept_bytes >= bytes) {
-            p = kept_block;
-            *capacity = kept_bytes;
-        } else {
-            small = kept_block; /* freed first: never both at once */
-        }
-        kept_block = NULL;
-    }
-    fn_aligned_free(small);
-    if (!p) {
-        p = fn_aligned_alloc(bytes);
-        *capacity = bytes;
-    }
-    return p;
+    char *h = atomic_exchange(&kept_block, NULL);
+    if (h && scratch_capacity(h) >= bytes)
+        return h + FN_ALIGN;
+    if (h && bytes > FN_SCRATCH_KEEP) /* this one will not be kept: leave the kept one */
+        fn_aligned_free(atomic_exchange(&kept_block, h));
+    else
+        fn_aligned_free(h); /* too small: freed first, never both at once */
+    h = fn_aligned_alloc(bytes + FN_ALIGN);
+    if (!h)
+        return NULL;
+    *(size_t *)h = bytes;
+    return h + FN_ALIGN;
 }
 
-void fn_scratch_give(void *p, size_t capacity)
+void fn_scratch_give(void *p)
 {
-    void *drop = p;
     if (!p)
         return;
-#pragma omp critical(fn_scratch)
-    if (capacity <= FN_SCRATCH_KEEP && (!kept_block || kept_bytes < capacity)) {
-        drop = kept_block;
-        kept_block = p;
-        kept_bytes = capacity;
+    char *h = (char *)p - FN_ALIGN;
+    if (scratch_capacity(h) > FN_SCRATCH_KEEP) {
+        fn_aligned_free(h);
+        return;
     }
-    fn_aligned_free(drop);
+    char *old = atomic_exchange(&kept_block, h);
+    if (old && scratch_capacity(old) > scratch_capacity(h)) /* keep the larger */
+        old = atomic_exchange(&kept_block, old);
+    fn_aligned_free(old);
 }

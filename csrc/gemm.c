@@ -364,13 +364,11 @@ void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int6
             T(small_rows)(cfg, trans_a, trans_b, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
                           ep, mine);
         } else {
-            const int64_t groups = (M + cfg->mr - 1) / cfg->mr;
-            const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
-            const int64_t i0 = t * groups / team * cfg->mr;
-            const int64_t i1 = (t + 1) * groups / team * cfg->mr;
-            if (i0 < M)
-                T(small_rows)(cfg, trans_a, trans_b, i0, (i1 < M ? i1 : M) - i0, N, K, alpha, A,
-                              lda, B, ldb, beta, C, ldc, ep, mine);
+            int64_t i0, i1;
+            fn_row_share(M, cfg->mr, omp_get_thread_num(), omp_get_num_threads(), &i0, &i1);
+            if (i0 < i1)
+                T(small_rows)(cfg, trans_a, trans_b, i0, i1 - i0, N, K, alpha, A, lda, B, ldb,
+                              beta, C, ldc, ep, mine);
 #pragma omp barrier
         }
         return;

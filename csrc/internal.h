@@ -135,11 +135,21 @@ void fn_pool_end(void);
     } while (0)
 void *fn_aligned_alloc(size_t bytes);
 void fn_aligned_free(void *p);
-/* A training call's scratch block: at least `bytes` (its real size in *capacity), the one
- * kept from an earlier call when large enough. fn_scratch_give hands it back: it is kept
- * for the next call if no larger one is kept and it is at most FN_SCRATCH_KEEP bytes. */
-void *fn_scratch_take(size_t bytes, size_t *capacity);
-void fn_scratch_give(void *p, size_t capacity);
+/* A call's scratch block of at least `bytes` (cache-line aligned): the one kept from an
+ * earlier call when large enough. fn_scratch_give hands it back, to be kept for the next
+ * call unless a larger one is kept or it is above FN_SCRATCH_KEEP bytes (dispatch.c). */
+void *fn_scratch_take(size_t bytes);
+void fn_scratch_give(void *p);
+/* The calling thread t's share [*i0, *i1) of M rows among `team`: whole groups of mr
+ * rows, as the GEMM's direct path deals them out. */
+static inline void fn_row_share(int64_t M, int64_t mr, int64_t t, int64_t team, int64_t *i0,
+                                int64_t *i1)
+{
+    const int64_t groups = (M + mr - 1) / mr, a = t * groups / team * mr,
+                  b = (t + 1) * groups / team * mr;
+    *i0 = a < M ? a : M;
+    *i1 = b < M ? b : M;
+}
 static inline int64_t fn_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 #define FN_DECLARE_INTERNAL(REAL, S)                                                   \
@@ -167,8 +177,8 @@ void fn_gemm_team_panels_##S(int trans_a, int trans_b, int64_t M, int64_t N, int
                              REAL *workspace);                                           \
 /* Rows [i0, i0 + m) of an M x N x K product of fn_gemm_team (with its epilogue), by the \
  * calling thread alone through the direct path, with no barrier; buf: the thread's own \
- * fn_gemm_workspace(M, N, K, 1) elements. Only for K <= kc (K in one block): the same   \
- * sums, in the same order, as fn_gemm_team's: the same bits. */                         \
+ * fn_gemm_workspace(M, N, K, 1) elements. Only for K <= kc (K in one block) and N <=    \
+ * FN_SMALL_N: the same sums, in the same order, as fn_gemm_team's: the same bits. */    \
 void fn_gemm_rows_##S(int trans_a, int trans_b, int64_t N, int64_t K, int64_t i0,       \
                       int64_t m, REAL alpha, const REAL *A, int64_t lda, const REAL *B, \
                       int64_t ldb, REAL beta, REAL *C, int64_t ldc,                     \

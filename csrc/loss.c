@@ -35,8 +35,9 @@ double T(fn_mse)(int64_t N, int64_t n_out, const REAL *O_out, const REAL *Y)
 
 /* row_loss[e] = sum_n (O_out[e,n] - Y[e,n])^2 for rows [e0, e1), in double, as four
  * partial sums (n mod 4) added pairwise at the end: one chain of n_out dependent
- * additions per row was most of delta_O's time (digits' 10 outputs: 550 of 860 cycles a
- * batch of 32 rows; 350 now). The order is fixed, so the sums do not depend on the team. */
+ * additions per row was most of delta_O's time (digits' 10 outputs, a batch of 32 rows:
+ * delta_O and the losses 930 -> 750 cycles). The order is fixed, so the sums do not
+ * depend on the team. */
 static void T(row_losses)(int64_t e0, int64_t e1, int64_t n_out, const REAL *O_out,
                           int64_t ld_o, const REAL *Y, int64_t ld_y, double *row_loss)
 {

@@ -10,9 +10,11 @@
  *     W[l] := W[l] - alpha post[l-1]^T delta            (X for l = 0)
  * The hidden delta is computed before W[l] is updated: it uses the old weights.
  *
- * One workspace is allocated per call, sized for the largest batch, and reused by
- * every batch: nothing is allocated inside the epoch loop. One OpenMP region spans
- * all epochs; the kernels share out their loops inside it (see internal.h).
+ * One workspace per call, sized for the largest batch, is reused by every batch: nothing
+ * is allocated inside the epoch loop. Its block is the scratch block kept between calls
+ * when large enough (fn_scratch_take), so a call does not touch new pages either. One
+ * OpenMP region spans all epochs; the kernels share out their loops inside it (see
+ * internal.h).
  */
 #ifndef REAL
 #include "internal.h"
@@ -42,8 +44,7 @@ typedef struct {
     REAL *gemm;       /* packing panels for the largest product */
     REAL *rows_ws;    /* output_rows_team's buffers, rows_stride elements a thread */
     int64_t rows_stride;
-    REAL *snapshot;   /* the weights at the start of the epoch */
-    size_t block_bytes; /* the scratch block's capacity (fn_scratch_take) */
+    REAL *snapshot;   /* the weights at the start of the epoch (see T(snapshot)) */
     REAL *w0;         /* W[0] panel-major while the general trainer runs (or NULL) */
     int64_t w0_size;  /* its elements: sizes[0] x sizes[1] rounded up to whole panels */
     void *block;
@@ -60,15 +61,16 @@ static int64_t T(n_params)(const T(fn_net) *net)
 static void T(workspace_free)(T(workspace) *ws)
 {
     free(ws->post);
-    fn_scratch_give(ws->block, ws->block_bytes);
+    fn_scratch_give(ws->block);
     memset(ws, 0, sizeof(*ws));
 }
 
 /* One allocation for a batch of `rows`; gather (1 or 2 X buffers), a snapshot of
- * `snapshot` elements and a panel-major copy of W[0] (w0_panels: its elements, or 0)
- * only when asked for. */
+ * `snapshot` elements, a panel-major copy of W[0] (w0_panels: its elements, or 0) and
+ * output_rows_team's buffers (rows_phase) only when asked for. */
 static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int64_t rows,
-                                    int gather, int64_t snapshot, int team, int64_t w0_panels)
+                                    int gather, int64_t snapshot, int team, int64_t w0_panels,
+                                    int rows_phase)
 {
     const int L = net->n_layers;
     const int64_t *s = net->sizes;
@@ -86,7 +88,7 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
      * thread in a buffer of its own that no team product shares: they run without a
      * barrier between them and the next team product */
     int64_t rows_stride = 0;
-    for (int k = 0; k < 3 && L >= 2; k++) {
+    for (int k = 0; k < 3 && rows_phase; k++) {
         const int64_t m = k < 2 ? rows : s[L - 1], n = k == 1 ? s[L - 1] : s[L],
                       kk = k == 0 ? s[L - 1] : k == 1 ? s[L] : rows;
         const int64_t need = fn_round_up(T(fn_gemm_workspace)(m, n, kk, 1), FN_ALIGN);
@@ -116,7 +118,7 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
 
     memset(ws, 0, sizeof(*ws));
     ws->post = malloc(sizeof(REAL *) * (size_t)L);
-    ws->block = fn_scratch_take(total, &ws->block_bytes);
+    ws->block = fn_scratch_take(total);
     if (!ws->post || !ws->block) {
         T(workspace_free)(ws);
         return FN_ENOMEM;
@@ -157,7 +159,8 @@ static int64_t T(w0_elements)(const T(fn_net) *net)
     return net->sizes[0] * fn_round_up(net->sizes[1], T(fn_config_get)()->nr);
 }
 
-/* Feedforward of N rows from layer `first` on (in: its input), by every thread of the team.
+/* Feedforward of N rows through layers [first, end) (in: layer first's input), by every
+ * thread of the team.
  * pre == NULL: the activation is applied in the GEMM's epilogue (fused); otherwise pre
  * keeps H_in, O_in, ... w0: W[0] panel-major (see T(pack_w0)), or NULL to read net->W[0]. */
 static void T(forward_from_team)(const T(fn_net) *net, int first, int end, int64_t N,
@@ -248,22 +251,13 @@ static void T(pack_w0_team)(const T(fn_net) *net, REAL *w0, int unpack)
         T(pack_w0_panel)(net, w0, unpack, j0);
 }
 
-/* The calling thread's share of M rows: whole groups of mr rows, as the GEMM's direct
- * path deals them out. */
-static void T(own_rows)(int64_t M, int64_t *i0, int64_t *i1)
-{
-    const int64_t mr = T(fn_config_get)()->mr, groups = (M + mr - 1) / mr;
-    const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
-    const int64_t a = t * groups / team * mr, b = (t + 1) * groups / team * mr;
-    *i0 = a < M ? a : M;
-    *i1 = b < M ? b : M;
-}
-
 /* Backward pass after forward_team, by every thread of the team. With dW != NULL the
  * gradients are stored (dW[l], db[l]); otherwise each is applied at once as
  * W[l] -= alpha * gradient (fused into the GEMM), except W[0]'s with defer_first (the next
  * batch's forward applies it: forward_fused_team). row_loss gets each row's error.
- * Returns layer 0's delta (in ws->delta). */
+ * rows_done: output_rows_team has already made delta_O, row_loss and the last hidden
+ * delta (and the output layer's update goes by rows). Returns layer 0's delta (in
+ * ws->delta). */
 static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
                               T(workspace) *ws, REAL *const *dW, REAL *const *db, REAL alpha,
                               int defer_first, int rows_done)
@@ -289,13 +283,14 @@ static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, co
             if (net->b)
                 T(fn_bias_gradient_team)(N, s[l + 1], delta, db[l], 1, 0);
         } else if (rows_done && l == L - 1 && N <= T(fn_config_get)()->kc) {
-            /* the output layer's update by the rows of W[l] (its direct path). In a
+            /* the output layer's update by the rows of W[l] (the direct path). In a
              * network of two layers no barrier follows before the first layer's update:
              * nothing reads W[l] until the next batch's output_rows_team, and nothing
              * writes delta_O or H meanwhile; with more layers the next layer's delta
              * takes delta_O's buffer. */
             int64_t i0, i1;
-            T(own_rows)(s[l], &i0, &i1);
+            fn_row_share(s[l], T(fn_config_get)()->mr, omp_get_thread_num(),
+                         omp_get_num_threads(), &i0, &i1);
             T(fn_gemm_rows)(1, 0, s[l + 1], N, i0, i1 - i0, -alpha, A_in, s[l], delta, s[l + 1], 1,
                             net->W[l], s[l + 1], NULL,
                             ws->rows_ws + omp_get_thread_num() * ws->rows_stride);
@@ -331,9 +326,10 @@ static int T(rows_phase_fits)(const T(fn_net) *net)
 
 /* The output layer's feedforward, delta_O and the last hidden delta for N rows, each
  * thread its own rows through all three, then one barrier: O_out = act(H W + b), delta_O,
- * delta_H = (delta_O W^T) * act'(H), for H = post[L-2] and W = W[L-1]. Each product row by
- * row as fn_gemm_team computes it (the same bits), without the three barriers and the
- * rows moving between cores that three team products and a team output delta cost:
+ * delta_H = (delta_O W^T) * act'(H), for H = post[L-2] and W = W[L-1]. Each product by the
+ * GEMM's direct path on the thread's rows: the same sums in the same order as
+ * fn_gemm_team's (the same bits, whichever path it takes), without the three barriers and
+ * the rows moving between cores that three team products and a team output delta cost:
  * mnist's output layer took 20 ms on two threads where one thread took 14.5. */
 static void T(output_rows_team)(const T(fn_net) *net, int64_t N, const REAL *Y,
                                 T(workspace) *ws)
@@ -341,7 +337,8 @@ static void T(output_rows_team)(const T(fn_net) *net, int64_t N, const REAL *Y,
     const int L = net->n_layers;
     const int64_t *s = net->sizes, n_h = s[L - 1], n_out = s[L];
     int64_t i0, i1;
-    T(own_rows)(N, &i0, &i1);
+    fn_row_share(N, T(fn_config_get)()->mr, omp_get_thread_num(), omp_get_num_threads(), &i0,
+                 &i1);
     REAL *buf = ws->rows_ws + omp_get_thread_num() * ws->rows_stride;
     const REAL *H = ws->post[L - 2], *W = net->W[L - 1];
     REAL *O = ws->post[L - 1], *dO = ws->delta[0], *dH = ws->delta[1];
@@ -398,15 +395,18 @@ double T(fn_flop_per_row)(const T(fn_net) *net)
 
 /* The feedforward of N rows in chunks of `chunk` rows, by every thread of the team: each
  * chunk's rows of the requested outputs (pre, post: whole N-row arrays, or NULL), the
- * others in scratch[l] (chunk rows); ptrs: 2 L pointers of this thread's own. */
+ * others in scratch[l] (chunk rows); ptrs: 2 L pointers a thread. w0: where W[0]'s
+ * panel-major copy goes (made here, by the team), or NULL to read W[0] in place. */
 static void T(forward_chunks_team)(const T(fn_net) *net, int64_t N, int64_t chunk,
                                    const REAL *X, REAL *const *pre, REAL *const *post,
                                    REAL *const *scratch, REAL **ptrs, REAL *gemm_ws,
-                                   const REAL *w0)
+                                   REAL *w0)
 {
     const int L = net->n_layers;
     const int64_t *s = net->sizes;
     REAL **pre_c = ptrs + omp_get_thread_num() * 2 * L, **post_c = pre_c + L;
+    if (w0)
+        T(pack_w0_team)(net, w0, 0);
     for (int64_t r0 = 0; r0 < N; r0 += chunk) {
         for (int l = 0; l < L; l++) {
             pre_c[l] = pre ? pre[l] + r0 * s[l + 1] : NULL;
@@ -449,8 +449,7 @@ fn_status T(fn_forward)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *co
      * scratch pointers and each thread's chunk pointers */
     const size_t bytes =
         sizeof(REAL) * (size_t)(gemm + scratch + w0) + sizeof(REAL *) * (size_t)(L + 2 * L * team);
-    size_t capacity;
-    REAL *ws = fn_scratch_take(bytes, &capacity);
+    REAL *ws = fn_scratch_take(bytes);
     if (!ws)
         return FN_ENOMEM;
     REAL **scratch_l = (REAL **)(ws + gemm + scratch + w0), *next = ws + gemm;
@@ -459,11 +458,9 @@ fn_status T(fn_forward)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *co
         next += post[l] ? 0 : fn_round_up(chunk * net->sizes[l + 1], FN_ALIGN);
     }
     REAL *w0_panels = w0 ? ws + gemm + scratch : NULL;
-    if (w0_panels)
-        T(pack_w0)(net, w0_panels, 0);
     FN_RUN_TEAM(team, T(forward_chunks_team)(net, N, chunk, X, pre, post, scratch_l,
                                              scratch_l + L, ws, w0_panels));
-    fn_scratch_give(ws, capacity);
+    fn_scratch_give(ws);
     return FN_OK;
 }
 
@@ -479,7 +476,7 @@ fn_status T(fn_gradients)(const T(fn_net) *net, int64_t N, const REAL *X, const 
 {
     T(workspace) ws;
     int team = fn_team_size(T(fn_flop_per_row)(net) * (double)N);
-    fn_status st = T(workspace_alloc)(&ws, net, N, 0, 0, team, 0);
+    fn_status st = T(workspace_alloc)(&ws, net, N, 0, 0, team, 0, 0);
     if (st != FN_OK)
         return st;
     FN_RUN_TEAM(team, T(gradients_team)(net, N, X, Y, &ws, dW, db));
@@ -672,13 +669,15 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
     const int fuse = rows <= cfg->fused_rows;
     /* W[0] panel-major (pack_w0) unless its step is fused into the next forward */
     const int64_t w0_size = fuse ? 0 : T(w0_elements)(net);
+    const int rows_phase = !fuse && T(rows_phase_fits)(net);
     fn_status st = T(workspace_alloc)(&ws, net, rows, order ? 1 + fuse : 0,
                                       T(snapshot_elements)(net, w0_size, n_epochs), team,
-                                      w0_size);
+                                      w0_size, rows_phase);
     if (st != FN_OK)
         return st;
-    T(train_run) run = {net, N, rows, n_epochs, X, Y, order, alpha, &ws, epoch_loss, 0, 0, 0,
-                        fuse, !fuse && T(rows_phase_fits)(net)};
+    T(train_run) run = {.net = net, .N = N, .rows = rows, .n_epochs = n_epochs, .X = X, .Y = Y,
+                        .order = order, .alpha = alpha, .ws = &ws, .epoch_loss = epoch_loss,
+                        .fuse = fuse, .rows_phase = rows_phase};
     FN_RUN_TEAM(team, T(train_team)(&run)); /* W[0] panel-major meanwhile (pack_w0) */
     T(workspace_free)(&ws);
     *epochs_done = run.done;

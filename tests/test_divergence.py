@@ -99,7 +99,9 @@ def test_divergence_in_the_first_epoch_with_first_layer_panel_major(dtype, epoch
     """The general trainer with batches too large to fuse keeps W1 panel-major during the
     call and leaves the caller's W1 unwritten until the end: in the first epoch that W1 is
     the snapshot (a call of one epoch keeps no other copy of it). Diverging there leaves
-    every weight exactly as it was, whether the call asked for one epoch or more."""
+    every weight exactly as it was, whether the call asked for one epoch or more. (From
+    epoch 1 on the snapshot holds the panels: the (300, 4, 9) case above diverges in
+    epoch 1.)"""
     rng = np.random.default_rng(5)
     X = 50 * rng.standard_normal((90, 300))
     Y = rng.standard_normal((90, 3))
