@@ -46,6 +46,7 @@ typedef struct {
     int64_t rows_stride;
     REAL *snapshot;   /* the weights at the start of the epoch (see T(snapshot)) */
     REAL *w0;         /* W[0] panel-major while the general trainer runs (or NULL) */
+    REAL *d0;         /* with w0: layer 0's delta panel-major (see backward_team) */
     int64_t w0_size;  /* its elements: sizes[0] x sizes[1] rounded up to whole panels */
     void *block;
 } T(workspace);
@@ -95,7 +96,7 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
         rows_stride = need > rows_stride ? need : rows_stride;
     }
     /* Sizes in bytes, each rounded to a cache line. */
-    size_t sizes[10 + 1];
+    size_t sizes[11 + 1];
     int n = 0;
     const size_t R = sizeof(REAL);
 #define FN_LINE(b) ((((size_t)(b)) + FN_ALIGN - 1) / FN_ALIGN * FN_ALIGN)
@@ -112,6 +113,8 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     sizes[n++] = FN_LINE(R * rows_stride * team);
     sizes[n++] = FN_LINE(R * snapshot);
     sizes[n++] = FN_LINE(R * w0_panels);
+    const int64_t nr = T(fn_config_get)()->nr;
+    sizes[n++] = w0_panels ? FN_LINE(R * rows * fn_round_up(s[1], nr)) : 0;
     size_t total = 0;
     for (int k = 0; k < n; k++)
         total += sizes[k];
@@ -141,6 +144,10 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     ws->snapshot = snapshot ? (REAL *)p : NULL;
     p += sizes[8];
     ws->w0 = w0_panels ? (REAL *)p : NULL;
+    p += sizes[9];
+    ws->d0 = w0_panels ? (REAL *)p : NULL;
+    if (ws->d0 && s[1] % nr) /* the last panel's padding, never written: no garbage in */
+        memset(ws->d0, 0, sizes[10]);
     ws->w0_size = w0_panels;
 #undef FN_LINE
     return FN_OK;
@@ -199,12 +206,13 @@ static void T(forward_team)(const T(fn_net) *net, int64_t N, const REAL *X, REAL
 /* W[l] := W[l] - alpha A_in^T delta for N rows, by every thread of the team (the fused
  * GEMM): backward_team's step, and the step of W[0] it defers. w0 as in forward_team. */
 static void T(update_team)(const T(fn_net) *net, int l, int64_t N, const REAL *A_in,
-                           const REAL *delta, REAL alpha, REAL *gemm_ws, REAL *w0)
+                           const REAL *delta, int64_t d_panels, REAL alpha, REAL *gemm_ws,
+                           REAL *w0)
 {
     const int64_t *s = net->sizes;
-    if (l == 0 && w0)
-        T(fn_gemm_team_panels)(1, 0, s[0], s[1], N, -alpha, A_in, s[0], delta, s[1], 0, 1, w0,
-                               0, T(w0_panel_stride)(net), NULL, gemm_ws);
+    if (l == 0 && w0) /* delta panel-major too when d_panels (its panels' stride) */
+        T(fn_gemm_team_panels)(1, 0, s[0], s[1], N, -alpha, A_in, s[0], delta, s[1], d_panels,
+                               1, w0, 0, T(w0_panel_stride)(net), NULL, gemm_ws);
     else
         T(fn_gemm_team)(1, 0, s[l], s[l + 1], N, -alpha, A_in, s[l], delta, s[l + 1], 1,
                         net->W[l], s[l + 1], NULL, gemm_ws);
@@ -265,6 +273,13 @@ static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, co
     const int L = net->n_layers;
     const int64_t *s = net->sizes;
     REAL *delta = ws->delta[0], *delta_prev = ws->delta[1];
+    /* With W[0] panel-major, layer 0's delta is made panel-major too (nr-column panels of
+     * N rows, d_panels apart), and W[0]'s update reads it in place: on wide each thread had
+     * copied all of delta_H (1 MB) into panels for every batch, 5% of the epoch. Not when
+     * a bias gradient sums its rows, or rows_done made it row by row. */
+    const int64_t d_panels = ws->d0 && !dW && !net->b && !(rows_done && L == 2)
+                                 ? N * T(fn_config_get)()->nr
+                                 : 0;
     if (!rows_done)
         T(fn_output_delta_team)(net->act[L - 1], N, s[L], ws->post[L - 1], Y, delta,
                                 ws->row_loss);
@@ -274,8 +289,14 @@ static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, co
             /* delta_prev = (delta W[l]^T) * act'(post[l-1]) */
             T(fn_epilogue) ep = {NULL, FN_NO_ACTIVATION, ws->post[l - 1], s[l], net->act[l - 1],
                                  0};
-            T(fn_gemm_team)(0, 1, N, s[l], s[l + 1], 1, delta, s[l + 1], net->W[l], s[l + 1],
-                            0, delta_prev, s[l], &ep, ws->gemm);
+            if (l == 1 && d_panels) { /* layer 0's delta panel-major, in ws->d0 */
+                delta_prev = ws->d0;
+                T(fn_gemm_team_panels)(0, 1, N, s[1], s[2], 1, delta, s[2], net->W[1], s[2], 0,
+                                       0, delta_prev, s[1], d_panels, &ep, ws->gemm);
+            } else {
+                T(fn_gemm_team)(0, 1, N, s[l], s[l + 1], 1, delta, s[l + 1], net->W[l],
+                                s[l + 1], 0, delta_prev, s[l], &ep, ws->gemm);
+            }
         }
         if (dW) {
             T(fn_gemm_team)(1, 0, s[l], s[l + 1], N, 1, A_in, s[l], delta, s[l + 1], 0, dW[l],
@@ -301,7 +322,8 @@ static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, co
             }
         } else {
             if (l > 0 || !defer_first)
-                T(update_team)(net, l, N, A_in, delta, alpha, ws->gemm, ws->w0);
+                T(update_team)(net, l, N, A_in, delta, l == 0 ? d_panels : 0, alpha, ws->gemm,
+                               ws->w0);
             if (net->b)
                 T(fn_bias_gradient_team)(N, s[l + 1], delta, net->b[l], -alpha, 1);
         }
@@ -364,7 +386,7 @@ static void T(forward_fused_team)(const T(fn_net) *net, int64_t N, const REAL *X
     const int64_t *s = net->sizes, n = s[1];
     int64_t kc, ks;
     if (T(fn_gemm_blocking)(N, n, s[0], &kc, &ks)) {
-        T(update_team)(net, 0, kp, Xp, D, alpha, ws->gemm, NULL);
+        T(update_team)(net, 0, kp, Xp, D, 0, alpha, ws->gemm, NULL);
         T(forward_team)(net, N, X, NULL, ws->post, ws->gemm, NULL);
         return;
     }
@@ -638,7 +660,7 @@ static void T(train_team)(T(train_run) *run)
                 break;
         }
         if (kp && !run->nonfinite)
-            T(update_team)(net, 0, kp, Xp, Dp, run->alpha, ws->gemm, NULL);
+            T(update_team)(net, 0, kp, Xp, Dp, 0, run->alpha, ws->gemm, NULL);
 #pragma omp single
         {
             if (!run->nonfinite && !T(net_finite)(net, ws))
