@@ -9,8 +9,27 @@
  *    (zero-filled), and each W[l], l >= 1, is also kept transposed, so every product
  *    of the batch is the small kernel (target_body.h) on whole vectors with B read in
  *    place: nothing is packed per batch.
- *  - A batch is two phases, each closed by one barrier (team_sync: each thread spins on
- *    the others' cache lines, about one line trip):
+ *  - One hidden layer (the seed's network; the units scheme): its units go in groups of
+ *    FN_UNIT_GROUP, and each thread owns whole groups g: columns g of W1 and b1, rows g of
+ *    W2. A batch has one barrier (team_sync: each thread spins on the others' cache
+ *    lines, about one line trip):
+ *      own groups: H_g = act(X W1[:, g] + b1[g]), P_g = H_g W2[g, :];
+ *      barrier;
+ *      every thread: O = act(((P_0 + P_1) + ...) + b2), delta_O, the loss, b2's step,
+ *               the same bits on each, into its own copies;
+ *      own groups: delta_H_g = (delta_O W2[g, :]^T) * act'(H_g), then W2[g, :],
+ *               W1[:, g], b1[g].
+ *    Only the P_g (batch x outputs each) cross between the cores; the P_g of alternate
+ *    batches go to alternate buffers, so a thread may start the next batch while the
+ *    others still read this one's. The groups, and so the order of the output layer's
+ *    sums, depend on the shape only: one thread adds the same P_g in the same order.
+ *    Each thread's group H_g and delta_H_g are a panel of their own (batch x group), so
+ *    each product and activation runs on contiguous rows. Digits, 2 threads: 0.401 ->
+ *    0.323 ms an epoch (C, 8 rounds), where the rows scheme below had gained nothing over
+ *    one thread: its weights phase read every row of the other thread's deltas and its
+ *    rows phase all of the W the other thread had just written, hundreds of cache lines
+ *    a batch each way.
+ *  - Other depths (the rows scheme): a batch is two phases, each closed by one barrier:
  *      rows:    each thread takes a share of the batch's rows through the feedforward,
  *               delta_O and the hidden deltas (all row by row; W is only read);
  *      weights: each thread takes a share of the rows of every W[l]:
@@ -19,7 +38,8 @@
  *  - With shuffling, each thread gathers the whole batch of X into its own buffer: the
  *    weights phase reads every row of it, and a shared copy moved the other thread's
  *    half between the cores each batch (digits, 2 threads, shuffled: 404-437 -> 391-402
- *    us an epoch; batch 64: 355 -> 336-346). Y's rows are read by their own thread only.
+ *    us an epoch; batch 64: 355 -> 336-346). Y's rows: the rows scheme's by their own
+ *    thread, the units scheme's all by every thread.
  *  - The weights are checked once, at the end of the call, and copied back to the
  *    caller's arrays if they are finite. A batch whose loss is not finite ends the run
  *    early. Either failure replays the call from its start on one thread (the results
@@ -36,8 +56,8 @@
  * widths only.
  *
  * Determinism: every element is computed by the same code in the same order whichever
- * thread computes it; the thread count changes only who computes which rows, so the
- * results are the same on any number of threads.
+ * thread computes it; the thread count changes only who computes which rows (or groups),
+ * so the results are the same on any number of threads.
  *
  * Whether sharing pays is measured, not assumed. Each batch moves the half of the
  * activations and weights the other thread wrote between the two cores: tens of ns a
@@ -87,6 +107,10 @@
 
 /* Each thread's share of the batch rows is at least this many. */
 #define FN_SMALL_MIN_ROWS_PER_THREAD 16
+
+/* Hidden units a group in the units scheme (one hidden layer): two vectors of floats,
+ * so the products of a group keep the small kernel's wide blocks. */
+#define FN_UNIT_GROUP 32
 
 /* A one-way cache-line transfer between threads 0 and 1 slower than FN_SLOW_LINE_NS
  * (fastnet.h) starts the probe. The probe times this many full batches each way, and
@@ -226,6 +250,13 @@ double fn_line_trip_ns(void)
 
 #else /* the body, compiled once per REAL */
 
+/* A thread's own copies, in the one-hidden-layer scheme (units, below): every thread
+ * computes the whole output layer of each batch itself. */
+typedef struct {
+    REAL *O, *dO, *b, *Yb; /* rows x P[2], rows x P[2], P[2], rows x s[2] (gathered) */
+    double *loss;          /* rows */
+} T(small_own);
+
 typedef struct {
     int64_t *P;                      /* padded widths, L + 1 */
     REAL **W, **b, **WT;             /* padded copies: s[l] x P[l+1], P[l+1], s[l+1] x P[l] */
@@ -235,12 +266,33 @@ typedef struct {
     double *row_loss;                /* rows */
     atomic_long *line;               /* a cache line of its own, for line_trip_ns */
     atomic_long *passed;             /* a cache line per thread, for team_sync */
+    int units;                       /* one hidden layer: split by its units (below) */
+    int64_t gw, groups;              /* hidden units a group, groups */
+    REAL *part;                      /* 2 x groups x rows x P[2]: each group's H W2 */
+    T(small_own) *own;               /* team of them (units) */
+    int team;
     void *pointers, *block;
 } T(small_ws);
 
 static int64_t T(padded)(int64_t n)
 {
     return fn_round_up(n, FN_PAD_BYTES / (int64_t)sizeof(REAL));
+}
+
+/* The units scheme's group: FN_UNIT_GROUP hidden units, or all of them, padded, when
+ * there are at most 16 (one group: the output layer's sums are then one chain, as in
+ * the rows scheme). A function of the shape only, never of the team. */
+static int64_t T(group_width)(const T(fn_net) *net)
+{
+    return net->sizes[1] > 16 ? FN_UNIT_GROUP : T(padded)(net->sizes[1]);
+}
+
+/* Padded width of layer l: whole vectors, and whole groups for the hidden layer of the
+ * units scheme. */
+static int64_t T(layer_pad)(const T(fn_net) *net, int l)
+{
+    return net->n_layers == 2 && l == 1 ? fn_round_up(net->sizes[1], T(group_width)(net))
+                                        : T(padded)(net->sizes[l]);
 }
 
 int T(fn_train_small_fits)(const T(fn_net) *net, int64_t rows)
@@ -253,7 +305,8 @@ int T(fn_train_small_fits)(const T(fn_net) *net, int64_t rows)
         if (s[l] > FN_SMALL_MAX_WIDTH)
             return 0;
     for (int l = 0; l < net->n_layers; l++)
-        elements += s[l] * T(padded)(s[l + 1]) + (l > 0 ? s[l + 1] * T(padded)(s[l]) : 0);
+        elements += s[l] * T(layer_pad)(net, l + 1) +
+                    (l > 0 ? s[l + 1] * T(layer_pad)(net, l) : 0);
     return elements * (int64_t)sizeof(REAL) <= FN_SMALL_MAX_WEIGHT_BYTES;
 }
 
@@ -274,15 +327,30 @@ static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t row
     const size_t R = sizeof(REAL);
     size_t off = 0;
     for (int l = 0; l < L; l++) {
+        const int own = ws->units && l == 1; /* the output layer: a copy per thread */
         ws->W[l] = T(carve)(base, &off, s[l] * P[l + 1], R);
-        ws->b[l] = net->b ? T(carve)(base, &off, P[l + 1], R) : NULL;
+        ws->b[l] = net->b && !own ? T(carve)(base, &off, P[l + 1], R) : NULL;
         ws->WT[l] = l > 0 ? T(carve)(base, &off, s[l + 1] * P[l], R) : NULL;
-        ws->post[l] = T(carve)(base, &off, rows * P[l + 1], R);
-        ws->delta[l] = T(carve)(base, &off, rows * P[l + 1], R);
+        ws->post[l] = own ? NULL : T(carve)(base, &off, rows * P[l + 1], R);
+        ws->delta[l] = own ? NULL : T(carve)(base, &off, rows * P[l + 1], R);
     }
     ws->Xb = gather ? T(carve)(base, &off, ws->xb_stride * team, R) : NULL;
-    ws->Yb = gather ? T(carve)(base, &off, rows * s[L], R) : NULL;
-    ws->row_loss = T(carve)(base, &off, rows, sizeof(double));
+    if (ws->units) {
+        ws->part = T(carve)(base, &off, 2 * ws->groups * rows * P[2], R);
+        for (int t = 0; t < team; t++) {
+            T(small_own) *o = ws->own + t;
+            o->O = T(carve)(base, &off, rows * P[2], R);
+            o->dO = T(carve)(base, &off, rows * P[2], R);
+            o->b = net->b ? T(carve)(base, &off, P[2], R) : NULL;
+            o->Yb = gather ? T(carve)(base, &off, rows * s[2], R) : NULL;
+            o->loss = T(carve)(base, &off, rows, sizeof(double));
+        }
+        ws->post[1] = ws->own[0].O, ws->delta[1] = ws->own[0].dO, ws->b[1] = ws->own[0].b;
+        ws->Yb = ws->own[0].Yb, ws->row_loss = ws->own[0].loss;
+    } else {
+        ws->Yb = gather ? T(carve)(base, &off, rows * s[L], R) : NULL;
+        ws->row_loss = T(carve)(base, &off, rows, sizeof(double));
+    }
     ws->line = T(carve)(base, &off, 1, FN_ALIGN);
     ws->passed = T(carve)(base, &off, team, FN_ALIGN);
     return off;
@@ -317,6 +385,8 @@ static void T(small_load)(const T(fn_net) *net, const T(small_ws) *ws)
         if (net->b)
             memcpy(ws->b[l], net->b[l], sizeof(REAL) * (size_t)n);
     }
+    for (int t = 1; ws->units && net->b && t < ws->team; t++)
+        memcpy(ws->own[t].b, ws->b[1], sizeof(REAL) * (size_t)ws->P[2]);
 }
 
 /* One zero-filled block for every buffer, and the padded copies of the weights. */
@@ -326,14 +396,22 @@ static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t r
     const int L = net->n_layers;
     const int64_t *s = net->sizes;
     memset(ws, 0, sizeof(*ws));
-    ws->pointers = malloc(sizeof(REAL *) * 5 * (size_t)L + sizeof(int64_t) * (size_t)(L + 1));
+    ws->units = L == 2;
+    ws->team = team;
+    ws->pointers = malloc(sizeof(REAL *) * 5 * (size_t)L + sizeof(int64_t) * (size_t)(L + 1) +
+                          sizeof(T(small_own)) * (size_t)team);
     if (!ws->pointers)
         return FN_ENOMEM;
     REAL **p = ws->pointers;
     ws->W = p, ws->b = p + L, ws->WT = p + 2 * L, ws->post = p + 3 * L, ws->delta = p + 4 * L;
     ws->P = (int64_t *)(p + 5 * L);
+    ws->own = (T(small_own) *)(ws->P + L + 1);
     for (int l = 0; l <= L; l++)
-        ws->P[l] = T(padded)(s[l]);
+        ws->P[l] = T(layer_pad)(net, l);
+    if (ws->units) {
+        ws->gw = T(group_width)(net);
+        ws->groups = ws->P[1] / ws->gw;
+    }
     ws->xb_stride = fn_round_up(rows * s[0], FN_ALIGN / (int64_t)sizeof(REAL));
     size_t bytes = T(small_layout)(ws, net, rows, gather, team, NULL);
     ws->block = fn_aligned_alloc(bytes);
@@ -440,6 +518,91 @@ static void T(weights_phase)(const T(fn_net) *net, const T(small_ws) *ws, int t,
     }
 }
 
+/* The units scheme, for one hidden layer: the thread owning hidden-unit group g (columns
+ * [c0, c0 + gw) of W1 and b1, rows of W2) computes its H_g = act(X W1[:, g] + b1[g])
+ * and the group's part of the output layer's sums, P_g = H_g W2[g, :]. */
+static void T(units_forward)(const T(fn_net) *net, const T(small_ws) *ws, int64_t g0,
+                             int64_t g1, int64_t nb, int64_t rows, const REAL *Xb, REAL *part,
+                             REAL *O)
+{
+    const T(fn_config) *cfg = T(fn_config_get)();
+    const int64_t *s = net->sizes, *P = ws->P, gw = ws->gw;
+    for (int64_t g = g0; g < g1; g++) {
+        const int64_t c0 = g * gw, k = s[1] - c0 < gw ? s[1] - c0 : gw;
+        const T(fn_epilogue) ep = {ws->b[0], net->act[0], NULL, 0, 0, net->threshold};
+        REAL *H = ws->post[0] + g * rows * gw;
+        cfg->small_gemm(0, nb, gw, s[0], 1, Xb, s[0], ws->W[0] + c0, P[1], 0, H, gw);
+        T(fn_epilogue_tile)(&ep, H, gw, nb, gw, 0, c0);
+        REAL *Pg = ws->groups == 1 ? O : part + g * rows * P[2]; /* one group: the sums */
+        cfg->small_gemm(0, nb, P[2], k, 1, H, gw, ws->W[1] + c0 * P[2], P[2], 0, Pg, P[2]);
+    }
+}
+
+/* Every thread, after the barrier: the output layer of the whole batch into its own
+ * copies, O = act(((P_0 + P_1) + ...) + b2), delta_O, the rows' losses, b2's step. The
+ * same bits on every thread. Returns the batch's loss sum. */
+static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
+                              const T(small_own) *own, int64_t nb, int64_t rows,
+                              const REAL *part, const REAL *Yb, REAL alpha)
+{
+    const int64_t *s = net->sizes, P2 = ws->P[2], n = nb * P2;
+    REAL *O = own->O;
+    if (ws->groups > 1) {
+        memcpy(O, part, sizeof(REAL) * (size_t)n);
+        for (int64_t g = 1; g < ws->groups; g++) {
+            const REAL *Pg = part + g * rows * P2;
+            for (int64_t i = 0; i < n; i++)
+                O[i] += Pg[i];
+        }
+    }
+    const T(fn_epilogue) ep = {own->b, net->act[1], NULL, 0, 0, net->threshold};
+    T(fn_epilogue_tile)(&ep, O, P2, nb, P2, 0, 0);
+    T(fn_output_delta_rows)(net->act[1], (REAL)(2.0 / (double)nb), 0, nb, s[2], O, P2, Yb, s[2],
+                            own->dO, P2, own->loss);
+    if (own->b)
+        T(fn_bias_gradient_cols)(nb, 0, P2, own->dO, P2, own->b, -alpha, 1);
+    double batch = 0;
+    for (int64_t e = 0; e < nb; e++)
+        batch += own->loss[e];
+    return batch;
+}
+
+/* The owner of groups [g0, g1), after units_output: delta_H_g = (delta_O W2[g, :]^T) *
+ * act'(H_g), then its rows of W2, its columns of W1 and b1. */
+static void T(units_backward)(const T(fn_net) *net, const T(small_ws) *ws,
+                              const T(small_own) *own, int64_t g0, int64_t g1, int64_t nb,
+                              int64_t rows, const REAL *Xb, REAL alpha)
+{
+    const T(fn_config) *cfg = T(fn_config_get)();
+    const int64_t *s = net->sizes, *P = ws->P, gw = ws->gw;
+    for (int64_t g = g0; g < g1; g++) {
+        const int64_t c0 = g * gw, k = s[1] - c0 < gw ? s[1] - c0 : gw;
+        const REAL *H = ws->post[0] + g * rows * gw;
+        REAL *dH = ws->delta[0] + g * rows * gw;
+        const T(fn_epilogue) ep = {NULL, FN_NO_ACTIVATION, H, gw, net->act[0], 0};
+        cfg->small_gemm(0, nb, gw, s[2], 1, own->dO, P[2], ws->WT[1] + c0, P[1], 0, dH, gw);
+        T(fn_epilogue_tile)(&ep, dH, gw, nb, gw, 0, 0);
+        cfg->small_gemm(1, k, P[2], nb, -alpha, H, gw, own->dO, P[2], 1, ws->W[1] + c0 * P[2],
+                        P[2]);
+        T(refresh_WT)(net, ws, 1, c0, c0 + k);
+        cfg->small_gemm(1, s[0], gw, nb, -alpha, Xb, s[0], dH, gw, 1, ws->W[0] + c0, P[1]);
+        if (ws->b[0])
+            T(fn_bias_gradient_cols)(nb, 0, gw, dH, gw, ws->b[0] + c0, -alpha, 1);
+    }
+}
+
+/* Thread 0: whether calls from other threads now want more cores than there are; if so
+ * the team gives them its others (its barriers would wait on their time slices). */
+static int T(give_way)(T(small_run) *run, int team)
+{
+    const int busy = fn_threads_busy();
+    if (busy <= team || busy <= fn_cores() || run->policy == FN_SHARING_ALWAYS)
+        return 0;
+    run->alone = 1;
+    fn_team_give_back(team - 1);
+    return 1;
+}
+
 /* A barrier, unless thread 0 runs alone (the others have left the loop). */
 #define FN_SYNC(alone)                                                                   \
     do {                                                                                 \
@@ -473,6 +636,7 @@ static void T(small_team)(T(small_run) *run)
     int contended = 0; /* thread 0: other calls held threads during the probe's batches */
     int64_t batch_no = 0;
     long synced = 0;                        /* team_sync: barriers this thread has passed */
+    int last_share = -1;                    /* the units scheme: the last batch's share */
     const int spin = team <= fn_cores(); /* the same on every thread */
     for (int64_t epoch = 0; epoch < run->n_epochs; epoch++) {
         const int64_t *perm = run->order ? run->order + epoch * N : NULL;
@@ -504,6 +668,46 @@ static void T(small_team)(T(small_run) *run)
                 share = alone || (batch_no >= probe_batches && probe) ? 1 : team;
             }
             const int64_t nb = N - start < run->rows ? N - start : run->rows;
+            if (ws->units) {
+                if (last_share >= 0 && share != last_share)
+                    FN_SYNC(alone); /* the groups change hands: their last updates first */
+                last_share = share;
+                const int64_t G = ws->groups, rows = run->rows;
+                const int64_t g0 = G * t / share, g1 = t < share ? G * (t + 1) / share : g0;
+                T(small_own) *own = ws->own + t;
+                REAL *part = ws->part + (batch_no & 1) * G * rows * ws->P[2];
+                const REAL *Xb = run->X + start * n_in, *Yb = run->Y + start * n_out;
+                if (perm) { /* this thread's own copies: X if it has groups, all of Y */
+                    REAL *xo = ws->Xb + t * ws->xb_stride;
+                    for (int64_t i = 0; g0 < g1 && i < nb; i++)
+                        memcpy(xo + i * n_in, run->X + perm[start + i] * n_in,
+                               sizeof(REAL) * n_in);
+                    for (int64_t i = 0; i < nb; i++)
+                        memcpy(own->Yb + i * n_out, run->Y + perm[start + i] * n_out,
+                               sizeof(REAL) * n_out);
+                    Xb = xo, Yb = own->Yb;
+                }
+                T(units_forward)(net, ws, g0, g1, nb, rows, Xb, part, own->O);
+                if (t == 0 && share > 1 && !probe) /* other calls want the cores: give way */
+                    run->gave_way |= T(give_way)(run, team);
+                FN_SYNC(alone); /* every group's part of the sums is in */
+                const int leaving = run->gave_way && !alone;
+                const double batch = T(units_output)(net, ws, own, nb, rows, part, Yb, run->alpha);
+                T(units_backward)(net, ws, own, g0, g1, nb, rows, Xb, run->alpha);
+                if (t == 0) {
+                    run->epoch_sum += batch;
+                    run->nonfinite |= !isfinite(batch);
+                }
+                if (leaving) { /* after the groups' updates: thread 0 takes them all */
+                    FN_SYNC(alone);
+                    if (t != 0)
+                        return;
+                    alone = 1, share = 1, last_share = 1;
+                }
+                if (!isfinite(batch)) /* every thread saw the same loss */
+                    break;
+                continue;
+            }
             const int64_t r0 = nb * t / share, r1 = t < share ? nb * (t + 1) / share : r0;
             const REAL *Xb = run->X + start * n_in, *Yb = run->Y + start * n_out;
             if (perm) { /* every row of X into this thread's own Xb; its rows of Y */
@@ -526,13 +730,8 @@ static void T(small_team)(T(small_run) *run)
                     batch += ws->row_loss[e];
                 run->epoch_sum += batch;
                 run->nonfinite |= !isfinite(batch);
-                /* Calls from other threads now want more cores than there are: give
-                 * them this team's (its barriers would wait on their time slices). */
-                const int busy = share > 1 && !probe ? fn_threads_busy() : 0;
-                if (busy > team && busy > fn_cores() && run->policy != FN_SHARING_ALWAYS) {
-                    run->alone = run->gave_way = 1;
-                    fn_team_give_back(team - 1);
-                }
+                if (share > 1 && !probe)
+                    run->gave_way |= T(give_way)(run, team);
             }
             FN_SYNC(alone);
             if (run->gave_way && !alone) {
@@ -567,7 +766,10 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     const double flop = T(fn_flop_per_row)(net) * (double)rows;
     int team = 1;
     if (flop >= FN_SMALL_PARALLEL_MIN_FLOP && !omp_in_parallel()) {
-        int64_t most = rows / FN_SMALL_MIN_ROWS_PER_THREAD;
+        /* units: a group at least; rows: FN_SMALL_MIN_ROWS_PER_THREAD */
+        int64_t most = net->n_layers == 2
+                           ? fn_round_up(net->sizes[1], T(group_width)(net)) / T(group_width)(net)
+                           : rows / FN_SMALL_MIN_ROWS_PER_THREAD;
         team = omp_get_max_threads();
         team = team < most ? team : (int)(most > 1 ? most : 1);
         const int64_t batches = (N + rows - 1) / rows;

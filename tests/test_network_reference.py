@@ -509,8 +509,12 @@ TRAINER_CASES = {
     # small: widths around the padding to whole vectors (16 floats, 8 doubles), a 1-wide
     # output, 4 layers
     "small-padding-edges": ([17, 33, 9, 16, 1], 20, 61),
-    # small: the digits shape, batch split between threads (>= 5e5 flop per batch)
+    # small: the digits shape, its 64 hidden units two groups, one a thread (>= 5e5 flop
+    # per batch)
     "small-digits": ([64, 64, 10], 32, 97),
+    # small, one hidden layer: groups of 32 units, the last of one; the output layer's
+    # sums added group by group
+    "small-unit-groups": ([21, 65, 9], 24, 77),
     # general: one width above the small trainer's 256
     "general-wide-input": ([300, 29, 13], 16, 61),
     # general: a batch above the small trainer's 256 rows

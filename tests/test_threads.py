@@ -60,8 +60,12 @@ FIT_CASES = {
     "general-narrow-output": ([300, 128, 10], 64, 197),
     # the same as the last of three layers
     "general-deep-narrow-output": ([300, 160, 96, 10], 64, 197),
-    # train_small.c: each batch's rows, then each W's rows, split; 100 = 3 x 32 + 4 rows
+    # train_small.c, one hidden layer: each thread its groups of 32 hidden units (2 of
+    # the digits shape's 64), then the whole output layer; 100 = 3 x 32 + 4 rows
     "small-digits": ([64, 64, 10], 32, 100),
+    # the same with 4 groups, the last of 4 units
+    "small-units": ([40, 100, 12], 32, 100),
+    # train_small.c, more layers: each batch's rows, then each W's rows, split
     "small-deep": ([37, 50, 23, 3], 48, 100),
 }
 
@@ -145,15 +149,17 @@ def test_general_trainer_and_predict_teams_of_three_and_four_give_the_bits_of_on
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("threads", [3, 4])
+@pytest.mark.parametrize("case", ["small-deep", "small-units"])
 def test_small_trainer_teams_of_three_and_four_give_the_bits_of_one_thread(
-        sharing_policy, dtype, threads):
-    """Teams of 3 and 4 in the small trainer, each thread taking 16 of the 48 or 64 rows:
-    more threads than cores on a 2-core machine (the teams wait at libgomp's barriers),
-    and on a bigger one at the small trainer's own spinning barrier. Same bits as one
-    thread, and the call did run on that many threads."""
+        sharing_policy, dtype, threads, case):
+    """Teams of 3 and 4 in the small trainer: in a deep network each thread takes 16 of
+    the 48 or 64 rows; with one hidden layer of 4 groups of units, groups 1, 1, 2 or one
+    each. More threads than cores on a 2-core machine (the teams wait at libgomp's
+    barriers), and on a bigger one at the small trainer's own spinning barrier. Same bits
+    as one thread, and the call did run on that many threads."""
     from fastnet import _core
 
-    layers, _, _ = FIT_CASES["small-deep"]
+    layers, _, _ = FIT_CASES[case]
     batch = threads * SMALL_MIN_ROWS_PER_THREAD
     train = _two_epochs(layers, batch, 5 * batch + 7, dtype, bias=True, data_seed=5)
     net1, h1 = _with_threads(1, train)
@@ -228,7 +234,7 @@ def sharing_policy():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", ["small-digits", "small-deep"])
+@pytest.mark.parametrize("case", ["small-digits", "small-units", "small-deep"])
 @pytest.mark.parametrize("policy, outcome", [("probe-alone", "alone after probe"),
                                              ("probe-shared", "shared"),
                                              ("always", "shared")])
@@ -334,6 +340,39 @@ def test_small_trainer_alone_after_probe_restores_a_diverging_epoch(sharing_poli
     assert h1 == h2
     assert net1 == net2
     assert all(np.isfinite(W).all() for W in net2.weights + net2.biases)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_trainer_units_scheme_stops_every_thread_at_a_diverging_batch(sharing_policy,
+                                                                          dtype):
+    """One hidden layer, its units shared out: every thread computes the whole output
+    layer and sees the non-finite loss itself, so all leave the batch loop together (a
+    thread left waiting at a barrier would hang the call). Two identity layers on
+    identical rows with a step too large: the first epoch diverges; the same error and
+    restored weights as on one thread."""
+    layers, batch = [64, 64, 16], 32
+    rows = 5 * SMALL_PROBE_BATCHES * batch
+    assert _flop_per_batch(layers, batch) >= SMALL_PARALLEL_MIN_FLOP
+    x = np.random.default_rng(6).standard_normal(layers[0])
+    X = np.tile(x / np.linalg.norm(x), (rows, 1)).astype(dtype)
+    Y = np.ones((rows, layers[-1]), dtype)
+
+    def train():
+        net = fastnet.Network(layers, activation="identity", bias=True, dtype=dtype, seed=2)
+        start = net.weights + net.biases
+        with pytest.raises(fastnet.DivergenceError) as info:
+            net.fit(X, Y, epochs=20, learning_rate=0.5, batch_size=batch, seed=1)
+        assert all(np.array_equal(a, b) for a, b in zip(start, net.weights + net.biases))
+        return net, info.value.history
+
+    from fastnet import _core
+
+    net1, h1 = _with_threads(1, train)
+    sharing_policy("always")
+    net2, h2 = _with_threads(2, train)
+    assert _core._last_sharing() == "shared"
+    assert h1 == h2
+    assert net1 == net2
 
 
 # A call that could use a team, on a thread pool idle for more than POOL_WARM_SECONDS,
