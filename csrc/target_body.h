@@ -147,22 +147,27 @@ static inline T(ISA(reg)) T(ISA(exp_neg))(T(ISA(reg)) a)
     return p * (V)b * (REAL)SCALE_DOWN;
 }
 
-/* out = 1 / (1 + e^-x) on SMALL_VL values, from e = e^-|x| <= 1 so nothing overflows.
- * |x| by clearing the sign bit, and e^-a computed from a itself: the compare, blend and
- * negation that -|x| took are gone (float64 1.28 -> 1.08 ns a value, float32 0.40 ->
- * 0.39; the same values). */
-static inline void T(ISA(sigmoid_block))(const REAL *x, REAL *out)
+/* 1 / (1 + e^-v), from e = e^-|v| <= 1 so nothing overflows. |v| by clearing the sign
+ * bit, and e^-a computed from a itself: the compare, blend and negation that -|x| took
+ * are gone (float64 1.28 -> 1.08 ns a value, float32 0.40 -> 0.39; the same values). */
+static inline T(ISA(reg)) T(ISA(sigmoid_reg))(T(ISA(reg)) v)
 {
     typedef T(ISA(reg)) V;
     typedef T(ISA(ureg)) U;
     const U magnitude = (U){0} + ~((UINT)1 << (8 * sizeof(REAL) - 1));
     const V zero = {0}, one = zero + 1;
+    const V e = T(ISA(exp_neg))((V)((U)v & magnitude));
+    return SELECT(v < zero, e, one) / (1 + e); /* NaN: e is NaN, and so is this */
+}
+
+/* out = sigmoid(x) on SMALL_VL values */
+static inline void T(ISA(sigmoid_block))(const REAL *x, REAL *out)
+{
     for (int k = 0; k < SV; k++) {
-        V v, o;
+        T(ISA(reg)) v;
         memcpy(&v, x + k * LANES, sizeof v);
-        const V e = T(ISA(exp_neg))((V)((U)v & magnitude));
-        o = SELECT(v < zero, e, one) / (1 + e); /* NaN: e is NaN, and so is this */
-        memcpy(out + k * LANES, &o, sizeof o);
+        v = T(ISA(sigmoid_reg))(v);
+        memcpy(out + k * LANES, &v, sizeof v);
     }
 }
 
@@ -387,6 +392,86 @@ static void T(ISA(sigmoid_deriv_mul))(int64_t n, const REAL *out, REAL *row)
 {
     for (int64_t i = 0; i < n; i++)
         row[i] *= out[i] * (1 - out[i]);
+}
+
+/* A sigmoid output layer, rows [0, m), all rows ld apart (ld a multiple of SMALL_VL):
+ *   O = sigmoid(((P_0 + P_1) + ...) + b)   (groups parts P_g, part_stride apart; b or NULL)
+ *   delta_O = scale (O - Y) (O (1 - O)) in the first n columns, 0 past them
+ *   row_loss = sum_n (O - Y)^2 in double, as loss.c's row_losses sums it: four partial
+ *              sums (columns mod 4, each in column order), then (s0 + s1) + (s2 + s3).
+ * Y's rows zero-padded to ld. One pass in registers; the padding columns of O are
+ * sigmoid(0), as the tile epilogue leaves them. Digits' 32 x 10 output: the fold, the
+ * sigmoid over the tile and loss.c's delta took 2,000 cycles a batch. */
+static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t groups,
+                                   const REAL *parts, int64_t part_stride, const REAL *b,
+                                   const REAL *Y, REAL scale, REAL *O, REAL *dO,
+                                   double *row_loss)
+{
+    typedef T(ISA(reg)) V;
+    typedef T(ISA(ureg)) U;
+    typedef double D4 __attribute__((vector_size(32)));
+    typedef REAL R4 __attribute__((vector_size(4 * sizeof(REAL))));
+    typedef double D8 __attribute__((vector_size(64)));
+    typedef REAL R8 __attribute__((vector_size(8 * sizeof(REAL))));
+#define WIDE_LOSS (VEC_BYTES == 64 && LANES % 8 == 0)
+    const V zero = {0}, width = zero + (REAL)n;
+    /* O first, over the whole tile: independent vectors, so the sigmoid's long chain and
+     * its division overlap from one vector to the next (row by row, with the deltas and
+     * the loss in the same pass, took 1.4x as long) */
+    for (int64_t at = 0; at < m * ld; at += LANES) {
+        V x, g;
+        memcpy(&x, parts + at, sizeof x);
+        for (int64_t k = 1; k < groups; k++) {
+            memcpy(&g, parts + k * part_stride + at, sizeof g);
+            x += g;
+        }
+        if (b) {
+            memcpy(&g, b + at % ld, sizeof g);
+            x += g;
+        }
+        x = T(ISA(sigmoid_reg))(x);
+        memcpy(O + at, &x, sizeof x);
+    }
+    V lane;
+    for (int64_t j = 0; j < LANES; j++)
+        lane[j] = (REAL)j;
+    for (int64_t r = 0; r < m; r++) {
+        D4 s = {0};
+        V col = lane; /* the columns j .. j + LANES - 1 */
+        for (int64_t j = 0; j < ld; j += LANES, col += (REAL)LANES) {
+            const int64_t at = r * ld + j;
+            V o, y;
+            memcpy(&o, O + at, sizeof o);
+            memcpy(&y, Y + at, sizeof y);
+            const U real = (U)(col < width); /* all ones in a real column */
+            const V diff = SELECT(real, o - y, zero);
+            const V d = SELECT(real, scale * (o - y) * (o * (1 - o)), zero);
+            memcpy(dO + at, &d, sizeof d);
+            /* 8 columns at a time on zmm registers: one conversion to a register of
+             * doubles, its halves added in column order (4 at a time took 19 shuffles
+             * a row, all on one port: 26 cycles a row) */
+            for (int64_t c = 0; WIDE_LOSS && c < LANES; c += 8) {
+                R8 h8;
+                memcpy(&h8, (const REAL *)&diff + c, sizeof h8);
+                const D8 q8 = __builtin_convertvector(h8, D8), sq = q8 * q8;
+                D4 lo, hi;
+                memcpy(&lo, &sq, sizeof lo);
+                memcpy(&hi, (const double *)&sq + 4, sizeof hi);
+                s += lo;
+                s += hi;
+            }
+            for (int64_t c = 0; !WIDE_LOSS && LANES % 4 == 0 && c < LANES; c += 4) {
+                R4 q4;
+                memcpy(&q4, (const REAL *)&diff + c, sizeof q4);
+                const D4 q = __builtin_convertvector(q4, D4);
+                s += q * q;
+            }
+            for (int64_t c = 0; LANES % 4 != 0 && c < LANES; c++) /* 2 doubles a register */
+                s[(j + c) % 4] += (double)diff[c] * (double)diff[c];
+        }
+        row_loss[r] = (s[0] + s[1]) + (s[2] + s[3]);
+    }
+#undef WIDE_LOSS
 }
 
 /* The micro-kernel: C[0:MR, 0:NR] = alpha * op(A) B + beta * C over kc steps, where
@@ -692,7 +777,7 @@ static void T(ISA(fused_step))(int64_t n, int64_t K, int64_t kc, int64_t ks, REA
 const T(fn_config) T(ISA(fn_config)) = {
     ISA_NAME, MR, 2 * LANES, KC, MC, T(ISA(microkernel)), T(ISA(sigmoid)), T(ISA(small_gemm)),
     T(ISA(all_finite)), T(ISA(sigmoid_deriv_mul)), T(ISA(tanh)), T(ISA(edge_rows)),
-    T(ISA(fused_step)), FUSE_ROWS,
+    T(ISA(fused_step)), FUSE_ROWS, T(ISA(sigmoid_output)),
 };
 
 #undef BLOCKWISE

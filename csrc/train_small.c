@@ -253,7 +253,7 @@ double fn_line_trip_ns(void)
 /* A thread's own copies, in the one-hidden-layer scheme (units, below): every thread
  * computes the whole output layer of each batch itself. */
 typedef struct {
-    REAL *O, *dO, *b, *Yb; /* rows x P[2], rows x P[2], P[2], rows x s[2] (gathered) */
+    REAL *O, *dO, *b, *Yb; /* rows x P[2] (Yb: the batch's Y, zero-padded), and P[2] */
     double *loss;          /* rows */
 } T(small_own);
 
@@ -342,7 +342,7 @@ static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t row
             o->O = T(carve)(base, &off, rows * P[2], R);
             o->dO = T(carve)(base, &off, rows * P[2], R);
             o->b = net->b ? T(carve)(base, &off, P[2], R) : NULL;
-            o->Yb = gather ? T(carve)(base, &off, rows * s[2], R) : NULL;
+            o->Yb = T(carve)(base, &off, rows * P[2], R);
             o->loss = T(carve)(base, &off, rows, sizeof(double));
         }
         ws->post[1] = ws->own[0].O, ws->delta[1] = ws->own[0].dO, ws->b[1] = ws->own[0].b;
@@ -546,8 +546,13 @@ static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
                               const REAL *part, const REAL *Yb, REAL alpha)
 {
     const int64_t *s = net->sizes, P2 = ws->P[2], n = nb * P2;
+    const REAL scale = (REAL)(2.0 / (double)nb);
     REAL *O = own->O;
-    if (ws->groups > 1) {
+    if (net->act[1] == FN_SIGMOID) { /* the seed's output layer: one pass in registers */
+        const int64_t G = ws->groups;
+        T(fn_config_get)()->sigmoid_output(nb, s[2], P2, G, G > 1 ? part : O, rows * P2,
+                                           own->b, Yb, scale, O, own->dO, own->loss);
+    } else if (ws->groups > 1) {
         memcpy(O, part, sizeof(REAL) * (size_t)n);
         for (int64_t g = 1; g < ws->groups; g++) {
             const REAL *Pg = part + g * rows * P2;
@@ -555,10 +560,12 @@ static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
                 O[i] += Pg[i];
         }
     }
-    const T(fn_epilogue) ep = {own->b, net->act[1], NULL, 0, 0, net->threshold};
-    T(fn_epilogue_tile)(&ep, O, P2, nb, P2, 0, 0);
-    T(fn_output_delta_rows)(net->act[1], (REAL)(2.0 / (double)nb), 0, nb, s[2], O, P2, Yb, s[2],
-                            own->dO, P2, own->loss);
+    if (net->act[1] != FN_SIGMOID) {
+        const T(fn_epilogue) ep = {own->b, net->act[1], NULL, 0, 0, net->threshold};
+        T(fn_epilogue_tile)(&ep, O, P2, nb, P2, 0, 0);
+        T(fn_output_delta_rows)(net->act[1], scale, 0, nb, s[2], O, P2, Yb, P2, own->dO, P2,
+                                own->loss);
+    }
     if (own->b)
         T(fn_bias_gradient_cols)(nb, 0, P2, own->dO, P2, own->b, -alpha, 1);
     double batch = 0;
@@ -676,23 +683,26 @@ static void T(small_team)(T(small_run) *run)
                 const int64_t g0 = G * t / share, g1 = t < share ? G * (t + 1) / share : g0;
                 T(small_own) *own = ws->own + t;
                 REAL *part = ws->part + (batch_no & 1) * G * rows * ws->P[2];
-                const REAL *Xb = run->X + start * n_in, *Yb = run->Y + start * n_out;
-                if (perm) { /* this thread's own copies: X if it has groups, all of Y */
+                const REAL *Xb = run->X + start * n_in;
+                if (perm) { /* this thread's own copy of X if it has groups */
                     REAL *xo = ws->Xb + t * ws->xb_stride;
                     for (int64_t i = 0; g0 < g1 && i < nb; i++)
                         memcpy(xo + i * n_in, run->X + perm[start + i] * n_in,
                                sizeof(REAL) * n_in);
-                    for (int64_t i = 0; i < nb; i++)
-                        memcpy(own->Yb + i * n_out, run->Y + perm[start + i] * n_out,
-                               sizeof(REAL) * n_out);
-                    Xb = xo, Yb = own->Yb;
+                    Xb = xo;
+                }
+                for (int64_t i = 0; i < nb; i++) { /* all of Y, in rows padded as O's */
+                    const REAL *y = run->Y + (perm ? perm[start + i] : start + i) * n_out;
+                    for (int64_t k = 0; k < n_out; k++) /* inline: rows of a few values */
+                        own->Yb[i * ws->P[2] + k] = y[k];
                 }
                 T(units_forward)(net, ws, g0, g1, nb, rows, Xb, part, own->O);
                 if (t == 0 && share > 1 && !probe) /* other calls want the cores: give way */
                     run->gave_way |= T(give_way)(run, team);
                 FN_SYNC(alone); /* every group's part of the sums is in */
                 const int leaving = run->gave_way && !alone;
-                const double batch = T(units_output)(net, ws, own, nb, rows, part, Yb, run->alpha);
+                const double batch =
+                    T(units_output)(net, ws, own, nb, rows, part, own->Yb, run->alpha);
                 T(units_backward)(net, ws, own, g0, g1, nb, rows, Xb, run->alpha);
                 if (t == 0) {
                     run->epoch_sum += batch;
