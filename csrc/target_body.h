@@ -114,10 +114,41 @@ typedef UINT T(ISA(ureg)) __attribute__((vector_size(VEC_BYTES)));
 /* m ? x : y lane by lane, m a comparison's result (all ones or zero), on the bits */
 #define SELECT(m, x, y) ((V)(((U)(m) & (U)(x)) | (~(U)(m) & (U)(y))))
 
+/* Three steps of the sigmoid in one AVX-512 instruction each, where GCC's generic vectors
+ * took three or four (a compare into a mask, a zeroing move and a bit blend; the exponent
+ * built by an add and a shift, then two products): the sigmoid's 28 vector operations a
+ * register are on the two 512-bit ports, so each one counts. The same values:
+ *   MIN_NAN(c, a)    = c < a ? c : a, NaN a passing (vminps returns its second operand
+ *                      when either is NaN);
+ *   BLEND_NEG(v, x, y) = v < 0 ? x : y (NaN v: y);
+ *   SCALE2(p, f)     = p 2^f for integral f, rounded once (into the subnormals too), as
+ *                      p 2^(f + K) 2^-K is. */
+#if VEC_BYTES == 64
+#include <immintrin.h>
+#define FN_AVX512_SIGMOID 1
+#define MIN_NAN(c, a)                                                                    \
+    (sizeof(REAL) == 4 ? (V)_mm512_min_ps((__m512)(c), (__m512)(a))                      \
+                       : (V)_mm512_min_pd((__m512d)(c), (__m512d)(a)))
+#define BLEND_NEG(v, x, y)                                                               \
+    (sizeof(REAL) == 4                                                                   \
+         ? (V)_mm512_mask_blend_ps(_mm512_cmp_ps_mask((__m512)(v), _mm512_setzero_ps(),   \
+                                                      _CMP_LT_OQ),                        \
+                                   (__m512)(y), (__m512)(x))                              \
+         : (V)_mm512_mask_blend_pd(_mm512_cmp_pd_mask((__m512d)(v), _mm512_setzero_pd(),  \
+                                                      _CMP_LT_OQ),                        \
+                                   (__m512d)(y), (__m512d)(x)))
+#define SCALE2(p, f)                                                                     \
+    (sizeof(REAL) == 4 ? (V)_mm512_scalef_ps((__m512)(p), (__m512)(f))                   \
+                       : (V)_mm512_scalef_pd((__m512d)(p), (__m512d)(f)))
+#else
+#define FN_AVX512_SIGMOID 0
+#endif
+
 /* The range reduction of e^-a, a >= 0: -a = n ln2 - r, |r| <= ln2/2, n rounded by the
  * 1.5 * 2^mantissa shifter (n as the bits of a signed integer); r with ln2 in two parts
  * (n ln2_hi is exact). */
-static inline T(ISA(reg)) T(ISA(exp_reduce))(T(ISA(reg)) a, T(ISA(ureg)) *n)
+static inline T(ISA(reg)) T(ISA(exp_reduce))(T(ISA(reg)) a, T(ISA(ureg)) *n,
+                                              T(ISA(reg)) *n_real)
 {
     typedef T(ISA(reg)) V;
     typedef T(ISA(ureg)) U;
@@ -126,6 +157,7 @@ static inline T(ISA(reg)) T(ISA(exp_reduce))(T(ISA(reg)) a, T(ISA(ureg)) *n)
     const V t = a * -log2e + (REAL)SHIFTER;
     const V fn = t - (REAL)SHIFTER;
     *n = (U)t - (U)shifter;
+    *n_real = fn; /* n as a value */
     return (a + fn * (REAL)LN2_HI) + fn * (REAL)LN2_LO;
 }
 
@@ -139,12 +171,21 @@ static inline T(ISA(reg)) T(ISA(exp_neg))(T(ISA(reg)) a)
     typedef T(ISA(ureg)) U;
     const V cap = (V){0} + (REAL)-EXP_LO;
     U n;
-    const V r = T(ISA(exp_reduce))(SELECT(cap < a, cap, a), &n); /* NaN passes */
+    V fn;
+#if FN_AVX512_SIGMOID
+    const V r = T(ISA(exp_reduce))(MIN_NAN(cap, a), &n, &fn);
+    const V p = EXP_NEG_POLY(r);
+    (void)n;
+    return SCALE2(p, fn);
+#else
+    const V r = T(ISA(exp_reduce))(SELECT(cap < a, cap, a), &n, &fn); /* NaN passes */
     const V p = EXP_NEG_POLY(r);
     /* 2^n = 2^(n + SCALE_K) 2^-SCALE_K, the first factor normal for every n here: p times
      * it is exact and the second product rounds once, into the subnormals if need be. */
     const U b = (n + (UINT)(EXP_BIAS + SCALE_K)) << MANT_BITS;
+    (void)fn;
     return p * (V)b * (REAL)SCALE_DOWN;
+#endif
 }
 
 /* 1 / (1 + e^-v), from e = e^-|v| <= 1 so nothing overflows. |v| by clearing the sign
@@ -157,7 +198,12 @@ static inline T(ISA(reg)) T(ISA(sigmoid_reg))(T(ISA(reg)) v)
     const U magnitude = (U){0} + ~((UINT)1 << (8 * sizeof(REAL) - 1));
     const V zero = {0}, one = zero + 1;
     const V e = T(ISA(exp_neg))((V)((U)v & magnitude));
-    return SELECT(v < zero, e, one) / (1 + e); /* NaN: e is NaN, and so is this */
+#if FN_AVX512_SIGMOID
+    (void)zero;
+    return BLEND_NEG(v, e, one) / (1 + e); /* NaN: e is NaN, and so is this */
+#else
+    return SELECT(v < zero, e, one) / (1 + e);
+#endif
 }
 
 /* out = sigmoid(x) on SMALL_VL values */
@@ -182,7 +228,9 @@ static inline T(ISA(reg)) T(ISA(expm1_neg))(T(ISA(reg)) a)
     typedef T(ISA(ureg)) U;
     const V cap = (V){0} + 64;
     U n; /* 0 >= n >= -93: 2^n is normal */
-    const V r = T(ISA(exp_reduce))(SELECT(cap < a, cap, a), &n);
+    V fn;
+    const V r = T(ISA(exp_reduce))(SELECT(cap < a, cap, a), &n, &fn);
+    (void)fn;
     const V pm = EXPM1_NEG_POLY(r);
     const V s = (V)((n + (UINT)EXP_BIAS) << MANT_BITS);
     return (s - 1) + s * pm;
@@ -791,5 +839,9 @@ const T(fn_config) T(ISA(fn_config)) = {
 #undef SELECT
 #undef SV
 #undef LANES
+#undef FN_AVX512_SIGMOID
+#undef MIN_NAN
+#undef BLEND_NEG
+#undef SCALE2
 
 #endif

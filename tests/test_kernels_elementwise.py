@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from conftest import (
     ACTIVATIONS,
+    CPU_SUPPORTS,
     DTYPES,
+    ORIGINAL_ISA,
     as64,
     assert_close,
     assert_within,
@@ -23,6 +25,7 @@ from conftest import (
 from hypothesis import given
 from hypothesis import strategies as st
 
+import fastnet
 from fastnet import kernels, reference
 
 THRESHOLDS = (0.0, 2.0, -0.75, 0.5)  # exactly representable in float32
@@ -259,3 +262,33 @@ def test_kernels_pick_float32_only_when_every_input_is_float32():
     assert kernels.matmul([[1, 2]], [[3], [4]]).dtype == np.float64
     assert kernels.matmul(a32, a32, dtype=np.float64).dtype == np.float64
     assert kernels.matmul([[1, 2]], [[3], [4]]).tolist() == [[11.0]]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_avx512_sigmoid_and_tanh_give_the_bits_of_avx2(dtype):
+    """The AVX-512 sigmoid takes its cap, its sign select and its power of two from
+    single AVX-512 instructions (min, masked blend, scalef), where the AVX2 build keeps
+    the generic vector code (compare and bit blends, the exponent built by integer
+    operations): both round the same operations the same way, so the bits agree on a
+    dense sweep past both ends of the range, the subnormal results, the specials and
+    random bit patterns (NaN payloads included)."""
+    if not (CPU_SUPPORTS["avx512"] and CPU_SUPPORTS["avx2"]):
+        pytest.skip("needs a CPU with both AVX2 and AVX-512")
+    info = np.finfo(dtype)
+    rng = np.random.default_rng(11)
+    uint = np.uint32 if dtype == np.float32 else np.uint64
+    z = np.concatenate([
+        np.linspace(-800, 800, 400_001), 30 * rng.standard_normal(100_000),
+        1e-3 * rng.standard_normal(10_000),
+        [0.0, -0.0, np.inf, -np.inf, np.nan, info.max, -info.max, info.tiny, -info.tiny,
+         info.smallest_subnormal]]).astype(dtype)
+    z = np.concatenate([z, rng.integers(0, np.iinfo(uint).max, 200_000, dtype=uint).view(dtype)])
+    got = {}
+    try:
+        for name in ("avx512", "avx2"):
+            assert fastnet._use_kernels(name) == name
+            got[name] = [kernels.activation(act, z).view(uint) for act in ("sigmoid", "tanh")]
+    finally:
+        fastnet._use_kernels(ORIGINAL_ISA)
+    for act, a, b in zip(("sigmoid", "tanh"), got["avx512"], got["avx2"]):
+        assert np.array_equal(a, b), (act, z[a != b][:5])
