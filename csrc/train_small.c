@@ -102,8 +102,12 @@
 #define FN_SMALL_MAX_WEIGHT_BYTES (192 * 1024)
 
 /* Below this many flop per batch (6 x rows x weights) one thread trains: measured on
- * 2 cores, 2.5e5 (32-wide layers, batch 32) ran slower on two threads and 5.3e5 faster. */
+ * 2 cores, 2.5e5 (32-wide layers, batch 32) ran slower on two threads and 5.3e5 faster.
+ * The units scheme moves far less between the cores: two threads gained 9-10% at
+ * 2.3-2.5e5 ([64,64,10] batch 8, [16,64,4] batch 32; C, one epoch a call) and nothing
+ * at 0.7-1.2e5 ([8 or 16,64,4] batch 16). */
 #define FN_SMALL_PARALLEL_MIN_FLOP 5.0e5
+#define FN_SMALL_UNITS_MIN_FLOP 2.0e5
 
 /* Each thread's share of the batch rows is at least this many. */
 #define FN_SMALL_MIN_ROWS_PER_THREAD 16
@@ -775,11 +779,13 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
 {
     const double flop = T(fn_flop_per_row)(net) * (double)rows;
     int team = 1;
-    if (flop >= FN_SMALL_PARALLEL_MIN_FLOP && !omp_in_parallel()) {
+    const int units = net->n_layers == 2;
+    if (flop >= (units ? FN_SMALL_UNITS_MIN_FLOP : FN_SMALL_PARALLEL_MIN_FLOP) &&
+        !omp_in_parallel()) {
         /* units: a group at least; rows: FN_SMALL_MIN_ROWS_PER_THREAD */
-        int64_t most = net->n_layers == 2
-                           ? fn_round_up(net->sizes[1], T(group_width)(net)) / T(group_width)(net)
-                           : rows / FN_SMALL_MIN_ROWS_PER_THREAD;
+        const int64_t gw = T(group_width)(net);
+        int64_t most = units ? fn_round_up(net->sizes[1], gw) / gw
+                             : rows / FN_SMALL_MIN_ROWS_PER_THREAD;
         team = omp_get_max_threads();
         team = team < most ? team : (int)(most > 1 ? most : 1);
         const int64_t batches = (N + rows - 1) / rows;

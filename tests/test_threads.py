@@ -46,6 +46,7 @@ def test_threadpoolctl_limits_change_fastnet_threads():
 
 
 SMALL_PARALLEL_MIN_FLOP = 5e5  # csrc/train_small.c: below this per batch, one thread trains
+SMALL_UNITS_MIN_FLOP = 2e5  # the same for one hidden layer (the units scheme)
 SMALL_MIN_ROWS_PER_THREAD = 16  # csrc/train_small.c
 
 # (layers, batch, rows) for each trainer, big enough to use 2 threads in each.
@@ -340,6 +341,32 @@ def test_small_trainer_alone_after_probe_restores_a_diverging_epoch(sharing_poli
     assert h1 == h2
     assert net1 == net2
     assert all(np.isfinite(W).all() for W in net2.weights + net2.biases)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layers, batch, ran", [
+    ([64, 64, 10], 8, "shared"),      # 2.3e5 flop a batch: over the units scheme's cut
+    ([64, 64, 10], 4, "one thread"),  # 1.1e5: under it
+    ([40, 30, 20, 5], 32, "one thread"),  # 3.6e5, two hidden layers: the rows scheme's cut
+])
+def test_small_trainer_shares_batches_from_its_schemes_own_size(sharing_policy, dtype,
+                                                                 layers, batch, ran):
+    """The units scheme (one hidden layer) shares batches from SMALL_UNITS_MIN_FLOP, the
+    rows scheme from SMALL_PARALLEL_MIN_FLOP; either way the bits of one thread."""
+    from fastnet import _core
+
+    flop = _flop_per_batch(layers, batch)
+    if len(layers) == 3:
+        assert (flop >= SMALL_UNITS_MIN_FLOP) == (ran == "shared")
+    else:
+        assert SMALL_UNITS_MIN_FLOP <= flop < SMALL_PARALLEL_MIN_FLOP
+    train = _two_epochs(layers, batch, 10 * batch + 3, dtype, bias=True, data_seed=6)
+    net1, h1 = _with_threads(1, train)
+    sharing_policy("always")
+    net2, h2 = _with_threads(2, train)
+    assert _core._last_sharing() == ran
+    assert h1 == h2
+    assert net1 == net2
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
