@@ -313,6 +313,13 @@ def test_small_trainer_does_not_probe_a_short_epoch(sharing_policy):
     assert _core._last_sharing() == "shared"
 
 
+def _identical_rows(layers, rows, dtype, target):
+    """X: ``rows`` copies of one row of unit length; Y: ``target`` everywhere."""
+    x = np.random.default_rng(6).standard_normal(layers[0])
+    X = np.tile(x / np.linalg.norm(x), (rows, 1)).astype(dtype)
+    return X, np.full((rows, layers[-1]), target, dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_small_trainer_alone_after_probe_restores_a_diverging_epoch(sharing_policy, dtype):
     """Divergence epochs after the switch to thread 0 alone: the same DivergenceError
@@ -321,9 +328,7 @@ def test_small_trainer_alone_after_probe_restores_a_diverging_epoch(sharing_poli
     layers, batch = [64, 64], 32
     rows = 5 * SMALL_PROBE_BATCHES * batch
     assert _flop_per_batch(layers, batch) >= SMALL_PARALLEL_MIN_FLOP
-    x = np.random.default_rng(6).standard_normal(layers[0])
-    X = np.tile(x / np.linalg.norm(x), (rows, 1)).astype(dtype)
-    Y = np.zeros((rows, layers[-1]), dtype)
+    X, Y = _identical_rows(layers, rows, dtype, 0)
 
     def train():
         net = fastnet.Network(layers, activation="identity", bias=True, dtype=dtype, seed=2)
@@ -380,9 +385,7 @@ def test_small_trainer_units_scheme_stops_every_thread_at_a_diverging_batch(shar
     layers, batch = [64, 64, 16], 32
     rows = 5 * SMALL_PROBE_BATCHES * batch
     assert _flop_per_batch(layers, batch) >= SMALL_PARALLEL_MIN_FLOP
-    x = np.random.default_rng(6).standard_normal(layers[0])
-    X = np.tile(x / np.linalg.norm(x), (rows, 1)).astype(dtype)
-    Y = np.ones((rows, layers[-1]), dtype)
+    X, Y = _identical_rows(layers, rows, dtype, 1)
 
     def train():
         net = fastnet.Network(layers, activation="identity", bias=True, dtype=dtype, seed=2)
