@@ -264,10 +264,12 @@ typedef struct {
 typedef struct {
     int64_t *P;                      /* padded widths, L + 1 */
     REAL **W, **b, **WT;             /* padded copies: s[l] x P[l+1], P[l+1], s[l+1] x P[l] */
-    REAL **post, **delta;            /* rows x P[l+1]: H_out..O_out, delta_H..delta_O */
+    REAL **post, **delta;            /* rows x P[l+1]: H_out..O_out, delta_H..delta_O
+                                      * (units: the output layer's in own) */
     REAL *Xb, *Yb;                   /* the batch gathered in shuffled order: Xb once */
-    int64_t xb_stride;               /* per thread, xb_stride apart; Yb's rows shared */
-    double *row_loss;                /* rows */
+    int64_t xb_stride;               /* per thread, xb_stride apart; Yb's rows shared
+                                      * (Yb: the rows scheme; units: in own) */
+    double *row_loss;                /* rows (the rows scheme; units: in own) */
     atomic_long *line;               /* a cache line of its own, for line_trip_ns */
     atomic_long *passed;             /* a cache line per thread, for team_sync */
     int units;                       /* one hidden layer: split by its units (below) */
@@ -291,11 +293,18 @@ static int64_t T(group_width)(const T(fn_net) *net)
     return net->sizes[1] > 16 ? FN_UNIT_GROUP : T(padded)(net->sizes[1]);
 }
 
+/* The units scheme's groups: the hidden units in whole groups. */
+static int64_t T(unit_groups)(const T(fn_net) *net)
+{
+    const int64_t gw = T(group_width)(net);
+    return (net->sizes[1] + gw - 1) / gw;
+}
+
 /* Padded width of layer l: whole vectors, and whole groups for the hidden layer of the
  * units scheme. */
 static int64_t T(layer_pad)(const T(fn_net) *net, int l)
 {
-    return net->n_layers == 2 && l == 1 ? fn_round_up(net->sizes[1], T(group_width)(net))
+    return net->n_layers == 2 && l == 1 ? T(unit_groups)(net) * T(group_width)(net)
                                         : T(padded)(net->sizes[l]);
 }
 
@@ -349,8 +358,7 @@ static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t row
             o->Yb = T(carve)(base, &off, rows * P[2], R);
             o->loss = T(carve)(base, &off, rows, sizeof(double));
         }
-        ws->post[1] = ws->own[0].O, ws->delta[1] = ws->own[0].dO, ws->b[1] = ws->own[0].b;
-        ws->Yb = ws->own[0].Yb, ws->row_loss = ws->own[0].loss;
+        ws->b[1] = ws->own[0].b; /* the copy loaded, checked and stored */
     } else {
         ws->Yb = gather ? T(carve)(base, &off, rows * s[L], R) : NULL;
         ws->row_loss = T(carve)(base, &off, rows, sizeof(double));
@@ -429,7 +437,7 @@ static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t r
         ws->P[l] = T(layer_pad)(net, l);
     if (ws->units) {
         ws->gw = T(group_width)(net);
-        ws->groups = ws->P[1] / ws->gw;
+        ws->groups = T(unit_groups)(net);
     }
     ws->xb_stride = fn_round_up(rows * s[0], FN_ALIGN / (int64_t)sizeof(REAL));
     size_t bytes = T(small_layout)(ws, net, rows, gather, team, NULL);
@@ -798,9 +806,7 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     if (flop >= (units ? FN_SMALL_UNITS_MIN_FLOP : FN_SMALL_PARALLEL_MIN_FLOP) &&
         !omp_in_parallel()) {
         /* units: a group at least; rows: FN_SMALL_MIN_ROWS_PER_THREAD */
-        const int64_t gw = T(group_width)(net);
-        int64_t most = units ? fn_round_up(net->sizes[1], gw) / gw
-                             : rows / FN_SMALL_MIN_ROWS_PER_THREAD;
+        int64_t most = units ? T(unit_groups)(net) : rows / FN_SMALL_MIN_ROWS_PER_THREAD;
         team = omp_get_max_threads();
         team = team < most ? team : (int)(most > 1 ? most : 1);
         const int64_t batches = (N + rows - 1) / rows;
