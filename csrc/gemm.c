@@ -339,10 +339,12 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                            ep, workspace);
 }
 
-void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
-                            REAL alpha, const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
-                            int64_t b_panels, REAL beta, REAL *C, int64_t ldc, int64_t c_panels,
-                            const T(fn_epilogue) *ep, REAL *workspace)
+/* fn_gemm_team_panels, or with p1 >= 0 (fn_gemm_cols_panels) the column panels [p0, p1)
+ * by the calling thread alone. */
+static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                           REAL alpha, const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
+                           int64_t b_panels, REAL beta, REAL *C, int64_t ldc, int64_t c_panels,
+                           const T(fn_epilogue) *ep, REAL *workspace, int64_t p0, int64_t p1)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
     /* Where column j0 (a multiple of nr) of B or C starts, and its rows' stride. */
@@ -365,8 +367,9 @@ void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int6
     }
 
     /* This thread's buffers, each starting on a cache line. */
+    const int alone = p1 >= 0;
     REAL *mine = workspace + (int64_t)omp_get_thread_num() * T(thread_workspace)(cfg, M, N, K);
-    if (T(direct)(cfg, M, N, K) && !b_panels && !c_panels) {
+    if (!alone && T(direct)(cfg, M, N, K) && !b_panels && !c_panels) {
         /* The direct path. Too small to pay for a team: one thread. Narrower than the
          * micro-tile (the output layer's products, N = 10 on mnist, where an nr = 32 tile
          * would be two thirds padding): each thread takes a run of whole mr-row groups,
@@ -398,7 +401,7 @@ void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int6
     const int64_t rs_a = trans_a ? 1 : lda, cs_a = trans_a ? lda : 1;
     const int64_t full = N - N % nr, m_panels = (M + mr - 1) / mr;
 
-    if (T(packed_path)(cfg, M, N, K)) {
+    if (!alone && T(packed_path)(cfg, M, N, K)) {
         /* The packed path, after BLIS. Per item and super-block of K, the item's rows of
          * op(A) are copied once into mr-row micro-panels (kc x mr each, per K block), and
          * then each of its column panels' slices of op(B) into the thread's buffer, so
@@ -468,12 +471,14 @@ void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int6
     /* Column chunks: single panels of nr columns, or with fewer rows than mr and B read
      * in place, FN_EDGE_GROUP of them (pw columns); the full panels' chunks first, then a
      * partial last panel alone (packed). */
-    const int64_t pw = M < mr && !trans_b && !b_panels && !c_panels ? FN_EDGE_GROUP * nr : nr;
+    const int64_t pw = !alone && M < mr && !trans_b && !b_panels && !c_panels
+                           ? FN_EDGE_GROUP * nr
+                           : nr;
     const int64_t n_panels = (full + pw - 1) / pw + (full < N);
     /* Row blocks: the M / mr micro-panels of rows dealt out evenly (so items cost the
      * same and threads finish together), at most mc rows each, and enough blocks to give
      * every thread two items. Which rows a thread computes changes no result. */
-    const int64_t want_blocks = (2 * omp_get_num_threads() + n_panels - 1) / n_panels;
+    const int64_t want_blocks = ((alone ? 2 : 2 * omp_get_num_threads()) + n_panels - 1) / n_panels;
     int64_t m_blocks = (m_panels + MC / mr - 1) / (MC / mr);
     m_blocks = m_blocks > want_blocks ? m_blocks : want_blocks;
     m_blocks = m_blocks < m_panels ? m_blocks : m_panels;
@@ -482,9 +487,17 @@ void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int6
      * the columns it reads in the next batch's X W, and the columns of delta_H it writes
      * are those it reads, and both stay in its own cache. A large op(A) (predict on a
      * whole data set) is streamed once instead: row blocks outermost. */
-    const int col_major = M * K * (int64_t)sizeof(REAL) <= FN_A_RESIDENT_BYTES;
-#pragma omp for schedule(static)
-    for (int64_t item = 0; item < m_blocks * n_panels; item++) {
+    const int col_major = alone || M * K * (int64_t)sizeof(REAL) <= FN_A_RESIDENT_BYTES;
+    /* the team's items dealt out in contiguous runs (omp for's static schedule, by hand:
+     * one loop serves both modes), then a barrier; alone, the panels' items */
+    int64_t item0 = 0, item1 = m_blocks * n_panels;
+    if (alone) {
+        item0 = p0 * m_blocks;
+        item1 = p1 * m_blocks;
+    } else {
+        fn_row_share(item1, 1, omp_get_thread_num(), omp_get_num_threads(), &item0, &item1);
+    }
+    for (int64_t item = item0; item < item1; item++) {
         const int64_t ib = col_major ? item % m_blocks : item / n_panels;
         const int64_t jp = col_major ? item / m_blocks : item % n_panels;
         const int64_t i_start = ib * m_panels / m_blocks * mr;
@@ -513,6 +526,28 @@ void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int6
             }
         }
     }
+    if (!alone) {
+#pragma omp barrier
+    }
+}
+
+void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                            REAL alpha, const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
+                            int64_t b_panels, REAL beta, REAL *C, int64_t ldc, int64_t c_panels,
+                            const T(fn_epilogue) *ep, REAL *workspace)
+{
+    T(gemm_panels)(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, b_panels, beta, C, ldc,
+                   c_panels, ep, workspace, 0, -1);
+}
+
+void T(fn_gemm_cols_panels)(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,
+                            const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
+                            int64_t b_panels, REAL beta, REAL *C, int64_t ldc, int64_t c_panels,
+                            const T(fn_epilogue) *ep, REAL *workspace, int64_t p0, int64_t p1)
+{
+    if (p0 < p1 && M > 0 && K > 0)
+        T(gemm_panels)(trans_a, 0, M, N, K, alpha, A, lda, B, ldb, b_panels, beta, C, ldc,
+                       c_panels, ep, workspace, p0, p1);
 }
 
 #undef B_COLUMN

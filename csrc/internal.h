@@ -175,6 +175,17 @@ void fn_gemm_team_panels_##S(int trans_a, int trans_b, int64_t M, int64_t N, int
                              int64_t ldb, int64_t b_panels, REAL beta, REAL *C,          \
                              int64_t ldc, int64_t c_panels, const fn_epilogue_##S *ep,   \
                              REAL *workspace);                                           \
+/* The column panels [p0, p1) (nr columns each, the last one partial) of an M x N x K   \
+ * product of fn_gemm_team_panels with op(B) = B, by the calling thread alone, with no   \
+ * barrier; workspace as for the team's product (the thread's own part of it). The same \
+ * sums, in the same order, as the team's unpacked path (the packed path's too: the same \
+ * bits); B read in place, so for B panel-major or narrow (N < FN_PACK_MIN_N), where     \
+ * the team reads it so too. M, K >= 1. */                                               \
+void fn_gemm_cols_panels_##S(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,  \
+                             const REAL *A, int64_t lda, const REAL *B, int64_t ldb,     \
+                             int64_t b_panels, REAL beta, REAL *C, int64_t ldc,          \
+                             int64_t c_panels, const fn_epilogue_##S *ep,                \
+                             REAL *workspace, int64_t p0, int64_t p1);                   \
 /* Rows [i0, i0 + m) of an M x N x K product of fn_gemm_team (with its epilogue), by the \
  * calling thread alone through the direct path, with no barrier; buf: the thread's own \
  * fn_gemm_workspace(M, N, K, 1) elements. Only for K <= kc (K in one block) and N <=    \

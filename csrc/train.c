@@ -40,6 +40,7 @@ typedef struct {
     REAL *delta[2];   /* rows x widest layer: delta_O, delta_H, ... (ping-pong) */
     REAL *Xb, *Yb;    /* the batch's rows gathered in shuffled order */
     REAL *Xb2;        /* a second Xb when the last batch's rows are still needed (fused) */
+    int64_t x_stride; /* elements from one Xb to the next (Xb2, or each thread's own) */
     double *row_loss; /* rows */
     REAL *gemm;       /* packing panels for the largest product */
     REAL *rows_ws;    /* output_rows_team's buffers, rows_stride elements a thread */
@@ -48,8 +49,42 @@ typedef struct {
     REAL *w0;         /* W[0] panel-major while the general trainer runs (or NULL) */
     REAL *d0;         /* with w0: layer 0's delta panel-major (see backward_team) */
     int64_t w0_size;  /* its elements: sizes[0] x sizes[1] rounded up to whole panels */
+    /* The units scheme (units_batch): each hidden panel's part of O_in, for batches of
+     * even and odd index; each thread's own buffers (units_own), own_stride bytes apart. */
+    REAL *parts;
+    int64_t part_stride, ld_out; /* elements a panel's part; a row's of parts, O, delta_O */
+    char *own;
+    size_t own_stride;
     void *block;
 } T(workspace);
+
+/* A thread's own buffers in the units scheme: the batch's O_out and delta_O (rows x
+ * ld_out), its rows of Y, the output layer's bias and each row's loss. */
+typedef struct {
+    REAL *O, *dO, *Yb, *b;
+    double *row_loss;
+} T(units_own);
+
+#define FN_LINE(b) ((((size_t)(b)) + FN_ALIGN - 1) / FN_ALIGN * FN_ALIGN)
+
+static T(units_own) T(units_own_get)(const T(workspace) *ws, int64_t rows, int64_t n_out,
+                                     int t)
+{
+    const size_t R = sizeof(REAL), out = FN_LINE(R * rows * ws->ld_out);
+    char *p = ws->own + (size_t)t * ws->own_stride;
+    T(units_own) own = {(REAL *)p, (REAL *)(p + out), (REAL *)(p + 2 * out),
+                        (REAL *)(p + 2 * out + FN_LINE(R * rows * n_out)),
+                        (double *)(p + 2 * out + FN_LINE(R * rows * n_out) +
+                                   FN_LINE(R * ws->ld_out))};
+    return own;
+}
+
+static size_t T(units_own_bytes)(int64_t rows, int64_t n_out, int64_t ld_out)
+{
+    const size_t R = sizeof(REAL);
+    return 2 * FN_LINE(R * rows * ld_out) + FN_LINE(R * rows * n_out) + FN_LINE(R * ld_out) +
+           FN_LINE(sizeof(double) * rows);
+}
 
 static int64_t T(n_params)(const T(fn_net) *net)
 {
@@ -66,12 +101,13 @@ static void T(workspace_free)(T(workspace) *ws)
     memset(ws, 0, sizeof(*ws));
 }
 
-/* One allocation for a batch of `rows`; gather (1 or 2 X buffers), a snapshot of
- * `snapshot` elements, a panel-major copy of W[0] (w0_panels: its elements, or 0) and
- * output_rows_team's buffers (rows_phase) only when asked for. */
+/* One allocation for a batch of `rows`; gather: that many X buffers (0: none), a snapshot
+ * of `snapshot` elements, a panel-major copy of W[0] (w0_panels: its elements, or 0),
+ * output_rows_team's buffers (rows_phase) and the units scheme's (units) only when asked
+ * for. */
 static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int64_t rows,
                                     int gather, int64_t snapshot, int team, int64_t w0_panels,
-                                    int rows_phase)
+                                    int rows_phase, int units)
 {
     const int L = net->n_layers;
     const int64_t *s = net->sizes;
@@ -96,10 +132,9 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
         rows_stride = need > rows_stride ? need : rows_stride;
     }
     /* Sizes in bytes, each rounded to a cache line. */
-    size_t sizes[11 + 1];
+    size_t sizes[13 + 1];
     int n = 0;
     const size_t R = sizeof(REAL);
-#define FN_LINE(b) ((((size_t)(b)) + FN_ALIGN - 1) / FN_ALIGN * FN_ALIGN)
     size_t post_total = 0;
     for (int l = 0; l < L; l++)
         post_total += FN_LINE(R * rows * s[l + 1]);
@@ -115,6 +150,10 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     sizes[n++] = FN_LINE(R * w0_panels);
     const int64_t nr = T(fn_config_get)()->nr;
     sizes[n++] = w0_panels ? FN_LINE(R * rows * fn_round_up(s[1], nr)) : 0;
+    const int64_t ld_out = fn_round_up(s[L], 16), panels = (s[1] + nr - 1) / nr;
+    const int64_t part_stride = (int64_t)(FN_LINE(R * rows * ld_out) / R);
+    sizes[n++] = units ? R * (size_t)(2 * panels * part_stride) : 0;
+    sizes[n++] = units ? (size_t)team * T(units_own_bytes)(rows, s[L], ld_out) : 0;
     size_t total = 0;
     for (int k = 0; k < n; k++)
         total += sizes[k];
@@ -134,7 +173,8 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     ws->delta[0] = (REAL *)p; p += sizes[1];
     ws->delta[1] = (REAL *)p; p += sizes[2];
     ws->Xb = gather ? (REAL *)p : NULL;
-    ws->Xb2 = gather > 1 ? (REAL *)(p + FN_LINE(R * rows * s[0])) : NULL;
+    ws->x_stride = (int64_t)(FN_LINE(R * rows * s[0]) / R);
+    ws->Xb2 = gather > 1 ? ws->Xb + ws->x_stride : NULL;
     p += sizes[3];
     ws->Yb = gather ? (REAL *)p : NULL; p += sizes[4];
     ws->row_loss = (double *)p; p += sizes[5];
@@ -148,8 +188,16 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     ws->d0 = w0_panels ? (REAL *)p : NULL;
     if (ws->d0 && s[1] % nr) /* the last panel's padding, never written: no garbage in */
         memset(ws->d0, 0, sizes[10]);
+    p += sizes[10];
     ws->w0_size = w0_panels;
-#undef FN_LINE
+    if (units) /* the padding columns of the parts and the own bias copies stay zero */
+        memset(p, 0, sizes[11] + sizes[12]);
+    ws->parts = units ? (REAL *)p : NULL;
+    ws->part_stride = part_stride;
+    ws->ld_out = ld_out;
+    p += sizes[11];
+    ws->own = units ? p : NULL;
+    ws->own_stride = T(units_own_bytes)(rows, s[L], ld_out);
     return FN_OK;
 }
 
@@ -498,7 +546,7 @@ fn_status T(fn_gradients)(const T(fn_net) *net, int64_t N, const REAL *X, const 
 {
     T(workspace) ws;
     int team = fn_team_size(T(fn_flop_per_row)(net) * (double)N);
-    fn_status st = T(workspace_alloc)(&ws, net, N, 0, 0, team, 0, 0);
+    fn_status st = T(workspace_alloc)(&ws, net, N, 0, 0, team, 0, 0, 0);
     if (st != FN_OK)
         return st;
     FN_RUN_TEAM(team, T(gradients_team)(net, N, X, Y, &ws, dW, db));
@@ -584,6 +632,8 @@ typedef struct {
     int nonfinite;
     int fuse; /* batches of at most cfg->fused_rows rows: W[0]'s update is fused */
     int rows_phase; /* the output layer by output_rows_team (unfused batches) */
+    int units;      /* the units scheme (units_batch) */
+    int x_private;  /* the units scheme: each thread gathers all of X into its own buffer */
 } T(train_run);
 
 /* The batch's loss into the epoch's sum (and non-finite: run->nonfinite), by one thread. */
@@ -597,6 +647,131 @@ static void T(add_batch_loss)(T(train_run) *run, int64_t nb)
         run->nonfinite = 1;
 }
 
+/* The units scheme: a network of two layers whose output layer is narrow (rows_phase_fits)
+ * and whose batches are mr to kc rows (smaller ones go as before: fused, or by rows,
+ * with the bits of the team products). Each thread owns whole panels of
+ * hidden units, nr each: panels [p0, p1) of fn_row_share over the team, that is those
+ * columns of W[0] (panel-major), b[0], H and delta_H, and those rows of W[1]. A batch
+ * then has one barrier, where each panel's part of O_in crosses between the cores:
+ *     own panels p: H_p = act(X W0_p + b0_p), P_p = H_p W1_p;
+ *     barrier;
+ *     every thread: O_out = act(((P_0 + P_1) + ...) + b1), delta_O, each row's loss,
+ *                   b1's step, the same bits on each, into its own buffers;
+ *     own panels p: delta_H_p = (delta_O W1_p^T) * act'(H_p), W1_p and b0_p's steps,
+ *                   W0_p -= alpha X^T delta_H_p.
+ * The parts of alternate batches go to alternate buffers, so a thread may start the
+ * next batch while another still reads this one's. Which panels exist, and so the order
+ * of the output layer's sums, depends on the shape only: the same bits on any team.
+ * Before (output_rows_team and team products), a batch had four barriers, and its
+ * hidden activations and deltas crossed between the cores twice, from the threads that
+ * wrote them by columns to those that read them by rows. */
+static int T(units_fits)(const T(fn_net) *net, int64_t rows)
+{
+    const T(fn_config) *cfg = T(fn_config_get)();
+    return net->n_layers == 2 && rows >= cfg->mr && rows <= cfg->kc && T(rows_phase_fits)(net);
+}
+
+/* This thread's panels of hidden units in the units scheme. */
+static void T(units_panels)(const T(fn_net) *net, int64_t *p0, int64_t *p1)
+{
+    const int64_t nr = T(fn_config_get)()->nr;
+    fn_row_share((net->sizes[1] + nr - 1) / nr, 1, omp_get_thread_num(), omp_get_num_threads(),
+                 p0, p1);
+}
+
+/* One batch of nb rows (Xb, Yb: this thread's or shared; Yb all rows) by the units scheme;
+ * parity: the batch's index in the epoch, mod 2. Returns the sum of the rows' losses,
+ * the same on every thread. */
+static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb,
+                             const REAL *Yb, int64_t parity)
+{
+    const T(fn_net) *net = run->net;
+    T(workspace) *ws = run->ws;
+    const int64_t *s = net->sizes, n_in = s[0], n_h = s[1], n_out = s[2];
+    const int64_t nr = T(fn_config_get)()->nr, panels = (n_h + nr - 1) / nr, ld = ws->ld_out;
+    const int t = omp_get_thread_num();
+    const REAL alpha = run->alpha;
+    int64_t p0, p1;
+    T(units_panels)(net, &p0, &p1);
+    const T(units_own) own = T(units_own_get)(ws, run->rows, n_out, t);
+    REAL *parts = ws->parts + parity * panels * ws->part_stride;
+    REAL *H = ws->post[0], *dH = ws->delta[1], *W1 = net->W[1];
+    REAL *buf = ws->rows_ws + t * ws->rows_stride;
+    const T(fn_epilogue) hidden = {net->b ? net->b[0] : NULL, net->act[0], NULL, 0, 0,
+                                   net->threshold};
+    T(fn_gemm_cols_panels)(0, nb, n_h, n_in, 1, Xb, n_in, ws->w0, 0, T(w0_panel_stride)(net), 0,
+                           H, n_h, 0, &hidden, ws->gemm, p0, p1);
+    for (int64_t p = p0; p < p1; p++) {
+        const int64_t j0 = p * nr, w = n_h - j0 < nr ? n_h - j0 : nr;
+        T(fn_gemm_rows)(0, 0, n_out, w, 0, nb, 1, H + j0, n_h, W1 + j0 * n_out, n_out, 0,
+                        parts + p * ws->part_stride, ld, NULL, buf);
+    }
+#pragma omp barrier
+    /* whole rows of ld_out, the padding too (zero in the parts and the bias), in one pass
+     * each: a row at a time, the activation's calls on 10 values took longer than the
+     * output layer's products */
+    const int64_t n_all = nb * ld;
+    memcpy(own.O, parts, sizeof(REAL) * (size_t)n_all);
+    for (int64_t p = 1; p < panels; p++) {
+        const REAL *q = parts + p * ws->part_stride;
+        for (int64_t k = 0; k < n_all; k++)
+            own.O[k] += q[k];
+    }
+    for (int64_t e = 0; e < nb && net->b; e++)
+        for (int64_t c = 0; c < ld; c++)
+            own.O[e * ld + c] += own.b[c];
+    T(fn_activation)(net->act[1], n_all, own.O, own.O, net->threshold);
+    T(fn_output_delta_rows)(net->act[1], (REAL)(2.0 / (double)nb), 0, nb, n_out, own.O, ld, Yb,
+                            n_out, own.dO, ld, own.row_loss);
+    /* this thread's units [j0, j1): each element is one chain over K whatever the range */
+    const int64_t j0 = p0 * nr, j1 = p1 * nr < n_h ? p1 * nr : n_h;
+    if (j0 < j1) {
+        const T(fn_epilogue) deriv = {NULL, FN_NO_ACTIVATION, H + j0, n_h, net->act[0], 0};
+        T(fn_gemm_rows)(0, 1, j1 - j0, n_out, 0, nb, 1, own.dO, ld, W1 + j0 * n_out, n_out, 0,
+                        dH + j0, n_h, &deriv, buf);
+        T(fn_gemm_rows)(1, 0, n_out, nb, j0, j1 - j0, -alpha, H, n_h, own.dO, ld, 1, W1, n_out,
+                        NULL, buf);
+        if (net->b)
+            T(fn_bias_gradient_cols)(nb, j0, j1, dH, n_h, net->b[0], -alpha, 1);
+    }
+    if (net->b)
+        T(fn_bias_gradient_cols)(nb, 0, n_out, own.dO, ld, own.b, -alpha, 1);
+    T(fn_gemm_cols_panels)(1, n_in, n_h, nb, -alpha, Xb, n_in, dH, n_h, 0, 1, ws->w0, 0,
+                           T(w0_panel_stride)(net), NULL, ws->gemm, p0, p1);
+    double loss = 0;
+    for (int64_t e = 0; e < nb; e++)
+        loss += own.row_loss[e];
+    return loss;
+}
+
+/* The units scheme's gather of a batch's rows (rows: their indices, nb > 1): all of Y
+ * into the thread's own buffer, and of X, with x_private, all into its own too; else a
+ * share of the rows into the shared buffer, between two barriers (the last batch's
+ * products read all of it). */
+static void T(units_gather)(const T(train_run) *run, const int64_t *rows, int64_t nb,
+                            const REAL **Xb, const REAL **Yb)
+{
+    const T(fn_net) *net = run->net;
+    const int64_t n_in = net->sizes[0], n_out = net->sizes[2];
+    const int t = omp_get_thread_num();
+    REAL *X = run->ws->Xb + (run->x_private ? t * run->ws->x_stride : 0);
+    REAL *Y = T(units_own_get)(run->ws, run->rows, n_out, t).Yb;
+    int64_t r0 = 0, r1 = nb;
+    if (!run->x_private) {
+        fn_row_share(nb, 1, t, omp_get_num_threads(), &r0, &r1);
+#pragma omp barrier
+    }
+    for (int64_t i = r0; i < r1; i++)
+        memcpy(X + i * n_in, run->X + rows[i] * n_in, sizeof(REAL) * n_in);
+    for (int64_t i = 0; i < nb; i++)
+        memcpy(Y + i * n_out, run->Y + rows[i] * n_out, sizeof(REAL) * n_out);
+    if (!run->x_private) {
+#pragma omp barrier
+    }
+    *Xb = X;
+    *Yb = Y;
+}
+
 static void T(train_team)(T(train_run) *run)
 {
     const T(fn_net) *net = run->net;
@@ -605,6 +780,9 @@ static void T(train_team)(T(train_run) *run)
     const int64_t n_in = net->sizes[0], n_out = net->sizes[net->n_layers];
     if (ws->w0)
         T(pack_w0_team)(net, ws->w0, 0);
+    if (run->units && net->b) /* each thread's copy of the output layer's bias */
+        memcpy(T(units_own_get)(ws, rows, n_out, omp_get_thread_num()).b, net->b[1],
+               sizeof(REAL) * n_out);
     for (int64_t epoch = 0; epoch < run->n_epochs; epoch++) {
 #pragma omp single
         {
@@ -622,6 +800,8 @@ static void T(train_team)(T(train_run) *run)
             if (perm && nb == 1) { /* one row is contiguous: read in place, not copied */
                 Xb = run->X + perm[start] * n_in;
                 Yb = run->Y + perm[start] * n_out;
+            } else if (perm && run->units) {
+                T(units_gather)(run, perm + start, nb, &Xb, &Yb);
             } else if (perm) {
                 REAL *dst = run->fuse && Xp == ws->Xb ? ws->Xb2 : ws->Xb; /* Xp stays */
 #pragma omp for schedule(static)
@@ -633,6 +813,16 @@ static void T(train_team)(T(train_run) *run)
                 }
                 Xb = dst;
                 Yb = ws->Yb;
+            }
+            if (run->units) {
+                const double batch = T(units_batch)(run, nb, Xb, Yb, start / rows % 2);
+                if (omp_get_thread_num() == 0) {
+                    run->epoch_sum += batch;
+                    run->nonfinite = !isfinite(batch);
+                }
+                if (!isfinite(batch)) /* every thread sees it: no barrier needed */
+                    break;
+                continue;
             }
             if (kp) {
                 T(forward_fused_team)(net, nb, Xb, kp, Xp, Dp, run->alpha, ws);
@@ -661,8 +851,13 @@ static void T(train_team)(T(train_run) *run)
         }
         if (kp && !run->nonfinite)
             T(update_team)(net, 0, kp, Xp, Dp, 0, run->alpha, ws->gemm, NULL);
+        if (run->units) { /* its batches end without a barrier */
+#pragma omp barrier
+        }
 #pragma omp single
         {
+            if (run->units && net->b) /* the output layer's bias: thread 0's copy */
+                memcpy(net->b[1], T(units_own_get)(ws, rows, n_out, 0).b, sizeof(REAL) * n_out);
             if (!run->nonfinite && !T(net_finite)(net, ws))
                 run->nonfinite = 1;
             if (run->nonfinite) {
@@ -692,14 +887,23 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
     /* W[0] panel-major (pack_w0) unless its step is fused into the next forward */
     const int64_t w0_size = fuse ? 0 : T(w0_elements)(net);
     const int rows_phase = !fuse && T(rows_phase_fits)(net);
-    fn_status st = T(workspace_alloc)(&ws, net, rows, order ? 1 + fuse : 0,
+    const int units = T(units_fits)(net, rows);
+    /* The units scheme's threads each gather the whole batch of X into a buffer of their
+     * own when it takes at most a quarter of L2: nothing of X then crosses between the
+     * cores (half of it did, in each of two products), and no barrier keeps the threads
+     * in step. */
+    const int x_private = units &&
+                          rows * net->sizes[0] * (int64_t)sizeof(REAL) <= fn_l2_bytes() / 4;
+    fn_status st = T(workspace_alloc)(&ws, net, rows,
+                                      !order ? 0 : fuse ? 2 : x_private ? team : 1,
                                       T(snapshot_elements)(net, w0_size, n_epochs), team,
-                                      w0_size, rows_phase);
+                                      w0_size, rows_phase, units);
     if (st != FN_OK)
         return st;
     T(train_run) run = {.net = net, .N = N, .rows = rows, .n_epochs = n_epochs, .X = X, .Y = Y,
                         .order = order, .alpha = alpha, .ws = &ws, .epoch_loss = epoch_loss,
-                        .fuse = fuse, .rows_phase = rows_phase};
+                        .fuse = fuse, .rows_phase = rows_phase, .units = units,
+                        .x_private = x_private};
     FN_RUN_TEAM(team, T(train_team)(&run)); /* W[0] panel-major meanwhile (pack_w0) */
     T(workspace_free)(&ws);
     *epochs_done = run.done;
@@ -724,5 +928,7 @@ fn_status T(fn_train)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL
         epoch_loss[e] = NAN;
     return st;
 }
+
+#undef FN_LINE
 
 #endif

@@ -351,22 +351,43 @@ def test_training_on_a_kept_scratch_block_gives_the_same_bits(dtype):
         assert np.allclose(w, w_ref, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("layers", [[300, 128, 10], [300, 60, 40, 7]])
-def test_a_narrow_output_layers_rows_give_the_team_products_bits(isa, dtype, layers):
-    """In training, a narrow output layer's forward and deltas go row by row on each
-    thread (train.c output_rows_team), its update by W's rows; gradients() takes the team
-    products for the same values. A fit of one full batch leaves exactly W - lr dW."""
+def _one_batch_step(dtype, layers, bias=False, rows=64):
+    """A network, its weights after fit() on one full batch, and W - lr dW (gradients())."""
     rng = np.random.default_rng(12)
-    net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid",
+    net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid", bias=bias,
                           dtype=dtype, seed=3)
-    X = rng.standard_normal((64, layers[0])).astype(dtype)
-    Y = rng.random((64, layers[-1])).astype(dtype)
-    dW, _ = net.gradients(X, Y)
-    want = [W - 0.3 * g for W, g in zip(net.weights, dW)]
-    net.fit(X, Y, epochs=1, learning_rate=0.3, batch_size=64, shuffle=False)
-    for i, (got, w) in enumerate(zip(net.weights, want)):
-        assert np.array_equal(got, w), i
+    X = rng.standard_normal((rows, layers[0])).astype(dtype)
+    Y = rng.random((rows, layers[-1])).astype(dtype)
+    dW, db = net.gradients(X, Y)
+    want = [p - 0.3 * g for p, g in zip(net.weights + net.biases, dW + db)]
+    net.fit(X, Y, epochs=1, learning_rate=0.3, batch_size=rows, shuffle=False)
+    return net.weights + net.biases, want
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_narrow_output_layers_rows_give_the_team_products_bits(isa, dtype):
+    """In training, a narrow last layer (of three) has its forward and deltas go row by
+    row on each thread (train.c output_rows_team), its update by W's rows; gradients()
+    takes the team products for the same values. A fit of one full batch leaves exactly
+    W - lr dW."""
+    got, want = _one_batch_step(dtype, [300, 60, 40, 7])
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert np.array_equal(g, w), i
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layers", [[300, 128, 10], [300, 100, 10], [300, 20, 3]])
+@pytest.mark.parametrize("bias", [False, True])
+def test_the_units_scheme_takes_the_gradients_step(isa, dtype, layers, bias):
+    """Two layers with a narrow output (train.c units_batch): each hidden panel's part of
+    O_in summed apart, then added in panel order, so O_in differs from gradients()' one
+    sum over all hidden units by rounding only: W - lr dW within a few units in the last
+    place of the step. Whole panels, a partial last one, a single partial one."""
+    got, want = _one_batch_step(dtype, layers, bias)
+    tol = 1e-13 if dtype == np.float64 else 1e-5
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g.shape == w.shape
+        assert np.allclose(g, w, rtol=tol, atol=tol), i
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

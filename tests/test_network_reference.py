@@ -519,11 +519,14 @@ TRAINER_CASES = {
     "general-wide-input": ([300, 29, 13], 16, 61),
     # general: a batch above the small trainer's 256 rows
     "general-big-batch": ([37, 29, 13], 300, 650),
-    # general: the output layer's products narrower than the micro-tile, rows shared out
-    # (each thread's rows through the output layer's forward and deltas, then its rows of
-    # W2's update)
+    # general, one hidden layer, the output layer narrower than the micro-tile: the units
+    # scheme (each thread its panels of hidden units, the output layer's sums added panel
+    # by panel)
     "general-narrow-output": ([300, 128, 10], 64, 197),
-    # general: the same for the last of three layers (its input a hidden layer's output)
+    # the same with a partial last panel of hidden units
+    "general-units-partial": ([300, 100, 10], 40, 133),
+    # general: a narrow last layer of three, rows shared out (each thread's rows through
+    # the output layer's forward and deltas, then its rows of W3's update)
     "general-deep-narrow-output": ([300, 60, 40, 7], 50, 133),
     # general: batches of fewer rows than the micro-tile (the edge kernel, each batch's
     # update of W1 fused with the next batch's product), one of 2 last

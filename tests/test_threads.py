@@ -56,9 +56,13 @@ FIT_CASES = {
     # train.c with a layer wide enough for the GEMM's packed path (FN_PACK_MIN_N): the
     # team splits rows or columns; 250 = 2 x 100 + 50 rows
     "general-wide": ([300, 520, 40], 100, 250),
-    # train.c with an output layer narrower than the micro-tile: its products share out
-    # row groups (the last batch, 5 rows, runs alone)
+    # train.c with one hidden layer and an output layer narrower than the micro-tile (the
+    # units scheme): each thread its panels of hidden units, 2 of 4 (float32) or 4 of 8
+    # (float64); the last batch has 5 rows
     "general-narrow-output": ([300, 128, 10], 64, 197),
+    # the same with a partial last panel: 4 panels of 32 units, the last of 4 (float32),
+    # or 7 of 16, the last of 4 (float64)
+    "general-units-partial": ([400, 100, 10], 64, 197),
     # the same as the last of three layers
     "general-deep-narrow-output": ([300, 160, 96, 10], 64, 197),
     # train_small.c, one hidden layer: each thread its groups of 32 hidden units (2 of
@@ -146,6 +150,25 @@ def test_general_trainer_and_predict_teams_of_three_and_four_give_the_bits_of_on
     assert h1 == h_n
     assert net1 == net_n
     assert np.array_equal(p1, p_n)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [3, 4])
+def test_general_trainer_units_scheme_teams_of_three_and_four_give_the_bits_of_one_thread(
+        dtype, threads):
+    """The units scheme (train.c units_batch) with teams that do not divide the panels of
+    hidden units evenly (4 or 7 panels: 1, 1, 2 or 2, 2, 3 of them; 1 each or 1, 2, 2, 2),
+    with biases (the output layer's bias is stepped by every thread in its own copy).
+    Same bits as one thread."""
+    from fastnet import _core
+
+    layers, batch, rows = FIT_CASES["general-units-partial"]
+    train = _two_epochs(layers, batch, rows, dtype, bias=True, data_seed=9)
+    net1, h1 = _with_threads(1, train)
+    net_n, h_n = _with_threads(threads, train)
+    assert _core._last_grant() == threads
+    assert h1 == h_n
+    assert net1 == net_n
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -401,6 +424,42 @@ def test_small_trainer_units_scheme_stops_every_thread_at_a_diverging_batch(shar
     sharing_policy("always")
     net2, h2 = _with_threads(2, train)
     assert _core._last_sharing() == "shared"
+    assert h1 == h2
+    assert net1 == net2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("lr", [5.0, 0.16])
+def test_general_trainer_units_scheme_stops_every_thread_at_a_diverging_batch(dtype, lr):
+    """The general trainer's units scheme (one hidden layer, a narrow output): its batches
+    end without a barrier, and each thread sees the non-finite loss of the whole output
+    layer itself, so all leave the batch loop at the same batch. Two identity layers on
+    identical rows, diverging in the first or second epoch (lr 5: float32, float64) or
+    the third (0.16), leave the weights of its start: those a fit of the completed
+    epochs gives (the output layer's bias included, which each thread steps in a copy of
+    its own during the call). The same error, history and weights as on one thread."""
+    from fastnet import _core
+
+    layers, batch, rows = FIT_CASES["general-narrow-output"]
+    X, Y = _identical_rows(layers, rows, dtype, 1)
+
+    def new():
+        return fastnet.Network(layers, activation="identity", bias=True, dtype=dtype, seed=2)
+
+    def train():
+        net = new()
+        with pytest.raises(fastnet.DivergenceError) as info:
+            net.fit(X, Y, epochs=50, learning_rate=lr, batch_size=batch, seed=1)
+        completed = new()
+        if info.value.history:
+            completed.fit(X, Y, epochs=len(info.value.history), learning_rate=lr,
+                          batch_size=batch, seed=1)
+        assert net == completed
+        return net, info.value.history
+
+    net1, h1 = _with_threads(1, train)
+    net2, h2 = _with_threads(2, train)
+    assert _core._last_team() == 2
     assert h1 == h2
     assert net1 == net2
 
