@@ -43,7 +43,7 @@ typedef struct {
     int64_t x_stride; /* elements from one Xb to the next (Xb2, or each thread's own) */
     double *row_loss; /* rows */
     REAL *gemm;       /* packing panels for the largest product */
-    REAL *rows_ws;    /* output_rows_team's buffers, rows_stride elements a thread */
+    REAL *rows_ws;    /* output_rows_team's or units_batch's buffers, rows_stride a thread */
     int64_t rows_stride;
     REAL *snapshot;   /* the weights at the start of the epoch (see T(snapshot)) */
     REAL *w0;         /* W[0] panel-major while the general trainer runs (or NULL) */
