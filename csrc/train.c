@@ -52,7 +52,8 @@ typedef struct {
     /* The units scheme (units_batch): each hidden panel's part of O_in, for batches of
      * even and odd index; each thread's own buffers (units_own), own_stride bytes apart. */
     REAL *parts;
-    int64_t part_stride, ld_out; /* elements a panel's part; a row's of parts, O, delta_O */
+    int64_t part_stride, ld_out; /* elements a panel's part; a row's of parts, O, delta_O
+                                  * (n_out) */
     char *own;
     size_t own_stride;
     void *block;
@@ -150,7 +151,10 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     sizes[n++] = FN_LINE(R * w0_panels);
     const int64_t nr = T(fn_config_get)()->nr;
     sizes[n++] = w0_panels ? FN_LINE(R * rows * fn_round_up(s[1], nr)) : 0;
-    const int64_t ld_out = fn_round_up(s[L], 16), panels = (s[1] + nr - 1) / nr;
+    /* the units scheme's rows of n_out values, unpadded: padded to 16, the parts that
+     * cross between the cores were 60% larger on mnist, and its epoch 3-6% slower on two
+     * threads */
+    const int64_t ld_out = s[L], panels = (s[1] + nr - 1) / nr;
     const int64_t part_stride = (int64_t)(FN_LINE(R * rows * ld_out) / R);
     sizes[n++] = units ? R * (size_t)(2 * panels * part_stride) : 0;
     sizes[n++] = units ? (size_t)team * T(units_own_bytes)(rows, s[L], ld_out) : 0;
@@ -190,8 +194,6 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
         memset(ws->d0, 0, sizes[10]);
     p += sizes[10];
     ws->w0_size = w0_panels;
-    if (units) /* the padding columns of the parts and the own bias copies stay zero */
-        memset(p, 0, sizes[11] + sizes[12]);
     ws->parts = units ? (REAL *)p : NULL;
     ws->part_stride = part_stride;
     ws->ld_out = ld_out;
@@ -707,9 +709,8 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
                         parts + p * ws->part_stride, ld, NULL, buf);
     }
 #pragma omp barrier
-    /* whole rows of ld_out, the padding too (zero in the parts and the bias), in one pass
-     * each: a row at a time, the activation's calls on 10 values took longer than the
-     * output layer's products */
+    /* all nb x n_out values in one pass each: a row at a time, the activation's calls on
+     * 10 values took longer than the output layer's products */
     const int64_t n_all = nb * ld;
     memcpy(own.O, parts, sizeof(REAL) * (size_t)n_all);
     for (int64_t p = 1; p < panels; p++) {
@@ -718,7 +719,7 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
             own.O[k] += q[k];
     }
     for (int64_t e = 0; e < nb && net->b; e++)
-        for (int64_t c = 0; c < ld; c++)
+        for (int64_t c = 0; c < n_out; c++)
             own.O[e * ld + c] += own.b[c];
     T(fn_activation)(net->act[1], n_all, own.O, own.O, net->threshold);
     T(fn_output_delta_rows)(net->act[1], (REAL)(2.0 / (double)nb), 0, nb, n_out, own.O, ld, Yb,
