@@ -29,6 +29,11 @@
 #define FN_FORWARD_PANEL_ROWS 2048
 /* fn_forward takes the rows in chunks of this many (see there). */
 #define FN_FORWARD_CHUNK_ROWS 4096
+/* The units scheme's groups of hidden units (units_batch): at least this many, whole
+ * panels (two of 16 doubles; one of 32 floats). Each group's part of the output layer's
+ * sums crosses between the cores: float64 mnist in one-panel groups, twice as many
+ * parts, ran 1-2% slower on two threads (C, two times 6 rounds). */
+#define FN_UNITS_GROUP 32
 
 #define FN_SELF "train.c"
 #include "instantiate.h"
@@ -49,10 +54,10 @@ typedef struct {
     REAL *w0;         /* W[0] panel-major while the general trainer runs (or NULL) */
     REAL *d0;         /* with w0: layer 0's delta panel-major (see backward_team) */
     int64_t w0_size;  /* its elements: sizes[0] x sizes[1] rounded up to whole panels */
-    /* The units scheme (units_batch): each hidden panel's part of O_in, for batches of
+    /* The units scheme (units_batch): each hidden group's part of O_in, for batches of
      * even and odd index; each thread's own buffers (units_own), own_stride bytes apart. */
     REAL *parts;
-    int64_t part_stride, ld_out; /* elements a panel's part; a row's of parts, O, delta_O
+    int64_t part_stride, ld_out; /* elements a group's part; a row's of parts, O, delta_O
                                   * (n_out) */
     char *own;
     size_t own_stride;
@@ -154,9 +159,10 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     /* the units scheme's rows of n_out values, unpadded: padded to 16, the parts that
      * cross between the cores were 60% larger on mnist, and its epoch 3-6% slower on two
      * threads */
-    const int64_t ld_out = s[L], panels = (s[1] + nr - 1) / nr;
+    const int64_t ld_out = s[L], group = nr < FN_UNITS_GROUP ? FN_UNITS_GROUP : nr;
+    const int64_t groups = (s[1] + group - 1) / group;
     const int64_t part_stride = (int64_t)(FN_LINE(R * rows * ld_out) / R);
-    sizes[n++] = units ? R * (size_t)(2 * panels * part_stride) : 0;
+    sizes[n++] = units ? R * (size_t)(2 * groups * part_stride) : 0;
     sizes[n++] = units ? (size_t)team * T(units_own_bytes)(rows, s[L], ld_out) : 0;
     size_t total = 0;
     for (int k = 0; k < n; k++)
@@ -651,18 +657,19 @@ static void T(add_batch_loss)(T(train_run) *run, int64_t nb)
 
 /* The units scheme: a network of two layers whose output layer is narrow (rows_phase_fits)
  * and whose batches are mr to kc rows (smaller ones go as before: fused, or by rows,
- * with the bits of the team products). Each thread owns whole panels of
- * hidden units, nr each: panels [p0, p1) of fn_row_share over the team, that is those
- * columns of W[0] (panel-major), b[0], H and delta_H, and those rows of W[1]. A batch
- * then has one barrier, where each panel's part of O_in crosses between the cores:
- *     own panels p: H_p = act(X W0_p + b0_p), P_p = H_p W1_p;
+ * with the bits of the team products). Each thread owns whole groups of hidden units
+ * (FN_UNITS_GROUP, whole panels of nr): groups [g0, g1) of fn_row_share over the team,
+ * that is those columns of W[0] (panel-major), b[0], H and delta_H, and those rows of
+ * W[1]. A batch then has one barrier, where each group's part of O_in crosses between
+ * the cores:
+ *     own groups g: H_g = act(X W0_g + b0_g), P_g = H_g W1_g;
  *     barrier;
  *     every thread: O_out = act(((P_0 + P_1) + ...) + b1), delta_O, each row's loss,
  *                   b1's step, the same bits on each, into its own buffers;
- *     own panels p: delta_H_p = (delta_O W1_p^T) * act'(H_p), W1_p and b0_p's steps,
- *                   W0_p -= alpha X^T delta_H_p.
+ *     own groups g: delta_H_g = (delta_O W1_g^T) * act'(H_g), W1_g and b0_g's steps,
+ *                   W0_g -= alpha X^T delta_H_g.
  * The parts of alternate batches go to alternate buffers, so a thread may start the
- * next batch while another still reads this one's. Which panels exist, and so the order
+ * next batch while another still reads this one's. Which groups exist, and so the order
  * of the output layer's sums, depends on the shape only: the same bits on any team.
  * Before (output_rows_team and team products), a batch had four barriers, and its
  * hidden activations and deltas crossed between the cores twice, from the threads that
@@ -673,12 +680,28 @@ static int T(units_fits)(const T(fn_net) *net, int64_t rows)
     return net->n_layers == 2 && rows >= cfg->mr && rows <= cfg->kc && T(rows_phase_fits)(net);
 }
 
-/* This thread's panels of hidden units in the units scheme. */
-static void T(units_panels)(const T(fn_net) *net, int64_t *p0, int64_t *p1)
+/* The units scheme's groups of hidden units: FN_UNITS_GROUP, or one panel if wider
+ * (whole panels each); their count and this thread's panels [p0, p1) (whole groups). */
+static int64_t T(units_group_panels)(void)
 {
     const int64_t nr = T(fn_config_get)()->nr;
-    fn_row_share((net->sizes[1] + nr - 1) / nr, 1, omp_get_thread_num(), omp_get_num_threads(),
-                 p0, p1);
+    return nr < FN_UNITS_GROUP ? FN_UNITS_GROUP / nr : 1;
+}
+
+static int64_t T(units_groups)(const T(fn_net) *net)
+{
+    const int64_t gp = T(units_group_panels)() * T(fn_config_get)()->nr;
+    return (net->sizes[1] + gp - 1) / gp;
+}
+
+static void T(units_panels)(const T(fn_net) *net, int64_t *p0, int64_t *p1)
+{
+    const int64_t gp = T(units_group_panels)(), nr = T(fn_config_get)()->nr;
+    const int64_t panels = (net->sizes[1] + nr - 1) / nr;
+    int64_t g0, g1;
+    fn_row_share(T(units_groups)(net), 1, omp_get_thread_num(), omp_get_num_threads(), &g0, &g1);
+    *p0 = g0 * gp < panels ? g0 * gp : panels;
+    *p1 = g1 * gp < panels ? g1 * gp : panels;
 }
 
 /* One batch of nb rows (Xb, Yb: this thread's or shared; Yb all rows) by the units scheme;
@@ -690,31 +713,32 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
     const T(fn_net) *net = run->net;
     T(workspace) *ws = run->ws;
     const int64_t *s = net->sizes, n_in = s[0], n_h = s[1], n_out = s[2];
-    const int64_t nr = T(fn_config_get)()->nr, panels = (n_h + nr - 1) / nr, ld = ws->ld_out;
+    const int64_t nr = T(fn_config_get)()->nr, ld = ws->ld_out;
+    const int64_t groups = T(units_groups)(net), gw = T(units_group_panels)() * nr;
     const int t = omp_get_thread_num();
     const REAL alpha = run->alpha;
     int64_t p0, p1;
     T(units_panels)(net, &p0, &p1);
     const T(units_own) own = T(units_own_get)(ws, run->rows, n_out, t);
-    REAL *parts = ws->parts + parity * panels * ws->part_stride;
+    REAL *parts = ws->parts + parity * groups * ws->part_stride;
     REAL *H = ws->post[0], *dH = ws->delta[1], *W1 = net->W[1];
     REAL *buf = ws->rows_ws + t * ws->rows_stride;
     const T(fn_epilogue) hidden = {net->b ? net->b[0] : NULL, net->act[0], NULL, 0, 0,
                                    net->threshold};
     T(fn_gemm_cols_panels)(0, nb, n_h, n_in, 1, Xb, n_in, ws->w0, 0, T(w0_panel_stride)(net), 0,
                            H, n_h, 0, &hidden, ws->gemm, p0, p1);
-    for (int64_t p = p0; p < p1; p++) {
-        const int64_t j0 = p * nr, w = n_h - j0 < nr ? n_h - j0 : nr;
+    for (int64_t g = p0 * nr / gw; g * gw < p1 * nr && g * gw < n_h; g++) {
+        const int64_t j0 = g * gw, w = n_h - j0 < gw ? n_h - j0 : gw;
         T(fn_gemm_rows)(0, 0, n_out, w, 0, nb, 1, H + j0, n_h, W1 + j0 * n_out, n_out, 0,
-                        parts + p * ws->part_stride, ld, NULL, buf);
+                        parts + g * ws->part_stride, ld, NULL, buf);
     }
 #pragma omp barrier
     /* all nb x n_out values in one pass each: a row at a time, the activation's calls on
      * 10 values took longer than the output layer's products */
     const int64_t n_all = nb * ld;
     memcpy(own.O, parts, sizeof(REAL) * (size_t)n_all);
-    for (int64_t p = 1; p < panels; p++) {
-        const REAL *q = parts + p * ws->part_stride;
+    for (int64_t g = 1; g < groups; g++) {
+        const REAL *q = parts + g * ws->part_stride;
         for (int64_t k = 0; k < n_all; k++)
             own.O[k] += q[k];
     }

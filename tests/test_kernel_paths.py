@@ -379,10 +379,11 @@ def test_a_narrow_output_layers_rows_give_the_team_products_bits(isa, dtype):
 @pytest.mark.parametrize("layers", [[300, 128, 10], [300, 100, 10], [300, 20, 3]])
 @pytest.mark.parametrize("bias", [False, True])
 def test_the_units_scheme_takes_the_gradients_step(isa, dtype, layers, bias):
-    """Two layers with a narrow output (train.c units_batch): each hidden panel's part of
-    O_in summed apart, then added in panel order, so O_in differs from gradients()' one
-    sum over all hidden units by rounding only: W - lr dW within a few units in the last
-    place of the step. Whole panels, a partial last one, a single partial one."""
+    """Two layers with a narrow output (train.c units_batch): each group of hidden units'
+    part of O_in summed apart, then added in group order, so O_in differs from
+    gradients()' one sum over all hidden units by rounding only: W - lr dW within a few
+    units in the last place of the step. Whole groups, a partial last one, a single
+    partial one."""
     got, want = _one_batch_step(dtype, layers, bias)
     tol = 1e-13 if dtype == np.float64 else 1e-5
     for i, (g, w) in enumerate(zip(got, want)):

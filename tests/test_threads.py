@@ -57,11 +57,11 @@ FIT_CASES = {
     # team splits rows or columns; 250 = 2 x 100 + 50 rows
     "general-wide": ([300, 520, 40], 100, 250),
     # train.c with one hidden layer and an output layer narrower than the micro-tile (the
-    # units scheme): each thread its panels of hidden units, 2 of 4 (float32) or 4 of 8
-    # (float64); the last batch has 5 rows
+    # units scheme): each thread its groups of 32 hidden units (one panel of floats, two of
+    # doubles), 2 of 4; the last batch has 5 rows
     "general-narrow-output": ([300, 128, 10], 64, 197),
-    # the same with a partial last panel: 4 panels of 32 units, the last of 4 (float32),
-    # or 7 of 16, the last of 4 (float64)
+    # the same with a partial last group, of 4 units (one panel of floats, partial; of
+    # doubles, one partial panel of the two)
     "general-units-partial": ([400, 100, 10], 64, 197),
     # the same as the last of three layers
     "general-deep-narrow-output": ([300, 160, 96, 10], 64, 197),
@@ -156,10 +156,10 @@ def test_general_trainer_and_predict_teams_of_three_and_four_give_the_bits_of_on
 @pytest.mark.parametrize("threads", [3, 4])
 def test_general_trainer_units_scheme_teams_of_three_and_four_give_the_bits_of_one_thread(
         dtype, threads):
-    """The units scheme (train.c units_batch) with teams that do not divide the panels of
-    hidden units evenly (4 or 7 panels: 1, 1, 2 or 2, 2, 3 of them; 1 each or 1, 2, 2, 2),
-    with biases (the output layer's bias is stepped by every thread in its own copy).
-    Same bits as one thread."""
+    """The units scheme (train.c units_batch) with teams that do not divide the groups of
+    hidden units evenly (4 groups: 1, 1, 2 of them, or 1 each, the last partial), with
+    biases (the output layer's bias is stepped by every thread in its own copy). Same bits
+    as one thread."""
     from fastnet import _core
 
     layers, batch, rows = FIT_CASES["general-units-partial"]
