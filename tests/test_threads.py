@@ -154,15 +154,18 @@ def test_general_trainer_and_predict_teams_of_three_and_four_give_the_bits_of_on
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("threads", [3, 4])
+@pytest.mark.parametrize("layers", [FIT_CASES["general-units-partial"][0], [2000, 20, 3]])
 def test_general_trainer_units_scheme_teams_of_three_and_four_give_the_bits_of_one_thread(
-        dtype, threads):
+        dtype, threads, layers):
     """The units scheme (train.c units_batch) with teams that do not divide the groups of
-    hidden units evenly (4 groups: 1, 1, 2 of them, or 1 each, the last partial), with
-    biases (the output layer's bias is stepped by every thread in its own copy). Same bits
-    as one thread."""
+    hidden units evenly (4 groups: 1, 1, 2 of them, or 1 each, the last partial; one
+    group of 20 units: the other threads own none and only add the parts), with biases
+    (the output layer's bias is stepped by every thread in its own copy). Same bits as one
+    thread."""
     from fastnet import _core
 
-    layers, batch, rows = FIT_CASES["general-units-partial"]
+    _, batch, rows = FIT_CASES["general-units-partial"]
+    assert _flop_per_batch(layers, batch) >= 3 * PARALLEL_MIN_FLOP
     train = _two_epochs(layers, batch, rows, dtype, bias=True, data_seed=9)
     net1, h1 = _with_threads(1, train)
     net_n, h_n = _with_threads(threads, train)
