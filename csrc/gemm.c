@@ -31,8 +31,13 @@
 #define FN_A_RESIDENT_BYTES (512 * 1024)
 
 /* K is walked in super-blocks of at most this many: a thread's packed B panel is this
- * many rows of nr values. */
-#define FN_K_SUPER 4096
+ * many rows of nr values, and the packed path's row blocks hold as many rows of op(A)
+ * as fit half of L2 at this depth. Doubles take one K block: at 4096 (K whole, for
+ * wide's 1024) their row blocks were 128 rows, every item copied all its panels of B
+ * again, and 256 x 1024 x 1024 ran at 130 GFLOP/s on two threads (157 at one K block);
+ * wide's float64 epoch 750 -> 718 ms (C, 6 rounds). Floats keep K whole: their row
+ * blocks are twice as tall, and the same change was within the noise. */
+#define FN_K_SUPER (sizeof(REAL) == 8 ? 256 : 4096)
 
 /* Column panels per item when C has fewer rows than the micro-tile (predicting a few
  * examples, training on batches of 1 to 7): the edge kernel runs one row against up to

@@ -27,7 +27,8 @@ from fastnet import _core, kernels, reference
 A_RESIDENT_BYTES = 512 * 1024  # csrc/gemm.c FN_A_RESIDENT_BYTES
 SMALL_MAC = 32768  # csrc/internal.h FN_SMALL_MAC: one thread below this many multiply-adds
 PACK_MIN_N = 256  # csrc/gemm.c FN_PACK_MIN_N: the packed path's fewest columns (and 2 mr rows)
-K_SUPER = 4096  # csrc/gemm.c FN_K_SUPER: K is walked in super-blocks of this many
+# csrc/gemm.c FN_K_SUPER: K is walked in super-blocks of this many (doubles: one K block)
+K_SUPER = {"float32": 4096, "float64": 256}
 
 
 def _check_product(M, N, K, trans_a, trans_b, dtype, seed=0):
@@ -239,11 +240,16 @@ def test_packed_path_at_the_edges_of_its_panels(isa, dtype, trans_a, trans_b):
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 def test_packed_path_over_super_blocks_and_row_blocks(isa, dtype, trans_a, trans_b):
-    """K over two super-blocks (the packed op(A) holds one at a time), with so few rows
-    per item (half of L2 over K, at least mc) that M takes several row blocks."""
+    """K over two super-blocks (the packed op(A) holds one at a time), and M over two row
+    blocks and a partial third (a row block: half of L2 over a super-block's depth, at
+    least mc rows; csrc/gemm.c packed_rows)."""
+    from fastnet import _core
+
     blocking = BLOCKING[isa][np.dtype(dtype).name]
-    M = 2 * blocking["mc"] + blocking["mr"] + 3
-    _check_product(M, PACK_MIN_N + 11, K_SUPER + 37, trans_a, trans_b, dtype)
+    mr, ks = blocking["mr"], K_SUPER[np.dtype(dtype).name]
+    rows = _core.l2_bytes() // 2 // (ks * np.dtype(dtype).itemsize) // mr * mr
+    M = 2 * max(rows, blocking["mc"]) + mr + 3
+    _check_product(M, PACK_MIN_N + 11, ks + 37, trans_a, trans_b, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -419,8 +425,9 @@ def test_an_updates_bits_do_not_depend_on_the_path(isa, dtype):
 
 
 # (layers, batch sizes) for the fused first-layer step: K over two blocks and a tail of
-# columns past the last whole register; K over two super-blocks of 4096 (csrc/gemm.c
-# FN_K_SUPER) with one register and a tail; a hidden layer narrower than one register,
+# columns past the last whole register; K over super-blocks (csrc/gemm.c FN_K_SUPER: two
+# of 4096 floats, 17 of 256 doubles) with one register and a tail; a hidden layer
+# narrower than one register,
 # four layers; two groups of registers; a batch of one big enough for a team of two.
 FUSED_CASES = [
     ([300, 150, 10], None),
