@@ -57,15 +57,14 @@ typedef struct {
     /* The units scheme (units_batch): each hidden group's part of O_in, for batches of
      * even and odd index; each thread's own buffers (units_own), own_stride bytes apart. */
     REAL *parts;
-    int64_t part_stride, ld_out; /* elements a group's part; a row's of parts, O, delta_O
-                                  * (n_out) */
+    int64_t part_stride; /* elements a group's part (rows of n_out values, unpadded) */
     char *own;
     size_t own_stride;
     void *block;
 } T(workspace);
 
-/* A thread's own buffers in the units scheme: the batch's O_out and delta_O (rows x
- * ld_out), its rows of Y, the output layer's bias and each row's loss. */
+/* A thread's own buffers in the units scheme: the batch's O_out, delta_O and rows of Y
+ * (rows x n_out each), the output layer's bias and each row's loss, in that order. */
 typedef struct {
     REAL *O, *dO, *Yb, *b;
     double *row_loss;
@@ -73,23 +72,35 @@ typedef struct {
 
 #define FN_LINE(b) ((((size_t)(b)) + FN_ALIGN - 1) / FN_ALIGN * FN_ALIGN)
 
+static size_t T(units_own_bytes)(int64_t rows, int64_t n_out)
+{
+    return 3 * FN_LINE(sizeof(REAL) * rows * n_out) + FN_LINE(sizeof(REAL) * n_out) +
+           FN_LINE(sizeof(double) * rows);
+}
+
 static T(units_own) T(units_own_get)(const T(workspace) *ws, int64_t rows, int64_t n_out,
                                      int t)
 {
-    const size_t R = sizeof(REAL), out = FN_LINE(R * rows * ws->ld_out);
+    const size_t out = FN_LINE(sizeof(REAL) * rows * n_out);
     char *p = ws->own + (size_t)t * ws->own_stride;
     T(units_own) own = {(REAL *)p, (REAL *)(p + out), (REAL *)(p + 2 * out),
-                        (REAL *)(p + 2 * out + FN_LINE(R * rows * n_out)),
-                        (double *)(p + 2 * out + FN_LINE(R * rows * n_out) +
-                                   FN_LINE(R * ws->ld_out))};
+                        (REAL *)(p + 3 * out),
+                        (double *)(p + 3 * out + FN_LINE(sizeof(REAL) * n_out))};
     return own;
 }
 
-static size_t T(units_own_bytes)(int64_t rows, int64_t n_out, int64_t ld_out)
+/* The units scheme's groups of hidden units (units_batch): FN_UNITS_GROUP, or one panel
+ * if wider, whole panels each; their panels and their count. */
+static int64_t T(units_group_panels)(void)
 {
-    const size_t R = sizeof(REAL);
-    return 2 * FN_LINE(R * rows * ld_out) + FN_LINE(R * rows * n_out) + FN_LINE(R * ld_out) +
-           FN_LINE(sizeof(double) * rows);
+    const int64_t nr = T(fn_config_get)()->nr;
+    return nr < FN_UNITS_GROUP ? FN_UNITS_GROUP / nr : 1;
+}
+
+static int64_t T(units_groups)(const T(fn_net) *net)
+{
+    const int64_t gw = T(units_group_panels)() * T(fn_config_get)()->nr;
+    return (net->sizes[1] + gw - 1) / gw;
 }
 
 static int64_t T(n_params)(const T(fn_net) *net)
@@ -159,11 +170,9 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     /* the units scheme's rows of n_out values, unpadded: padded to 16, the parts that
      * cross between the cores were 60% larger on mnist, and its epoch 3-6% slower on two
      * threads */
-    const int64_t ld_out = s[L], group = nr < FN_UNITS_GROUP ? FN_UNITS_GROUP : nr;
-    const int64_t groups = (s[1] + group - 1) / group;
-    const int64_t part_stride = (int64_t)(FN_LINE(R * rows * ld_out) / R);
-    sizes[n++] = units ? R * (size_t)(2 * groups * part_stride) : 0;
-    sizes[n++] = units ? (size_t)team * T(units_own_bytes)(rows, s[L], ld_out) : 0;
+    const int64_t part_stride = (int64_t)(FN_LINE(R * rows * s[L]) / R);
+    sizes[n++] = units ? R * (size_t)(2 * T(units_groups)(net) * part_stride) : 0;
+    sizes[n++] = units ? (size_t)team * T(units_own_bytes)(rows, s[L]) : 0;
     size_t total = 0;
     for (int k = 0; k < n; k++)
         total += sizes[k];
@@ -202,10 +211,9 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     ws->w0_size = w0_panels;
     ws->parts = units ? (REAL *)p : NULL;
     ws->part_stride = part_stride;
-    ws->ld_out = ld_out;
     p += sizes[11];
     ws->own = units ? p : NULL;
-    ws->own_stride = T(units_own_bytes)(rows, s[L], ld_out);
+    ws->own_stride = T(units_own_bytes)(rows, s[L]);
     return FN_OK;
 }
 
@@ -680,30 +688,6 @@ static int T(units_fits)(const T(fn_net) *net, int64_t rows)
     return net->n_layers == 2 && rows >= cfg->mr && rows <= cfg->kc && T(rows_phase_fits)(net);
 }
 
-/* The units scheme's groups of hidden units: FN_UNITS_GROUP, or one panel if wider
- * (whole panels each); their count and this thread's panels [p0, p1) (whole groups). */
-static int64_t T(units_group_panels)(void)
-{
-    const int64_t nr = T(fn_config_get)()->nr;
-    return nr < FN_UNITS_GROUP ? FN_UNITS_GROUP / nr : 1;
-}
-
-static int64_t T(units_groups)(const T(fn_net) *net)
-{
-    const int64_t gp = T(units_group_panels)() * T(fn_config_get)()->nr;
-    return (net->sizes[1] + gp - 1) / gp;
-}
-
-static void T(units_panels)(const T(fn_net) *net, int64_t *p0, int64_t *p1)
-{
-    const int64_t gp = T(units_group_panels)(), nr = T(fn_config_get)()->nr;
-    const int64_t panels = (net->sizes[1] + nr - 1) / nr;
-    int64_t g0, g1;
-    fn_row_share(T(units_groups)(net), 1, omp_get_thread_num(), omp_get_num_threads(), &g0, &g1);
-    *p0 = g0 * gp < panels ? g0 * gp : panels;
-    *p1 = g1 * gp < panels ? g1 * gp : panels;
-}
-
 /* One batch of nb rows (Xb, Yb: this thread's or shared; Yb all rows) by the units scheme;
  * parity: the batch's index in the epoch, mod 2. Returns the sum of the rows' losses,
  * the same on every thread. */
@@ -713,12 +697,16 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
     const T(fn_net) *net = run->net;
     T(workspace) *ws = run->ws;
     const int64_t *s = net->sizes, n_in = s[0], n_h = s[1], n_out = s[2];
-    const int64_t nr = T(fn_config_get)()->nr, ld = ws->ld_out;
-    const int64_t groups = T(units_groups)(net), gw = T(units_group_panels)() * nr;
+    const int64_t nr = T(fn_config_get)()->nr, gp = T(units_group_panels)(), gw = gp * nr;
+    const int64_t groups = T(units_groups)(net), panels = (n_h + nr - 1) / nr;
     const int t = omp_get_thread_num();
     const REAL alpha = run->alpha;
-    int64_t p0, p1;
-    T(units_panels)(net, &p0, &p1);
+    /* this thread's groups [g0, g1), their panels [p0, p1) and units [j0, j1) */
+    int64_t g0, g1;
+    fn_row_share(groups, 1, t, omp_get_num_threads(), &g0, &g1);
+    const int64_t p0 = g0 * gp < panels ? g0 * gp : panels;
+    const int64_t p1 = g1 * gp < panels ? g1 * gp : panels;
+    const int64_t j0 = g0 * gw < n_h ? g0 * gw : n_h, j1 = g1 * gw < n_h ? g1 * gw : n_h;
     const T(units_own) own = T(units_own_get)(ws, run->rows, n_out, t);
     REAL *parts = ws->parts + parity * groups * ws->part_stride;
     REAL *H = ws->post[0], *dH = ws->delta[1], *W1 = net->W[1];
@@ -727,15 +715,15 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
                                    net->threshold};
     T(fn_gemm_cols_panels)(0, nb, n_h, n_in, 1, Xb, n_in, ws->w0, 0, T(w0_panel_stride)(net), 0,
                            H, n_h, 0, &hidden, ws->gemm, p0, p1);
-    for (int64_t g = p0 * nr / gw; g * gw < p1 * nr && g * gw < n_h; g++) {
-        const int64_t j0 = g * gw, w = n_h - j0 < gw ? n_h - j0 : gw;
-        T(fn_gemm_rows)(0, 0, n_out, w, 0, nb, 1, H + j0, n_h, W1 + j0 * n_out, n_out, 0,
-                        parts + g * ws->part_stride, ld, NULL, buf);
+    for (int64_t g = g0; g < g1; g++) {
+        const int64_t c0 = g * gw, w = n_h - c0 < gw ? n_h - c0 : gw;
+        T(fn_gemm_rows)(0, 0, n_out, w, 0, nb, 1, H + c0, n_h, W1 + c0 * n_out, n_out, 0,
+                        parts + g * ws->part_stride, n_out, NULL, buf);
     }
 #pragma omp barrier
     /* all nb x n_out values in one pass each: a row at a time, the activation's calls on
      * 10 values took longer than the output layer's products */
-    const int64_t n_all = nb * ld;
+    const int64_t n_all = nb * n_out;
     memcpy(own.O, parts, sizeof(REAL) * (size_t)n_all);
     for (int64_t g = 1; g < groups; g++) {
         const REAL *q = parts + g * ws->part_stride;
@@ -744,23 +732,22 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
     }
     for (int64_t e = 0; e < nb && net->b; e++)
         for (int64_t c = 0; c < n_out; c++)
-            own.O[e * ld + c] += own.b[c];
+            own.O[e * n_out + c] += own.b[c];
     T(fn_activation)(net->act[1], n_all, own.O, own.O, net->threshold);
-    T(fn_output_delta_rows)(net->act[1], (REAL)(2.0 / (double)nb), 0, nb, n_out, own.O, ld, Yb,
-                            n_out, own.dO, ld, own.row_loss);
-    /* this thread's units [j0, j1): each element is one chain over K whatever the range */
-    const int64_t j0 = p0 * nr, j1 = p1 * nr < n_h ? p1 * nr : n_h;
+    T(fn_output_delta_rows)(net->act[1], (REAL)(2.0 / (double)nb), 0, nb, n_out, own.O, n_out,
+                            Yb, n_out, own.dO, n_out, own.row_loss);
+    /* this thread's units: each element is one chain over K whatever the range */
     if (j0 < j1) {
         const T(fn_epilogue) deriv = {NULL, FN_NO_ACTIVATION, H + j0, n_h, net->act[0], 0};
-        T(fn_gemm_rows)(0, 1, j1 - j0, n_out, 0, nb, 1, own.dO, ld, W1 + j0 * n_out, n_out, 0,
-                        dH + j0, n_h, &deriv, buf);
-        T(fn_gemm_rows)(1, 0, n_out, nb, j0, j1 - j0, -alpha, H, n_h, own.dO, ld, 1, W1, n_out,
-                        NULL, buf);
+        T(fn_gemm_rows)(0, 1, j1 - j0, n_out, 0, nb, 1, own.dO, n_out, W1 + j0 * n_out, n_out,
+                        0, dH + j0, n_h, &deriv, buf);
+        T(fn_gemm_rows)(1, 0, n_out, nb, j0, j1 - j0, -alpha, H, n_h, own.dO, n_out, 1, W1,
+                        n_out, NULL, buf);
         if (net->b)
             T(fn_bias_gradient_cols)(nb, j0, j1, dH, n_h, net->b[0], -alpha, 1);
     }
     if (net->b)
-        T(fn_bias_gradient_cols)(nb, 0, n_out, own.dO, ld, own.b, -alpha, 1);
+        T(fn_bias_gradient_cols)(nb, 0, n_out, own.dO, n_out, own.b, -alpha, 1);
     T(fn_gemm_cols_panels)(1, n_in, n_h, nb, -alpha, Xb, n_in, dH, n_h, 0, 1, ws->w0, 0,
                            T(w0_panel_stride)(net), NULL, ws->gemm, p0, p1);
     double loss = 0;

@@ -533,10 +533,10 @@ TRAINER_CASES = {
     # general: a batch above the small trainer's 256 rows
     "general-big-batch": ([37, 29, 13], 300, 650),
     # general, one hidden layer, the output layer narrower than the micro-tile: the units
-    # scheme (each thread its panels of hidden units, the output layer's sums added panel
-    # by panel)
+    # scheme (each thread its groups of 32 hidden units, the output layer's sums added
+    # group by group)
     "general-narrow-output": ([300, 128, 10], 64, 197),
-    # the same with a partial last panel of hidden units
+    # the same with a partial last group of hidden units
     "general-units-partial": ([300, 100, 10], 40, 133),
     # general: a narrow last layer of three, rows shared out (each thread's rows through
     # the output layer's forward and deltas, then its rows of W3's update)
