@@ -57,6 +57,11 @@
 #define FN_ROWS6(X) FN_ROWS4(X) X(4) X(5)
 #define FN_ROWS8(X) FN_ROWS6(X) X(6) X(7)
 
+/* How many k steps ahead the micro-kernel prefetches a packed micro-panel of A: 16 steps
+ * is 16 lines of doubles (8 a step on AVX-512) or 8 of floats; 8 and 32 gained less on
+ * wide's float64 products. */
+#define FN_PREFETCH_A 16
+
 /* The team for a call of `flop`: 1 below FN_PARALLEL_MIN_FLOP, inside a parallel region,
  * or when fn_team_if_warm says the pool's wake-up would cost more than the team saves. */
 int fn_team_size(double flop);
