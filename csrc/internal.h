@@ -61,6 +61,9 @@
  * is 16 lines of doubles (8 a step on AVX-512) or 8 of floats; 8 and 32 gained less on
  * wide's float64 products. */
 #define FN_PREFETCH_A 16
+/* ... and how many values ahead along a row of A read in place (64: 8 lines of doubles,
+ * 4 of floats; 128 gained no more). */
+#define FN_PREFETCH_ROW 64
 
 /* The team for a call of `flop`: 1 below FN_PARALLEL_MIN_FLOP, inside a parallel region,
  * or when fn_team_if_warm says the pool's wake-up would cost more than the team saves. */

@@ -565,13 +565,19 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
         c##i##a += a * b0;                                                               \
         c##i##b += a * b1;                                                               \
     }
+#define UPDATE_AT_P(i)                                                                   \
+    {                                                                                    \
+        const REAL a = a##i[p];                                                          \
+        c##i##a += a * b0;                                                               \
+        c##i##b += a * b1;                                                               \
+    }
     ROWS(DECLARE)
     if (rs_a == 1 && cs_a == MR) {
         /* A packed (the packed path's micro-panels: MR values a step, contiguous), read
          * from L2 as the panels stream past the B panel held in L1. The prefetchers left
          * it late: asking for the line FN_PREFETCH_A steps on took wide's float64
-         * products from 66-70 to 73-80 GFLOP/s on one core (floats: within noise). The
-         * same FMAs in the same order as below. */
+         * products from 66-70 to 73-80 GFLOP/s on one core (floats: within noise). Each
+         * branch does the same FMAs in the same order. */
         for (int64_t p = 0; p < kc; p++) {
             V b0, b1;
             memcpy(&b0, B, sizeof b0);
@@ -581,9 +587,24 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
             A += MR;
             B += rs_b;
         }
-    } else {
-        /* A read in place (rows or columns lda apart): no prefetch, which slowed mnist's
-         * in-place products (2 threads: 122 -> 131 ms an epoch) */
+    } else if (cs_a == 1) {
+        /* A's rows read in place, lda apart (the batch's rows of X on mnist's shape): one
+         * row's line FN_PREFETCH_ROW values on every ROW_PF_STEP steps, the rows in turn,
+         * so that each row is asked for once per line it crosses. Unshuffled mnist, both
+         * dtypes: 2-3% an epoch. (Prefetching row 0 alone, as for packed A, slowed it:
+         * 2 threads, 122 -> 131 ms.) */
+#define ROW_PF_STEP (64 / (int)sizeof(REAL) / MR > 1 ? 64 / (int)sizeof(REAL) / MR : 1)
+        for (int64_t p = 0; p < kc; p++) {
+            V b0, b1;
+            memcpy(&b0, B, sizeof b0);
+            memcpy(&b1, B + LANES, sizeof b1);
+            if (p % ROW_PF_STEP == 0)
+                __builtin_prefetch(A + p / ROW_PF_STEP % MR * rs_a + p + FN_PREFETCH_ROW);
+            ROWS(UPDATE_AT_P)
+            B += rs_b;
+        }
+#undef ROW_PF_STEP
+    } else { /* A's columns read in place (op(A) = A^T, the update products' X^T) */
         for (int64_t p = 0, q = 0; p < kc; p++, q += cs_a) {
             V b0, b1;
             memcpy(&b0, B, sizeof b0);
@@ -600,6 +621,7 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
 #undef DECLARE
 #undef UPDATE
 #undef UPDATE_PACKED
+#undef UPDATE_AT_P
 #undef STORE_NEW
 #undef STORE_ADD
 }
