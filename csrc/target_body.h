@@ -537,11 +537,22 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
 #define DECLARE(i)                                                                       \
     V c##i##a = {0}, c##i##b = {0};                                                      \
     const REAL *a##i = A + i * rs_a;
+/* One k step: B's row, PREFETCH, and each row's FMAs on op(A)[i, p] = A_AT(i), which
+ * each branch below defines (the same FMAs in the same order in every branch). */
 #define UPDATE(i)                                                                        \
     {                                                                                    \
-        const REAL a = a##i[q];                                                          \
+        const REAL a = A_AT(i);                                                          \
         c##i##a += a * b0;                                                               \
         c##i##b += a * b1;                                                               \
+    }
+#define K_STEP(PREFETCH)                                                                 \
+    {                                                                                    \
+        V b0, b1;                                                                        \
+        memcpy(&b0, B, sizeof b0);                                                       \
+        memcpy(&b1, B + LANES, sizeof b1);                                               \
+        PREFETCH;                                                                        \
+        ROWS(UPDATE)                                                                     \
+        B += rs_b;                                                                       \
     }
 #define STORE_NEW(i)                                                                     \
     {                                                                                    \
@@ -559,34 +570,16 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
         memcpy(C + i * ldc, &sx, sizeof sx);                                             \
         memcpy(C + i * ldc + LANES, &sy, sizeof sy);                                     \
     }
-#define UPDATE_PACKED(i)                                                                 \
-    {                                                                                    \
-        const REAL a = A[i];                                                             \
-        c##i##a += a * b0;                                                               \
-        c##i##b += a * b1;                                                               \
-    }
-#define UPDATE_AT_P(i)                                                                   \
-    {                                                                                    \
-        const REAL a = a##i[p];                                                          \
-        c##i##a += a * b0;                                                               \
-        c##i##b += a * b1;                                                               \
-    }
     ROWS(DECLARE)
     if (rs_a == 1 && cs_a == MR) {
         /* A packed (the packed path's micro-panels: MR values a step, contiguous), read
          * from L2 as the panels stream past the B panel held in L1. The prefetchers left
          * it late: asking for the line FN_PREFETCH_A steps on took wide's float64
-         * products from 66-70 to 73-80 GFLOP/s on one core (floats: within noise). Each
-         * branch does the same FMAs in the same order. */
-        for (int64_t p = 0; p < kc; p++) {
-            V b0, b1;
-            memcpy(&b0, B, sizeof b0);
-            memcpy(&b1, B + LANES, sizeof b1);
-            __builtin_prefetch(A + FN_PREFETCH_A * MR);
-            ROWS(UPDATE_PACKED)
-            A += MR;
-            B += rs_b;
-        }
+         * products from 66-70 to 73-80 GFLOP/s on one core (floats: within noise). */
+#define A_AT(i) A[p * MR + i]
+        for (int64_t p = 0; p < kc; p++)
+            K_STEP(__builtin_prefetch(A + (p + FN_PREFETCH_A) * MR))
+#undef A_AT
     } else if (cs_a == 1) {
         /* A's rows read in place, lda apart (the batch's rows of X on mnist's shape): one
          * row's line FN_PREFETCH_ROW values on every ROW_PF_STEP steps, the rows in turn,
@@ -594,24 +587,17 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
          * dtypes: 2-3% an epoch. (Prefetching row 0 alone, as for packed A, slowed it:
          * 2 threads, 122 -> 131 ms.) */
 #define ROW_PF_STEP (64 / (int)sizeof(REAL) / MR > 1 ? 64 / (int)sizeof(REAL) / MR : 1)
-        for (int64_t p = 0; p < kc; p++) {
-            V b0, b1;
-            memcpy(&b0, B, sizeof b0);
-            memcpy(&b1, B + LANES, sizeof b1);
-            if (p % ROW_PF_STEP == 0)
-                __builtin_prefetch(A + p / ROW_PF_STEP % MR * rs_a + p + FN_PREFETCH_ROW);
-            ROWS(UPDATE_AT_P)
-            B += rs_b;
-        }
+#define A_AT(i) a##i[p]
+        for (int64_t p = 0; p < kc; p++)
+            K_STEP(if (p % ROW_PF_STEP == 0) __builtin_prefetch(
+                       A + p / ROW_PF_STEP % MR * rs_a + p + FN_PREFETCH_ROW))
+#undef A_AT
 #undef ROW_PF_STEP
     } else { /* A's columns read in place (op(A) = A^T, the update products' X^T) */
-        for (int64_t p = 0, q = 0; p < kc; p++, q += cs_a) {
-            V b0, b1;
-            memcpy(&b0, B, sizeof b0);
-            memcpy(&b1, B + LANES, sizeof b1);
-            ROWS(UPDATE)
-            B += rs_b;
-        }
+#define A_AT(i) a##i[q]
+        for (int64_t p = 0, q = 0; p < kc; p++, q += cs_a)
+            K_STEP((void)0)
+#undef A_AT
     }
     if (beta == 0) {
         ROWS(STORE_NEW)
@@ -620,8 +606,7 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
     }
 #undef DECLARE
 #undef UPDATE
-#undef UPDATE_PACKED
-#undef UPDATE_AT_P
+#undef K_STEP
 #undef STORE_NEW
 #undef STORE_ADD
 }
