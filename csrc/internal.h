@@ -64,6 +64,8 @@
 /* ... and how many values ahead along a row of A read in place (64: 8 lines of doubles,
  * 4 of floats; 128 gained no more). */
 #define FN_PREFETCH_ROW 64
+/* ... and how many rows ahead down A's columns read in place (floats; 4 and 16 alike). */
+#define FN_PREFETCH_COL 8
 
 /* The team for a call of `flop`: 1 below FN_PARALLEL_MIN_FLOP, inside a parallel region,
  * or when fn_team_if_warm says the pool's wake-up would cost more than the team saves. */
