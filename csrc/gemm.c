@@ -371,9 +371,12 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
         return;
     }
 
-    /* This thread's buffers, each starting on a cache line. */
+    /* This thread's buffers, each starting on a cache line (alone: workspace is its own,
+     * as its callers' products differ in shape from thread to thread). */
     const int alone = p1 >= 0;
-    REAL *mine = workspace + (int64_t)omp_get_thread_num() * T(thread_workspace)(cfg, M, N, K);
+    REAL *mine = alone ? workspace
+                       : workspace + (int64_t)omp_get_thread_num() *
+                                         T(thread_workspace)(cfg, M, N, K);
     if (!alone && T(direct)(cfg, M, N, K) && !b_panels && !c_panels) {
         /* The direct path. Too small to pay for a team: one thread. Narrower than the
          * micro-tile (the output layer's products, N = 10 on mnist, where an nr = 32 tile

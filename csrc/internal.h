@@ -187,7 +187,7 @@ void fn_gemm_team_panels_##S(int trans_a, int trans_b, int64_t M, int64_t N, int
                              REAL *workspace);                                           \
 /* The column panels [p0, p1) (nr columns each, the last one partial) of an M x N x K   \
  * product of fn_gemm_team_panels with op(B) = B, by the calling thread alone, with no   \
- * barrier; workspace as for the team's product (the thread's own part of it). The same \
+ * barrier; workspace: the thread's own, fn_gemm_workspace(M, N, K, 1) elements. The same \
  * sums, in the same order, as the team's unpacked path (the packed path's too: the same \
  * bits); B read in place, so for B panel-major or narrow (N < FN_PACK_MIN_N), where     \
  * the team reads it so too. M, K >= 1. */                                               \
