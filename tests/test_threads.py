@@ -161,17 +161,20 @@ def test_general_trainer_units_scheme_teams_of_three_and_four_give_the_bits_of_o
     hidden units evenly (4 groups: 1, 1, 2 of them, or 1 each, the last partial; one
     group of 20 units: the other threads own none and only add the parts), with biases
     (the output layer's bias is stepped by every thread in its own copy). Same bits as one
-    thread."""
+    thread, in each of four runs: threads sharing a buffer they should not (the partial
+    group's product once overlapped a neighbour's part of the GEMM buffer) differ in some
+    runs only."""
     from fastnet import _core
 
     _, batch, rows = FIT_CASES["general-units-partial"]
     assert _flop_per_batch(layers, batch) >= 3 * PARALLEL_MIN_FLOP
     train = _two_epochs(layers, batch, rows, dtype, bias=True, data_seed=9)
     net1, h1 = _with_threads(1, train)
-    net_n, h_n = _with_threads(threads, train)
-    assert _core._last_grant() == threads
-    assert h1 == h_n
-    assert net1 == net_n
+    for _ in range(4):
+        net_n, h_n = _with_threads(threads, train)
+        assert _core._last_grant() == threads
+        assert h1 == h_n
+        assert net1 == net_n
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
