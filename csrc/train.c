@@ -733,8 +733,9 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
     REAL *buf = ws->rows_ws + t * ws->rows_stride;
     const int64_t w0_stride = T(w0_panel_stride)(net);
     REAL *gemm_own = ws->gemm + t * ws->gemm_own;
-    /* Group g: units [c0, c0 + w), panels [g gp, ...) of W[0]; its block of H and of
-     * delta_H nb x w, rows w apart, at c0 rows (see units_fits). */
+    /* Group g: units [c0, c0 + w), panels [g gp, ...) of W[0]; its blocks of H and of
+     * delta_H, nb x w each, rows w apart, c0 * rows elements into their buffers (see
+     * units_fits). */
 #define GROUP(g)                                                                         \
     const int64_t c0 = (g) * gw, w = n_h - c0 < gw ? n_h - c0 : gw;                      \
     const int64_t gpanels = (w + nr - 1) / nr;                                           \
