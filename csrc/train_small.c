@@ -658,11 +658,13 @@ static void T(small_team)(T(small_run) *run)
     /* share: the threads that take part in each batch (the others pass the barriers
      * idle); alone: thread 0 on its own and the others gone. */
     int share = team, alone = 0, probe = 0;
-    if (team > 1 && run->policy != FN_SHARING_ALWAYS && N / run->rows >= 4 * probe_batches) {
+    /* A slow trip: a probe, unless one decided "shared" for this shape (then the trip is
+     * not timed at all: its 16 round trips and barrier took about 2 us of every call) */
+    if (team > 1 && run->policy != FN_SHARING_ALWAYS && !run->kept_shared &&
+        N / run->rows >= 4 * probe_batches) {
         const double ns = line_trip_ns(ws->line);
-        if (t == 0) /* a slow trip: a probe, unless one decided "shared" for this shape */
-            run->probe = (run->policy != FN_SHARING_AUTO || ns > FN_SLOW_LINE_NS) &&
-                         !run->kept_shared;
+        if (t == 0)
+            run->probe = run->policy != FN_SHARING_AUTO || ns > FN_SLOW_LINE_NS;
 #pragma omp barrier
         probe = run->probe;
     }
