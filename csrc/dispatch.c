@@ -275,15 +275,17 @@ int64_t fn_l2_bytes(void)
 int fn_cores(void) { return atomic_load_explicit(&cores_known, memory_order_relaxed); }
 int fn_last_grant(void) { return last_grant; }
 
-void *fn_aligned_alloc(size_t bytes)
+void *fn_aligned_alloc_at(size_t bytes, size_t align)
 {
     void *p = NULL;
     if (bytes == 0)
         bytes = FN_ALIGN;
-    if (posix_memalign(&p, FN_ALIGN, bytes) != 0)
+    if (posix_memalign(&p, align, bytes) != 0)
         return NULL;
     return p;
 }
+
+void *fn_aligned_alloc(size_t bytes) { return fn_aligned_alloc_at(bytes, FN_ALIGN); }
 
 void fn_aligned_free(void *p) { free(p); }
 

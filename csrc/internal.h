@@ -21,6 +21,8 @@
 #define FN_CAT(a, b) FN_CAT2(a, b)
 
 #define FN_ALIGN 64
+/* A page: the unit the cores' prefetchers stay within (train_small.c's group blocks). */
+#define FN_PAGE_BYTES 4096
 
 /* The small-product path (no packing) takes products of at most this many
  * multiply-adds whose N is at most FN_SMALL_N and K at most the kc block. */
@@ -144,6 +146,8 @@ void fn_pool_end(void);
         fn_team_release(fn_grant_, fn_saved_);                                           \
     } while (0)
 void *fn_aligned_alloc(size_t bytes);
+/* The same at a multiple of `align` bytes (a power of two, at least FN_ALIGN). */
+void *fn_aligned_alloc_at(size_t bytes, size_t align);
 void fn_aligned_free(void *p);
 /* A call's scratch block of at least `bytes` (cache-line aligned): the one kept from an
  * earlier call when large enough. fn_scratch_give hands it back, to be kept for the next

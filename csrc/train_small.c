@@ -274,7 +274,11 @@ typedef struct {
     atomic_long *passed;             /* a cache line per thread, for team_sync */
     int units;                       /* one hidden layer: split by its units (below) */
     int64_t gw, groups;              /* hidden units a group, groups */
-    REAL *part;                      /* 2 x groups x rows x P[2]: each group's H W2 */
+    /* units: each group's blocks, gs_* elements apart (group_layout): W[0]'s columns and
+     * b[0]'s entries (gw wide), W[1]'s rows, W[1]^T's columns (gw wide), H and delta_H
+     * (rows x gw), the parts (rows x P[2] each, by batch parity, parity_part apart) */
+    int64_t gs_w0, gs_b0, gs_w1, gs_wt, gs_h, gs_part, parity_part;
+    REAL *part;                      /* each group's H W2, its block gs_part long */
     T(small_own) *own;               /* team of them (units) */
     int team;
     void *pointers, *block;
@@ -323,13 +327,59 @@ int T(fn_train_small_fits)(const T(fn_net) *net, int64_t rows)
     return elements * (int64_t)sizeof(REAL) <= FN_SMALL_MAX_WEIGHT_BYTES;
 }
 
-/* The next cache-line-aligned buffer of n elements of `size` bytes in the block; with
- * base == NULL only counts. */
-static void *T(carve)(char *base, size_t *offset, int64_t n, size_t size)
+/* The next buffer of n elements of `size` bytes in the block, at a multiple of `align`
+ * bytes (a cache line, or a page) from its start (the block starts on such a multiple),
+ * whole cache lines long; with base == NULL only counts. */
+static void *T(carve)(char *base, size_t *offset, int64_t n, size_t size, size_t align)
 {
+    *offset = (*offset + align - 1) / align * align;
     void *p = base ? base + *offset : NULL;
     *offset += ((size_t)n * size + FN_ALIGN - 1) / FN_ALIGN * FN_ALIGN;
     return p;
+}
+
+/* Where the units scheme's blocks lie (group_layout, small_layout). With more than one
+ * group and more than one thread, no two threads write to the same page: each group's
+ * own blocks (its columns of W1 and b1, rows of W2, columns of W2^T, H and delta_H) lie
+ * together in a slab of whole pages, each group's parts (which the other threads read)
+ * on pages of their own, one for each batch parity, and so does each thread's own
+ * buffers. Packed, the threads' blocks shared pages (W1's rows were the threads' columns
+ * side by side; H, W2 and the parts back to back), and the cores' prefetchers, which run
+ * ahead within a page, kept taking lines the other thread was writing: digits on two
+ * threads, each thread's products and sigmoids took 30-80% longer than with the other
+ * thread idle, and the epoch 323 -> 262 us (C, unshuffled; shuffled 358 -> 282; float64
+ * 601 -> 552). Every array's group block on pages of its own was no better for floats
+ * and worse for doubles, and a group's parts in its slab made floats 2x slower. One
+ * group, or one thread, keeps the blocks packed. Where the blocks lie changes no sum. */
+static size_t T(group_align)(const T(small_ws) *ws)
+{
+    return ws->units && ws->groups > 1 && ws->team > 1 ? FN_PAGE_BYTES : FN_ALIGN;
+}
+
+/* A group block of n elements, rounded up to group_align. */
+static int64_t T(group_stride)(const T(small_ws) *ws, int64_t n)
+{
+    return fn_round_up(n, (int64_t)(T(group_align)(ws) / sizeof(REAL)));
+}
+
+/* The units scheme's group strides (small_ws), from P, gw and groups: packed, each array's
+ * group blocks back to back; else every gs_* is the slab's, whole pages, and the parts
+ * are parity_part apart by parity and gs_part by group. */
+static void T(group_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t rows)
+{
+    const int64_t *s = net->sizes, *P = ws->P, gw = ws->gw;
+    const int64_t n[5] = {s[0] * gw, gw, gw * P[2], s[2] * gw, rows * gw};
+    int64_t *gs[5] = {&ws->gs_w0, &ws->gs_b0, &ws->gs_w1, &ws->gs_wt, &ws->gs_h};
+    const int64_t line = FN_ALIGN / (int64_t)sizeof(REAL);
+    int64_t slab = 0; /* a group's own blocks together, H and delta_H each */
+    for (int i = 0; i < 5; i++)
+        slab += fn_round_up(n[i], line) * (i == 4 ? 2 : 1);
+    for (int i = 0; i < 5; i++)
+        *gs[i] = T(group_align)(ws) == FN_ALIGN ? fn_round_up(n[i], line)
+                                                 : T(group_stride)(ws, slab);
+    /* the parts, which the other threads read: each group's of each batch parity apart */
+    ws->parity_part = T(group_stride)(ws, rows * P[2]);
+    ws->gs_part = 2 * ws->parity_part;
 }
 
 static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t rows, int gather,
@@ -339,32 +389,55 @@ static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t row
     const int L = net->n_layers;
     const size_t R = sizeof(REAL);
     size_t off = 0;
-    for (int l = 0; l < L; l++) {
-        const int own = ws->units && l == 1; /* the output layer: a copy per thread */
-        ws->W[l] = T(carve)(base, &off, s[l] * P[l + 1], R);
-        ws->b[l] = net->b && !own ? T(carve)(base, &off, P[l + 1], R) : NULL;
-        ws->WT[l] = l > 0 ? T(carve)(base, &off, s[l + 1] * P[l], R) : NULL;
-        ws->post[l] = own ? NULL : T(carve)(base, &off, rows * P[l + 1], R);
-        ws->delta[l] = own ? NULL : T(carve)(base, &off, rows * P[l + 1], R);
+    const size_t A = FN_ALIGN, G = T(group_align)(ws);
+    if (ws->units) { /* group blocks (group_layout) */
+        ws->WT[0] = ws->post[1] = ws->delta[1] = NULL;
+        if (G == FN_ALIGN) {
+            const int64_t g = ws->groups;
+            ws->W[0] = T(carve)(base, &off, g * ws->gs_w0, R, A);
+            ws->b[0] = net->b ? T(carve)(base, &off, g * ws->gs_b0, R, A) : NULL;
+            ws->post[0] = T(carve)(base, &off, g * ws->gs_h, R, A);
+            ws->delta[0] = T(carve)(base, &off, g * ws->gs_h, R, A);
+            ws->W[1] = T(carve)(base, &off, g * ws->gs_w1, R, A);
+            ws->WT[1] = T(carve)(base, &off, g * ws->gs_wt, R, A);
+            ws->part = T(carve)(base, &off, g * ws->gs_part, R, A);
+        } else { /* each group's blocks together, groups gs_* (all one stride) apart */
+            char *slab = T(carve)(base, &off, ws->groups * ws->gs_w0, R, G);
+            size_t in = 0;
+            ws->W[0] = T(carve)(slab, &in, s[0] * ws->gw, R, A);
+            ws->b[0] = net->b ? T(carve)(slab, &in, ws->gw, R, A) : NULL;
+            ws->post[0] = T(carve)(slab, &in, rows * ws->gw, R, A);
+            ws->delta[0] = T(carve)(slab, &in, rows * ws->gw, R, A);
+            ws->W[1] = T(carve)(slab, &in, ws->gw * P[2], R, A);
+            ws->WT[1] = T(carve)(slab, &in, s[2] * ws->gw, R, A);
+            ws->part = T(carve)(base, &off, ws->groups * ws->gs_part, R, G);
+        }
+    } else {
+        for (int l = 0; l < L; l++) {
+            ws->W[l] = T(carve)(base, &off, s[l] * P[l + 1], R, A);
+            ws->b[l] = net->b ? T(carve)(base, &off, P[l + 1], R, A) : NULL;
+            ws->WT[l] = l > 0 ? T(carve)(base, &off, s[l + 1] * P[l], R, A) : NULL;
+            ws->post[l] = T(carve)(base, &off, rows * P[l + 1], R, A);
+            ws->delta[l] = T(carve)(base, &off, rows * P[l + 1], R, A);
+        }
     }
-    ws->Xb = gather ? T(carve)(base, &off, ws->xb_stride * team, R) : NULL;
+    ws->Xb = gather ? T(carve)(base, &off, ws->xb_stride * team, R, G) : NULL;
     if (ws->units) {
-        ws->part = T(carve)(base, &off, 2 * ws->groups * rows * P[2], R);
         for (int t = 0; t < team; t++) {
             T(small_own) *o = ws->own + t;
-            o->O = T(carve)(base, &off, rows * P[2], R);
-            o->dO = T(carve)(base, &off, rows * P[2], R);
-            o->b = net->b ? T(carve)(base, &off, P[2], R) : NULL;
-            o->Yb = T(carve)(base, &off, rows * P[2], R);
-            o->loss = T(carve)(base, &off, rows, sizeof(double));
+            o->O = T(carve)(base, &off, rows * P[2], R, G);
+            o->dO = T(carve)(base, &off, rows * P[2], R, A);
+            o->b = net->b ? T(carve)(base, &off, P[2], R, A) : NULL;
+            o->Yb = T(carve)(base, &off, rows * P[2], R, A);
+            o->loss = T(carve)(base, &off, rows, sizeof(double), A);
         }
         ws->b[1] = ws->own[0].b; /* the copy loaded, checked and stored */
     } else {
-        ws->Yb = gather ? T(carve)(base, &off, rows * s[L], R) : NULL;
-        ws->row_loss = T(carve)(base, &off, rows, sizeof(double));
+        ws->Yb = gather ? T(carve)(base, &off, rows * s[L], R, A) : NULL;
+        ws->row_loss = T(carve)(base, &off, rows, sizeof(double), A);
     }
-    ws->line = T(carve)(base, &off, 1, FN_ALIGN);
-    ws->passed = T(carve)(base, &off, team, FN_ALIGN);
+    ws->line = T(carve)(base, &off, 1, FN_ALIGN, G);
+    ws->passed = T(carve)(base, &off, team, FN_ALIGN, A);
     return off;
 }
 
@@ -376,17 +449,14 @@ static void T(small_free)(T(small_ws) *ws)
 
 #include "transpose.h"
 
-/* Rows [i0, i1) of the padded W[l] (l >= 1) into the same columns of W[l]^T: blocks of a
- * vector's width a side transposed in registers, the edges one value at a time (one
- * value at a time, each store to another row of W^T: digits' 32 x 10 of a group took
- * 400-750 cycles of the time-stamp counter a batch). */
-static void T(refresh_WT)(const T(fn_net) *net, const T(small_ws) *ws, int l, int64_t i0,
-                          int64_t i1)
+/* Rows [i0, i1) of W (n values each, pn apart) into the same columns of W^T (rows pm
+ * apart): blocks of a vector's width a side transposed in registers, the edges one value
+ * at a time (one value at a time, each store to another row of W^T: digits' 32 x 10 of a
+ * group took 400-750 cycles of the time-stamp counter a batch). */
+static void T(transpose_rows)(int64_t n, int64_t i0, int64_t i1, const REAL *W, int64_t pn,
+                              REAL *WT, int64_t pm)
 {
-    const int64_t n = net->sizes[l + 1], pn = ws->P[l + 1], pm = ws->P[l];
     const int64_t v = 16 / (int64_t)sizeof(REAL), i_v = i0 + (i1 - i0) / v * v, n_v = n / v * v;
-    const REAL *W = ws->W[l];
-    REAL *WT = ws->WT[l];
     for (int64_t i = i0; i < i_v; i += v) {
         for (int64_t j = 0; j < n_v; j += v)
             T(transpose_block)(W + i * pn + j, pn, WT + j * pm + i, pm);
@@ -399,18 +469,89 @@ static void T(refresh_WT)(const T(fn_net) *net, const T(small_ws) *ws, int l, in
             WT[j * pm + i] = W[i * pn + j];
 }
 
+/* Rows [i0, i1) of the padded W[l] (l >= 1) into the same columns of W[l]^T; in the units
+ * scheme group by group, each group's rows of W[1] and columns of W[1]^T a block of its
+ * own (gw wide, so a block of v rows never spans two groups). */
+static void T(refresh_WT)(const T(fn_net) *net, const T(small_ws) *ws, int l, int64_t i0,
+                          int64_t i1)
+{
+    const int64_t n = net->sizes[l + 1], pn = ws->P[l + 1], gw = ws->gw;
+    if (!ws->units) {
+        T(transpose_rows)(n, i0, i1, ws->W[l], pn, ws->WT[l], ws->P[l]);
+        return;
+    }
+    for (int64_t g = i0 / gw; g * gw < i1; g++) {
+        const int64_t lo = i0 > g * gw ? i0 - g * gw : 0;
+        const int64_t hi = i1 < (g + 1) * gw ? i1 - g * gw : gw;
+        T(transpose_rows)(n, lo, hi, ws->W[1] + g * ws->gs_w1, pn, ws->WT[1] + g * ws->gs_wt, gw);
+    }
+}
+
+/* Where row i of the padded W[l] starts, and where its columns j0 .. j0 + gw (units: of
+ * the group from j0 on) are in the units scheme's blocks: row i, column j0 of W[l]. */
+static REAL *T(w_at)(const T(small_ws) *ws, int l, int64_t i, int64_t j0)
+{
+    const int64_t gw = ws->gw;
+    if (!ws->units)
+        return ws->W[l] + i * ws->P[l + 1] + j0;
+    return l == 0 ? ws->W[0] + (j0 / gw) * ws->gs_w0 + i * gw + j0 % gw
+                  : ws->W[1] + (i / gw) * ws->gs_w1 + (i % gw) * ws->P[2] + j0;
+}
+
+/* Copies row i of W[l] (n values) between the caller's array and the padded copy:
+ * to_padded or back. W[0]'s rows in the units scheme lie in their groups' blocks. */
+static void T(copy_row)(const T(fn_net) *net, const T(small_ws) *ws, int l, int64_t i,
+                        int to_padded)
+{
+    const int64_t n = net->sizes[l + 1], step = ws->units && l == 0 ? ws->gw : n;
+    for (int64_t j = 0; j < n; j += step) {
+        const int64_t w = n - j < step ? n - j : step;
+        REAL *padded = T(w_at)(ws, l, i, j), *caller = net->W[l] + i * n + j;
+        if (to_padded)
+            memcpy(padded, caller, sizeof(REAL) * (size_t)w);
+        else
+            memcpy(caller, padded, sizeof(REAL) * (size_t)w);
+    }
+}
+
+/* The same for b[l]: b[0]'s groups in blocks of their own in the units scheme. */
+static void T(copy_bias)(const T(fn_net) *net, const T(small_ws) *ws, int l, int to_padded)
+{
+    const int64_t n = net->sizes[l + 1], step = ws->units && l == 0 ? ws->gw : n;
+    for (int64_t j = 0; j < n; j += step) {
+        const int64_t w = n - j < step ? n - j : step;
+        REAL *padded = ws->b[l] + (ws->units && l == 0 ? (j / step) * ws->gs_b0 : j);
+        if (to_padded)
+            memcpy(padded, net->b[l] + j, sizeof(REAL) * (size_t)w);
+        else
+            memcpy(net->b[l] + j, padded, sizeof(REAL) * (size_t)w);
+    }
+}
+
+/* Elements of W[l]'s padded storage and of b[l]'s, gaps included (all zero but weights). */
+static int64_t T(w_extent)(const T(fn_net) *net, const T(small_ws) *ws, int l)
+{
+    if (!ws->units)
+        return net->sizes[l] * ws->P[l + 1];
+    return ws->groups * (l == 0 ? ws->gs_w0 : ws->gs_w1);
+}
+
+static int64_t T(b_extent)(const T(small_ws) *ws, int l)
+{
+    return ws->units && l == 0 ? ws->groups * ws->gs_b0 : ws->P[l + 1];
+}
+
 /* The caller's weights into the padded copies (W, W^T, b). */
 static void T(small_load)(const T(fn_net) *net, const T(small_ws) *ws)
 {
     const int64_t *s = net->sizes;
     for (int l = 0; l < net->n_layers; l++) {
-        const int64_t n = s[l + 1], pn = ws->P[l + 1];
         for (int64_t i = 0; i < s[l]; i++)
-            memcpy(ws->W[l] + i * pn, net->W[l] + i * n, sizeof(REAL) * (size_t)n);
+            T(copy_row)(net, ws, l, i, 1);
         if (l > 0)
             T(refresh_WT)(net, ws, l, 0, s[l]);
         if (net->b)
-            memcpy(ws->b[l], net->b[l], sizeof(REAL) * (size_t)n);
+            T(copy_bias)(net, ws, l, 1);
     }
     for (int t = 1; ws->units && net->b && t < ws->team; t++)
         memcpy(ws->own[t].b, ws->b[1], sizeof(REAL) * (size_t)ws->P[2]);
@@ -438,10 +579,11 @@ static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t r
     if (ws->units) {
         ws->gw = T(group_width)(net);
         ws->groups = T(unit_groups)(net);
+        T(group_layout)(ws, net, rows);
     }
-    ws->xb_stride = fn_round_up(rows * s[0], FN_ALIGN / (int64_t)sizeof(REAL));
+    ws->xb_stride = T(group_stride)(ws, rows * s[0]);
     size_t bytes = T(small_layout)(ws, net, rows, gather, team, NULL);
-    ws->block = fn_aligned_alloc(bytes);
+    ws->block = fn_aligned_alloc_at(bytes, T(group_align)(ws));
     if (!ws->block) {
         T(small_free)(ws);
         return FN_ENOMEM;
@@ -458,20 +600,19 @@ static int T(small_finite)(const T(fn_net) *net, const T(small_ws) *ws)
     const T(fn_config) *cfg = T(fn_config_get)();
     int ok = 1;
     for (int l = 0; l < net->n_layers; l++)
-        ok &= cfg->all_finite(net->sizes[l] * ws->P[l + 1], ws->W[l]) &&
-              (!ws->b[l] || cfg->all_finite(ws->P[l + 1], ws->b[l]));
+        ok &= cfg->all_finite(T(w_extent)(net, ws, l), ws->W[l]) &&
+              (!ws->b[l] || cfg->all_finite(T(b_extent)(ws, l), ws->b[l]));
     return ok;
 }
 
 /* The caller's arrays := the padded W, b. */
 static void T(small_store)(const T(fn_net) *net, const T(small_ws) *ws)
 {
-    const int64_t *s = net->sizes, *P = ws->P;
     for (int l = 0; l < net->n_layers; l++) {
-        for (int64_t i = 0; i < s[l]; i++)
-            memcpy(net->W[l] + i * s[l + 1], ws->W[l] + i * P[l + 1], sizeof(REAL) * s[l + 1]);
+        for (int64_t i = 0; i < net->sizes[l]; i++)
+            T(copy_row)(net, ws, l, i, 0);
         if (net->b)
-            memcpy(net->b[l], ws->b[l], sizeof(REAL) * s[l + 1]);
+            T(copy_bias)(net, ws, l, 0);
     }
 }
 
@@ -549,19 +690,19 @@ static void T(weights_phase)(const T(fn_net) *net, const T(small_ws) *ws, int t,
  * [c0, c0 + gw) of W1 and b1, rows of W2) computes its H_g = act(X W1[:, g] + b1[g])
  * and the group's part of the output layer's sums, P_g = H_g W2[g, :]. */
 static void T(units_forward)(const T(fn_net) *net, const T(small_ws) *ws, int64_t g0,
-                             int64_t g1, int64_t nb, int64_t rows, const REAL *Xb, REAL *part,
-                             REAL *O)
+                             int64_t g1, int64_t nb, const REAL *Xb, REAL *part, REAL *O)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
     const int64_t *s = net->sizes, *P = ws->P, gw = ws->gw;
     for (int64_t g = g0; g < g1; g++) {
         const int64_t c0 = g * gw, k = s[1] - c0 < gw ? s[1] - c0 : gw;
-        const T(fn_epilogue) ep = {ws->b[0], net->act[0], NULL, 0, 0, net->threshold};
-        REAL *H = ws->post[0] + g * rows * gw;
-        cfg->small_gemm(0, nb, gw, s[0], 1, Xb, s[0], ws->W[0] + c0, P[1], 0, H, gw);
-        T(fn_epilogue_tile)(&ep, H, gw, nb, gw, 0, c0);
-        REAL *Pg = ws->groups == 1 ? O : part + g * rows * P[2]; /* one group: the sums */
-        cfg->small_gemm(0, nb, P[2], k, 1, H, gw, ws->W[1] + c0 * P[2], P[2], 0, Pg, P[2]);
+        const REAL *b = ws->b[0] ? ws->b[0] + g * ws->gs_b0 : NULL;
+        const T(fn_epilogue) ep = {b, net->act[0], NULL, 0, 0, net->threshold};
+        REAL *H = ws->post[0] + g * ws->gs_h;
+        cfg->small_gemm(0, nb, gw, s[0], 1, Xb, s[0], ws->W[0] + g * ws->gs_w0, gw, 0, H, gw);
+        T(fn_epilogue_tile)(&ep, H, gw, nb, gw, 0, 0);
+        REAL *Pg = ws->groups == 1 ? O : part + g * ws->gs_part; /* one group: the sums */
+        cfg->small_gemm(0, nb, P[2], k, 1, H, gw, ws->W[1] + g * ws->gs_w1, P[2], 0, Pg, P[2]);
     }
 }
 
@@ -569,20 +710,20 @@ static void T(units_forward)(const T(fn_net) *net, const T(small_ws) *ws, int64_
  * copies, O = act(((P_0 + P_1) + ...) + b2), delta_O, the rows' losses, b2's step. The
  * same bits on every thread. Returns the batch's loss sum. */
 static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
-                              const T(small_own) *own, int64_t nb, int64_t rows,
-                              const REAL *part, const REAL *Yb, REAL alpha)
+                              const T(small_own) *own, int64_t nb, const REAL *part,
+                              const REAL *Yb, REAL alpha)
 {
     const int64_t *s = net->sizes, P2 = ws->P[2], n = nb * P2;
     const REAL scale = (REAL)(2.0 / (double)nb);
     REAL *O = own->O;
     if (net->act[1] == FN_SIGMOID) { /* the seed's output layer: one pass in registers */
         const int64_t G = ws->groups;
-        T(fn_config_get)()->sigmoid_output(nb, s[2], P2, G, G > 1 ? part : O, rows * P2,
+        T(fn_config_get)()->sigmoid_output(nb, s[2], P2, G, G > 1 ? part : O, ws->gs_part,
                                            own->b, Yb, scale, O, own->dO, own->loss);
     } else if (ws->groups > 1) {
         memcpy(O, part, sizeof(REAL) * (size_t)n);
         for (int64_t g = 1; g < ws->groups; g++) {
-            const REAL *Pg = part + g * rows * P2;
+            const REAL *Pg = part + g * ws->gs_part;
             for (int64_t i = 0; i < n; i++)
                 O[i] += Pg[i];
         }
@@ -605,23 +746,25 @@ static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
  * act'(H_g), then its rows of W2, its columns of W1 and b1. */
 static void T(units_backward)(const T(fn_net) *net, const T(small_ws) *ws,
                               const T(small_own) *own, int64_t g0, int64_t g1, int64_t nb,
-                              int64_t rows, const REAL *Xb, REAL alpha)
+                              const REAL *Xb, REAL alpha)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
     const int64_t *s = net->sizes, *P = ws->P, gw = ws->gw;
     for (int64_t g = g0; g < g1; g++) {
         const int64_t c0 = g * gw, k = s[1] - c0 < gw ? s[1] - c0 : gw;
-        const REAL *H = ws->post[0] + g * rows * gw;
-        REAL *dH = ws->delta[0] + g * rows * gw;
+        const REAL *H = ws->post[0] + g * ws->gs_h;
+        REAL *dH = ws->delta[0] + g * ws->gs_h;
         const T(fn_epilogue) ep = {NULL, FN_NO_ACTIVATION, H, gw, net->act[0], 0};
-        cfg->small_gemm(0, nb, gw, s[2], 1, own->dO, P[2], ws->WT[1] + c0, P[1], 0, dH, gw);
+        cfg->small_gemm(0, nb, gw, s[2], 1, own->dO, P[2], ws->WT[1] + g * ws->gs_wt, gw, 0, dH,
+                        gw);
         T(fn_epilogue_tile)(&ep, dH, gw, nb, gw, 0, 0);
-        cfg->small_gemm(1, k, P[2], nb, -alpha, H, gw, own->dO, P[2], 1, ws->W[1] + c0 * P[2],
+        cfg->small_gemm(1, k, P[2], nb, -alpha, H, gw, own->dO, P[2], 1, ws->W[1] + g * ws->gs_w1,
                         P[2]);
         T(refresh_WT)(net, ws, 1, c0, c0 + k);
-        cfg->small_gemm(1, s[0], gw, nb, -alpha, Xb, s[0], dH, gw, 1, ws->W[0] + c0, P[1]);
+        cfg->small_gemm(1, s[0], gw, nb, -alpha, Xb, s[0], dH, gw, 1, ws->W[0] + g * ws->gs_w0,
+                        gw);
         if (ws->b[0])
-            T(fn_bias_gradient_cols)(nb, 0, gw, dH, gw, ws->b[0] + c0, -alpha, 1);
+            T(fn_bias_gradient_cols)(nb, 0, gw, dH, gw, ws->b[0] + g * ws->gs_b0, -alpha, 1);
     }
 }
 
@@ -708,10 +851,10 @@ static void T(small_team)(T(small_run) *run)
                 if (last_share >= 0 && share != last_share)
                     FN_SYNC(alone); /* the groups change hands: their last updates first */
                 last_share = share;
-                const int64_t G = ws->groups, rows = run->rows;
+                const int64_t G = ws->groups;
                 const int64_t g0 = G * t / share, g1 = t < share ? G * (t + 1) / share : g0;
                 T(small_own) *own = ws->own + t;
-                REAL *part = ws->part + (batch_no & 1) * G * rows * ws->P[2];
+                REAL *part = ws->part + (batch_no & 1) * ws->parity_part; /* this parity's */
                 const REAL *Xb = run->X + start * n_in;
                 if (perm) { /* this thread's own copy of X if it has groups */
                     REAL *xo = ws->Xb + t * ws->xb_stride;
@@ -725,14 +868,14 @@ static void T(small_team)(T(small_run) *run)
                     for (int64_t k = 0; k < n_out; k++) /* inline: rows of a few values */
                         own->Yb[i * ws->P[2] + k] = y[k];
                 }
-                T(units_forward)(net, ws, g0, g1, nb, rows, Xb, part, own->O);
+                T(units_forward)(net, ws, g0, g1, nb, Xb, part, own->O);
                 if (t == 0 && share > 1 && !probe) /* other calls want the cores: give way */
                     run->gave_way |= T(give_way)(run, team);
                 FN_SYNC(alone); /* every group's part of the sums is in */
                 const int leaving = run->gave_way && !alone;
                 const double batch =
-                    T(units_output)(net, ws, own, nb, rows, part, own->Yb, run->alpha);
-                T(units_backward)(net, ws, own, g0, g1, nb, rows, Xb, run->alpha);
+                    T(units_output)(net, ws, own, nb, part, own->Yb, run->alpha);
+                T(units_backward)(net, ws, own, g0, g1, nb, Xb, run->alpha);
                 if (t == 0) {
                     run->epoch_sum += batch;
                     run->nonfinite |= !isfinite(batch);
