@@ -258,6 +258,8 @@ double fn_line_trip_ns(void)
  * computes the whole output layer of each batch itself. */
 typedef struct {
     REAL *O, *dO, *b, *Yb; /* rows x P[2] (Yb: the batch's Y, zero-padded), and P[2] */
+    REAL *parts;           /* groups x rows x P[2]: the batch's parts, copied (units_output;
+                            * NULL with one group or one thread) */
     double *loss;          /* rows */
 } T(small_own);
 
@@ -429,6 +431,7 @@ static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t row
             o->dO = T(carve)(base, &off, rows * P[2], R, A);
             o->b = net->b ? T(carve)(base, &off, P[2], R, A) : NULL;
             o->Yb = T(carve)(base, &off, rows * P[2], R, A);
+            o->parts = G != FN_ALIGN ? T(carve)(base, &off, ws->groups * rows * P[2], R, A) : NULL;
             o->loss = T(carve)(base, &off, rows, sizeof(double), A);
         }
         ws->b[1] = ws->own[0].b; /* the copy loaded, checked and stored */
@@ -708,22 +711,34 @@ static void T(units_forward)(const T(fn_net) *net, const T(small_ws) *ws, int64_
 
 /* Every thread, after the barrier: the output layer of the whole batch into its own
  * copies, O = act(((P_0 + P_1) + ...) + b2), delta_O, the rows' losses, b2's step. The
- * same bits on every thread. Returns the batch's loss sum. */
+ * same bits on every thread. Returns the batch's loss sum. With `copy` (the batch is
+ * shared) the parts are first copied into the thread's own buffer, one group after the
+ * other: the other threads' lines then arrive in one pass of loads. Read in place by the
+ * output's sigmoid pass, where each vector's long chain holds back the next loads,
+ * fetching them took about 1,500 cycles of a digits batch more than the pass alone (a
+ * loop of loads alone fetches 32 such lines in 200-350); with the copy, digits on two
+ * threads, in C: float32 281-286 -> 265-266 us an epoch (shuffled 306 -> 289), float64
+ * 579 -> 546. */
 static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
                               const T(small_own) *own, int64_t nb, const REAL *part,
-                              const REAL *Yb, REAL alpha)
+                              int copy, const REAL *Yb, REAL alpha)
 {
-    const int64_t *s = net->sizes, P2 = ws->P[2], n = nb * P2;
+    const int64_t *s = net->sizes, P2 = ws->P[2], n = nb * P2, G = ws->groups;
     const REAL scale = (REAL)(2.0 / (double)nb);
     REAL *O = own->O;
+    int64_t stride = ws->gs_part; /* between the groups' parts */
+    if (copy && G > 1 && own->parts) {
+        for (int64_t g = 0; g < G; g++)
+            memcpy(own->parts + g * n, part + g * stride, sizeof(REAL) * (size_t)n);
+        part = own->parts, stride = n;
+    }
     if (net->act[1] == FN_SIGMOID) { /* the seed's output layer: one pass in registers */
-        const int64_t G = ws->groups;
-        T(fn_config_get)()->sigmoid_output(nb, s[2], P2, G, G > 1 ? part : O, ws->gs_part,
-                                           own->b, Yb, scale, O, own->dO, own->loss);
-    } else if (ws->groups > 1) {
+        T(fn_config_get)()->sigmoid_output(nb, s[2], P2, G, G > 1 ? part : O, stride, own->b,
+                                           Yb, scale, O, own->dO, own->loss);
+    } else if (G > 1) {
         memcpy(O, part, sizeof(REAL) * (size_t)n);
-        for (int64_t g = 1; g < ws->groups; g++) {
-            const REAL *Pg = part + g * ws->gs_part;
+        for (int64_t g = 1; g < G; g++) {
+            const REAL *Pg = part + g * stride;
             for (int64_t i = 0; i < n; i++)
                 O[i] += Pg[i];
         }
@@ -874,7 +889,7 @@ static void T(small_team)(T(small_run) *run)
                 FN_SYNC(alone); /* every group's part of the sums is in */
                 const int leaving = run->gave_way && !alone;
                 const double batch =
-                    T(units_output)(net, ws, own, nb, part, own->Yb, run->alpha);
+                    T(units_output)(net, ws, own, nb, part, share > 1, own->Yb, run->alpha);
                 T(units_backward)(net, ws, own, g0, g1, nb, Xb, run->alpha);
                 if (t == 0) {
                     run->epoch_sum += batch;
