@@ -490,45 +490,43 @@ static void T(refresh_WT)(const T(fn_net) *net, const T(small_ws) *ws, int l, in
     }
 }
 
-/* Where row i of the padded W[l] starts, and where its columns j0 .. j0 + gw (units: of
- * the group from j0 on) are in the units scheme's blocks: row i, column j0 of W[l]. */
-static REAL *T(w_at)(const T(small_ws) *ws, int l, int64_t i, int64_t j0)
+/* n values between the caller's array and the padded copy (to_padded, or back), in
+ * spans of `span` values, span k at padded + k * stride: W[0]'s rows and b[0] in the units
+ * scheme, whose groups' columns lie in blocks of their own; otherwise one span. */
+static void T(copy_spans)(REAL *caller, REAL *padded, int64_t n, int64_t span, int64_t stride,
+                          int to_padded)
 {
-    const int64_t gw = ws->gw;
-    if (!ws->units)
-        return ws->W[l] + i * ws->P[l + 1] + j0;
-    return l == 0 ? ws->W[0] + (j0 / gw) * ws->gs_w0 + i * gw + j0 % gw
-                  : ws->W[1] + (i / gw) * ws->gs_w1 + (i % gw) * ws->P[2] + j0;
+    for (int64_t j = 0, k = 0; j < n; j += span, k++) {
+        const size_t bytes = sizeof(REAL) * (size_t)(n - j < span ? n - j : span);
+        if (to_padded)
+            memcpy(padded + k * stride, caller + j, bytes);
+        else
+            memcpy(caller + j, padded + k * stride, bytes);
+    }
 }
 
-/* Copies row i of W[l] (n values) between the caller's array and the padded copy:
- * to_padded or back. W[0]'s rows in the units scheme lie in their groups' blocks. */
+/* Row i of W[l] and b[l] between the caller's arrays and the padded copies. */
 static void T(copy_row)(const T(fn_net) *net, const T(small_ws) *ws, int l, int64_t i,
                         int to_padded)
 {
-    const int64_t n = net->sizes[l + 1], step = ws->units && l == 0 ? ws->gw : n;
-    for (int64_t j = 0; j < n; j += step) {
-        const int64_t w = n - j < step ? n - j : step;
-        REAL *padded = T(w_at)(ws, l, i, j), *caller = net->W[l] + i * n + j;
-        if (to_padded)
-            memcpy(padded, caller, sizeof(REAL) * (size_t)w);
-        else
-            memcpy(caller, padded, sizeof(REAL) * (size_t)w);
-    }
+    const int64_t n = net->sizes[l + 1], gw = ws->gw;
+    REAL *caller = net->W[l] + i * n;
+    if (!ws->units)
+        T(copy_spans)(caller, ws->W[l] + i * ws->P[l + 1], n, n, 0, to_padded);
+    else if (l == 0)
+        T(copy_spans)(caller, ws->W[0] + i * gw, n, gw, ws->gs_w0, to_padded);
+    else /* W[1]'s rows: row i in group i / gw's block */
+        T(copy_spans)(caller, ws->W[1] + (i / gw) * ws->gs_w1 + (i % gw) * ws->P[2], n, n, 0,
+                      to_padded);
 }
 
-/* The same for b[l]: b[0]'s groups in blocks of their own in the units scheme. */
 static void T(copy_bias)(const T(fn_net) *net, const T(small_ws) *ws, int l, int to_padded)
 {
-    const int64_t n = net->sizes[l + 1], step = ws->units && l == 0 ? ws->gw : n;
-    for (int64_t j = 0; j < n; j += step) {
-        const int64_t w = n - j < step ? n - j : step;
-        REAL *padded = ws->b[l] + (ws->units && l == 0 ? (j / step) * ws->gs_b0 : j);
-        if (to_padded)
-            memcpy(padded, net->b[l] + j, sizeof(REAL) * (size_t)w);
-        else
-            memcpy(net->b[l] + j, padded, sizeof(REAL) * (size_t)w);
-    }
+    const int64_t n = net->sizes[l + 1];
+    if (ws->units && l == 0)
+        T(copy_spans)(net->b[0], ws->b[0], n, ws->gw, ws->gs_b0, to_padded);
+    else
+        T(copy_spans)(net->b[l], ws->b[l], n, n, 0, to_padded);
 }
 
 /* Elements of W[l]'s padded storage and of b[l]'s, gaps included (all zero but weights). */
@@ -727,7 +725,7 @@ static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
     const REAL scale = (REAL)(2.0 / (double)nb);
     REAL *O = own->O;
     int64_t stride = ws->gs_part; /* between the groups' parts */
-    if (copy && G > 1 && own->parts) {
+    if (copy && own->parts) { /* own->parts: more than one group, more than one thread */
         for (int64_t g = 0; g < G; g++)
             memcpy(own->parts + g * n, part + g * stride, sizeof(REAL) * (size_t)n);
         part = own->parts, stride = n;
