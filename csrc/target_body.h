@@ -140,8 +140,22 @@ typedef UINT T(ISA(ureg)) __attribute__((vector_size(VEC_BYTES)));
 #define SCALE2(p, f)                                                                     \
     (sizeof(REAL) == 4 ? (V)_mm512_scalef_ps((__m512)(p), (__m512)(f))                   \
                        : (V)_mm512_scalef_pd((__m512d)(p), (__m512d)(f)))
+/* The first n < LANES values at p, by masked loads and stores (the lanes past n are 0
+ * and untouched): a tile narrower than a register, such as the 10 outputs of a digits
+ * network in rows of 10, without a scalar loop. */
+#define MASKED_TAIL 1
+#define LANE_MASK(n) ((uint32_t)((1u << (n)) - 1))
+#define LOAD_FIRST(p, n)                                                                 \
+    (sizeof(REAL) == 4 ? (V)_mm512_maskz_loadu_ps((__mmask16)LANE_MASK(n), (p))          \
+                       : (V)_mm512_maskz_loadu_pd((__mmask8)LANE_MASK(n), (p)))
+#define STORE_FIRST(p, x, n)                                                             \
+    (sizeof(REAL) == 4 ? _mm512_mask_storeu_ps((p), (__mmask16)LANE_MASK(n), (__m512)(x)) \
+                       : _mm512_mask_storeu_pd((p), (__mmask8)LANE_MASK(n), (__m512d)(x)))
 #else
 #define FN_AVX512_SIGMOID 0
+#define MASKED_TAIL 0
+#define LOAD_FIRST(p, n) ((V){0})
+#define STORE_FIRST(p, x, n) ((void)(p), (void)(x))
 #endif
 
 /* The range reduction of e^-a, a >= 0: -a = n ln2 - r, |r| <= ln2/2, n rounded by the
@@ -387,6 +401,18 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
                         }
                         memcpy(c, &x, sizeof x);
                     }
+            } else if (MASKED_TAIL && n < LANES) { /* fewer columns than a register */
+                for (int r = 0; r < m; r++) {
+                    REAL *c = C + (i0 + r) * ldc + j0;
+                    V x;
+                    if (beta == 0) {
+                        x = alpha * acc[r][0] + (V){0};
+                    } else {
+                        const V old = LOAD_FIRST(c, n);
+                        FN_SCALE_ADD(x, alpha, acc[r][0], beta, old);
+                    }
+                    STORE_FIRST(c, x, n);
+                }
             } else {
                 for (int r = 0; r < m; r++) {
                     REAL *c = C + (i0 + r) * ldc + j0;
@@ -878,6 +904,10 @@ const T(fn_config) T(ISA(fn_config)) = {
 #undef SV
 #undef LANES
 #undef FN_AVX512_SIGMOID
+#undef MASKED_TAIL
+#undef LANE_MASK
+#undef LOAD_FIRST
+#undef STORE_FIRST
 #undef MIN_NAN
 #undef BLEND_NEG
 #undef SCALE2

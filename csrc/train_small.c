@@ -691,7 +691,8 @@ static void T(weights_phase)(const T(fn_net) *net, const T(small_ws) *ws, int t,
  * [c0, c0 + gw) of W1 and b1, rows of W2) computes its H_g = act(X W1[:, g] + b1[g])
  * and the group's part of the output layer's sums, P_g = H_g W2[g, :]. */
 static void T(units_forward)(const T(fn_net) *net, const T(small_ws) *ws, int64_t g0,
-                             int64_t g1, int64_t nb, const REAL *Xb, REAL *part, REAL *O)
+                             int64_t g1, int64_t nb, const REAL *Xb, REAL *part, int64_t ldp,
+                             REAL *O)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
     const int64_t *s = net->sizes, *P = ws->P, gw = ws->gw;
@@ -702,9 +703,22 @@ static void T(units_forward)(const T(fn_net) *net, const T(small_ws) *ws, int64_
         REAL *H = ws->post[0] + g * ws->gs_h;
         cfg->small_gemm(0, nb, gw, s[0], 1, Xb, s[0], ws->W[0] + g * ws->gs_w0, gw, 0, H, gw);
         T(fn_epilogue_tile)(&ep, H, gw, nb, gw, 0, 0);
-        REAL *Pg = ws->groups == 1 ? O : part + g * ws->gs_part; /* one group: the sums */
-        cfg->small_gemm(0, nb, P[2], k, 1, H, gw, ws->W[1] + g * ws->gs_w1, P[2], 0, Pg, P[2]);
+        if (ws->groups == 1) /* one group: the sums */
+            cfg->small_gemm(0, nb, P[2], k, 1, H, gw, ws->W[1] + g * ws->gs_w1, P[2], 0, O, P[2]);
+        else /* rows of ldp: P[2], or s[2] for the other threads (part_row) */
+            cfg->small_gemm(0, nb, ldp, k, 1, H, gw, ws->W[1] + g * ws->gs_w1, P[2], 0,
+                            part + g * ws->gs_part, ldp);
     }
+}
+
+/* The length of the parts' rows: with the other threads reading them (shared, and more
+ * than one group and thread), only the outputs' s[2] values, packed; else P[2], padded,
+ * read in place. Packed, the lines of a batch's part that pass between the cores, the
+ * stores that take them from the readers and the readers' loads, come to s[2] / P[2] of
+ * the padded ones (digits: 20 lines a group, not 32). */
+static int64_t T(part_row)(const T(fn_net) *net, const T(small_ws) *ws, int shared)
+{
+    return shared && ws->own[0].parts ? net->sizes[2] : ws->P[2];
 }
 
 /* Every thread, after the barrier: the output layer of the whole batch into its own
@@ -726,8 +740,11 @@ static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
     REAL *O = own->O;
     int64_t stride = ws->gs_part; /* between the groups' parts */
     if (copy && own->parts) { /* own->parts: more than one group, more than one thread */
-        for (int64_t g = 0; g < G; g++)
-            memcpy(own->parts + g * n, part + g * stride, sizeof(REAL) * (size_t)n);
+        const int64_t ldp = T(part_row)(net, ws, copy);
+        for (int64_t g = 0; g < G; g++) /* rows of ldp into the padded rows (0 past s[2]) */
+            for (int64_t i = 0; i < nb; i++)
+                memcpy(own->parts + g * n + i * P2, part + g * stride + i * ldp,
+                       sizeof(REAL) * (size_t)ldp);
         part = own->parts, stride = n;
     }
     if (net->act[1] == FN_SIGMOID) { /* the seed's output layer: one pass in registers */
@@ -881,7 +898,8 @@ static void T(small_team)(T(small_run) *run)
                     for (int64_t k = 0; k < n_out; k++) /* inline: rows of a few values */
                         own->Yb[i * ws->P[2] + k] = y[k];
                 }
-                T(units_forward)(net, ws, g0, g1, nb, Xb, part, own->O);
+                T(units_forward)(net, ws, g0, g1, nb, Xb, part,
+                                 T(part_row)(net, ws, share > 1), own->O);
                 if (t == 0 && share > 1 && !probe) /* other calls want the cores: give way */
                     run->gave_way |= T(give_way)(run, team);
                 FN_SYNC(alone); /* every group's part of the sums is in */
