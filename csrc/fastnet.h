@@ -132,10 +132,11 @@ typedef struct {                                                                
                        int64_t ldh);                                                      \
     int64_t fused_rows; /* m <= fused_rows (< mr) for fused_step */                       \
     /* A sigmoid output layer's rows from its summed parts: O, delta_O and the rows'      \
-     * losses in one pass (target_body.h). */                                             \
+     * losses in one pass (target_body.h). The parts' rows: ld_part apart, ld (padded as  \
+     * O) or n (packed). */                                                             \
     void (*sigmoid_output)(int64_t m, int64_t n, int64_t ld, int64_t groups,              \
-                           const REAL *parts, int64_t part_stride, const REAL *b,         \
-                           const REAL *Y, REAL scale, REAL *O, REAL *dO,                   \
+                           const REAL *parts, int64_t part_stride, int64_t ld_part,       \
+                           const REAL *b, const REAL *Y, REAL scale, REAL *O, REAL *dO,   \
                            double *row_loss);                                             \
 } fn_config_##S;                                                                          \
 const fn_config_##S *fn_config_get_##S(void);                                            \

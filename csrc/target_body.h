@@ -140,23 +140,73 @@ typedef UINT T(ISA(ureg)) __attribute__((vector_size(VEC_BYTES)));
 #define SCALE2(p, f)                                                                     \
     (sizeof(REAL) == 4 ? (V)_mm512_scalef_ps((__m512)(p), (__m512)(f))                   \
                        : (V)_mm512_scalef_pd((__m512d)(p), (__m512d)(f)))
-/* The first n < LANES values at p, by masked loads and stores (the lanes past n are 0
- * and untouched): a tile narrower than a register, such as the 10 outputs of a digits
- * network in rows of 10, without a scalar loop. */
-#define MASKED_TAIL 1
-#define LANE_MASK(n) ((uint32_t)((1u << (n)) - 1))
-#define LOAD_FIRST(p, n)                                                                 \
-    (sizeof(REAL) == 4 ? (V)_mm512_maskz_loadu_ps((__mmask16)LANE_MASK(n), (p))          \
-                       : (V)_mm512_maskz_loadu_pd((__mmask8)LANE_MASK(n), (p)))
-#define STORE_FIRST(p, x, n)                                                             \
-    (sizeof(REAL) == 4 ? _mm512_mask_storeu_ps((p), (__mmask16)LANE_MASK(n), (__m512)(x)) \
-                       : _mm512_mask_storeu_pd((p), (__mmask8)LANE_MASK(n), (__m512d)(x)))
 #else
 #define FN_AVX512_SIGMOID 0
-#define MASKED_TAIL 0
-#define LOAD_FIRST(p, n) ((V){0})
-#define STORE_FIRST(p, x, n) ((void)(p), (void)(x))
 #endif
+#if VEC_BYTES == 32 && defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+/* The first n values of a register at p, 0 <= n <= LANES, by masked loads and stores
+ * (AVX-512, AVX2; memcpy elsewhere): a row narrower than a register, such as the 10
+ * outputs of a digits network in rows of 10, without a scalar loop. load_first gives 0
+ * past n; store_first leaves the memory past n untouched. */
+#if VEC_BYTES == 32 && defined(__AVX2__)
+static inline __m256i T(ISA(first_lanes))(int64_t n) /* all ones in lanes below n */
+{
+    return sizeof(REAL) == 4 ? _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n),
+                                                  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+                             : _mm256_cmpgt_epi64(_mm256_set1_epi64x(n),
+                                                  _mm256_setr_epi64x(0, 1, 2, 3));
+}
+#endif
+
+static inline T(ISA(reg)) T(ISA(load_first))(const REAL *p, int64_t n)
+{
+    typedef T(ISA(reg)) V;
+    V v = {0};
+    if (n >= LANES)
+        memcpy(&v, p, sizeof v);
+    if (n >= LANES || n <= 0)
+        return v;
+#if VEC_BYTES == 64
+    const uint32_t mask = (1u << n) - 1;
+    if (sizeof(REAL) == 4)
+        v = (V)_mm512_maskz_loadu_ps((__mmask16)mask, p);
+    else
+        v = (V)_mm512_maskz_loadu_pd((__mmask8)mask, p);
+#elif VEC_BYTES == 32 && defined(__AVX2__)
+    if (sizeof(REAL) == 4)
+        v = (V)_mm256_maskload_ps((const float *)p, T(ISA(first_lanes))(n));
+    else
+        v = (V)_mm256_maskload_pd((const double *)p, T(ISA(first_lanes))(n));
+#else
+    memcpy(&v, p, sizeof(REAL) * (size_t)(n > 0 ? n : 0));
+#endif
+    return v;
+}
+
+static inline void T(ISA(store_first))(REAL *p, T(ISA(reg)) v, int64_t n)
+{
+    if (n >= LANES)
+        memcpy(p, &v, sizeof v);
+    if (n >= LANES || n <= 0)
+        return;
+#if VEC_BYTES == 64
+    const uint32_t mask = (1u << n) - 1;
+    if (sizeof(REAL) == 4)
+        _mm512_mask_storeu_ps(p, (__mmask16)mask, (__m512)v);
+    else
+        _mm512_mask_storeu_pd(p, (__mmask8)mask, (__m512d)v);
+#elif VEC_BYTES == 32 && defined(__AVX2__)
+    if (sizeof(REAL) == 4)
+        _mm256_maskstore_ps((float *)p, T(ISA(first_lanes))(n), (__m256)v);
+    else
+        _mm256_maskstore_pd((double *)p, T(ISA(first_lanes))(n), (__m256d)v);
+#else
+    memcpy(p, &v, sizeof(REAL) * (size_t)(n > 0 ? n : 0));
+#endif
+}
 
 /* The range reduction of e^-a, a >= 0: -a = n ln2 - r, |r| <= ln2/2, n rounded by the
  * 1.5 * 2^mantissa shifter (n as the bits of a signed integer); r with ln2 in two parts
@@ -401,28 +451,21 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
                         }
                         memcpy(c, &x, sizeof x);
                     }
-            } else if (MASKED_TAIL && n < LANES) { /* fewer columns than a register */
-                for (int r = 0; r < m; r++) {
-                    REAL *c = C + (i0 + r) * ldc + j0;
-                    V x;
-                    if (beta == 0) {
-                        x = alpha * acc[r][0] + (V){0};
-                    } else {
-                        const V old = LOAD_FIRST(c, n);
-                        FN_SCALE_ADD(x, alpha, acc[r][0], beta, old);
+            } else { /* a last block narrower than SMALL_VL: its first n columns */
+                const V zero = {0};
+                for (int r = 0; r < m; r++)
+                    for (int v = 0; v < SV && v * LANES < n; v++) {
+                        REAL *c = C + (i0 + r) * ldc + j0 + v * LANES;
+                        const int64_t w = n - v * LANES;
+                        V x;
+                        if (beta == 0) {
+                            x = alpha * acc[r][v] + zero;
+                        } else {
+                            const V old = T(ISA(load_first))(c, w);
+                            FN_SCALE_ADD(x, alpha, acc[r][v], beta, old);
+                        }
+                        T(ISA(store_first))(c, x, w);
                     }
-                    STORE_FIRST(c, x, n);
-                }
-            } else {
-                for (int r = 0; r < m; r++) {
-                    REAL *c = C + (i0 + r) * ldc + j0;
-                    for (int64_t j = 0; j < n; j++) {
-                        REAL x;
-                        FN_SCALE_ADD(x, alpha, acc[r][j / LANES][j % LANES], beta,
-                                     beta == 0 ? 0 : c[j]);
-                        c[j] = x;
-                    }
-                }
             }
             j0 += n;
         }
@@ -477,7 +520,8 @@ static void T(ISA(sigmoid_deriv_mul))(int64_t n, const REAL *out, REAL *row)
  * sigmoid(0), as the tile epilogue leaves them. Digits' 32 x 10 output: the fold, the
  * sigmoid over the tile and loss.c's delta took 2,000 cycles a batch. */
 static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t groups,
-                                   const REAL *parts, int64_t part_stride, const REAL *b,
+                                   const REAL *parts, int64_t part_stride, int64_t ld_part,
+                                   const REAL *b,
                                    const REAL *Y, REAL scale, REAL *O, REAL *dO,
                                    double *row_loss)
 {
@@ -492,20 +536,21 @@ static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t gro
     /* O first, over the whole tile: independent vectors, so the sigmoid's long chain and
      * its division overlap from one vector to the next (row by row, with the deltas and
      * the loss in the same pass, took 1.4x as long) */
-    for (int64_t at = 0; at < m * ld; at += LANES) {
-        V x, g;
-        memcpy(&x, parts + at, sizeof x);
-        for (int64_t k = 1; k < groups; k++) {
-            memcpy(&g, parts + k * part_stride + at, sizeof g);
-            x += g;
+    for (int64_t r = 0; r < m; r++)
+        for (int64_t j = 0; j < ld; j += LANES) {
+            const int64_t at = r * ld + j;
+            const REAL *p = parts + r * ld_part + j; /* ld_part == n: up to n, then 0 */
+            const int64_t w = ld_part == ld ? LANES : n - j;
+            V x = T(ISA(load_first))(p, w), g;
+            for (int64_t k = 1; k < groups; k++)
+                x += T(ISA(load_first))(p + k * part_stride, w);
+            if (b) {
+                memcpy(&g, b + j, sizeof g);
+                x += g;
+            }
+            x = T(ISA(sigmoid_reg))(x);
+            memcpy(O + at, &x, sizeof x);
         }
-        if (b) {
-            memcpy(&g, b + at % ld, sizeof g);
-            x += g;
-        }
-        x = T(ISA(sigmoid_reg))(x);
-        memcpy(O + at, &x, sizeof x);
-    }
     V lane;
     for (int64_t j = 0; j < LANES; j++)
         lane[j] = (REAL)j;
@@ -904,10 +949,6 @@ const T(fn_config) T(ISA(fn_config)) = {
 #undef SV
 #undef LANES
 #undef FN_AVX512_SIGMOID
-#undef MASKED_TAIL
-#undef LANE_MASK
-#undef LOAD_FIRST
-#undef STORE_FIRST
 #undef MIN_NAN
 #undef BLEND_NEG
 #undef SCALE2

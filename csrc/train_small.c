@@ -735,28 +735,29 @@ static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
                               const T(small_own) *own, int64_t nb, const REAL *part,
                               int copy, const REAL *Yb, REAL alpha)
 {
-    const int64_t *s = net->sizes, P2 = ws->P[2], n = nb * P2, G = ws->groups;
+    const int64_t *s = net->sizes, P2 = ws->P[2], G = ws->groups;
     const REAL scale = (REAL)(2.0 / (double)nb);
     REAL *O = own->O;
-    int64_t stride = ws->gs_part; /* between the groups' parts */
+    const int64_t ldp = T(part_row)(net, ws, copy); /* the parts' rows */
+    int64_t stride = ws->gs_part;                   /* between the groups' parts */
     if (copy && own->parts) { /* own->parts: more than one group, more than one thread */
-        const int64_t ldp = T(part_row)(net, ws, copy);
-        for (int64_t g = 0; g < G; g++) /* rows of ldp into the padded rows (0 past s[2]) */
-            for (int64_t i = 0; i < nb; i++)
-                memcpy(own->parts + g * n + i * P2, part + g * stride + i * ldp,
-                       sizeof(REAL) * (size_t)ldp);
-        part = own->parts, stride = n;
+        for (int64_t g = 0; g < G; g++)
+            memcpy(own->parts + g * nb * ldp, part + g * stride,
+                   sizeof(REAL) * (size_t)(nb * ldp));
+        part = own->parts, stride = nb * ldp;
     }
     if (net->act[1] == FN_SIGMOID) { /* the seed's output layer: one pass in registers */
-        T(fn_config_get)()->sigmoid_output(nb, s[2], P2, G, G > 1 ? part : O, stride, own->b,
-                                           Yb, scale, O, own->dO, own->loss);
+        T(fn_config_get)()->sigmoid_output(nb, s[2], P2, G, G > 1 ? part : O, stride,
+                                           G > 1 ? ldp : P2, own->b, Yb, scale, O, own->dO,
+                                           own->loss);
     } else if (G > 1) {
-        memcpy(O, part, sizeof(REAL) * (size_t)n);
-        for (int64_t g = 1; g < G; g++) {
-            const REAL *Pg = part + g * stride;
-            for (int64_t i = 0; i < n; i++)
-                O[i] += Pg[i];
-        }
+        for (int64_t i = 0; i < nb; i++)
+            for (int64_t j = 0; j < P2; j++) {
+                REAL x = j < s[2] || ldp == P2 ? part[i * ldp + j] : 0;
+                for (int64_t g = 1; g < G; g++)
+                    x += j < s[2] || ldp == P2 ? part[g * stride + i * ldp + j] : 0;
+                O[i * P2 + j] = x;
+            }
     }
     if (net->act[1] != FN_SIGMOID) {
         const T(fn_epilogue) ep = {own->b, net->act[1], NULL, 0, 0, net->threshold};
