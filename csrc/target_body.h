@@ -410,6 +410,9 @@ T(ISA(row_sums))(const int R, const int W, int64_t m, int64_t kc, const REAL *A,
 static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t cs_a,
                                const REAL *B, int64_t rs_b, REAL *C, int64_t ldc, REAL alpha,
                                REAL beta);
+static void T(ISA(narrow_tile))(int64_t kc, const REAL *A, int64_t rs_a, int64_t cs_a,
+                                const REAL *B, int64_t rs_b, REAL *C, int64_t ldc, REAL alpha,
+                                REAL beta);
 
 static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,
                               const REAL *A, int64_t lda, const REAL *Bp, int64_t NP,
@@ -423,14 +426,16 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
             /* SMALL_WIDE blocks of SMALL_VL columns at once while whole ones remain */
             const int wide = SMALL_WIDE > 1 && N - j0 >= SMALL_WIDE * SMALL_VL;
             const int64_t n = wide ? SMALL_WIDE * SMALL_VL : N - j0 < SMALL_VL ? N - j0 : SMALL_VL;
-            if (wide && m == MR && (beta != 0 || alpha == 1)) {
-                /* A whole micro-tile: the micro-kernel, which keeps its accumulators in
-                 * named registers and stores them straight into C, where row_sums' went
-                 * through the acc array on the stack (32 x 32 x 64, digits' X W1: 2207 ->
-                 * 2077 cycles of the time-stamp counter). The same FMA chains; alpha c is
-                 * c + 0 for alpha 1, as c, summed from +0, is never -0. */
-                T(ISA(microkernel))(K, Ai, trans_a ? 1 : lda, trans_a ? lda : 1, Bp + j0, NP,
-                                    C + i0 * ldc + j0, ldc, alpha, beta);
+            if (m == MR && (wide || (SV == 1 && n == SMALL_VL)) && (beta != 0 || alpha == 1)) {
+                /* MR rows by two registers (a whole micro-tile: the micro-kernel) or one
+                 * (narrow_tile), which keep their accumulators in named registers and
+                 * store them straight into C, where row_sums' went through the acc array
+                 * on the stack (digits' X W1, 32 x 32 x 64: 2207 -> 2077 cycles of the
+                 * time-stamp counter; H W2, 32 x 16 x 32: 734 -> 650). The same FMA
+                 * chains; alpha c is c + 0 for alpha 1, as c, summed from +0, is never -0. */
+                (wide ? T(ISA(microkernel)) : T(ISA(narrow_tile)))(
+                    K, Ai, trans_a ? 1 : lda, trans_a ? lda : 1, Bp + j0, NP, C + i0 * ldc + j0,
+                    ldc, alpha, beta);
                 j0 += n;
                 continue;
             }
@@ -614,10 +619,12 @@ static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t gro
  * contiguous values, rs_b apart (a packed panel: rs_b = NR; B itself: rs_b = ldb). Each
  * accumulator is a named variable (c<i>a, c<i>b: row i, first and second register), not
  * an array, so the compiler keeps all 2 * MR of them in registers; MR rows give 2 * MR
- * independent FMA chains, enough to hide the FMA latency. beta == 0: C is only written. */
-static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t cs_a,
-                               const REAL *B, int64_t rs_b, REAL *C, int64_t ldc, REAL alpha,
-                               REAL beta)
+ * independent FMA chains, enough to hide the FMA latency. beta == 0: C is only written.
+ * With `two` 0 (a constant), the same on one register of columns and without the
+ * prefetches: the small product's one-register blocks (narrow_tile). */
+static inline __attribute__((always_inline)) void
+T(ISA(tile_body))(const int two, int64_t kc, const REAL *A, int64_t rs_a, int64_t cs_a,
+                  const REAL *B, int64_t rs_b, REAL *C, int64_t ldc, REAL alpha, REAL beta)
 {
     typedef T(ISA(reg)) V;
 #define DECLARE(i)                                                                       \
@@ -629,14 +636,17 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
     {                                                                                    \
         const REAL a = A_AT(i);                                                          \
         c##i##a += a * b0;                                                               \
-        c##i##b += a * b1;                                                               \
+        if (two)                                                                         \
+            c##i##b += a * b1;                                                           \
     }
 #define K_STEP(PREFETCH)                                                                 \
     {                                                                                    \
-        V b0, b1;                                                                        \
+        V b0, b1 = {0};                                                                  \
         memcpy(&b0, B, sizeof b0);                                                       \
-        memcpy(&b1, B + LANES, sizeof b1);                                               \
-        PREFETCH;                                                                        \
+        if (two) {                                                                       \
+            memcpy(&b1, B + LANES, sizeof b1);                                           \
+            PREFETCH;                                                                    \
+        }                                                                                \
         ROWS(UPDATE)                                                                     \
         B += rs_b;                                                                       \
     }
@@ -644,17 +654,21 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
     {                                                                                    \
         V x = alpha * c##i##a, y = alpha * c##i##b;                                      \
         memcpy(C + i * ldc, &x, sizeof x);                                               \
-        memcpy(C + i * ldc + LANES, &y, sizeof y);                                       \
+        if (two)                                                                         \
+            memcpy(C + i * ldc + LANES, &y, sizeof y);                                   \
     }
 #define STORE_ADD(i)                                                                     \
     {                                                                                    \
-        V x, y, sx, sy;                                                                  \
+        V x, y = {0}, sx, sy = {0};                                                      \
         memcpy(&x, C + i * ldc, sizeof x);                                               \
-        memcpy(&y, C + i * ldc + LANES, sizeof y);                                       \
+        if (two)                                                                         \
+            memcpy(&y, C + i * ldc + LANES, sizeof y);                                   \
         FN_SCALE_ADD(sx, alpha, c##i##a, beta, x);                                       \
-        FN_SCALE_ADD(sy, alpha, c##i##b, beta, y);                                       \
+        if (two)                                                                         \
+            FN_SCALE_ADD(sy, alpha, c##i##b, beta, y);                                   \
         memcpy(C + i * ldc, &sx, sizeof sx);                                             \
-        memcpy(C + i * ldc + LANES, &sy, sizeof sy);                                     \
+        if (two)                                                                         \
+            memcpy(C + i * ldc + LANES, &sy, sizeof sy);                                 \
     }
     ROWS(DECLARE)
     if (rs_a == 1 && cs_a == MR) {
@@ -700,6 +714,21 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
 #undef K_STEP
 #undef STORE_NEW
 #undef STORE_ADD
+}
+
+static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t cs_a,
+                               const REAL *B, int64_t rs_b, REAL *C, int64_t ldc, REAL alpha,
+                               REAL beta)
+{
+    T(ISA(tile_body))(1, kc, A, rs_a, cs_a, B, rs_b, C, ldc, alpha, beta);
+}
+
+/* MR rows by one register of columns (the micro-kernel's body with `two` 0). */
+static void T(ISA(narrow_tile))(int64_t kc, const REAL *A, int64_t rs_a, int64_t cs_a,
+                                const REAL *B, int64_t rs_b, REAL *C, int64_t ldc, REAL alpha,
+                                REAL beta)
+{
+    T(ISA(tile_body))(0, kc, A, rs_a, cs_a, B, rs_b, C, ldc, alpha, beta);
 }
 
 /* The micro-kernel's edges: C[0:m, 0:W LANES] = op(A) B over kc steps (alpha 1, beta 0:
