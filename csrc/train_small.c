@@ -529,19 +529,6 @@ static void T(copy_bias)(const T(fn_net) *net, const T(small_ws) *ws, int l, int
         T(copy_spans)(net->b[l], ws->b[l], n, n, 0, to_padded);
 }
 
-/* Elements of W[l]'s padded storage and of b[l]'s, gaps included (all zero but weights). */
-static int64_t T(w_extent)(const T(fn_net) *net, const T(small_ws) *ws, int l)
-{
-    if (!ws->units)
-        return net->sizes[l] * ws->P[l + 1];
-    return ws->groups * (l == 0 ? ws->gs_w0 : ws->gs_w1);
-}
-
-static int64_t T(b_extent)(const T(small_ws) *ws, int l)
-{
-    return ws->units && l == 0 ? ws->groups * ws->gs_b0 : ws->P[l + 1];
-}
-
 /* The caller's weights into the padded copies (W, W^T, b). */
 static void T(small_load)(const T(fn_net) *net, const T(small_ws) *ws)
 {
@@ -595,14 +582,23 @@ static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t r
     return FN_OK;
 }
 
-/* 1 if every padded weight is finite (the padding is 0). */
+/* 1 if every padded weight is finite (the padding is 0). The units scheme's blocks group
+ * by group: its slabs whole (H, delta_H and the rest) took 2.8 us of a digits call. */
 static int T(small_finite)(const T(fn_net) *net, const T(small_ws) *ws)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
     int ok = 1;
-    for (int l = 0; l < net->n_layers; l++)
-        ok &= cfg->all_finite(T(w_extent)(net, ws, l), ws->W[l]) &&
-              (!ws->b[l] || cfg->all_finite(T(b_extent)(ws, l), ws->b[l]));
+    if (ws->units) {
+        const int64_t *s = net->sizes, gw = ws->gw;
+        for (int64_t g = 0; g < ws->groups; g++)
+            ok &= cfg->all_finite(s[0] * gw, ws->W[0] + g * ws->gs_w0) &&
+                  cfg->all_finite(gw * ws->P[2], ws->W[1] + g * ws->gs_w1) &&
+                  (!ws->b[0] || cfg->all_finite(gw, ws->b[0] + g * ws->gs_b0));
+        return ok && (!ws->b[1] || cfg->all_finite(ws->P[2], ws->b[1]));
+    }
+    for (int l = 0; l < net->n_layers; l++) /* padded rows, padding included (zero) */
+        ok &= cfg->all_finite(net->sizes[l] * ws->P[l + 1], ws->W[l]) &&
+              (!ws->b[l] || cfg->all_finite(ws->P[l + 1], ws->b[l]));
     return ok;
 }
 
