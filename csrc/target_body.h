@@ -181,7 +181,7 @@ static inline T(ISA(reg)) T(ISA(load_first))(const REAL *p, int64_t n)
     else
         v = (V)_mm256_maskload_pd((const double *)p, T(ISA(first_lanes))(n));
 #else
-    memcpy(&v, p, sizeof(REAL) * (size_t)(n > 0 ? n : 0));
+    memcpy(&v, p, sizeof(REAL) * (size_t)n);
 #endif
     return v;
 }
@@ -204,7 +204,7 @@ static inline void T(ISA(store_first))(REAL *p, T(ISA(reg)) v, int64_t n)
     else
         _mm256_maskstore_pd((double *)p, T(ISA(first_lanes))(n), (__m256d)v);
 #else
-    memcpy(p, &v, sizeof(REAL) * (size_t)(n > 0 ? n : 0));
+    memcpy(p, &v, sizeof(REAL) * (size_t)n);
 #endif
 }
 
@@ -457,36 +457,21 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
             else
                 SMALL_ROWS(SV);
 #undef SMALL_ROWS
-            if (n % SMALL_VL == 0) { /* whole vectors (always, on padded rows) */
-                const V zero = {0};
-                for (int r = 0; r < m; r++)
-                    for (int v = 0; v < n / LANES; v++) {
-                        REAL *c = C + (i0 + r) * ldc + j0 + v * LANES;
-                        V x, old;
-                        if (beta == 0) { /* + 0 as the element loop adds it: -0 becomes +0 */
-                            x = alpha * acc[r][v] + zero;
-                        } else {
-                            memcpy(&old, c, sizeof old);
-                            FN_SCALE_ADD(x, alpha, acc[r][v], beta, old);
-                        }
-                        memcpy(c, &x, sizeof x);
+            /* whole registers, and a last one of the block's first n columns (masked) */
+            const V zero = {0};
+            for (int r = 0; r < m; r++)
+                for (int v = 0; v * LANES < n; v++) {
+                    REAL *c = C + (i0 + r) * ldc + j0 + v * LANES;
+                    const int64_t w = n - v * LANES;
+                    V x;
+                    if (beta == 0) { /* + 0: -0 becomes +0 */
+                        x = alpha * acc[r][v] + zero;
+                    } else {
+                        const V old = T(ISA(load_first))(c, w);
+                        FN_SCALE_ADD(x, alpha, acc[r][v], beta, old);
                     }
-            } else { /* a last block narrower than SMALL_VL: its first n columns */
-                const V zero = {0};
-                for (int r = 0; r < m; r++)
-                    for (int v = 0; v < SV && v * LANES < n; v++) {
-                        REAL *c = C + (i0 + r) * ldc + j0 + v * LANES;
-                        const int64_t w = n - v * LANES;
-                        V x;
-                        if (beta == 0) {
-                            x = alpha * acc[r][v] + zero;
-                        } else {
-                            const V old = T(ISA(load_first))(c, w);
-                            FN_SCALE_ADD(x, alpha, acc[r][v], beta, old);
-                        }
-                        T(ISA(store_first))(c, x, w);
-                    }
-            }
+                    T(ISA(store_first))(c, x, w);
+                }
             j0 += n;
         }
     }
@@ -549,7 +534,7 @@ static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t gro
     typedef T(ISA(ureg)) U;
     typedef double D4 __attribute__((vector_size(32)));
     typedef REAL R4 __attribute__((vector_size(4 * sizeof(REAL))));
-#define WIDE_LOSS (VEC_BYTES == 64 && LANES % 8 == 0)
+#define WIDE_LOSS (VEC_BYTES == 64) /* LANES 16 or 8: whole groups of 8 */
     const V zero = {0}, width = zero + (REAL)n;
     /* O first, over the whole tile: independent vectors, so the sigmoid's long chain and
      * its division overlap from one vector to the next (row by row, with the deltas and
@@ -590,7 +575,7 @@ static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t gro
              * vectors took the halves through the stack and converted 4 at a time (the
              * digits output layer, 32 rows from two groups' parts: 934 -> 845 cycles of
              * the time-stamp counter; the same sums). */
-#if VEC_BYTES == 64 /* WIDE_LOSS */
+#if WIDE_LOSS
             for (int64_t c = 0; c < LANES; c += 8) {
                 __m512d q8;
                 if (sizeof(REAL) == 4)

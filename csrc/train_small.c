@@ -258,8 +258,9 @@ double fn_line_trip_ns(void)
  * computes the whole output layer of each batch itself. */
 typedef struct {
     REAL *O, *dO, *b, *Yb; /* rows x P[2] (Yb: the batch's Y, zero-padded), and P[2] */
-    REAL *parts;           /* groups x rows x P[2]: the batch's parts, copied (units_output;
-                            * NULL with one group or one thread) */
+    REAL *parts;           /* room for groups x rows x P[2]: the batch's parts, copied in
+                            * rows of part_row's length (units_output; NULL with one
+                            * group or one thread) */
     double *loss;          /* rows */
 } T(small_own);
 
@@ -749,9 +750,9 @@ static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
     } else if (G > 1) {
         for (int64_t i = 0; i < nb; i++)
             for (int64_t j = 0; j < P2; j++) {
-                REAL x = j < s[2] || ldp == P2 ? part[i * ldp + j] : 0;
+                REAL x = j < ldp ? part[i * ldp + j] : 0; /* packed: 0 past s[2] */
                 for (int64_t g = 1; g < G; g++)
-                    x += j < s[2] || ldp == P2 ? part[g * stride + i * ldp + j] : 0;
+                    x += j < ldp ? part[g * stride + i * ldp + j] : 0;
                 O[i * P2 + j] = x;
             }
     }
