@@ -435,6 +435,39 @@ def test_small_trainer_units_scheme_stops_every_thread_at_a_diverging_batch(shar
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_small_trainer_units_scheme_finds_weights_overflowing_under_a_finite_loss(
+        sharing_policy, dtype):
+    """Each thread checks its own groups' weights at the end of a shared call, and only if
+    every group is finite is anything stored. W1 = 0 and rows of 1e10: the first step
+    takes W1 past the largest value (to +-inf, the same in every row of a column), after
+    which the hidden layer is saturated at 0 or 1, its deltas are 0 and every loss is
+    finite: only the weights show the divergence. The same error, history and untouched
+    weights as on one thread."""
+    layers, batch = [64, 64, 10], 32
+    lr = 1e31 if dtype == np.float32 else 1e300
+    X = np.full((10 * batch, layers[0]), 1e10, dtype)
+    Y = np.zeros((10 * batch, layers[-1]), dtype)
+
+    def train():
+        net = fastnet.Network(layers, dtype=dtype, seed=2)
+        net.weights = [np.zeros((64, 64), dtype), net.weights[1]]
+        start = [W.copy() for W in net.weights]
+        with pytest.raises(fastnet.DivergenceError) as info:
+            net.fit(X, Y, epochs=3, learning_rate=lr, batch_size=batch, shuffle=False)
+        assert all(np.array_equal(a, b) for a, b in zip(start, net.weights))
+        return net, info.value.history
+
+    from fastnet import _core
+
+    net1, h1 = _with_threads(1, train)
+    sharing_policy("always")
+    net2, h2 = _with_threads(2, train)
+    assert _core._last_sharing() == "shared"
+    assert h1 == h2 == []
+    assert net1 == net2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("lr", [5.0, 0.16])
 def test_general_trainer_units_scheme_stops_every_thread_at_a_diverging_batch(dtype, lr):
     """The general trainer's units scheme (one hidden layer, a narrow output): its batches
