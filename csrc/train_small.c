@@ -604,15 +604,14 @@ static void T(group_setup)(const T(fn_net) *net, const T(small_ws) *ws, int64_t 
     const int64_t k = s[1] - c0 < gw ? s[1] - c0 : gw;
     memset(ws->W[0] + g * ws->gs_w0, 0, sizeof(REAL) * (size_t)ws->gs_w0); /* the slab */
     memset(ws->part + g * ws->gs_part, 0, sizeof(REAL) * (size_t)ws->gs_part);
-    for (int64_t i = 0; i < s[0]; i++)
-        memcpy(ws->W[0] + g * ws->gs_w0 + i * gw, net->W[0] + i * s[1] + c0,
-               sizeof(REAL) * (size_t)k);
-    for (int64_t i = 0; i < k; i++)
-        memcpy(ws->W[1] + g * ws->gs_w1 + i * ws->P[2], net->W[1] + (c0 + i) * s[2],
-               sizeof(REAL) * (size_t)s[2]);
+    for (int64_t i = 0; i < s[0]; i++) /* row i's span of this group (copy_row's, one) */
+        T(copy_spans)(net->W[0] + i * s[1] + c0, ws->W[0] + g * ws->gs_w0 + i * gw, k, gw,
+                      0, 1);
+    for (int64_t i = c0; i < c0 + k; i++)
+        T(copy_row)(net, ws, 1, i, 1);
     T(refresh_WT)(net, ws, 1, c0, c0 + k);
     if (net->b)
-        memcpy(ws->b[0] + g * ws->gs_b0, net->b[0] + c0, sizeof(REAL) * (size_t)k);
+        T(copy_spans)(net->b[0] + c0, ws->b[0] + g * ws->gs_b0, k, gw, 0, 1);
 }
 
 static void T(own_setup)(const T(fn_net) *net, const T(small_ws) *ws, int t)
@@ -1110,7 +1109,8 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
         T(small_run) again = {net, &ws, N, rows, run.nonfinite ? run.done + 1 : n_epochs, X, Y,
                               order, alpha, epoch_loss, 0, 0, 0, 1, 0, 0, 0, 0, 0,
                               sharing_policy, 0};
-        T(small_load)(net, &ws);
+        if (!ws.by_owner) /* by_owner: the team's group_setup loads them */
+            T(small_load)(net, &ws);
         FN_RUN_TEAM(1, T(small_team)(&again));
         run.done = again.done;
     } else if (run.done > 0 && !ws.by_owner) { /* by_owner: stored in the team */
