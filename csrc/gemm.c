@@ -35,9 +35,14 @@
  * as fit half of L2 at this depth. Doubles take one K block: at 4096 (K whole, for
  * wide's 1024) their row blocks were 128 rows, every item copied all its panels of B
  * again, and 256 x 1024 x 1024 ran at 130 GFLOP/s on two threads (157 at one K block);
- * wide's float64 epoch 750 -> 718 ms (C, 6 rounds). Floats keep K whole: their row
- * blocks are twice as tall, and the same change was within the noise. */
-#define FN_K_SUPER (sizeof(REAL) == 8 ? 256 : 4096)
+ * wide's float64 epoch 750 -> 718 ms (C, 6 rounds). Floats take K whole up to 1024 (at
+ * 256, wide's epoch was 3-5% slower on one and two threads, 5 alternating rounds): their
+ * row blocks are twice as tall. Past that, at 4096, a row block was 64 rows deep in a
+ * 512 KB panel of B, and long-K products ran at 0.6-0.7x NumPy's rate; at 1024 (two
+ * threads, GFLOP/s, against NumPy in the same run): 4096^2 193 -> 266 (339), 512 x 4096
+ * x 4096 192 -> 255 (288), 1024 x 1024 x 4096 246 -> 316 (326); 256 and 512 within noise
+ * of 1024. */
+#define FN_K_SUPER (sizeof(REAL) == 8 ? 256 : 1024)
 
 /* Column panels per item when C has fewer rows than the micro-tile (predicting a few
  * examples, training on batches of 1 to 7): the edge kernel runs one row against up to

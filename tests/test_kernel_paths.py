@@ -28,7 +28,7 @@ A_RESIDENT_BYTES = 512 * 1024  # csrc/gemm.c FN_A_RESIDENT_BYTES
 SMALL_MAC = 32768  # csrc/internal.h FN_SMALL_MAC: one thread below this many multiply-adds
 PACK_MIN_N = 256  # csrc/gemm.c FN_PACK_MIN_N: the packed path's fewest columns (and 2 mr rows)
 # csrc/gemm.c FN_K_SUPER: K is walked in super-blocks of this many (doubles: one K block)
-K_SUPER = {"float32": 4096, "float64": 256}
+K_SUPER = {"float32": 1024, "float64": 256}
 
 
 def _check_product(M, N, K, trans_a, trans_b, dtype, seed=0):
