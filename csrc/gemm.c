@@ -44,6 +44,12 @@
  * of 1024. */
 #define FN_K_SUPER (sizeof(REAL) == 8 ? 256 : 1024)
 
+/* The packed path's block of op(B), for a thread with two row blocks or more in a run of
+ * columns: its panels are copied once per super-block and used by each row block in
+ * turn (op(A)'s rows copied again for each such block of columns instead), as BLIS keeps
+ * a kc x nc block of B in L3. */
+#define FN_B_BLOCK_BYTES ((int64_t)4 << 20)
+
 /* Column panels per item when C has fewer rows than the micro-tile (predicting a few
  * examples, training on batches of 1 to 7): the edge kernel runs one row against up to
  * eight panels at once, or it waits on its two FMA chains. */
@@ -110,6 +116,15 @@ static int64_t T(packed_rows)(const T(fn_config) *cfg, int64_t K)
     return rows > cfg->mc ? rows : fn_round_up(cfg->mc, cfg->mr);
 }
 
+/* Columns of op(B) in the packed path's block (FN_B_BLOCK_BYTES at K's super-block
+ * depth, whole panels, at least one). */
+static int64_t T(b_block_cols)(const T(fn_config) *cfg, int64_t K)
+{
+    const int64_t ks = K < FN_K_SUPER ? (K > 0 ? K : 1) : FN_K_SUPER;
+    const int64_t panels = FN_B_BLOCK_BYTES / (ks * (int64_t)sizeof(REAL) * cfg->nr);
+    return (panels > 1 ? panels : 1) * cfg->nr;
+}
+
 /* The packed path: products with at least FN_PACK_MIN_N columns and two micro-panels of
  * rows, where copying both operands into contiguous panels pays for itself; see
  * fn_gemm_team. (Narrower products, such as mnist's [784,128,10] layers, ran 5-20%
@@ -122,18 +137,22 @@ static int T(packed_path)(const T(fn_config) *cfg, int64_t M, int64_t N, int64_t
 
 /* Per thread: a ks x nr panel of op(B) (ks = min(K, super block)) and an edge tile of C
  * (mr x FN_EDGE_GROUP nr); the B part is also large enough for the small path's padded
- * op(B); on the packed path, a packed_rows x ks block of op(A) besides. */
+ * op(B); on the packed path, a packed_rows x ks block of op(A) besides, and with more rows
+ * than that, a ks x b_block_cols block of op(B). */
 static int64_t T(thread_workspace)(const T(fn_config) *cfg, int64_t M, int64_t N, int64_t K)
 {
     int64_t ks = K < FN_K_SUPER ? K : FN_K_SUPER;
     int64_t nb = fn_round_up(N < FN_SMALL_N ? N : FN_SMALL_N, 16);
     if (ks < 1)
         ks = 1;
-    const int64_t a_block = T(packed_path)(cfg, M, N, K)
-                                ? fn_round_up(T(packed_rows)(cfg, K) * ks, FN_ALIGN)
-                                : 0;
+    const int packed = T(packed_path)(cfg, M, N, K);
+    const int64_t a_block = packed ? fn_round_up(T(packed_rows)(cfg, K) * ks, FN_ALIGN) : 0;
+    /* the block of op(B), where a run of columns can take two row blocks */
+    const int64_t b_block =
+        packed && M > T(packed_rows)(cfg, K) ? ks * T(b_block_cols)(cfg, K) : 0;
     return ks * (nb > cfg->nr ? nb : cfg->nr) +
-           fn_round_up(cfg->mr * cfg->nr * FN_EDGE_GROUP, FN_ALIGN) + a_block + 3 * FN_ALIGN;
+           fn_round_up(cfg->mr * cfg->nr * FN_EDGE_GROUP, FN_ALIGN) + a_block + b_block +
+           3 * FN_ALIGN;
 }
 
 int64_t T(fn_gemm_workspace)(int64_t M, int64_t N, int64_t K, int team)
@@ -442,42 +461,72 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
             if (best < 0 || cost < best)
                 best = cost, m_blocks = mbk, n_chunks = nc;
         }
-#pragma omp for schedule(static)
-        for (int64_t item = 0; item < m_blocks * n_chunks; item++) {
-            const int64_t ib = item / n_chunks, jc = item % n_chunks;
-            const int64_t i_start = ib * m_panels / m_blocks * mr;
-            const int64_t i_end = (ib + 1) * m_panels / m_blocks * mr;
-            const int64_t mb = (i_end < M ? i_end : M) - i_start;
-            const int64_t mb_pad = fn_round_up(mb, mr);
+        /* This thread's run of items (row-block major: item = ib n_chunks + jc), taken
+         * chunk by chunk: the row blocks [ib0, ib1) it has in chunk jc. With two or more
+         * and op(B) to copy, the block mode (FN_B_BLOCK_BYTES): per super-block, the
+         * panels of a block of columns copied once, then each row block's op(A) copied
+         * and its tiles run against them. 4096^2 on one thread had copied all of op(B)
+         * for each of 16 row blocks, reading 128 bytes from each row 16 KB apart: 18% of
+         * its time. Either way each element gets its K blocks in order: the same bits. */
+        const int64_t t = omp_get_thread_num(), items = m_blocks * n_chunks;
+        const int64_t it0 = items * t / team, it1 = items * (t + 1) / team;
+        REAL *Bblk = Ap + fn_round_up(T(packed_rows)(cfg, K) * KS, FN_ALIGN);
+        for (int64_t jc = 0; jc < n_chunks; jc++) {
+            const int64_t ib0 = it0 > jc ? (it0 - jc + n_chunks - 1) / n_chunks : 0;
+            const int64_t ib1 = it1 > jc ? (it1 - jc + n_chunks - 1) / n_chunks : 0;
             const int64_t jc0 = jc * n_panels / n_chunks * nr;
             const int64_t jc1 = (jc + 1) * n_panels / n_chunks * nr < N
                                     ? (jc + 1) * n_panels / n_chunks * nr : N;
+            const int block_mode = ib1 - ib0 > 1 && !b_panels;
+            const int64_t ncb = block_mode ? T(b_block_cols)(cfg, K) : jc1 - jc0;
             for (int64_t ks = 0; ks < K; ks += KS) {
                 const int64_t ks_len = K - ks < KS ? K - ks : KS;
-                /* for each K block, the micro-panels of mr rows (kc x mr each):
-                 * Ap[(pc - ks) mb_pad + g kc mr + p mr + i] = op(A)[i_start + g mr + i, pc + p] */
-                for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
-                    const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-                    T(pack_A)(trans_a, A + i_start * rs_a + pc * cs_a, lda, mb, kc, mr,
-                              Ap + (pc - ks) * mb_pad);
-                }
-                for (int64_t j0 = jc0; j0 < jc1; j0 += nr) {
-                    const int64_t n = jc1 - j0 < nr ? jc1 - j0 : nr;
-                    for (int64_t pc = ks; pc < ks + ks_len && !b_panels; pc += KC) {
-                        const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-                        T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr, Bp + (pc - ks) * nr);
-                    }
-                    for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
-                        const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-                        const REAL *Bpanel =
-                            b_panels ? B_COLUMN(j0) + pc * nr : Bp + (pc - ks) * nr;
-                        T(tiles)(cfg, i_start, mb, j0, n, kc, Ap + (pc - ks) * mb_pad, mr * kc,
-                                 1, mr, Bpanel, nr, alpha, pc == 0 ? beta : (REAL)1,
-                                 C_COLUMN(j0), ldc_t, pc + kc >= K ? ep : NULL, tile, nr);
+                for (int64_t g0 = jc0; g0 < jc1; g0 += ncb) { /* a block of columns */
+                    const int64_t g1 = jc1 - g0 < ncb ? jc1 : g0 + ncb;
+                    for (int64_t j0 = g0; block_mode && j0 < g1; j0 += nr)
+                        for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
+                            const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+                            T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr,
+                                      Bblk + (j0 - g0) / nr * ks_len * nr + (pc - ks) * nr);
+                        }
+                    for (int64_t ib = ib0; ib < ib1; ib++) {
+                        const int64_t i_start = ib * m_panels / m_blocks * mr;
+                        const int64_t i_end = (ib + 1) * m_panels / m_blocks * mr;
+                        const int64_t mb = (i_end < M ? i_end : M) - i_start;
+                        const int64_t mb_pad = fn_round_up(mb, mr);
+                        /* for each K block, the micro-panels of mr rows (kc x mr each):
+                         * Ap[(pc - ks) mb_pad + g kc mr + p mr + i] =
+                         * op(A)[i_start + g mr + i, pc + p] */
+                        for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
+                            const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+                            T(pack_A)(trans_a, A + i_start * rs_a + pc * cs_a, lda, mb, kc, mr,
+                                      Ap + (pc - ks) * mb_pad);
+                        }
+                        for (int64_t j0 = g0; j0 < g1; j0 += nr) {
+                            const int64_t n = g1 - j0 < nr ? g1 - j0 : nr;
+                            for (int64_t pc = ks; !block_mode && !b_panels && pc < ks + ks_len;
+                                 pc += KC) {
+                                const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+                                T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr, Bp + (pc - ks) * nr);
+                            }
+                            for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
+                                const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+                                const REAL *Bpanel =
+                                    b_panels     ? B_COLUMN(j0) + pc * nr
+                                    : block_mode ? Bblk + (j0 - g0) / nr * ks_len * nr +
+                                                       (pc - ks) * nr
+                                                 : Bp + (pc - ks) * nr;
+                                T(tiles)(cfg, i_start, mb, j0, n, kc, Ap + (pc - ks) * mb_pad,
+                                         mr * kc, 1, mr, Bpanel, nr, alpha,
+                                         pc == 0 ? beta : (REAL)1, C_COLUMN(j0), ldc_t,
+                                         pc + kc >= K ? ep : NULL, tile, nr);
+                            }
+                        }
                     }
                 }
             }
         }
+#pragma omp barrier
         return;
     }
 

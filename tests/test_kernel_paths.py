@@ -29,6 +29,7 @@ SMALL_MAC = 32768  # csrc/internal.h FN_SMALL_MAC: one thread below this many mu
 PACK_MIN_N = 256  # csrc/gemm.c FN_PACK_MIN_N: the packed path's fewest columns (and 2 mr rows)
 # csrc/gemm.c FN_K_SUPER: K is walked in super-blocks of this many (doubles: one K block)
 K_SUPER = {"float32": 1024, "float64": 256}
+B_BLOCK_BYTES = 4 << 20  # csrc/gemm.c FN_B_BLOCK_BYTES: the packed path's block of op(B)
 
 
 def _check_product(M, N, K, trans_a, trans_b, dtype, seed=0):
@@ -250,6 +251,31 @@ def test_packed_path_over_super_blocks_and_row_blocks(isa, dtype, trans_a, trans
     rows = _core.l2_bytes() // 2 // (ks * np.dtype(dtype).itemsize) // mr * mr
     M = 2 * max(rows, blocking["mc"]) + mr + 3
     _check_product(M, PACK_MIN_N + 11, ks + 37, trans_a, trans_b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_packed_path_block_of_b_over_row_blocks(isa, dtype, trans_a, trans_b):
+    """A thread with two row blocks or more copies op(B) once per block of columns and
+    super-block and runs each row block against it (csrc/gemm.c, block mode): two blocks
+    of columns (the last with a partial panel), two super-blocks, three row blocks. The
+    rows of one row block computed alone (one row block: no block mode) have the same
+    bits."""
+    blocking = BLOCKING[isa][np.dtype(dtype).name]
+    mr, nr, ks = blocking["mr"], blocking["nr"], K_SUPER[np.dtype(dtype).name]
+    size = np.dtype(dtype).itemsize
+    rows = max(_core.l2_bytes() // 2 // (ks * size) // mr * mr, blocking["mc"])
+    cols = max(B_BLOCK_BYTES // (ks * size * nr), 1) * nr
+    M, N, K = 2 * rows + mr + 3, cols + nr + 5, ks + 37
+    _check_product(M, N, K, trans_a, trans_b, dtype, seed=3)
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+    whole = kernels.matmul(A, B, trans_a, trans_b)
+    m = 2 * mr
+    part = kernels.matmul(A[:, :m] if trans_a else A[:m], B, trans_a, trans_b)
+    assert np.array_equal(whole[:m], part)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
