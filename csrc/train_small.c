@@ -669,7 +669,6 @@ typedef struct {
     const int64_t *order;
     REAL alpha;
     double *epoch_loss;
-    double epoch_sum;
     int64_t done;
     int nonfinite;
     int replay;       /* check and write back the weights at the end of each epoch */
@@ -916,6 +915,9 @@ static void T(small_team)(T(small_run) *run)
     double last = t == 0 && probe ? omp_get_wtime() : 0, fastest[2] = {INFINITY, INFINITY};
     int contended = 0; /* thread 0: other calls held threads during the probe's batches */
     int64_t batch_no = 0;
+    /* thread 0: the epoch's loss sum, kept here rather than in run, whose lines the
+     * other threads read every batch (a store there each batch took the line from them) */
+    double epoch_sum = 0;
     long synced = 0;                        /* team_sync: barriers this thread has passed */
     int last_share = -1;                    /* the units scheme: the last batch's share */
     const int spin = team <= fn_cores(); /* the same on every thread */
@@ -978,7 +980,8 @@ static void T(small_team)(T(small_run) *run)
                 T(units_forward)(net, ws, g0, g1, nb, Xb, part,
                                  T(part_row)(net, ws, share > 1), own->O);
                 if (t == 0 && share > 1 && !probe) /* other calls want the cores: give way */
-                    run->gave_way |= T(give_way)(run, team);
+                    if (T(give_way)(run, team))
+                        run->gave_way = 1;
                 if (g0 < g1)
                     T(prefetch_next)(run, epoch, start);
                 FN_SYNC(alone); /* every group's part of the sums is in */
@@ -986,10 +989,8 @@ static void T(small_team)(T(small_run) *run)
                 const double batch =
                     T(units_output)(net, ws, own, nb, part, share > 1, own->Yb, run->alpha);
                 T(units_backward)(net, ws, own, g0, g1, nb, Xb, run->alpha);
-                if (t == 0) {
-                    run->epoch_sum += batch;
-                    run->nonfinite |= !isfinite(batch);
-                }
+                if (t == 0)
+                    epoch_sum += batch;
                 if (leaving) { /* after the groups' updates: thread 0 takes them all */
                     FN_SYNC(alone);
                     if (t != 0)
@@ -1020,10 +1021,11 @@ static void T(small_team)(T(small_run) *run)
                 double batch = 0;
                 for (int64_t e = 0; e < nb; e++)
                     batch += ws->row_loss[e];
-                run->epoch_sum += batch;
-                run->nonfinite |= !isfinite(batch);
-                if (share > 1 && !probe)
-                    run->gave_way |= T(give_way)(run, team);
+                epoch_sum += batch;
+                if (!isfinite(batch))
+                    run->nonfinite = 1;
+                if (share > 1 && !probe && T(give_way)(run, team))
+                    run->gave_way = 1;
             }
             FN_SYNC(alone);
             if (run->gave_way && !alone) {
@@ -1035,15 +1037,16 @@ static void T(small_team)(T(small_run) *run)
                 break;
         }
         if (t == 0) {
-            if (!run->nonfinite && (!run->replay || T(small_finite)(net, ws))) {
-                run->epoch_loss[epoch] = run->epoch_sum / (double)N;
+            if (isfinite(epoch_sum) && !run->nonfinite &&
+                (!run->replay || T(small_finite)(net, ws))) {
+                run->epoch_loss[epoch] = epoch_sum / (double)N;
                 run->done = epoch + 1;
                 if (run->replay)
                     T(small_store)(net, ws);
             } else {
                 run->nonfinite = 1;
             }
-            run->epoch_sum = 0;
+            epoch_sum = 0;
         }
         FN_SYNC(alone);
         if (run->nonfinite)
@@ -1098,8 +1101,8 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
         return st;
     const uint64_t key = shape_key(sizeof(REAL), net->n_layers, net->sizes, rows, team);
     const int known = team > 1 ? recall_decision(key) : -1;
-    T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss, 0, 0, 0,
-                        0, known == 0, 0, 0, 0, 0, sharing_policy, 0};
+    T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss,
+                        .kept_shared = known == 0, .policy = sharing_policy};
     FN_RUN_TEAM(known == 1 ? 1 : team, T(small_team)(&run)); /* alone as decided: no team */
     const int granted = fn_last_grant(); /* 1 when other calls held the cores */
     if (run.decided) /* the probe's answer, not a later giving way */
@@ -1107,8 +1110,7 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     const int failed = run.nonfinite || (ws.by_owner ? run.end_bad : !T(small_finite)(net, &ws));
     if (failed) { /* replay up to the epoch that failed (or the last), checking each */
         T(small_run) again = {net, &ws, N, rows, run.nonfinite ? run.done + 1 : n_epochs, X, Y,
-                              order, alpha, epoch_loss, 0, 0, 0, 1, 0, 0, 0, 0, 0,
-                              sharing_policy, 0};
+                              order, alpha, epoch_loss, .replay = 1, .policy = sharing_policy};
         if (!ws.by_owner) /* by_owner: the team's group_setup loads them */
             T(small_load)(net, &ws);
         FN_RUN_TEAM(1, T(small_team)(&again));
