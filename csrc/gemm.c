@@ -116,12 +116,15 @@ static int64_t T(packed_rows)(const T(fn_config) *cfg, int64_t K)
     return rows > cfg->mc ? rows : fn_round_up(cfg->mc, cfg->mr);
 }
 
-/* Columns of op(B) in the packed path's block (FN_B_BLOCK_BYTES at K's super-block
- * depth, whole panels, at least one). */
-static int64_t T(b_block_cols)(const T(fn_config) *cfg, int64_t K)
+/* Columns of op(B) in the packed path's block: FN_B_BLOCK_BYTES at K's super-block
+ * depth, in whole panels, at least one and at most N's (so the block is never larger
+ * than a copy of op(B)). */
+static int64_t T(b_block_cols)(const T(fn_config) *cfg, int64_t N, int64_t K)
 {
     const int64_t ks = K < FN_K_SUPER ? (K > 0 ? K : 1) : FN_K_SUPER;
-    const int64_t panels = FN_B_BLOCK_BYTES / (ks * (int64_t)sizeof(REAL) * cfg->nr);
+    const int64_t most = (N + cfg->nr - 1) / cfg->nr;
+    int64_t panels = FN_B_BLOCK_BYTES / (ks * (int64_t)sizeof(REAL) * cfg->nr);
+    panels = panels < most ? panels : most;
     return (panels > 1 ? panels : 1) * cfg->nr;
 }
 
@@ -149,7 +152,7 @@ static int64_t T(thread_workspace)(const T(fn_config) *cfg, int64_t M, int64_t N
     const int64_t a_block = packed ? fn_round_up(T(packed_rows)(cfg, K) * ks, FN_ALIGN) : 0;
     /* the block of op(B), where a run of columns can take two row blocks */
     const int64_t b_block =
-        packed && M > T(packed_rows)(cfg, K) ? ks * T(b_block_cols)(cfg, K) : 0;
+        packed && M > T(packed_rows)(cfg, K) ? ks * T(b_block_cols)(cfg, N, K) : 0;
     return ks * (nb > cfg->nr ? nb : cfg->nr) +
            fn_round_up(cfg->mr * cfg->nr * FN_EDGE_GROUP, FN_ALIGN) + a_block + b_block +
            3 * FN_ALIGN;
@@ -478,7 +481,7 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
             const int64_t jc1 = (jc + 1) * n_panels / n_chunks * nr < N
                                     ? (jc + 1) * n_panels / n_chunks * nr : N;
             const int block_mode = ib1 - ib0 > 1 && !b_panels;
-            const int64_t ncb = block_mode ? T(b_block_cols)(cfg, K) : jc1 - jc0;
+            const int64_t ncb = block_mode ? T(b_block_cols)(cfg, N, K) : jc1 - jc0;
             for (int64_t ks = 0; ks < K; ks += KS) {
                 const int64_t ks_len = K - ks < KS ? K - ks : KS;
                 for (int64_t g0 = jc0; g0 < jc1; g0 += ncb) { /* a block of columns */
