@@ -166,6 +166,14 @@ static inline void fn_row_share(int64_t M, int64_t mr, int64_t t, int64_t team, 
 }
 static inline int64_t fn_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+/* Asks for every cache line of bytes at p into L1 (a row of X the hardware prefetchers
+ * would not foresee). */
+static inline void fn_prefetch_bytes(const void *p, size_t bytes)
+{
+    for (size_t at = 0; at < bytes; at += FN_ALIGN)
+        __builtin_prefetch((const char *)p + at, 0, 3);
+}
+
 #define FN_DECLARE_INTERNAL(REAL, S)                                                   \
 extern const fn_config_##S fn_config_generic_##S;                                      \
 extern const fn_config_##S fn_config_avx2_##S;                                         \

@@ -35,6 +35,9 @@
  * parts, ran 1-2% slower on two threads (C, two times 6 rounds). */
 #define FN_UNITS_GROUP 32
 
+/* units_gather asks for a shuffled batch's row of X this many rows before copying it. */
+#define FN_GATHER_AHEAD 4
+
 #define FN_SELF "train.c"
 #include "instantiate.h"
 
@@ -805,8 +808,19 @@ static void T(units_gather)(const T(train_run) *run, const int64_t *rows, int64_
         fn_row_share(nb, 1, t, omp_get_num_threads(), &r0, &r1);
 #pragma omp barrier
     }
-    for (int64_t i = r0; i < r1; i++)
-        memcpy(X + i * n_in, run->X + rows[i] * n_in, sizeof(REAL) * n_in);
+    /* The rows come from memory in a random order, where the hardware prefetchers do not
+     * look ahead: each row is asked for whole FN_GATHER_AHEAD rows before its copy
+     * (shuffled mnist in C, two sets of alternating rounds: two threads 107.1 -> 103.5
+     * and 106.9 -> 104.9 ms an epoch, one 179.7 -> 176.7 and 185.5 -> 178.6; 1 and 2 rows
+     * ahead within noise of 4). */
+    const size_t bytes = sizeof(REAL) * (size_t)n_in;
+    for (int64_t i = r0; i < r1 && i < r0 + FN_GATHER_AHEAD; i++)
+        fn_prefetch_bytes(run->X + rows[i] * n_in, bytes);
+    for (int64_t i = r0; i < r1; i++) {
+        if (i + FN_GATHER_AHEAD < r1)
+            fn_prefetch_bytes(run->X + rows[i + FN_GATHER_AHEAD] * n_in, bytes);
+        memcpy(X + i * n_in, run->X + rows[i] * n_in, bytes);
+    }
     for (int64_t i = 0; i < nb; i++)
         memcpy(Y + i * n_out, run->Y + rows[i] * n_out, sizeof(REAL) * n_out);
     if (!run->x_private) {

@@ -861,12 +861,9 @@ static void T(prefetch_next)(const T(small_run) *run, int64_t epoch, int64_t sta
     }
     const int64_t *perm = run->order ? run->order + epoch * run->N : NULL;
     const int64_t count = run->N - next < run->rows ? run->N - next : run->rows;
-    const size_t bytes = sizeof(REAL) * (size_t)n_in;
-    for (int64_t i = 0; i < count; i++) {
-        const char *row = (const char *)(run->X + (perm ? perm[next + i] : next + i) * n_in);
-        for (size_t at = 0; at < bytes; at += FN_ALIGN)
-            __builtin_prefetch(row + at, 0, 3);
-    }
+    for (int64_t i = 0; i < count; i++)
+        fn_prefetch_bytes(run->X + (perm ? perm[next + i] : next + i) * n_in,
+                          sizeof(REAL) * (size_t)n_in);
 }
 
 /* Thread 0: whether calls from other threads now want more cores than there are; if so
