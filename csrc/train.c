@@ -35,7 +35,9 @@
  * parts, ran 1-2% slower on two threads (C, two times 6 rounds). */
 #define FN_UNITS_GROUP 32
 
-/* units_gather asks for a shuffled batch's row of X this many rows before copying it. */
+/* The shuffled batches' gathers ask for a row of X this many rows before copying it.
+ * [784, 256, 128, 10] (the rows scheme), 20000 shuffled rows in C, medians of 4
+ * alternating rounds: one thread 155.6 -> 149.1 ms an epoch, two 100.4 -> 97.4. */
 #define FN_GATHER_AHEAD 4
 
 #define FN_SELF "train.c"
@@ -863,7 +865,10 @@ static void T(train_team)(T(train_run) *run)
             } else if (perm) {
                 REAL *dst = run->fuse && Xp == ws->Xb ? ws->Xb2 : ws->Xb; /* Xp stays */
 #pragma omp for schedule(static)
-                for (int64_t i = 0; i < nb; i++) {
+                for (int64_t i = 0; i < nb; i++) { /* rows ahead asked for, as units_gather */
+                    if (i + FN_GATHER_AHEAD < nb)
+                        fn_prefetch_bytes(run->X + perm[start + i + FN_GATHER_AHEAD] * n_in,
+                                          sizeof(REAL) * (size_t)n_in);
                     memcpy(dst + i * n_in, run->X + perm[start + i] * n_in,
                            sizeof(REAL) * n_in);
                     memcpy(ws->Yb + i * n_out, run->Y + perm[start + i] * n_out,
