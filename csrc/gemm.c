@@ -103,6 +103,13 @@ static int64_t T(k_block)(const T(fn_config) *cfg, int64_t K)
     return kc < cfg->kc ? kc : cfg->kc;
 }
 
+/* The depth of K's super-blocks: min(K, FN_K_SUPER), at least 1 (the packed panels'
+ * and the workspace's depth). */
+static int64_t T(super_depth)(int64_t K)
+{
+    return K < 1 ? 1 : K < FN_K_SUPER ? K : FN_K_SUPER;
+}
+
 /* The packed path's rows per item: as many as keep its packed block of op(A) (rows x
  * min(K, super-block)) within half of L2, at least mc, a multiple of mr. Every item packs
  * its panels of op(B) again, so fewer, taller items copy B fewer times (wide's X W1 on
@@ -110,8 +117,7 @@ static int64_t T(k_block)(const T(fn_config) *cfg, int64_t K)
  * 930). */
 static int64_t T(packed_rows)(const T(fn_config) *cfg, int64_t K)
 {
-    const int64_t ks = K < FN_K_SUPER ? K : FN_K_SUPER;
-    const int64_t rows = fn_l2_bytes() / 2 / ((ks > 0 ? ks : 1) * (int64_t)sizeof(REAL)) /
+    const int64_t rows = fn_l2_bytes() / 2 / (T(super_depth)(K) * (int64_t)sizeof(REAL)) /
                          cfg->mr * cfg->mr;
     return rows > cfg->mc ? rows : fn_round_up(cfg->mc, cfg->mr);
 }
@@ -121,7 +127,7 @@ static int64_t T(packed_rows)(const T(fn_config) *cfg, int64_t K)
  * than a copy of op(B)). */
 static int64_t T(b_block_cols)(const T(fn_config) *cfg, int64_t N, int64_t K)
 {
-    const int64_t ks = K < FN_K_SUPER ? (K > 0 ? K : 1) : FN_K_SUPER;
+    const int64_t ks = T(super_depth)(K);
     const int64_t most = (N + cfg->nr - 1) / cfg->nr;
     int64_t panels = FN_B_BLOCK_BYTES / (ks * (int64_t)sizeof(REAL) * cfg->nr);
     panels = panels < most ? panels : most;
@@ -144,10 +150,8 @@ static int T(packed_path)(const T(fn_config) *cfg, int64_t M, int64_t N, int64_t
  * than that, a ks x b_block_cols block of op(B). */
 static int64_t T(thread_workspace)(const T(fn_config) *cfg, int64_t M, int64_t N, int64_t K)
 {
-    int64_t ks = K < FN_K_SUPER ? K : FN_K_SUPER;
-    int64_t nb = fn_round_up(N < FN_SMALL_N ? N : FN_SMALL_N, 16);
-    if (ks < 1)
-        ks = 1;
+    const int64_t ks = T(super_depth)(K);
+    const int64_t nb = fn_round_up(N < FN_SMALL_N ? N : FN_SMALL_N, 16);
     const int packed = T(packed_path)(cfg, M, N, K);
     const int64_t a_block = packed ? fn_round_up(T(packed_rows)(cfg, K) * ks, FN_ALIGN) : 0;
     /* the block of op(B), where a run of columns can take two row blocks */
@@ -428,7 +432,7 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
 
     const int64_t mr = cfg->mr, nr = cfg->nr, MC = cfg->mc;
     const int64_t KC = T(k_block)(cfg, K);
-    const int64_t KS = K < FN_K_SUPER ? K : FN_K_SUPER;
+    const int64_t KS = T(super_depth)(K);
     REAL *Bp = (REAL *)(((uintptr_t)mine + FN_ALIGN - 1) & ~(uintptr_t)(FN_ALIGN - 1));
     REAL *tile = Bp + fn_round_up(KS * nr, FN_ALIGN); /* an edge tile, mr x pw */
     REAL *Ap = tile + fn_round_up(mr * nr * FN_EDGE_GROUP, FN_ALIGN); /* packed path */

@@ -976,9 +976,9 @@ static void T(small_team)(T(small_run) *run)
                 }
                 T(units_forward)(net, ws, g0, g1, nb, Xb, part,
                                  T(part_row)(net, ws, share > 1), own->O);
-                if (t == 0 && share > 1 && !probe) /* other calls want the cores: give way */
-                    if (T(give_way)(run, team))
-                        run->gave_way = 1;
+                /* other calls want the cores: give way */
+                if (t == 0 && share > 1 && !probe && T(give_way)(run, team))
+                    run->gave_way = 1;
                 if (g0 < g1)
                     T(prefetch_next)(run, epoch, start);
                 FN_SYNC(alone); /* every group's part of the sums is in */
