@@ -93,7 +93,25 @@ int fn_last_sharing(void);
 double fn_line_trip_ns(void);
 #define FN_SLOW_LINE_NS 100.0
 
+/* The deepest network the tiny trainer (train_tiny.c) takes. */
+#define FN_TINY_MAX_LAYERS 8
+
 #define FN_DECLARE(REAL, S)                                                              \
+                                                                                         \
+/* The tiny trainer's network and batch buffers (train_tiny.c): every row padded with    \
+ * zeros to P values (4 or 8). W[l] (sizes[l] x P), b[l] (P, or NULL), WT[l] = W[l]^T    \
+ * (sizes[l+1] x P, l >= 1), post[l] and delta[l] (a batch's rows x P, whole blocks of   \
+ * 16 values), row_loss (a batch's rows). */                                            \
+typedef struct {                                                                          \
+    int n_layers;                                                                         \
+    const int64_t *sizes;                                                                 \
+    const int *act;                                                                       \
+    REAL threshold;                                                                       \
+    int64_t P;                                                                            \
+    REAL *W[FN_TINY_MAX_LAYERS], *b[FN_TINY_MAX_LAYERS], *WT[FN_TINY_MAX_LAYERS];         \
+    REAL *post[FN_TINY_MAX_LAYERS], *delta[FN_TINY_MAX_LAYERS];                           \
+    double *row_loss;                                                                     \
+} fn_tiny_##S;                                                                            \
                                                                                          \
 /* Register/cache blocking of the GEMM for one ISA (BLIS's configuration table). */      \
 typedef struct {                                                                          \
@@ -138,6 +156,11 @@ typedef struct {                                                                
                            const REAL *parts, int64_t part_stride, int64_t ld_part,       \
                            const REAL *b, const REAL *Y, REAL scale, REAL *O, REAL *dO,   \
                            double *row_loss);                                             \
+    /* The tiny trainer's step on a batch of m rows (m x sizes[0] of X, m x sizes[L] of  \
+     * Y, unpadded): forward, deltas, every W[l] -= alpha A^T delta[l] (and b, WT).      \
+     * Returns the batch's sum of squared errors (row_loss summed in order). */          \
+    double (*tiny_batch)(const fn_tiny_##S *net, int64_t m, const REAL *X, const REAL *Y, \
+                         REAL alpha);                                                     \
 } fn_config_##S;                                                                          \
 const fn_config_##S *fn_config_get_##S(void);                                            \
                                                                                          \

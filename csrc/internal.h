@@ -54,6 +54,14 @@
         (dst) += (beta) * (c);                                                           \
     } while (0)
 
+/* The tiny trainer (train_tiny.c) takes networks of at most FN_TINY_MAX_LAYERS layers
+ * (fastnet.h),
+ * every width at most FN_TINY_MAX_WIDTH, batches of at most FN_TINY_MAX_ROWS rows and at
+ * most FN_TINY_MAX_FLOP flop a batch. */
+#define FN_TINY_MAX_WIDTH 8
+#define FN_TINY_MAX_ROWS 64
+#define FN_TINY_MAX_FLOP 2.0e4
+
 /* Applies X to each row index of a micro-tile (the micro-kernels' unrolled rows). */
 #define FN_ROWS4(X) X(0) X(1) X(2) X(3)
 #define FN_ROWS6(X) FN_ROWS4(X) X(4) X(5)
@@ -248,7 +256,13 @@ int fn_train_small_fits_##S(const fn_net_##S *net, int64_t rows);               
 fn_status fn_train_small_##S(const fn_net_##S *net, int64_t N, const REAL *X,          \
                              const REAL *Y, const int64_t *order, int64_t n_epochs,    \
                              int64_t rows, REAL alpha, double *epoch_loss,             \
-                             int64_t *epochs_done);
+                             int64_t *epochs_done);                                    \
+/* train_tiny.c: the same for the tiniest networks (XOR), on the calling thread. */     \
+int fn_train_tiny_fits_##S(const fn_net_##S *net, int64_t rows);                       \
+fn_status fn_train_tiny_##S(const fn_net_##S *net, int64_t N, const REAL *X,           \
+                            const REAL *Y, const int64_t *order, int64_t n_epochs,     \
+                            int64_t rows, REAL alpha, double *epoch_loss,              \
+                            int64_t *epochs_done);
 
 FN_DECLARE_INTERNAL(float, f32)
 FN_DECLARE_INTERNAL(double, f64)

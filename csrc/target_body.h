@@ -964,10 +964,25 @@ static void T(ISA(fused_step))(int64_t n, int64_t K, int64_t kc, int64_t ks, REA
 #undef FUSE_ARGS
 }
 
+#define TINY_P 4
+#include "tiny_body.h"
+#undef TINY_P
+#define TINY_P 8
+#include "tiny_body.h"
+#undef TINY_P
+
+/* The tiny trainer's batch for rows padded to net->P values. */
+static double T(ISA(tiny_batch))(const T(fn_tiny) *net, int64_t m, const REAL *X,
+                                 const REAL *Y, REAL alpha)
+{
+    return net->P == 4 ? T(FN_CAT(ISA(tiny_batch), 4))(net, m, X, Y, alpha)
+                       : T(FN_CAT(ISA(tiny_batch), 8))(net, m, X, Y, alpha);
+}
+
 const T(fn_config) T(ISA(fn_config)) = {
     ISA_NAME, MR, 2 * LANES, KC, MC, T(ISA(microkernel)), T(ISA(sigmoid)), T(ISA(small_gemm)),
     T(ISA(all_finite)), T(ISA(sigmoid_deriv_mul)), T(ISA(tanh)), T(ISA(edge_rows)),
-    T(ISA(fused_step)), FUSE_ROWS, T(ISA(sigmoid_output)),
+    T(ISA(fused_step)), FUSE_ROWS, T(ISA(sigmoid_output)), T(ISA(tiny_batch)),
 };
 
 #undef BLOCKWISE

@@ -1,0 +1,190 @@
+/*
+ * train_tiny.c: fn_train (same contract) for the tiniest networks, the seed's XOR
+ * ([2, 4, 1] on its 4 rows) and its kind, whose whole step is a few hundred flops.
+ *
+ * The small trainer (train_small.c) pads every row to whole vectors of 16 floats so that
+ * its products run on full registers. For XOR that makes 4 rows of 16 lanes of which 1
+ * to 4 are real: each product, activation and update works on registers three quarters
+ * or more padding, in chains of dependent operations, and an epoch took 466 cycles.
+ * Here every array is unpadded and contiguous (a batch's H_out is rows x n_h values in a
+ * row), so an activation runs over the whole batch at once (XOR's hidden layer: one
+ * vector of 16 floats), and the products are plain loops over the real widths, each
+ * element summed in the order of its index, as the reference does.
+ *
+ * One thread: below FN_TINY_MAX_FLOP a batch is far too small to share between cores
+ * (the small trainer would take one thread too), so the results cannot depend on the
+ * team. The weights are updated in the caller's arrays. A copy of them is kept at the
+ * start of each epoch (XOR: 12 values); a batch whose loss is not finite, or weights that
+ * are not finite at the end of an epoch, end the call with the copy written back, as the
+ * contract says.
+ */
+#ifndef REAL
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define FN_SELF "train_tiny.c"
+#include "instantiate.h"
+
+#else /* the body, compiled once per REAL */
+
+/* The call's copies (see fn_tiny in fastnet.h for the layout): the network's padded
+ * weights, all in one block (params), and the batch's rows of X and Y when shuffled
+ * (Xb, Yb, unpadded). */
+typedef struct {
+    T(fn_tiny) net;
+    REAL *params, *Xb, *Yb;
+    int64_t n_params;
+    void *block;
+} T(tiny_ws);
+
+int T(fn_train_tiny_fits)(const T(fn_net) *net, int64_t rows)
+{
+    if (net->n_layers > FN_TINY_MAX_LAYERS || rows > FN_TINY_MAX_ROWS)
+        return 0;
+    for (int l = 0; l <= net->n_layers; l++)
+        if (net->sizes[l] > FN_TINY_MAX_WIDTH)
+            return 0;
+    return T(fn_flop_per_row)(net) * (double)rows <= FN_TINY_MAX_FLOP;
+}
+
+static fn_status T(tiny_alloc)(T(tiny_ws) *ws, const T(fn_net) *net, int64_t rows)
+{
+    const int L = net->n_layers;
+    const int64_t *s = net->sizes;
+    int64_t widest = 0;
+    for (int l = 0; l <= L; l++)
+        widest = s[l] > widest ? s[l] : widest;
+    const int64_t P = widest <= 4 ? 4 : 8, batch = fn_round_up(rows * P, 16);
+    ws->n_params = 0;
+    for (int l = 0; l < L; l++)
+        ws->n_params += (s[l] + (net->b ? 1 : 0)) * P;
+    int64_t n = ws->n_params + rows * (s[0] + s[L]);
+    for (int l = 0; l < L; l++)
+        n += (l > 0 ? s[l + 1] * P : 0) + 2 * batch;
+    const size_t bytes = sizeof(REAL) * (size_t)n + sizeof(double) * (size_t)rows;
+    char *p = fn_scratch_take(bytes);
+    if (!p)
+        return FN_ENOMEM;
+    memset(p, 0, bytes); /* the padding: zero, and never written */
+    ws->block = p;
+    T(fn_tiny) *t = &ws->net;
+    *t = (T(fn_tiny)){.n_layers = L, .sizes = s, .act = net->act, .threshold = net->threshold,
+                      .P = P};
+    t->row_loss = (double *)p; /* doubles first: REAL's alignment follows */
+    REAL *r = (REAL *)(p + sizeof(double) * (size_t)rows);
+    for (int l = 0; l < L; l++) { /* the batch's rows first: whole 64-byte blocks */
+        t->post[l] = r, r += batch;
+        t->delta[l] = r, r += batch;
+    }
+    ws->params = r;
+    for (int l = 0; l < L; l++) {
+        t->W[l] = r, r += s[l] * P;
+        t->b[l] = net->b ? r : NULL, r += net->b ? P : 0;
+    }
+    for (int l = 1; l < L; l++)
+        t->WT[l] = r, r += s[l + 1] * P;
+    ws->Xb = r, r += rows * s[0];
+    ws->Yb = r;
+    return FN_OK;
+}
+
+/* The caller's parameters into the padded copies. */
+static void T(tiny_load)(const T(fn_net) *net, const T(tiny_ws) *ws)
+{
+    const T(fn_tiny) *t = &ws->net;
+    for (int l = 0; l < net->n_layers; l++) {
+        const int64_t k = net->sizes[l], n = net->sizes[l + 1], P = t->P;
+        for (int64_t p = 0; p < k; p++) {
+            memcpy(t->W[l] + p * P, net->W[l] + p * n, sizeof(REAL) * (size_t)n);
+            for (int64_t j = 0; l > 0 && j < n; j++)
+                t->WT[l][j * P + p] = net->W[l][p * n + j];
+        }
+        if (net->b)
+            memcpy(t->b[l], net->b[l], sizeof(REAL) * (size_t)n);
+    }
+}
+
+/* The padded copies into the caller's arrays. */
+static void T(tiny_store)(const T(fn_net) *net, const T(tiny_ws) *ws)
+{
+    const T(fn_tiny) *t = &ws->net;
+    for (int l = 0; l < net->n_layers; l++) {
+        const int64_t k = net->sizes[l], n = net->sizes[l + 1], P = t->P;
+        for (int64_t p = 0; p < k; p++)
+            memcpy(net->W[l] + p * n, t->W[l] + p * P, sizeof(REAL) * (size_t)n);
+        if (net->b)
+            memcpy(net->b[l], t->b[l], sizeof(REAL) * (size_t)n);
+    }
+}
+
+/* Epochs [0, n_epochs) from the caller's weights. With `each`, the weights are checked
+ * at the end of every epoch and stored while they are finite. Returns the epochs
+ * completed; *failed: a batch's loss or (each) the weights were not finite. */
+static int64_t T(tiny_run)(const T(fn_net) *net, T(tiny_ws) *ws, int64_t N, const REAL *X,
+                           const REAL *Y, const int64_t *order, int64_t n_epochs,
+                           int64_t rows, REAL alpha, double *epoch_loss, int each,
+                           int *failed)
+{
+    const T(fn_config) *cfg = T(fn_config_get)();
+    const int64_t n_in = net->sizes[0], n_out = net->sizes[net->n_layers];
+    T(tiny_load)(net, ws);
+    *failed = 0;
+    for (int64_t epoch = 0; epoch < n_epochs; epoch++) {
+        const int64_t *perm = order ? order + epoch * N : NULL;
+        double sum = 0;
+        for (int64_t start = 0; start < N; start += rows) {
+            const int64_t nb = N - start < rows ? N - start : rows;
+            const REAL *Xb = X + start * n_in, *Yb = Y + start * n_out;
+            if (perm) {
+                for (int64_t i = 0; i < nb; i++) {
+                    memcpy(ws->Xb + i * n_in, X + perm[start + i] * n_in,
+                           sizeof(REAL) * (size_t)n_in);
+                    memcpy(ws->Yb + i * n_out, Y + perm[start + i] * n_out,
+                           sizeof(REAL) * (size_t)n_out);
+                }
+                Xb = ws->Xb, Yb = ws->Yb;
+            }
+            const double batch = cfg->tiny_batch(&ws->net, nb, Xb, Yb, alpha);
+            sum += batch;
+            if (!isfinite(batch)) {
+                *failed = 1;
+                return epoch;
+            }
+        }
+        if (each && !cfg->all_finite(ws->n_params, ws->params)) {
+            *failed = 1;
+            return epoch;
+        }
+        if (each)
+            T(tiny_store)(net, ws);
+        epoch_loss[epoch] = sum / (double)N;
+    }
+    return n_epochs;
+}
+
+fn_status T(fn_train_tiny)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
+                           const int64_t *order, int64_t n_epochs, int64_t rows, REAL alpha,
+                           double *epoch_loss, int64_t *epochs_done)
+{
+    T(tiny_ws) ws;
+    const fn_status st = T(tiny_alloc)(&ws, net, rows);
+    if (st != FN_OK)
+        return st;
+    int failed;
+    int64_t done = T(tiny_run)(net, &ws, N, X, Y, order, n_epochs, rows, alpha, epoch_loss,
+                               0, &failed);
+    if (!failed && !T(fn_config_get)()->all_finite(ws.n_params, ws.params))
+        failed = 1; /* in some epoch: find which */
+    if (failed) /* replay from the caller's weights, untouched so far, up to the failure */
+        done = T(tiny_run)(net, &ws, N, X, Y, order, done < n_epochs ? done + 1 : n_epochs,
+                           rows, alpha, epoch_loss, 1, &failed);
+    else if (done > 0)
+        T(tiny_store)(net, &ws);
+    fn_scratch_give(ws.block);
+    *epochs_done = done;
+    return failed ? FN_NONFINITE : FN_OK;
+}
+
+#endif
