@@ -86,6 +86,10 @@ enum { FN_ONE_THREAD = 0, FN_SHARED = 1, FN_ALONE_AFTER_PROBE = 2, FN_ALONE_AS_D
        FN_ALONE_FOR_OTHERS = 4 };
 void fn_set_sharing_policy(int policy);
 int fn_last_sharing(void);
+/* Which trainer fn_train's last call in this thread ran (train.c): train_tiny.c,
+ * train_small.c or the general one. */
+enum { FN_TRAINER_GENERAL = 0, FN_TRAINER_SMALL = 1, FN_TRAINER_TINY = 2 };
+int fn_last_trainer(void);
 /* The one-way time of a cache line between two threads of a 2-thread team, in ns (the
  * best of 5 x 16 round trips); -1 when two threads are not available. Slower than
  * FN_SLOW_LINE_NS means the cores do not share a cache: measured 27-67 ns between cores

@@ -40,6 +40,9 @@
  * alternating rounds: one thread 155.6 -> 149.1 ms an epoch, two 100.4 -> 97.4. */
 #define FN_GATHER_AHEAD 4
 
+static _Thread_local int last_trainer = FN_TRAINER_GENERAL;
+int fn_last_trainer(void) { return last_trainer; }
+
 #define FN_SELF "train.c"
 #include "instantiate.h"
 
@@ -981,11 +984,18 @@ fn_status T(fn_train)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL
     *epochs_done = 0;
     if (N <= 0 || rows <= 0)
         return FN_EINVAL;
-    fn_status st = T(fn_train_small_fits)(net, rows) /* a batch fits in cache */
-                       ? T(fn_train_small)(net, N, X, Y, order, n_epochs, rows, alpha,
-                                           epoch_loss, epochs_done)
-                       : T(train_general)(net, N, X, Y, order, n_epochs, rows, alpha,
-                                          epoch_loss, epochs_done);
+    last_trainer = T(fn_train_tiny_fits)(net, rows)    ? FN_TRAINER_TINY /* XOR-sized */
+                   : T(fn_train_small_fits)(net, rows) ? FN_TRAINER_SMALL /* fits in cache */
+                                                        : FN_TRAINER_GENERAL;
+    fn_status st =
+        last_trainer == FN_TRAINER_TINY
+            ? T(fn_train_tiny)(net, N, X, Y, order, n_epochs, rows, alpha, epoch_loss,
+                               epochs_done)
+        : last_trainer == FN_TRAINER_SMALL
+            ? T(fn_train_small)(net, N, X, Y, order, n_epochs, rows, alpha, epoch_loss,
+                                epochs_done)
+            : T(train_general)(net, N, X, Y, order, n_epochs, rows, alpha, epoch_loss,
+                               epochs_done);
     /* Past the epochs completed (a replay may have written some first): NaN. */
     for (int64_t e = *epochs_done; e < n_epochs; e++)
         epoch_loss[e] = NAN;

@@ -1079,11 +1079,6 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
                             const int64_t *order, int64_t n_epochs, int64_t rows, REAL alpha,
                             double *epoch_loss, int64_t *epochs_done)
 {
-    if (T(fn_train_tiny_fits)(net, rows)) { /* XOR-sized: unpadded, one thread */
-        last_sharing = FN_ONE_THREAD;
-        return T(fn_train_tiny)(net, N, X, Y, order, n_epochs, rows, alpha, epoch_loss,
-                                epochs_done);
-    }
     const double flop = T(fn_flop_per_row)(net) * (double)rows;
     int team = 1;
     const int units = net->n_layers == 2;

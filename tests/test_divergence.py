@@ -7,6 +7,7 @@ import pytest
 from conftest import DTYPES
 
 import fastnet
+from fastnet import _core
 
 
 def _all_finite(net):
@@ -38,14 +39,16 @@ def test_absurd_learning_rate_raises_divergence_error_and_keeps_finite_weights(d
         assert h == pytest.approx(100 * factor ** (2 * i), rel=2 * rtol * (i + 1))
 
 
-# the small trainer (widths <= 256); the general one; the general one with batches of one,
-# whose first layer's update waits for the next batch's product (fused_step), diverging
-# in epoch 3; the general one with batches too large to fuse, which keeps W1 panel-major
-@pytest.mark.parametrize("n_in, n_h, batch, lr", [(3, 4, 7, 0.5), (300, 4, 7, 0.5),
-                                                  (300, 40, 1, 0.015), (300, 4, 9, 0.5)])
+# the tiny trainer (widths <= 8); the small one (widths <= 256); the general one; the
+# general one with batches of one, whose first layer's update waits for the next batch's
+# product (fused_step), diverging in epoch 3; the general one with batches too large to
+# fuse, which keeps W1 panel-major
+@pytest.mark.parametrize("trainer, n_in, n_h, batch, lr", [
+    ("tiny", 3, 4, 7, 0.5), ("small", 3, 12, 7, 0.5), ("general", 300, 4, 7, 0.5),
+    ("general", 300, 40, 1, 0.015), ("general", 300, 4, 9, 0.5)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_divergence_in_minibatches_restores_the_start_of_that_epoch(dtype, n_in, n_h, batch,
-                                                                    lr):
+def test_divergence_in_minibatches_restores_the_start_of_that_epoch(dtype, trainer, n_in, n_h,
+                                                                    batch, lr):
     """Diverging in epoch k+1 (shuffled minibatches) leaves exactly the network a fit of k
     epochs with the same seed gives (the first k row orders are the same draws)."""
     rng = np.random.default_rng(0)
@@ -55,6 +58,7 @@ def test_divergence_in_minibatches_restores_the_start_of_that_epoch(dtype, n_in,
     b = fastnet.Network([n_in, n_h, 2], activation="identity", bias=True, dtype=dtype, seed=1)
     with pytest.raises(fastnet.DivergenceError) as info:
         a.fit(X, Y, epochs=500, learning_rate=lr, batch_size=batch, seed=3)
+    assert _core._last_trainer() == trainer
     k = len(info.value.history)
     assert k < 500 and (k > 0 or batch > 1)
     assert _all_finite(a)
@@ -74,9 +78,9 @@ def test_diverging_step_leaves_weights_as_they_were(dtype):
     assert all(np.array_equal(a, b) for a, b in zip(net.weights, before))
 
 
-@pytest.mark.parametrize("n_in", [1, 300])  # the small trainer (widths <= 256), the general one
+@pytest.mark.parametrize("trainer, n_in", [("tiny", 1), ("small", 20), ("general", 300)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_weights_overflowing_under_a_finite_loss_is_divergence(dtype, n_in):
+def test_weights_overflowing_under_a_finite_loss_is_divergence(dtype, trainer, n_in):
     """The first update overflows every weight to +inf; from then on the sigmoid is
     saturated at exactly 1 = Y, so every later epoch's loss is 0 and its gradient 0: only
     a check of the weights themselves finds the divergence, in epoch 1, and the network
@@ -89,6 +93,7 @@ def test_weights_overflowing_under_a_finite_loss_is_divergence(dtype, n_in):
     lr = 1e307 if dtype == np.float64 else 1e37
     with pytest.raises(fastnet.DivergenceError) as info:
         net.fit(X, [[1.0]], epochs=5, learning_rate=lr)
+    assert _core._last_trainer() == trainer
     assert info.value.history == []
     assert all(np.array_equal(a, b) for a, b in zip(net.weights, before))
 

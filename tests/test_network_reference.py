@@ -27,7 +27,7 @@ from hypothesis import assume, currently_in_test_context, event, given
 from hypothesis import strategies as st
 
 import fastnet
-from fastnet import reference
+from fastnet import _core, reference
 
 THRESHOLDS = (0.0, 2.0, 0.5)
 layer_sizes = st.one_of(st.integers(1, 9), st.sampled_from([12, 13, 17, 33]))
@@ -515,10 +515,24 @@ def test_same_seed_gives_same_network_and_glorot_range():
     assert fastnet.Network([2, 3], bias=True).biases[0].tolist() == [0, 0, 0]
 
 
-# fit runs one of two trainers (csrc/train_small.c when every width is <= 256, the batch
-# <= 256 rows and the padded weights fit in 192 KiB; csrc/train.c otherwise). Each case
-# names the one it runs and what it straddles.
+# fit runs one of three trainers: csrc/train_tiny.c when every width is <= 8, the batch
+# <= 64 rows and at most 2e4 flop (6 x rows x weights); csrc/train_small.c when every
+# width is <= 256, the batch <= 256 rows and the padded weights fit in 192 KiB;
+# csrc/train.c otherwise. Each case names the one it runs and what it straddles.
 TRAINER_CASES = {
+    # tiny: the seed's XOR shape, rows padded to 4 values; batches of 3 and a last of 1
+    "tiny-xor": ([2, 4, 1], 3, 10),
+    # tiny: rows padded to 8 values, 3 layers, every width a different one; 4 batches of 6
+    # and a last of 1
+    "tiny-deep-padded-to-8": ([8, 5, 7, 3], 6, 25),
+    # tiny: one layer, the whole batch of 64 rows (its largest), 8 values a row
+    "tiny-one-layer-64-rows": ([3, 8], 64, 64),
+    # small: one width above the tiny trainer's 8
+    "small-above-tiny-width": ([9, 4, 2], 6, 25),
+    # small: a batch above the tiny trainer's 64 rows
+    "small-above-tiny-rows": ([2, 4, 1], 65, 131),
+    # small: widths of 8, 2.5e4 flop a batch, above the tiny trainer's 2e4
+    "small-above-tiny-flop": ([8, 8, 8], 32, 70),
     # small: widths around the padding to whole vectors (16 floats, 8 doubles), a 1-wide
     # output, 4 layers
     "small-padding-edges": ([17, 33, 9, 16, 1], 20, 61),
@@ -571,6 +585,7 @@ def test_fit_matches_reference_with_each_micro_kernel(isa, dtype, case):
     Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
     tol = 12 * net_tolerance(dtype, list(layers) + [rows])
     _check_fit(net, X, Y, 3, 0.2, batch, True, 77, tol)
+    assert _core._last_trainer() == case.split("-")[0]
 
 
 @pytest.mark.parametrize("case", list(TRAINER_CASES))
@@ -584,3 +599,4 @@ def test_fit_matches_reference_with_each_activation_in_both_trainers(case, activ
     Y = rng.uniform(-1, 1, (rows, layers[-1]))
     tol = 12 * net_tolerance(np.float64, list(layers) + [rows])
     _check_fit(net, X, Y, 2, 0.01, batch, False, 0, tol)
+    assert _core._last_trainer() == case.split("-")[0]

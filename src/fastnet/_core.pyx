@@ -43,6 +43,10 @@ cdef extern from "fastnet.h" nogil:
     int FN_ALONE_FOR_OTHERS
     void fn_set_sharing_policy(int policy)
     int fn_last_sharing()
+    int FN_TRAINER_GENERAL
+    int FN_TRAINER_SMALL
+    int FN_TRAINER_TINY
+    int fn_last_trainer()
     double fn_line_trip_ns()
     const double FN_SLOW_LINE_NS
 
@@ -276,6 +280,15 @@ def _last_sharing():
     "alone after probe", "alone as decided before" (by an earlier call's probe) or "alone
     while others ran" (it gave its team's other cores to calls from other threads)."""
     return SHARING_OUTCOMES[fn_last_sharing()]
+
+
+TRAINERS = {FN_TRAINER_GENERAL: "general", FN_TRAINER_SMALL: "small", FN_TRAINER_TINY: "tiny"}
+
+
+def _last_trainer():
+    """Which trainer this Python thread's last fit ran: "tiny" (csrc/train_tiny.c),
+    "small" (csrc/train_small.c) or "general" (csrc/train.c)."""
+    return TRAINERS[fn_last_trainer()]
 
 
 # ---------------------------------------------------------------- single kernels
