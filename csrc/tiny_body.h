@@ -100,29 +100,36 @@ static double TINY(tiny_batch)(const T(fn_tiny) *net, int64_t m, const REAL *X,
         const REAL *A = l > 0 ? net->post[l - 1] : X, *d = net->delta[l];
         const int64_t lda = l > 0 ? P : s[0], k = s[l];
         REAL *W = net->W[l], *b = net->b[l];
-        V sum[FN_TINY_MAX_WIDTH + 1][CH]; /* row p of A^T delta; [k]: delta's column sums */
+        /* sum[p]: row p of A^T delta, for every p < P, so that the loops have constant
+         * bounds and the sums stay in registers (through memory, each step of a sum
+         * waited for the store of the last); rows p >= k read A's column 0 and are not
+         * used. bias: delta's column sums. */
+        V sum[TINY_P][CH], bias[CH];
         ROW_GET(row, d);
-        for (int64_t p = 0; p < k; p++)
+        for (int p = 0; p < TINY_P; p++)
             for (int c = 0; c < CH; c++)
-                sum[p][c] = A[p] * row[c];
+                sum[p][c] = A[p < k ? p : 0] * row[c];
         for (int c = 0; c < CH; c++)
-            sum[k][c] = row[c];
+            bias[c] = row[c];
         for (int64_t i = 1; i < m; i++) {
             ROW_GET(row, d + i * P);
-            for (int64_t p = 0; p < k; p++)
+            for (int p = 0; p < TINY_P; p++)
                 for (int c = 0; c < CH; c++)
-                    sum[p][c] += A[i * lda + p] * row[c];
+                    sum[p][c] += A[i * lda + (p < k ? p : 0)] * row[c];
             for (int c = 0; c < CH; c++)
-                sum[k][c] += row[c];
+                bias[c] += row[c];
         }
-        for (int64_t p = 0; p <= k; p++) {
-            REAL *to = p < k ? W + p * P : b; /* p == k: the bias */
-            if (!to)
-                break;
-            ROW_GET(row, to);
+        for (int64_t p = 0; p < k; p++) {
+            ROW_GET(row, W + p * P);
             for (int c = 0; c < CH; c++)
                 FN_SCALE_ADD(acc[c], -alpha, sum[p][c], 1, row[c]);
-            ROW_PUT(to, acc);
+            ROW_PUT(W + p * P, acc);
+        }
+        if (b) {
+            ROW_GET(row, b);
+            for (int c = 0; c < CH; c++)
+                FN_SCALE_ADD(acc[c], -alpha, bias[c], 1, row[c]);
+            ROW_PUT(b, acc);
         }
         if (l > 0) /* W[l]^T from the new W[l] */
             for (int64_t p = 0; p < s[l]; p++)
