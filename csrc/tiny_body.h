@@ -1,7 +1,7 @@
 /*
  * tiny_body.h: the tiny trainer's step on one batch (train_tiny.c), for rows padded to
  * TINY_P values. target_body.h includes it for TINY_P = 4 and 8 under each ISA's flags,
- * so every row operation is one vector (or two) of a width known when it compiles, and
+ * so every row operation is one vector (or a few) of a width known when it compiles, and
  * the sigmoid is target_body.h's own, inline, over the batch's whole flat array (XOR's
  * hidden layer, 4 rows x 4 units: one register of 16 floats).
  *
@@ -20,7 +20,7 @@
 
 typedef REAL TINY(tiny_reg) __attribute__((vector_size(RL * sizeof(REAL))));
 
-/* acc[c] (the CH registers of a row) = v[c] */
+/* The row at p into the CH registers acc[0 .. CH), and back */
 #define ROW_GET(acc, p)                                                                  \
     for (int c = 0; c < CH; c++)                                                         \
         memcpy(&(acc)[c], (p) + c * RL, sizeof(V))
