@@ -478,6 +478,9 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
         const int64_t t = omp_get_thread_num(), items = m_blocks * n_chunks;
         const int64_t it0 = items * t / team, it1 = items * (t + 1) / team;
         REAL *Bblk = Ap + fn_round_up(T(packed_rows)(cfg, K) * KS, FN_ALIGN);
+/* In the block, the panel of columns j0 (the block starting at g0) at K step pc of the
+ * super-block at ks: panels of ks_len x nr, kc x nr a step. */
+#define B_BLOCK(j0, pc) (Bblk + ((j0) - g0) / nr * ks_len * nr + ((pc) - ks) * nr)
         for (int64_t jc = 0; jc < n_chunks; jc++) {
             const int64_t ib0 = it0 > jc ? (it0 - jc + n_chunks - 1) / n_chunks : 0;
             const int64_t ib1 = it1 > jc ? (it1 - jc + n_chunks - 1) / n_chunks : 0;
@@ -493,8 +496,7 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
                     for (int64_t j0 = g0; block_mode && j0 < g1; j0 += nr)
                         for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
                             const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-                            T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr,
-                                      Bblk + (j0 - g0) / nr * ks_len * nr + (pc - ks) * nr);
+                            T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr, B_BLOCK(j0, pc));
                         }
                     for (int64_t ib = ib0; ib < ib1; ib++) {
                         const int64_t i_start = ib * m_panels / m_blocks * mr;
@@ -520,8 +522,7 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
                                 const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
                                 const REAL *Bpanel =
                                     b_panels     ? B_COLUMN(j0) + pc * nr
-                                    : block_mode ? Bblk + (j0 - g0) / nr * ks_len * nr +
-                                                       (pc - ks) * nr
+                                    : block_mode ? B_BLOCK(j0, pc)
                                                  : Bp + (pc - ks) * nr;
                                 T(tiles)(cfg, i_start, mb, j0, n, kc, Ap + (pc - ks) * mb_pad,
                                          mr * kc, 1, mr, Bpanel, nr, alpha,
@@ -533,6 +534,7 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
                 }
             }
         }
+#undef B_BLOCK
 #pragma omp barrier
         return;
     }

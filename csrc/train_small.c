@@ -1,9 +1,10 @@
 /*
  * train_small.c: whole epochs of minibatch descent (the contract of fn_train) for
- * networks whose batch fits in cache: the seed's XOR and digits-sized networks, whose
- * products cost microseconds or less. There the general trainer's costs are not the
- * FMAs but what surrounds them: a team GEMM per product (about ten barriers a batch)
- * and op(B) copied into padded panels for each small product. Here:
+ * networks whose batch fits in cache, digits-sized ones, whose products cost
+ * microseconds or less (the tiniest, the seed's XOR, train in train_tiny.c). There the
+ * general trainer's costs are not the FMAs but what surrounds them: a team GEMM per
+ * product (about ten barriers a batch) and op(B) copied into padded panels for each small
+ * product. Here:
  *
  *  - The weights are copied once per call into rows padded to whole vectors
  *    (zero-filled), and each W[l], l >= 1, is also kept transposed, so every product

@@ -157,12 +157,13 @@ static int64_t T(tiny_run)(const T(fn_net) *net, T(tiny_ws) *ws, int64_t N, cons
                 return epoch;
             }
         }
-        if (each && !cfg->all_finite(ws->n_params, ws->params)) {
-            *failed = 1;
-            return epoch;
-        }
-        if (each)
+        if (each) {
+            if (!cfg->all_finite(ws->n_params, ws->params)) {
+                *failed = 1;
+                return epoch;
+            }
             T(tiny_store)(net, ws);
+        }
         epoch_loss[epoch] = sum / (double)N;
     }
     return n_epochs;
