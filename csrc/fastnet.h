@@ -130,6 +130,9 @@ typedef struct {                                                                
                         REAL beta);                                                       \
     /* out[0:n] = sigmoid(x[0:n]), vectorised where the ISA allows (may alias). */        \
     void (*sigmoid)(int64_t n, const REAL *x, REAL *out);                                 \
+    /* The same by the polynomial's short chain, for latency (the tiny trainer's; within \
+     * 2 ulps of sigmoid's). */                                                          \
+    void (*sigmoid_short)(int64_t n, const REAL *x, REAL *out);                           \
     /* The product for problems too small to pack A: C = alpha op(A) Bp + beta C, Bp the  \
      * K x NP zero-padded copy of op(B), NP = N rounded up to 16 (target_body.h). */      \
     void (*small_gemm)(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,          \

@@ -3,7 +3,8 @@
  * TINY_P values. target_body.h includes it for TINY_P = 4 and 8 under each ISA's flags,
  * so every row operation is one vector (or a few) of a width known when it compiles, and
  * the sigmoid is target_body.h's own, inline, over the batch's whole flat array (XOR's
- * hidden layer, 4 rows x 4 units: one register of 16 floats).
+ * hidden layer, 4 rows x 4 units: one register of 16 floats), with the short chain of
+ * its polynomial: here a step waits on each sigmoid's latency.
  *
  * Every sum runs over the real widths in index order, as the reference's. The loops
  * over P lanes carry the padding's zeros along, which stay zero: a padding column of
@@ -60,7 +61,7 @@ static double TINY(tiny_batch)(const T(fn_tiny) *net, int64_t m, const REAL *X,
         }
         if (net->act[l] == FN_SIGMOID)
             for (int64_t k = 0; k < m * P; k += SMALL_VL) /* whole blocks (fastnet.h) */
-                T(ISA(sigmoid_block))(out + k, out + k);
+                T(ISA(sigmoid_block))(out + k, out + k, 1);
         else
             T(fn_activation)(net->act[l], m * P, out, out, net->threshold);
         in = out;

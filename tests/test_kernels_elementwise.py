@@ -26,7 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fastnet
-from fastnet import kernels, reference
+from fastnet import _core, kernels, reference
 
 THRESHOLDS = (0.0, 2.0, -0.75, 0.5)  # exactly representable in float32
 
@@ -133,15 +133,31 @@ def test_sigmoid_of_nan_is_nan_and_of_infinities_is_zero_and_one(isa, dtype):
     assert got[1] == 1 and got[2] == 0
 
 
+def _short_sigmoid(z):
+    """The sigmoid by its polynomial's short chain (the tiny trainer's)."""
+    out = np.empty_like(z)
+    _core._sigmoid_short(z, out)
+    return out
+
+
+SIGMOIDS = {"sigmoid": lambda z: kernels.activation("sigmoid", z), "short": _short_sigmoid}
+
+
+def _sigmoid_sweep(dtype):
+    lo = -110.0 if dtype == np.float32 else -750.0
+    return np.concatenate([np.linspace(lo, -lo, 40001), np.linspace(-30, 30, 20001),
+                           np.linspace(-1e-3, 1e-3, 2001)]).astype(dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sigmoid_dense_sweep_is_accurate_down_to_subnormals(isa, dtype):
-    """Each micro-kernel set brings its own vectorised sigmoid: within a few eps of the
+@pytest.mark.parametrize("kind", list(SIGMOIDS))
+def test_sigmoid_dense_sweep_is_accurate_down_to_subnormals(isa, dtype, kind):
+    """Each micro-kernel set brings its own vectorised sigmoid, in two forms (the usual
+    one, and the short chain the tiny trainer waits on): within a few eps of the
     reference where the result is normal, within 2 subnormal units where it underflows
     (to -110 in float32, -750 in float64, past the subnormal range)."""
-    lo = -110.0 if dtype == np.float32 else -750.0
-    z = np.concatenate([np.linspace(lo, -lo, 40001), np.linspace(-30, 30, 20001),
-                        np.linspace(-1e-3, 1e-3, 2001)]).astype(dtype)
-    got = kernels.activation("sigmoid", z)
+    z = _sigmoid_sweep(dtype)
+    got = SIGMOIDS[kind](z)
     want = reference.sigmoid(as64(z))
     normal = want >= np.finfo(dtype).tiny
     assert_within(got[normal], want[normal], 4 * eps(dtype) * want[normal], "sigmoid")
@@ -149,6 +165,18 @@ def test_sigmoid_dense_sweep_is_accurate_down_to_subnormals(isa, dtype):
     assert_within(got[~normal], want[~normal], 2 * sub, "sigmoid (subnormal results)")
     order = np.argsort(z, kind="stable")
     assert np.all(np.diff(as64(got[order])) >= 0), "sigmoid must be non-decreasing"
+    special = SIGMOIDS[kind](np.array([np.nan, np.inf, -np.inf, 0.0, 1e4, -1e4], dtype))
+    assert np.isnan(special[0]) and list(special[1:]) == [1, 0, 0.5, 1, 0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_short_sigmoid_is_within_two_ulps_of_the_usual_one(isa, dtype):
+    """The short chain rounds some values differently (float32: about 4% of them), by 2
+    ulps at most; float64's polynomial is already the short one, so the bits agree."""
+    z = _sigmoid_sweep(dtype)
+    uint = np.int32 if dtype == np.float32 else np.int64
+    apart = np.abs(_short_sigmoid(z).view(uint) - kernels.activation("sigmoid", z).view(uint))
+    assert apart.max() <= (2 if dtype == np.float32 else 0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -288,7 +316,8 @@ def test_avx512_sigmoid_and_tanh_give_the_bits_of_avx2(dtype):
         for name in ("avx512", "avx2"):
             assert fastnet._use_kernels(name) == name
             got[name] = [kernels.activation(act, z).view(uint) for act in ("sigmoid", "tanh")]
+            got[name].append(_short_sigmoid(z).view(uint))
     finally:
         fastnet._use_kernels(ORIGINAL_ISA)
-    for act, a, b in zip(("sigmoid", "tanh"), got["avx512"], got["avx2"]):
+    for act, a, b in zip(("sigmoid", "tanh", "short sigmoid"), got["avx512"], got["avx2"]):
         assert np.array_equal(a, b), (act, z[a != b][:5])

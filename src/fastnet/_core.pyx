@@ -53,9 +53,11 @@ cdef extern from "fastnet.h" nogil:
     ctypedef struct fn_config_f32:
         const char *name
         int64_t mr, nr, kc, mc
+        void (*sigmoid_short)(int64_t n, const float *x, float *out) noexcept nogil
     ctypedef struct fn_config_f64:
         const char *name
         int64_t mr, nr, kc, mc
+        void (*sigmoid_short)(int64_t n, const double *x, double *out) noexcept nogil
     const fn_config_f32 *fn_config_get_f32()
     const fn_config_f64 *fn_config_get_f64()
 
@@ -378,6 +380,18 @@ def activation(int act, real[::1] z, real[::1] out, double threshold=0.0):
             fn_activation_f32(act, z.shape[0], &z[0], &out[0], <float>threshold)
         else:
             fn_activation_f64(act, z.shape[0], &z[0], &out[0], threshold)
+
+
+def _sigmoid_short(real[::1] z, real[::1] out):
+    """The sigmoid by its polynomial's short chain, as the tiny trainer computes it."""
+    need(z.shape[0] == out.shape[0], "_sigmoid_short: z and out differ in size")
+    if z.shape[0] == 0:
+        return
+    with nogil:
+        if real is float:
+            fn_config_get_f32().sigmoid_short(z.shape[0], &z[0], &out[0])
+        else:
+            fn_config_get_f64().sigmoid_short(z.shape[0], &z[0], &out[0])
 
 
 def activation_derivative(int act, real[::1] out, real[::1] dout):
