@@ -12,6 +12,7 @@ import pytest
 from conftest import (
     ACTIVATIONS,
     DTYPES,
+    ISA_PARAMS,
     SMOOTH_ACTIVATIONS,
     as64,
     assert_close,
@@ -600,3 +601,66 @@ def test_fit_matches_reference_with_each_activation_in_both_trainers(case, activ
     tol = 12 * net_tolerance(np.float64, list(layers) + [rows])
     _check_fit(net, X, Y, 2, 0.01, batch, False, 0, tol)
     assert _core._last_trainer() == case.split("-")[0]
+
+
+# Shapes whose last batch has fewer rows than a register of rows holds (the tiny trainer
+# loads whole registers of X's rows; P = 4 floats or doubles, 8 floats), and one of each
+# other trainer: (layers, dtype, rows, batch).
+PAGE_END_CASES = [
+    ([4, 4, 1], "float32", 5, 4),
+    ([3, 4, 2], "float32", 7, 3),
+    ([8, 8, 8], "float32", 3, 2),
+    ([4, 4, 4], "float64", 3, 2),
+    ([17, 33, 9], "float32", 21, 20),
+    ([300, 29, 13], "float64", 17, 16),
+]
+
+PAGE_END_SCRIPT = r"""
+import ctypes, mmap, sys
+import numpy as np
+import fastnet
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+keep = []
+
+def at_page_end(a):
+    # a copy of a whose last byte is the last of a page, the next page unreadable
+    page = mmap.PAGESIZE
+    pages = -(-a.nbytes // page) + 1
+    mm = mmap.mmap(-1, pages * page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(mm))
+    assert libc.mprotect(base + (pages - 1) * page, page, 0) == 0  # PROT_NONE
+    out = np.frombuffer(mm, a.dtype, a.size, (pages - 1) * page - a.nbytes).reshape(a.shape)
+    out[...] = a
+    keep.append(mm)
+    return out
+
+assert fastnet._use_kernels(sys.argv[1]) == sys.argv[1]
+for layers, dtype, rows, batch in eval(sys.argv[2]):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((rows, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
+    Xg, Yg = at_page_end(X), at_page_end(Y)
+    nets = [fastnet.Network(layers, dtype=dtype, seed=1, bias=True) for _ in range(2)]
+    nets[0].fit(X, Y, 3, 0.5, batch_size=batch, shuffle=False)
+    nets[1].fit(Xg, Yg, 3, 0.5, batch_size=batch, shuffle=False)
+    assert all(np.array_equal(a, b) for a, b in zip(nets[0].weights, nets[1].weights))
+    assert np.array_equal(nets[1].predict(Xg), nets[0].predict(X))
+print("ok", len(keep))
+"""
+
+
+@pytest.mark.parametrize("kernel", ISA_PARAMS)
+def test_training_reads_no_further_than_the_last_row_of_x_and_y(kernel):
+    """X and Y end at the end of a page and the next page cannot be read: a trainer that
+    loaded past their last row (a whole register of rows from a short last batch, say)
+    would crash. Run in a child process, whose crash fails the test rather than pytest;
+    the weights must be the bits of the same fit on ordinary arrays."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", PAGE_END_SCRIPT, kernel, repr(PAGE_END_CASES)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.split() == ["ok", str(2 * len(PAGE_END_CASES))]
