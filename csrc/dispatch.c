@@ -275,11 +275,34 @@ int64_t fn_l2_bytes(void)
 int fn_cores(void) { return atomic_load_explicit(&cores_known, memory_order_relaxed); }
 int fn_last_grant(void) { return last_grant; }
 
+/* The allocation ledger (fn_alloc_stats): a test's check that fit allocates nothing per
+ * batch and nothing sized by the data. */
+static _Atomic int64_t alloc_calls, alloc_bytes;
+
+static void count_alloc(size_t bytes)
+{
+    atomic_fetch_add_explicit(&alloc_calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&alloc_bytes, (int64_t)bytes, memory_order_relaxed);
+}
+
+void fn_alloc_stats(int64_t *calls, int64_t *bytes)
+{
+    *calls = atomic_load_explicit(&alloc_calls, memory_order_relaxed);
+    *bytes = atomic_load_explicit(&alloc_bytes, memory_order_relaxed);
+}
+
+void *fn_malloc(size_t bytes)
+{
+    count_alloc(bytes);
+    return malloc(bytes);
+}
+
 void *fn_aligned_alloc_at(size_t bytes, size_t align)
 {
     void *p = NULL;
     if (bytes == 0)
         bytes = FN_ALIGN;
+    count_alloc(bytes);
     if (posix_memalign(&p, align, bytes) != 0)
         return NULL;
     return p;
@@ -317,6 +340,8 @@ void *fn_scratch_take(size_t bytes)
     *(size_t *)h = bytes;
     return h + FN_ALIGN;
 }
+
+void fn_scratch_drop(void) { fn_aligned_free(atomic_exchange(&kept_block, NULL)); }
 
 void fn_scratch_give(void *p)
 {

@@ -73,6 +73,12 @@ int fn_last_grant(void);
  * calling thread there (GNU OpenMP's thread pool does not survive fork; the child's next
  * team waited for the parent's threads forever), and fn_get_num_threads says 1. */
 int fn_forked_after_team(void);
+/* The library's heap allocations since the process started (every one goes through
+ * fn_aligned_alloc_at or fn_malloc, internal.h): how many, and their bytes. Tests take
+ * the difference over a call: what it allocated. fn_scratch_drop frees the scratch
+ * block kept between calls, so that the next call allocates its own. */
+void fn_alloc_stats(int64_t *calls, int64_t *bytes);
+void fn_scratch_drop(void);
 
 /* How the small trainer (train_small.c) decides whether a team shares the batches: by
  * measuring (AUTO), or, for tests, always sharing, or taking every trip as slow and the

@@ -157,6 +157,8 @@ void fn_pool_end(void);
         fn_team_release(fn_grant_, fn_saved_);                                           \
     } while (0)
 void *fn_aligned_alloc(size_t bytes);
+/* malloc, counted (fn_alloc_stats, fastnet.h); free() frees it. */
+void *fn_malloc(size_t bytes);
 /* The same at a multiple of `align` bytes (a power of two, at least FN_ALIGN). */
 void *fn_aligned_alloc_at(size_t bytes, size_t align);
 void fn_aligned_free(void *p);

@@ -94,7 +94,7 @@ fn_status T(fn_output_delta)(int act, int64_t N, int64_t n_out, const REAL *O_ou
     *loss = 0;
     if (N <= 0)
         return FN_OK;
-    double *row_loss = malloc(sizeof(double) * (size_t)N);
+    double *row_loss = fn_malloc(sizeof(double) * (size_t)N);
     if (!row_loss)
         return FN_ENOMEM;
     FN_RUN_TEAM(1, T(fn_output_delta_team)(act, N, n_out, O_out, Y, delta_O, row_loss));

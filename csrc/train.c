@@ -202,7 +202,7 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
         total += sizes[k];
 
     memset(ws, 0, sizeof(*ws));
-    ws->post = malloc(sizeof(REAL *) * (size_t)L);
+    ws->post = fn_malloc(sizeof(REAL *) * (size_t)L);
     ws->block = fn_scratch_take(total);
     if (!ws->post || !ws->block) {
         T(workspace_free)(ws);

@@ -32,6 +32,8 @@ cdef extern from "fastnet.h" nogil:
     int fn_last_team()
     int fn_threads_busy()
     int fn_last_grant()
+    void fn_alloc_stats(int64_t *calls, int64_t *bytes)
+    void fn_scratch_drop()
     int FN_SHARING_AUTO
     int FN_SHARING_ALWAYS
     int FN_SHARING_PROBE_ALONE
@@ -275,6 +277,18 @@ def _last_grant():
     """The team this Python thread's last call was granted: calls running at the same
     time from several threads share the cores instead of each starting a full team."""
     return fn_last_grant()
+
+
+def _alloc_stats():
+    """(allocations, bytes) the C library has made since the process started."""
+    cdef int64_t calls, nbytes
+    fn_alloc_stats(&calls, &nbytes)
+    return calls, nbytes
+
+
+def _scratch_drop():
+    """Free the scratch block kept between calls (the next call allocates its own)."""
+    fn_scratch_drop()
 
 
 def _last_sharing():

@@ -1,0 +1,78 @@
+"""fit's memory, as the performance issue asks: nothing allocated per batch (the scratch
+is sized once per call) and nothing sized by the data. The C library counts its own heap
+allocations (``_core._alloc_stats``); tracemalloc sees NumPy's."""
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from conftest import DTYPES
+
+import fastnet
+from fastnet import _core
+
+# (layers, batch) for each trainer and scheme, named by the trainer that runs it
+FIT_CASES = {
+    "tiny-xor": ([2, 4, 1], 4),
+    "small-units": ([64, 64, 10], 32),
+    "small-rows": ([20, 30, 20, 5], 32),
+    "general-units": ([300, 128, 10], 64),
+    "general-rows": ([300, 60, 40, 7], 50),
+    "general-one-at-a-time": ([300, 13, 4], 1),
+}
+
+
+def _fit_memory(layers, batch, rows, epochs, dtype, shuffle):
+    """(C allocations, their bytes, NumPy's peak bytes) of one fit call, from a state
+    with no scratch block kept."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((rows, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
+    net = fastnet.Network(layers, dtype=dtype, seed=0)
+    _core._scratch_drop()
+    calls, nbytes = _core._alloc_stats()
+    tracemalloc.start()
+    try:
+        net.fit(X, Y, epochs, 0.1, batch_size=batch, shuffle=shuffle, seed=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    calls_after, nbytes_after = _core._alloc_stats()
+    return calls_after - calls, nbytes_after - nbytes, peak
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", list(FIT_CASES))
+def test_fit_allocates_once_a_call_whatever_the_rows_and_epochs(case, dtype, shuffle):
+    layers, batch = FIT_CASES[case]
+    few = _fit_memory(layers, batch, 2 * batch + 1, 2, dtype, shuffle)
+    assert _core._last_trainer() == case.split("-")[0]
+    many = _fit_memory(layers, batch, 20 * batch + 3, 5, dtype, shuffle)
+    # the C library: the same allocations (at most two: the workspace and its table of
+    # pointers) for 10x the rows and batches and more epochs
+    assert few[:2] == many[:2] and 1 <= many[0] <= 2
+    # ... of O(batch x widths + weights) bytes, and the GEMM's packed blocks (a share of
+    # L2 a thread)
+    itemsize = np.dtype(dtype).itemsize
+    weights = sum(a * b for a, b in zip(layers[:-1], layers[1:]))
+    gemm_blocks = fastnet.get_num_threads() * _core.l2_bytes()
+    assert many[1] <= itemsize * (16 * batch * sum(layers) + 3 * weights) + gemm_blocks
+    # NumPy: a few small arrays, and with shuffling each epoch's order of the rows (int64)
+    rows, epochs = 20 * batch + 3, 5
+    assert many[2] <= 16 * 1024 + (8 * (epochs + 3) * rows if shuffle else 0), many[2]
+
+
+def test_the_ledger_counts_what_the_library_allocates():
+    """The counts the test above relies on move when the library allocates: a fit with no
+    scratch block kept allocates one (the tiny trainer's whole workspace), and the next
+    fit of the same size takes the kept one and allocates nothing."""
+    layers, batch = FIT_CASES["tiny-xor"]
+    first = _fit_memory(layers, batch, 12, 1, np.float32, False)
+    assert first[0] == 1 and first[1] >= 4 * (2 * 4 + 4 * 1)
+    calls, nbytes = _core._alloc_stats()
+    fastnet.Network(layers, seed=0).fit(np.ones((12, 2), np.float32),
+                                        np.zeros((12, 1), np.float32), 1, 0.1, batch_size=batch)
+    assert _core._last_trainer() == "tiny"
+    assert _core._alloc_stats() == (calls, nbytes)
