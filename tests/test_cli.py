@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import fastnet
 
 
@@ -143,6 +145,32 @@ def test_bench_warns_when_threads_do_not_scale_the_gemm():
     assert "physical cores" in shared_cores_note(shared, ["float32"], [1, 2], 40.0)
     slow = shared_cores_note(shared, ["float32"], [1, 2], 190.0)
     assert "do not share a cache" in slow and "190 ns" in slow
+
+
+def test_bench_names_a_slower_cpu_as_the_cause():
+    from fastnet.bench import shared_cores_note
+
+    shared = {("float32", 1): 100.0, ("float32", 2): 130.0}
+    uneven = shared_cores_note(shared, ["float32"], [1, 2], 40.0, {0: 150.0, 1: 95.0})
+    assert "CPU 1 at 0.63x" in uneven and "CPU 0" in uneven
+    even = shared_cores_note(shared, ["float32"], [1, 2], 40.0, {0: 150.0, 1: 140.0})
+    assert "physical cores" in even
+
+
+def test_cpu_rates_time_each_cpu_and_restore_the_affinity():
+    import os
+
+    from fastnet.bench import cpu_rates
+
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs this process may run on")
+    allowed = os.sched_getaffinity(0)
+    threads = fastnet.get_num_threads()
+    cpus = sorted(allowed)[:2]
+    rates = cpu_rates(n=128, repeats=3, cpus=cpus)
+    assert sorted(rates) == cpus and all(r > 0 for r in rates.values())
+    assert os.sched_getaffinity(0) == allowed
+    assert fastnet.get_num_threads() == threads
 
 
 def test_line_trip_is_measured_on_two_threads_only():

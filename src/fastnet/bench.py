@@ -312,21 +312,67 @@ def speedups(times):
             for i, ts in times.items() if i != "fastnet"}
 
 
-def shared_cores_note(gemm, dtypes, threads, line_ns=None):
+def cpu_rates(n=768, repeats=9, cpus=None):
+    """{cpu: GFLOP/s} of fastnet's one-thread float32 GEMM (n x n) on the calling thread
+    pinned to each CPU in turn, round after round (the median of repeats rounds: the rates
+    drift within seconds), the affinity restored after; None where threads cannot be
+    pinned. A shared host can run one vCPU much slower than
+    another: on this project's machines one ran the same product at 0.6-0.7x the other's
+    rate for minutes (XOR's epoch too, at 0.7-1.0x), and a team whose work is split
+    evenly then waits for the slow one."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except OSError:
+        return None
+    cpus = allowed if cpus is None else cpus
+    if len(cpus) < 2:
+        return None
+    rng = np.random.default_rng(0)
+    A = rng.random((n, n), dtype=np.float32)
+    B = rng.random((n, n), dtype=np.float32)
+    threads = fastnet.get_num_threads()
+    try:
+        fastnet.set_num_threads(1)
+        times = {cpu: [] for cpu in cpus}
+        for _ in range(repeats):
+            for cpu in cpus:
+                os.sched_setaffinity(0, {cpu})
+                fastnet.kernels.matmul(A, B)  # warm up on this CPU
+                times[cpu].append(_timed(lambda: fastnet.kernels.matmul(A, B)))
+        rates = {cpu: 2.0 * n**3 / statistics.median(t) / 1e9 for cpu, t in times.items()}
+    except OSError:
+        return None
+    finally:
+        os.sched_setaffinity(0, allowed)
+        fastnet.set_num_threads(threads)
+    return rates
+
+
+def shared_cores_note(gemm, dtypes, threads, line_ns=None, rates=None):
     """A warning when NumPy's GEMM gained much less than the thread count from 1 to the most
-    threads. Two host states do that, and this project's machines switch between them and
-    the normal one within minutes: the two vCPUs on one physical core (a 2-thread FMA loop
-    ran at 117 against 232 GFLOP/s), or on cores that do not share a cache (the FMA loop at
-    full speed, but a cache line takes 165-270 ns between them against 27-67 ns, and
-    OpenBLAS's threads share packed panels). ``line_ns``, the measured trip, tells which.
-    None when there is no such pair."""
+    threads. Three host states do that, and this project's machines switch between them
+    and the normal one within minutes: one vCPU slower than the other (``rates``, each
+    CPU's one-thread GEMM rate, shows it), the two vCPUs on one physical core (a 2-thread
+    FMA loop ran at 117 against 232 GFLOP/s), or on cores that do not share a cache (the
+    FMA loop at full speed, but a cache line takes 165-270 ns between them against
+    27-67 ns, and OpenBLAS's threads share packed panels). ``line_ns``, the measured trip,
+    tells the last two apart. None when there is no such pair."""
     most = max(threads)
     if most <= 1 or 1 not in threads:
         return None
     for dt in dtypes:
         gain = gemm[(dt, most)] / gemm[(dt, 1)]
         if gain < 0.7 * most:
-            if line_ns is not None and line_ns > _core.SLOW_LINE_NS:
+            slowest = min(rates, key=rates.get) if rates else None
+            fastest = max(rates, key=rates.get) if rates else None
+            if rates and rates[slowest] < 0.8 * rates[fastest]:
+                why = (f"one CPU runs slower than another right now (CPU {slowest} at "
+                       f"{rates[slowest] / rates[fastest]:.2f}x the GEMM rate of CPU "
+                       f"{fastest}), which caps every implementation that splits its work "
+                       "evenly between threads")
+            elif line_ns is not None and line_ns > _core.SLOW_LINE_NS:
                 why = ("the threads' cores do not share a cache right now (a cache line takes "
                        f"{line_ns:.0f} ns between them), which slows every implementation "
                        "that shares data between threads")
@@ -429,7 +475,11 @@ def main(argv=None) -> int:
         where = "cores not sharing a cache" if line_ns > _core.SLOW_LINE_NS else "a shared cache"
         print(f"  cache line between two threads' cores: {line_ns:.0f} ns one way ({where})",
               file=out)
-    shared = shared_cores_note(gemm, dtypes, args.threads, line_ns)
+    rates = cpu_rates() if max(args.threads) >= 2 else None
+    if rates:
+        print("  one-thread GEMM rate by CPU (fastnet, float32, GFLOP/s): "
+              + ", ".join(f"CPU {c} {r:.1f}" for c, r in rates.items()), file=out)
+    shared = shared_cores_note(gemm, dtypes, args.threads, line_ns, rates)
     if shared:
         notes.append(shared)
         print(f"  WARNING: {shared}", file=out)
@@ -511,6 +561,7 @@ def main(argv=None) -> int:
             "gemm_size": gemm_n,
             "gemm_gflops": {f"{dt}/{n}": r for (dt, n), r in gemm.items()},
             "line_trip_ns": line_ns,
+            "cpu_gemm_gflops": rates,
             "results": rows,
             "checks": [c.__dict__ for c in checks],
         }
