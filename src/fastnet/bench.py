@@ -312,21 +312,25 @@ def speedups(times):
             for i, ts in times.items() if i != "fastnet"}
 
 
+# cpu_rates times at most this many CPUs (about 0.2 s each)
+MAX_RATED_CPUS = 8
+
+
 def cpu_rates(n=768, repeats=9, cpus=None):
     """{cpu: GFLOP/s} of fastnet's one-thread float32 GEMM (n x n) on the calling thread
-    pinned to each CPU in turn, round after round (the median of repeats rounds: the rates
-    drift within seconds), the affinity restored after; None where threads cannot be
-    pinned. A shared host can run one vCPU much slower than
-    another: on this project's machines one ran the same product at 0.6-0.7x the other's
-    rate for minutes (XOR's epoch too, at 0.7-1.0x), and a team whose work is split
-    evenly then waits for the slow one."""
+    pinned to each CPU in turn (by default the first MAX_RATED_CPUS this process may run
+    on), round after round (the median of repeats rounds: the rates drift within
+    seconds), the affinity restored after; None where threads cannot be pinned. A shared
+    host can run one vCPU much slower than another: on this project's machines one ran
+    the same product at 0.6-0.7x the other's rate for minutes (XOR's epoch too, at
+    0.7-1.0x), and a team whose work is split evenly then waits for the slow one."""
     if not hasattr(os, "sched_setaffinity"):
         return None
     try:
         allowed = sorted(os.sched_getaffinity(0))
     except OSError:
         return None
-    cpus = allowed if cpus is None else cpus
+    cpus = allowed[:MAX_RATED_CPUS] if cpus is None else cpus
     if len(cpus) < 2:
         return None
     rng = np.random.default_rng(0)
