@@ -43,18 +43,21 @@ static void T(row_losses)(int64_t e0, int64_t e1, int64_t n_out, const REAL *O_o
 {
     for (int64_t e = e0; e < e1; e++) {
         const REAL *o = O_out + e * ld_o, *y = Y + e * ld_y;
-        double s[4] = {0};
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#define SQ(n) ((double)(o[n] - y[n]) * (double)(o[n] - y[n]))
         int64_t n = 0;
         for (; n + 4 <= n_out; n += 4)
-            for (int k = 0; k < 4; k++) {
-                const REAL diff = o[n + k] - y[n + k];
-                s[k] += (double)diff * (double)diff;
-            }
-        for (int k = 0; n < n_out; n++, k++) {
-            const REAL diff = o[n] - y[n];
-            s[k] += (double)diff * (double)diff;
-        }
-        row_loss[e] = (s[0] + s[1]) + (s[2] + s[3]);
+            s0 += SQ(n), s1 += SQ(n + 1), s2 += SQ(n + 2), s3 += SQ(n + 3);
+        /* the last n_out mod 4 into s0, s1, s2 (named sums, not an array indexed by a
+         * variable, which lived on the stack: XOR's one output went through memory) */
+        if (n < n_out)
+            s0 += SQ(n);
+        if (n + 1 < n_out)
+            s1 += SQ(n + 1);
+        if (n + 2 < n_out)
+            s2 += SQ(n + 2);
+#undef SQ
+        row_loss[e] = (s0 + s1) + (s2 + s3);
     }
 }
 
