@@ -341,6 +341,13 @@ void *fn_scratch_take(size_t bytes)
     return h + FN_ALIGN;
 }
 
+/* The packed path's split for tests (fn_gemm_force_share, fastnet.h): a fraction, or < 0. */
+static _Atomic double forced_share = -1;
+
+void fn_gemm_force_share(double share) { atomic_store(&forced_share, share); }
+
+double fn_gemm_forced_share(void) { return atomic_load_explicit(&forced_share, memory_order_relaxed); }
+
 void fn_scratch_drop(void) { fn_aligned_free(atomic_exchange(&kept_block, NULL)); }
 
 void fn_scratch_give(void *p)

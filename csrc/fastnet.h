@@ -79,6 +79,11 @@ int fn_forked_after_team(void);
  * block kept between calls, so that the next call allocates its own. */
 void fn_alloc_stats(int64_t *calls, int64_t *bytes);
 void fn_scratch_drop(void);
+/* For tests: the share of a weighted product (gemm.c) that thread 0 takes, in [0, 1], the
+ * other threads even shares of the rest, instead of the measured speeds'; < 0 restores
+ * the measured split. fn_gemm_forced_share returns the setting. */
+void fn_gemm_force_share(double share);
+double fn_gemm_forced_share(void);
 
 /* How the small trainer (train_small.c) decides whether a team shares the batches: by
  * measuring (AUTO), or, for tests, always sharing, or taking every trip as slow and the

@@ -25,6 +25,7 @@
 #include "internal.h"
 
 #include <omp.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* op(A) up to this size is taken to stay in L2 while a thread walks its columns. */
@@ -134,6 +135,44 @@ static int64_t T(b_block_cols)(const T(fn_config) *cfg, int64_t N, int64_t K)
     return (panels > 1 ? panels : 1) * cfg->nr;
 }
 
+/* Teams of at most this many split the packed path by their measured speeds (one
+ * double a thread in the workspace's FN_GEMM_CTL_BYTES). */
+#define FN_GEMM_WEIGHTED_MAX ((int64_t)(FN_GEMM_CTL_BYTES / sizeof(double)))
+
+/* cum[0 .. team]: where each thread's share of a product starts, as fractions, from the
+ * threads' measured rates (an even split while any is unmeasured); a share stays within
+ * half and one and a half times an even one, so one slow measurement cannot starve a
+ * thread or load it with everything. */
+static void T(split_fractions)(_Atomic double *speed, int64_t team, double *cum)
+{
+    const double forced = fn_gemm_forced_share();
+    if (forced >= 0) { /* tests: thread 0's share as given, the rest even */
+        cum[0] = 0;
+        for (int64_t t = 0; t < team; t++)
+            cum[t + 1] = forced + (1 - forced) * (double)t / (double)(team - 1);
+        cum[team] = 1;
+        return;
+    }
+    double s[FN_GEMM_WEIGHTED_MAX], total = 0;
+    int known = 1;
+    for (int64_t t = 0; t < team; t++) {
+        s[t] = atomic_load_explicit(&speed[t], memory_order_relaxed);
+        known &= s[t] > 0;
+        total += s[t];
+    }
+    double sum = 0;
+    for (int64_t t = 0; t < team; t++) {
+        double w = known ? s[t] / total : 1.0 / (double)team;
+        w = w < 0.5 / (double)team ? 0.5 / (double)team : w > 1.5 / (double)team ? 1.5 / (double)team : w;
+        s[t] = w;
+        sum += w;
+    }
+    cum[0] = 0;
+    for (int64_t t = 0; t < team; t++)
+        cum[t + 1] = cum[t] + s[t] / sum;
+    cum[team] = 1;
+}
+
 /* The packed path: products with at least FN_PACK_MIN_N columns and two micro-panels of
  * rows, where copying both operands into contiguous panels pays for itself; see
  * fn_gemm_team. (Narrower products, such as mnist's [784,128,10] layers, ran 5-20%
@@ -164,7 +203,8 @@ static int64_t T(thread_workspace)(const T(fn_config) *cfg, int64_t M, int64_t N
 
 int64_t T(fn_gemm_workspace)(int64_t M, int64_t N, int64_t K, int team)
 {
-    return (int64_t)team * T(thread_workspace)(T(fn_config_get)(), M, N, K);
+    return (int64_t)(FN_GEMM_CTL_BYTES / sizeof(REAL)) +
+           (int64_t)team * T(thread_workspace)(T(fn_config_get)(), M, N, K);
 }
 
 #include "transpose.h"
@@ -406,8 +446,8 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
      * as its callers' products differ in shape from thread to thread). */
     const int alone = p1 >= 0;
     REAL *mine = alone ? workspace
-                       : workspace + (int64_t)omp_get_thread_num() *
-                                         T(thread_workspace)(cfg, M, N, K);
+                       : workspace + FN_GEMM_CTL_BYTES / sizeof(REAL) +
+                             (int64_t)omp_get_thread_num() * T(thread_workspace)(cfg, M, N, K);
     if (!alone && T(direct)(cfg, M, N, K) && !b_panels && !c_panels) {
         /* The direct path. Too small to pay for a team: one thread. Narrower than the
          * micro-tile (the output layer's products, N = 10 on mnist, where an nr = 32 tile
@@ -467,6 +507,69 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
             const double cost = (double)nc * (double)M + (double)mbk * (double)N;
             if (best < 0 || cost < best)
                 best = cost, m_blocks = mbk, n_chunks = nc;
+        }
+        /* One item a thread, of rows or of columns: the split point follows the threads'
+         * measured speeds. A shared host can run one vCPU at 0.6-0.7x the other's rate for
+         * minutes, and an even split then waits for the slower thread (wide's epoch gained
+         * 1.21x from a second thread where NumPy's gained 1.34x). Each thread's rate (flop
+         * per second of its last share, averaged) is kept in the team's workspace; every
+         * thread reads all of them before a barrier, so all compute the same split from the
+         * same values, and writes its own only after it (the next product reads them after
+         * this one's closing barrier). The split moves whole micro-panels of rows or panels
+         * of columns: the same tiles, the same bits as any split. Wide float32, two
+         * threads, with one CPU at 0.69-0.73x the other's rate: 478 -> 397 ms an epoch,
+         * 1 -> 2 threads 1.38x -> 1.68x (`python -m fastnet bench`, one run each); in C,
+         * per-round ratios 0.87 and 0.95 in two such spells. The extra barrier costs one
+         * line trip a product. */
+        const int rows_split = m_blocks == team && n_chunks == 1;
+        if (team <= FN_GEMM_WEIGHTED_MAX && (rows_split || (m_blocks == 1 && n_chunks == team))) {
+            _Atomic double *speed = (_Atomic double *)(void *)workspace;
+            double cum[FN_GEMM_WEIGHTED_MAX + 1];
+            T(split_fractions)(speed, team, cum);
+#pragma omp barrier
+            const int64_t t = omp_get_thread_num(), units = rows_split ? m_panels : n_panels;
+            const int64_t lo = (int64_t)(cum[t] * (double)units + 0.5);
+            const int64_t hi = (int64_t)(cum[t + 1] * (double)units + 0.5);
+            const int64_t i0 = rows_split ? lo * mr : 0;
+            const int64_t i1 = rows_split ? (hi * mr < M ? hi * mr : M) : M;
+            const int64_t c0 = rows_split ? 0 : lo * nr;
+            const int64_t c1 = rows_split ? N : (hi * nr < N ? hi * nr : N);
+            if (i0 < i1 && c0 < c1) {
+                const double start = omp_get_wtime();
+                const int64_t mb = i1 - i0, mb_pad = fn_round_up(mb, mr);
+                for (int64_t ks = 0; ks < K; ks += KS) {
+                    const int64_t ks_len = K - ks < KS ? K - ks : KS;
+                    for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
+                        const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+                        T(pack_A)(trans_a, A + i0 * rs_a + pc * cs_a, lda, mb, kc, mr,
+                                  Ap + (pc - ks) * mb_pad);
+                    }
+                    for (int64_t j0 = c0; j0 < c1; j0 += nr) {
+                        const int64_t n = c1 - j0 < nr ? c1 - j0 : nr;
+                        for (int64_t pc = ks; !b_panels && pc < ks + ks_len; pc += KC) {
+                            const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+                            T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr, Bp + (pc - ks) * nr);
+                        }
+                        for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
+                            const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+                            const REAL *Bpanel =
+                                b_panels ? B_COLUMN(j0) + pc * nr : Bp + (pc - ks) * nr;
+                            T(tiles)(cfg, i0, mb, j0, n, kc, Ap + (pc - ks) * mb_pad, mr * kc,
+                                     1, mr, Bpanel, nr, alpha, pc == 0 ? beta : (REAL)1,
+                                     C_COLUMN(j0), ldc_t, pc + kc >= K ? ep : NULL, tile, nr);
+                        }
+                    }
+                }
+                const double seconds = omp_get_wtime() - start;
+                if (seconds > 0) {
+                    const double rate = 2.0 * (double)mb * (double)(c1 - c0) * (double)K / seconds;
+                    const double old = atomic_load_explicit(&speed[t], memory_order_relaxed);
+                    atomic_store_explicit(&speed[t], old > 0 ? 0.5 * old + 0.5 * rate : rate,
+                                          memory_order_relaxed);
+                }
+            }
+#pragma omp barrier
+            return;
         }
         /* This thread's run of items (row-block major: item = ib n_chunks + jc), taken
          * chunk by chunk: the row blocks [ib0, ib1) it has in chunk jc. With two or more
@@ -636,6 +739,7 @@ fn_status T(fn_gemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
     REAL *ws = fn_aligned_alloc(sizeof(REAL) * T(fn_gemm_workspace)(M, N, K, team));
     if (!ws)
         return FN_ENOMEM;
+    fn_gemm_ctl_clear(ws);
     FN_RUN_TEAM(team, T(fn_gemm_team)(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
                                       ldc, ep, ws));
     fn_aligned_free(ws);

@@ -21,6 +21,13 @@
 #define FN_CAT(a, b) FN_CAT2(a, b)
 
 #define FN_ALIGN 64
+
+/* The first FN_GEMM_CTL_BYTES of a team's GEMM workspace (fn_gemm_workspace counts them):
+ * the team's threads' measured speeds, by which the packed path splits a product between
+ * them (gemm.c). Whoever sets up a team's workspace clears them once (zero: no
+ * measurement, an even split). */
+#define FN_GEMM_CTL_BYTES (2 * FN_ALIGN)
+#define fn_gemm_ctl_clear(ws) memset((ws), 0, FN_GEMM_CTL_BYTES)
 /* A page: the unit the cores' prefetchers stay within (train_small.c's group blocks). */
 #define FN_PAGE_BYTES 4096
 
@@ -192,7 +199,8 @@ extern const fn_config_##S fn_config_generic_##S;                               
 extern const fn_config_##S fn_config_avx2_##S;                                         \
 extern const fn_config_##S fn_config_avx512_##S;                                       \
 /* Elements of packing workspace fn_gemm_team needs for an M x N x K product run by a  \
- * team of `team` threads (each thread packs into its own part). */                    \
+ * team of `team` threads (each thread packs into its own part, after the team's       \
+ * FN_GEMM_CTL_BYTES). */                                                              \
 int64_t fn_gemm_workspace_##S(int64_t M, int64_t N, int64_t K, int team);              \
 void fn_gemm_team_##S(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,       \
                       REAL alpha, const REAL *A, int64_t lda, const REAL *B,           \

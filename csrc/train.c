@@ -160,7 +160,8 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
             gemm_own = need > gemm_own ? need : gemm_own;
         }
         gemm_own = fn_round_up(gemm_own, FN_ALIGN);
-        gemm = team * gemm_own > gemm ? team * gemm_own : gemm;
+        const int64_t owners = (int64_t)(FN_GEMM_CTL_BYTES / sizeof(REAL)) + team * gemm_own;
+        gemm = owners > gemm ? owners : gemm;
     }
     /* output_rows_team's products (forward, delta, update of the output layer), each
      * thread in a buffer of its own that no team product shares: they run without a
@@ -222,6 +223,7 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     ws->Yb = gather ? (REAL *)p : NULL; p += sizes[4];
     ws->row_loss = (double *)p; p += sizes[5];
     ws->gemm = (REAL *)p; p += sizes[6];
+    fn_gemm_ctl_clear(ws->gemm);
     ws->gemm_own = gemm_own;
     ws->rows_ws = (REAL *)p; p += sizes[7];
     ws->rows_stride = rows_stride;
@@ -563,6 +565,7 @@ fn_status T(fn_forward)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *co
     REAL *ws = fn_scratch_take(bytes);
     if (!ws)
         return FN_ENOMEM;
+    fn_gemm_ctl_clear(ws);
     REAL **scratch_l = (REAL **)(ws + gemm + scratch + w0), *next = ws + gemm;
     for (int l = 0; l < L; l++) {
         scratch_l[l] = post[l] ? NULL : next;
@@ -740,7 +743,7 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
     REAL *W1 = net->W[1], *b0 = net->b ? net->b[0] : NULL;
     REAL *buf = ws->rows_ws + t * ws->rows_stride;
     const int64_t w0_stride = T(w0_panel_stride)(net);
-    REAL *gemm_own = ws->gemm + t * ws->gemm_own;
+    REAL *gemm_own = ws->gemm + FN_GEMM_CTL_BYTES / sizeof(REAL) + t * ws->gemm_own;
     /* Group g: units [c0, c0 + w), panels [g gp, ...) of W[0]; its blocks of H and of
      * delta_H, nb x w each, rows w apart, c0 * rows elements into their buffers (see
      * units_fits). */

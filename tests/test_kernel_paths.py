@@ -237,6 +237,55 @@ def test_packed_path_at_the_edges_of_its_panels(isa, dtype, trans_a, trans_b):
     _check_product(3 * PACK_MIN_N + 5, PACK_MIN_N + 2, kc + 9, trans_a, trans_b, dtype)
 
 
+@pytest.fixture
+def forced_share():
+    """Sets thread 0's share of a product the packed path splits by speed; restores the
+    measured split after."""
+    from fastnet import _core
+
+    yield _core._force_gemm_share
+    _core._force_gemm_share(-1.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_packed_path_split_anywhere_gives_the_bits_of_one_thread(isa, dtype, trans_a, trans_b,
+                                                                  forced_share):
+    """Two threads split a packed product by their measured speeds (one item each, of rows
+    when M > N, of columns when N > M): wherever the split falls, nothing to thread 0,
+    everything to it, or a partial panel on either side, each tile is computed as on one
+    thread. K in one block and over two super-blocks."""
+    blocking = BLOCKING[isa][np.dtype(dtype).name]
+    mr, nr, kc = blocking["mr"], blocking["nr"], blocking["kc"]
+    ks = K_SUPER[np.dtype(dtype).name]
+    shapes = [(5 * mr + 3, PACK_MIN_N + nr // 2 + 1, kc + 9),  # columns split
+              (3 * PACK_MIN_N + 5, PACK_MIN_N + 2, 7),  # rows split
+              (2 * mr + 1, 2 * PACK_MIN_N + 3, ks + 37)]  # columns, two super-blocks
+    for share in (0.0, 0.13, 0.5, 0.71, 1.0):
+        forced_share(share)
+        for M, N, K in shapes:
+            _check_product(M, N, K, trans_a, trans_b, dtype, seed=M + N + K)
+
+
+def test_training_with_products_split_by_speed_gives_the_bits_of_one_thread(forced_share):
+    """The general trainer's packed products (a 260-wide hidden layer) on two threads,
+    with the split measured from each product's timings, or forced far from even: the
+    weights of one thread."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((96, 40))
+    Y = rng.uniform(0, 1, (96, 3))
+    results = {}
+    for threads, share in ((1, -1.0), (2, -1.0), (2, 0.2), (2, 0.85)):
+        forced_share(share)
+        fastnet.set_num_threads(threads)
+        net = fastnet.Network([40, 260, 270, 3], dtype=np.float64, seed=3)
+        net.fit(X, Y, 3, 0.05, batch_size=32, shuffle=True, seed=5)
+        results[(threads, share)] = net.weights
+    for key, weights in results.items():
+        assert all(np.array_equal(a, b) for a, b in zip(weights, results[(1, -1.0)])), key
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])

@@ -34,6 +34,7 @@ cdef extern from "fastnet.h" nogil:
     int fn_last_grant()
     void fn_alloc_stats(int64_t *calls, int64_t *bytes)
     void fn_scratch_drop()
+    void fn_gemm_force_share(double share)
     int FN_SHARING_AUTO
     int FN_SHARING_ALWAYS
     int FN_SHARING_PROBE_ALONE
@@ -289,6 +290,11 @@ def _alloc_stats():
 def _scratch_drop():
     """Free the scratch block kept between calls (the next call allocates its own)."""
     fn_scratch_drop()
+
+
+def _force_gemm_share(double share):
+    """Tests: thread 0's share of a product split by speed (< 0: the measured split)."""
+    fn_gemm_force_share(share)
 
 
 def _last_sharing():
