@@ -415,6 +415,46 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                            ep, workspace);
 }
 
+/* The packed path's work on one row block, rows [i0, i0 + mb), against the panels of
+ * columns [g0, g1) over the super-block [ks, ks + ks_len) of K: op(A)'s rows copied into
+ * mr-row micro-panels in Ap, for each K block of kc:
+ *   Ap[(pc - ks) mb_pad + g kc mr + p mr + i] = op(A)[i0 + g mr + i, pc + p],
+ * then each panel's slice of op(B) copied into Bp (unless op(B) is panel-major already,
+ * b_panels, or blk holds the block's panels, copied before: ks_len x nr a panel from g0)
+ * and its tiles run, the epilogue on the last K block. */
+static void T(packed_block)(const T(fn_config) *cfg, int trans_a, int trans_b, int64_t N,
+                            int64_t K, REAL alpha, const REAL *A, int64_t lda, const REAL *B,
+                            int64_t ldb, int64_t b_panels, REAL beta, REAL *C, int64_t ldc,
+                            int64_t c_panels, const T(fn_epilogue) *ep, int64_t ks,
+                            int64_t ks_len, int64_t KC, int64_t i0, int64_t mb, int64_t g0,
+                            int64_t g1, REAL *Ap, REAL *Bp, const REAL *blk, REAL *tile)
+{
+    const int64_t mr = cfg->mr, nr = cfg->nr, mb_pad = fn_round_up(mb, mr);
+    const int64_t rs_a = trans_a ? 1 : lda, cs_a = trans_a ? lda : 1;
+    const int64_t ldc_t = c_panels ? nr : ldc;
+    for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
+        const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+        T(pack_A)(trans_a, A + i0 * rs_a + pc * cs_a, lda, mb, kc, mr, Ap + (pc - ks) * mb_pad);
+    }
+    for (int64_t j0 = g0; j0 < g1; j0 += nr) {
+        const int64_t n = g1 - j0 < nr ? g1 - j0 : nr;
+        for (int64_t pc = ks; !blk && !b_panels && pc < ks + ks_len; pc += KC) {
+            const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+            T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr, Bp + (pc - ks) * nr);
+        }
+        REAL *Cj = c_panels ? C + j0 / nr * c_panels : C + j0;
+        for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
+            const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
+            const REAL *Bpanel = b_panels ? B + j0 / nr * b_panels + pc * nr
+                                 : blk    ? blk + (j0 - g0) / nr * ks_len * nr + (pc - ks) * nr
+                                          : Bp + (pc - ks) * nr;
+            T(tiles)(cfg, i0, mb, j0, n, kc, Ap + (pc - ks) * mb_pad, mr * kc, 1, mr, Bpanel, nr,
+                     alpha, pc == 0 ? beta : (REAL)1, Cj, ldc_t, pc + kc >= K ? ep : NULL, tile,
+                     nr);
+        }
+    }
+}
+
 /* fn_gemm_team_panels, or with p1 >= 0 (fn_gemm_cols_panels) the column panels [p0, p1)
  * by the calling thread alone. */
 static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
@@ -536,30 +576,11 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
             const int64_t c1 = rows_split ? N : (hi * nr < N ? hi * nr : N);
             if (i0 < i1 && c0 < c1) {
                 const double start = omp_get_wtime();
-                const int64_t mb = i1 - i0, mb_pad = fn_round_up(mb, mr);
-                for (int64_t ks = 0; ks < K; ks += KS) {
-                    const int64_t ks_len = K - ks < KS ? K - ks : KS;
-                    for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
-                        const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-                        T(pack_A)(trans_a, A + i0 * rs_a + pc * cs_a, lda, mb, kc, mr,
-                                  Ap + (pc - ks) * mb_pad);
-                    }
-                    for (int64_t j0 = c0; j0 < c1; j0 += nr) {
-                        const int64_t n = c1 - j0 < nr ? c1 - j0 : nr;
-                        for (int64_t pc = ks; !b_panels && pc < ks + ks_len; pc += KC) {
-                            const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-                            T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr, Bp + (pc - ks) * nr);
-                        }
-                        for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
-                            const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-                            const REAL *Bpanel =
-                                b_panels ? B_COLUMN(j0) + pc * nr : Bp + (pc - ks) * nr;
-                            T(tiles)(cfg, i0, mb, j0, n, kc, Ap + (pc - ks) * mb_pad, mr * kc,
-                                     1, mr, Bpanel, nr, alpha, pc == 0 ? beta : (REAL)1,
-                                     C_COLUMN(j0), ldc_t, pc + kc >= K ? ep : NULL, tile, nr);
-                        }
-                    }
-                }
+                const int64_t mb = i1 - i0;
+                for (int64_t ks = 0; ks < K; ks += KS)
+                    T(packed_block)(cfg, trans_a, trans_b, N, K, alpha, A, lda, B, ldb, b_panels,
+                                    beta, C, ldc, c_panels, ep, ks, K - ks < KS ? K - ks : KS, KC,
+                                    i0, mb, c0, c1, Ap, Bp, NULL, tile);
                 const double seconds = omp_get_wtime() - start;
                 if (seconds > 0) {
                     const double rate = 2.0 * (double)mb * (double)(c1 - c0) * (double)K / seconds;
@@ -605,34 +626,10 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
                         const int64_t i_start = ib * m_panels / m_blocks * mr;
                         const int64_t i_end = (ib + 1) * m_panels / m_blocks * mr;
                         const int64_t mb = (i_end < M ? i_end : M) - i_start;
-                        const int64_t mb_pad = fn_round_up(mb, mr);
-                        /* for each K block, the micro-panels of mr rows (kc x mr each):
-                         * Ap[(pc - ks) mb_pad + g kc mr + p mr + i] =
-                         * op(A)[i_start + g mr + i, pc + p] */
-                        for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
-                            const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-                            T(pack_A)(trans_a, A + i_start * rs_a + pc * cs_a, lda, mb, kc, mr,
-                                      Ap + (pc - ks) * mb_pad);
-                        }
-                        for (int64_t j0 = g0; j0 < g1; j0 += nr) {
-                            const int64_t n = g1 - j0 < nr ? g1 - j0 : nr;
-                            for (int64_t pc = ks; !block_mode && !b_panels && pc < ks + ks_len;
-                                 pc += KC) {
-                                const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-                                T(pack_B)(trans_b, B, ldb, N, j0, pc, kc, nr, Bp + (pc - ks) * nr);
-                            }
-                            for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
-                                const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-                                const REAL *Bpanel =
-                                    b_panels     ? B_COLUMN(j0) + pc * nr
-                                    : block_mode ? B_BLOCK(j0, pc)
-                                                 : Bp + (pc - ks) * nr;
-                                T(tiles)(cfg, i_start, mb, j0, n, kc, Ap + (pc - ks) * mb_pad,
-                                         mr * kc, 1, mr, Bpanel, nr, alpha,
-                                         pc == 0 ? beta : (REAL)1, C_COLUMN(j0), ldc_t,
-                                         pc + kc >= K ? ep : NULL, tile, nr);
-                            }
-                        }
+                        T(packed_block)(cfg, trans_a, trans_b, N, K, alpha, A, lda, B, ldb,
+                                        b_panels, beta, C, ldc, c_panels, ep, ks, ks_len, KC,
+                                        i_start, mb, g0, g1, Ap, Bp,
+                                        block_mode ? B_BLOCK(g0, ks) : NULL, tile);
                     }
                 }
             }
