@@ -173,6 +173,17 @@ static void T(split_fractions)(_Atomic double *speed, int64_t team, double *cum)
     cum[team] = 1;
 }
 
+/* Averages a thread's new rate (flop in seconds) into its entry of the split's speeds. */
+static void T(record_speed)(_Atomic double *speed, int64_t t, double flop, double seconds)
+{
+    if (seconds <= 0)
+        return;
+    const double rate = flop / seconds;
+    const double old = atomic_load_explicit(&speed[t], memory_order_relaxed);
+    atomic_store_explicit(&speed[t], old > 0 ? 0.5 * old + 0.5 * rate : rate,
+                          memory_order_relaxed);
+}
+
 /* The packed path: products with at least FN_PACK_MIN_N columns and two micro-panels of
  * rows, where copying both operands into contiguous panels pays for itself; see
  * fn_gemm_team. (Narrower products, such as mnist's [784,128,10] layers, ran 5-20%
@@ -548,26 +559,30 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
             if (best < 0 || cost < best)
                 best = cost, m_blocks = mbk, n_chunks = nc;
         }
-        /* One item a thread, of rows or of columns: the split point follows the threads'
-         * measured speeds. A shared host can run one vCPU at 0.6-0.7x the other's rate for
-         * minutes, and an even split then waits for the slower thread (wide's epoch gained
-         * 1.21x from a second thread where NumPy's gained 1.34x). Each thread's rate (flop
-         * per second of its last share, averaged) is kept in the team's workspace; every
-         * thread reads all of them before a barrier, so all compute the same split from the
-         * same values, and writes its own only after it (the next product reads them after
-         * this one's closing barrier). The split moves whole micro-panels of rows or panels
-         * of columns: the same tiles, the same bits as any split. Wide float32, two
-         * threads, with one CPU at 0.69-0.73x the other's rate: 478 -> 397 ms an epoch,
-         * 1 -> 2 threads 1.38x -> 1.68x (`python -m fastnet bench`, one run each); in C,
-         * per-round ratios 0.87 and 0.95 in two such spells. The extra barrier costs one
-         * line trip a product. */
-        const int rows_split = m_blocks == team && n_chunks == 1;
-        if (team <= FN_GEMM_WEIGHTED_MAX && (rows_split || (m_blocks == 1 && n_chunks == team))) {
-            _Atomic double *speed = (_Atomic double *)(void *)workspace;
-            double cum[FN_GEMM_WEIGHTED_MAX + 1];
+        /* The split follows the threads' measured speeds. A shared host can run one vCPU
+         * at 0.6-0.7x the other's rate for minutes, and an even split then waits for the
+         * slower thread (wide's epoch gained 1.21x from a second thread where NumPy's
+         * gained 1.34x). Each thread's rate (flop per second of its last share, averaged)
+         * is kept in the team's workspace; every thread reads all of them before a
+         * barrier, so all compute the same split from the same values, and writes its own
+         * only after it (the next product reads them after this one's closing barrier).
+         * With one item a thread, the split point moves within the items' rows or columns
+         * by whole micro-panels or panels; with more, whole items move. Either way the
+         * same tiles, the same bits as any split. Wide float32, two threads, with one CPU
+         * at 0.69-0.73x the other's rate: 478 -> 397 ms an epoch, 1 -> 2 threads 1.38x ->
+         * 1.68x (`python -m fastnet bench`, one run each); in C, per-round ratios 0.87 and
+         * 0.95 in two such spells. The extra barrier costs one line trip a product. */
+        const int weighted = team <= FN_GEMM_WEIGHTED_MAX;
+        _Atomic double *speed = (_Atomic double *)(void *)workspace;
+        double cum[FN_GEMM_WEIGHTED_MAX + 1];
+        if (weighted) {
             T(split_fractions)(speed, team, cum);
 #pragma omp barrier
-            const int64_t t = omp_get_thread_num(), units = rows_split ? m_panels : n_panels;
+        }
+        const int64_t t = omp_get_thread_num();
+        const int rows_split = m_blocks == team && n_chunks == 1;
+        if (weighted && (rows_split || (m_blocks == 1 && n_chunks == team))) {
+            const int64_t units = rows_split ? m_panels : n_panels;
             const int64_t lo = (int64_t)(cum[t] * (double)units + 0.5);
             const int64_t hi = (int64_t)(cum[t + 1] * (double)units + 0.5);
             const int64_t i0 = rows_split ? lo * mr : 0;
@@ -581,13 +596,8 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
                     T(packed_block)(cfg, trans_a, trans_b, N, K, alpha, A, lda, B, ldb, b_panels,
                                     beta, C, ldc, c_panels, ep, ks, K - ks < KS ? K - ks : KS, KC,
                                     i0, mb, c0, c1, Ap, Bp, NULL, tile);
-                const double seconds = omp_get_wtime() - start;
-                if (seconds > 0) {
-                    const double rate = 2.0 * (double)mb * (double)(c1 - c0) * (double)K / seconds;
-                    const double old = atomic_load_explicit(&speed[t], memory_order_relaxed);
-                    atomic_store_explicit(&speed[t], old > 0 ? 0.5 * old + 0.5 * rate : rate,
-                                          memory_order_relaxed);
-                }
+                T(record_speed)(speed, t, 2.0 * (double)mb * (double)(c1 - c0) * (double)K,
+                                omp_get_wtime() - start);
             }
 #pragma omp barrier
             return;
@@ -599,8 +609,11 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
          * and its tiles run against them. 4096^2 on one thread had copied all of op(B)
          * for each of 16 row blocks, reading 128 bytes from each row 16 KB apart: 18% of
          * its time. Either way each element gets its K blocks in order: the same bits. */
-        const int64_t t = omp_get_thread_num(), items = m_blocks * n_chunks;
-        const int64_t it0 = items * t / team, it1 = items * (t + 1) / team;
+        const int64_t items = m_blocks * n_chunks;
+        const int64_t it0 = weighted ? (int64_t)(cum[t] * (double)items + 0.5) : items * t / team;
+        const int64_t it1 =
+            weighted ? (int64_t)(cum[t + 1] * (double)items + 0.5) : items * (t + 1) / team;
+        const double start = omp_get_wtime();
         REAL *Bblk = Ap + fn_round_up(T(packed_rows)(cfg, K) * KS, FN_ALIGN);
 /* In the block, the panel of columns j0 (the block starting at g0) at K step pc of the
  * super-block at ks: panels of ks_len x nr, kc x nr a step. */
@@ -635,6 +648,11 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
             }
         }
 #undef B_BLOCK
+        if (weighted && it1 > it0) /* the share's flop, as a fraction of the items */
+            T(record_speed)(speed, t,
+                            2.0 * (double)M * (double)N * (double)K * (double)(it1 - it0) /
+                                (double)items,
+                            omp_get_wtime() - start);
 #pragma omp barrier
         return;
     }

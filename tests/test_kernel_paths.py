@@ -253,15 +253,19 @@ def forced_share():
 def test_packed_path_split_anywhere_gives_the_bits_of_one_thread(isa, dtype, trans_a, trans_b,
                                                                   forced_share):
     """Two threads split a packed product by their measured speeds (one item each, of rows
-    when M > N, of columns when N > M): wherever the split falls, nothing to thread 0,
-    everything to it, or a partial panel on either side, each tile is computed as on one
-    thread. K in one block and over two super-blocks."""
+    when M > N, of columns when N > M, or runs of row blocks): wherever the split falls,
+    nothing to thread 0, everything to it, or a partial panel on either side, each tile is
+    computed as on one thread. K in one block and over two super-blocks."""
+    from fastnet import _core
+
     blocking = BLOCKING[isa][np.dtype(dtype).name]
     mr, nr, kc = blocking["mr"], blocking["nr"], blocking["kc"]
     ks = K_SUPER[np.dtype(dtype).name]
+    rows = _core.l2_bytes() // 2 // (ks * np.dtype(dtype).itemsize) // mr * mr
     shapes = [(5 * mr + 3, PACK_MIN_N + nr // 2 + 1, kc + 9),  # columns split
               (3 * PACK_MIN_N + 5, PACK_MIN_N + 2, 7),  # rows split
-              (2 * mr + 1, 2 * PACK_MIN_N + 3, ks + 37)]  # columns, two super-blocks
+              (2 * mr + 1, 2 * PACK_MIN_N + 3, ks + 37),  # columns, two super-blocks
+              (2 * max(rows, blocking["mc"]) + mr + 3, PACK_MIN_N + 11, ks + 37)]  # row blocks
     for share in (0.0, 0.13, 0.5, 0.71, 1.0):
         forced_share(share)
         for M, N, K in shapes:
