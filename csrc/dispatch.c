@@ -346,7 +346,10 @@ static _Atomic double forced_share = -1;
 
 void fn_gemm_force_share(double share) { atomic_store(&forced_share, share); }
 
-double fn_gemm_forced_share(void) { return atomic_load_explicit(&forced_share, memory_order_relaxed); }
+double fn_gemm_forced_share(void)
+{
+    return atomic_load_explicit(&forced_share, memory_order_relaxed);
+}
 
 void fn_scratch_drop(void) { fn_aligned_free(atomic_exchange(&kept_block, NULL)); }
 

@@ -162,8 +162,9 @@ static void T(split_fractions)(_Atomic double *speed, int64_t team, double *cum)
     }
     double sum = 0;
     for (int64_t t = 0; t < team; t++) {
-        double w = known ? s[t] / total : 1.0 / (double)team;
-        w = w < 0.5 / (double)team ? 0.5 / (double)team : w > 1.5 / (double)team ? 1.5 / (double)team : w;
+        const double even = 1.0 / (double)team;
+        double w = known ? s[t] / total : even;
+        w = w < 0.5 * even ? 0.5 * even : w > 1.5 * even ? 1.5 * even : w;
         s[t] = w;
         sum += w;
     }
