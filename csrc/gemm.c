@@ -679,14 +679,28 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
      * whole data set) is streamed once instead: row blocks outermost. */
     const int col_major = alone || M * K * (int64_t)sizeof(REAL) <= FN_A_RESIDENT_BYTES;
     /* the team's items dealt out in contiguous runs (omp for's static schedule, by hand:
-     * one loop serves both modes), then a barrier; alone, the panels' items */
-    int64_t item0 = 0, item1 = m_blocks * n_panels;
+     * one loop serves both modes), then a barrier; alone, the panels' items. Row blocks
+     * outermost (a large op(A) streamed, predict's products), the runs follow the threads'
+     * measured speeds as on the packed path; columns outermost, each thread keeps its
+     * columns from batch to batch (see above), so the runs stay even. */
+    const int64_t items = m_blocks * n_panels;
+    int64_t item0 = 0, item1 = items;
+    const int weighted = !alone && !col_major && omp_get_num_threads() > 1 &&
+                         omp_get_num_threads() <= FN_GEMM_WEIGHTED_MAX;
+    _Atomic double *speed = (_Atomic double *)(void *)workspace;
     if (alone) {
         item0 = p0 * m_blocks;
         item1 = p1 * m_blocks;
+    } else if (weighted) {
+        double cum[FN_GEMM_WEIGHTED_MAX + 1];
+        T(split_fractions)(speed, omp_get_num_threads(), cum);
+#pragma omp barrier
+        item0 = (int64_t)(cum[omp_get_thread_num()] * (double)items + 0.5);
+        item1 = (int64_t)(cum[omp_get_thread_num() + 1] * (double)items + 0.5);
     } else {
-        fn_row_share(item1, 1, omp_get_thread_num(), omp_get_num_threads(), &item0, &item1);
+        fn_row_share(items, 1, omp_get_thread_num(), omp_get_num_threads(), &item0, &item1);
     }
+    const double start = omp_get_wtime();
     for (int64_t item = item0; item < item1; item++) {
         const int64_t ib = col_major ? item % m_blocks : item / n_panels;
         const int64_t jp = col_major ? item / m_blocks : item % n_panels;
@@ -716,6 +730,11 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
             }
         }
     }
+    if (weighted && item1 > item0)
+        T(record_speed)(speed, omp_get_thread_num(),
+                        2.0 * (double)M * (double)N * (double)K * (double)(item1 - item0) /
+                            (double)items,
+                        omp_get_wtime() - start);
     if (!alone) {
 #pragma omp barrier
     }

@@ -253,7 +253,8 @@ def forced_share():
 def test_packed_path_split_anywhere_gives_the_bits_of_one_thread(isa, dtype, trans_a, trans_b,
                                                                   forced_share):
     """Two threads split a packed product by their measured speeds (one item each, of rows
-    when M > N, of columns when N > M, or runs of row blocks): wherever the split falls,
+    when M > N, of columns when N > M, or runs of row blocks), and a narrower product
+    whose large op(A) is streamed row block by row block: wherever the split falls,
     nothing to thread 0, everything to it, or a partial panel on either side, each tile is
     computed as on one thread. K in one block and over two super-blocks."""
     from fastnet import _core
@@ -265,7 +266,8 @@ def test_packed_path_split_anywhere_gives_the_bits_of_one_thread(isa, dtype, tra
     shapes = [(5 * mr + 3, PACK_MIN_N + nr // 2 + 1, kc + 9),  # columns split
               (3 * PACK_MIN_N + 5, PACK_MIN_N + 2, 7),  # rows split
               (2 * mr + 1, 2 * PACK_MIN_N + 3, ks + 37),  # columns, two super-blocks
-              (2 * max(rows, blocking["mc"]) + mr + 3, PACK_MIN_N + 11, ks + 37)]  # row blocks
+              (2 * max(rows, blocking["mc"]) + mr + 3, PACK_MIN_N + 11, ks + 37),  # row blocks
+              (3001, nr + 5, kc + 44)]  # narrower: op(A) streamed, runs of row blocks
     for share in (0.0, 0.13, 0.5, 0.71, 1.0):
         forced_share(share)
         for M, N, K in shapes:
