@@ -142,36 +142,39 @@ static int64_t T(b_block_cols)(const T(fn_config) *cfg, int64_t N, int64_t K)
 /* cum[0 .. team]: where each thread's share of a product starts, as fractions, from the
  * threads' measured rates (an even split while any is unmeasured); a share stays within
  * half and one and a half times an even one, so one slow measurement cannot starve a
- * thread or load it with everything. */
+ * thread or load it with everything. Every thread of the team calls it; it ends with the
+ * barrier after which a thread may write its own rate (record_speed), so all read the
+ * same rates and take the same split. */
 static void T(split_fractions)(_Atomic double *speed, int64_t team, double *cum)
 {
-    const double forced = fn_gemm_forced_share();
-    if (forced >= 0) { /* tests: thread 0's share as given, the rest even */
-        cum[0] = 0;
-        for (int64_t t = 0; t < team; t++)
-            cum[t + 1] = forced + (1 - forced) * (double)t / (double)(team - 1);
-        cum[team] = 1;
-        return;
-    }
-    double s[FN_GEMM_WEIGHTED_MAX], total = 0;
+    const double forced = fn_gemm_forced_share(), even = 1.0 / (double)team;
+    double w[FN_GEMM_WEIGHTED_MAX], total = 0, sum = 0;
     int known = 1;
     for (int64_t t = 0; t < team; t++) {
-        s[t] = atomic_load_explicit(&speed[t], memory_order_relaxed);
-        known &= s[t] > 0;
-        total += s[t];
+        w[t] = atomic_load_explicit(&speed[t], memory_order_relaxed);
+        known &= w[t] > 0;
+        total += w[t];
     }
-    double sum = 0;
     for (int64_t t = 0; t < team; t++) {
-        const double even = 1.0 / (double)team;
-        double w = known ? s[t] / total : even;
-        w = w < 0.5 * even ? 0.5 * even : w > 1.5 * even ? 1.5 * even : w;
-        s[t] = w;
-        sum += w;
+        if (forced >= 0) /* tests: thread 0's share as given, the rest even */
+            w[t] = t == 0 ? forced : (1 - forced) / (double)(team - 1);
+        else {
+            w[t] = known ? w[t] / total : even;
+            w[t] = w[t] < 0.5 * even ? 0.5 * even : w[t] > 1.5 * even ? 1.5 * even : w[t];
+        }
+        sum += w[t];
     }
     cum[0] = 0;
     for (int64_t t = 0; t < team; t++)
-        cum[t + 1] = cum[t] + s[t] / sum;
+        cum[t + 1] = cum[t] + w[t] / sum;
     cum[team] = 1;
+#pragma omp barrier
+}
+
+/* Where thread k's share of `units` starts (cum: split_fractions'). */
+static inline int64_t T(split_at)(const double *cum, int64_t k, int64_t units)
+{
+    return (int64_t)(cum[k] * (double)units + 0.5);
 }
 
 /* Averages a thread's new rate (flop in seconds) into its entry of the split's speeds. */
@@ -573,19 +576,16 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
          * at 0.69-0.73x the other's rate: 478 -> 397 ms an epoch, 1 -> 2 threads 1.38x ->
          * 1.68x (`python -m fastnet bench`, one run each); in C, per-round ratios 0.87 and
          * 0.95 in two such spells. The extra barrier costs one line trip a product. */
-        const int weighted = team <= FN_GEMM_WEIGHTED_MAX;
+        const int weighted = team > 1 && team <= FN_GEMM_WEIGHTED_MAX;
         _Atomic double *speed = (_Atomic double *)(void *)workspace;
         double cum[FN_GEMM_WEIGHTED_MAX + 1];
-        if (weighted) {
+        if (weighted)
             T(split_fractions)(speed, team, cum);
-#pragma omp barrier
-        }
         const int64_t t = omp_get_thread_num();
         const int rows_split = m_blocks == team && n_chunks == 1;
         if (weighted && (rows_split || (m_blocks == 1 && n_chunks == team))) {
             const int64_t units = rows_split ? m_panels : n_panels;
-            const int64_t lo = (int64_t)(cum[t] * (double)units + 0.5);
-            const int64_t hi = (int64_t)(cum[t + 1] * (double)units + 0.5);
+            const int64_t lo = T(split_at)(cum, t, units), hi = T(split_at)(cum, t + 1, units);
             const int64_t i0 = rows_split ? lo * mr : 0;
             const int64_t i1 = rows_split ? (hi * mr < M ? hi * mr : M) : M;
             const int64_t c0 = rows_split ? 0 : lo * nr;
@@ -611,10 +611,9 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
          * for each of 16 row blocks, reading 128 bytes from each row 16 KB apart: 18% of
          * its time. Either way each element gets its K blocks in order: the same bits. */
         const int64_t items = m_blocks * n_chunks;
-        const int64_t it0 = weighted ? (int64_t)(cum[t] * (double)items + 0.5) : items * t / team;
-        const int64_t it1 =
-            weighted ? (int64_t)(cum[t + 1] * (double)items + 0.5) : items * (t + 1) / team;
-        const double start = omp_get_wtime();
+        const int64_t it0 = weighted ? T(split_at)(cum, t, items) : items * t / team;
+        const int64_t it1 = weighted ? T(split_at)(cum, t + 1, items) : items * (t + 1) / team;
+        const double start = weighted ? omp_get_wtime() : 0;
         REAL *Bblk = Ap + fn_round_up(T(packed_rows)(cfg, K) * KS, FN_ALIGN);
 /* In the block, the panel of columns j0 (the block starting at g0) at K step pc of the
  * super-block at ks: panels of ks_len x nr, kc x nr a step. */
@@ -694,13 +693,12 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
     } else if (weighted) {
         double cum[FN_GEMM_WEIGHTED_MAX + 1];
         T(split_fractions)(speed, omp_get_num_threads(), cum);
-#pragma omp barrier
-        item0 = (int64_t)(cum[omp_get_thread_num()] * (double)items + 0.5);
-        item1 = (int64_t)(cum[omp_get_thread_num() + 1] * (double)items + 0.5);
+        item0 = T(split_at)(cum, omp_get_thread_num(), items);
+        item1 = T(split_at)(cum, omp_get_thread_num() + 1, items);
     } else {
         fn_row_share(items, 1, omp_get_thread_num(), omp_get_num_threads(), &item0, &item1);
     }
-    const double start = omp_get_wtime();
+    const double start = weighted ? omp_get_wtime() : 0;
     for (int64_t item = item0; item < item1; item++) {
         const int64_t ib = col_major ? item % m_blocks : item / n_panels;
         const int64_t jp = col_major ? item / m_blocks : item % n_panels;

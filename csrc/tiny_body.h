@@ -109,36 +109,31 @@ static double TINY(tiny_batch)(const T(fn_tiny) *net, int64_t m, const REAL *X,
     for (int l = 0; l < L; l++) {
         const REAL *W = net->W[l], *b = net->b[l];
         REAL *out = net->post[l];
-        if (TINY_BLOCKS) {
-            TINY(tiny_forward_blocks)(m, s[l], in, ld_in, l > 0, W, b,
-                                      net->act[l] == FN_SIGMOID, out);
-            if (net->act[l] != FN_SIGMOID)
-                T(fn_activation)(net->act[l], m * P, out, out, net->threshold);
-            in = out;
-            ld_in = P;
-            continue;
-        }
-        for (int64_t i = 0; i < m; i++) {
-            const REAL *x = in + i * ld_in;
-            ROW_GET(row, W);
-            for (int c = 0; c < CH; c++)
-                acc[c] = x[0] * row[c];
-            for (int64_t p = 1; p < s[l]; p++) {
-                ROW_GET(row, W + p * P);
+        const int sigmoid = net->act[l] == FN_SIGMOID;
+        if (TINY_BLOCKS) { /* a sigmoid applied in the registers */
+            TINY(tiny_forward_blocks)(m, s[l], in, ld_in, l > 0, W, b, sigmoid, out);
+        } else {
+            for (int64_t i = 0; i < m; i++) {
+                const REAL *x = in + i * ld_in;
+                ROW_GET(row, W);
                 for (int c = 0; c < CH; c++)
-                    acc[c] += x[p] * row[c];
+                    acc[c] = x[0] * row[c];
+                for (int64_t p = 1; p < s[l]; p++) {
+                    ROW_GET(row, W + p * P);
+                    for (int c = 0; c < CH; c++)
+                        acc[c] += x[p] * row[c];
+                }
+                if (b) {
+                    ROW_GET(row, b);
+                    for (int c = 0; c < CH; c++)
+                        acc[c] += row[c];
+                }
+                ROW_PUT(out + i * P, acc);
             }
-            if (b) {
-                ROW_GET(row, b);
-                for (int c = 0; c < CH; c++)
-                    acc[c] += row[c];
-            }
-            ROW_PUT(out + i * P, acc);
-        }
-        if (net->act[l] == FN_SIGMOID)
-            for (int64_t k = 0; k < m * P; k += SMALL_VL) /* whole blocks (fastnet.h) */
+            for (int64_t k = 0; sigmoid && k < m * P; k += SMALL_VL) /* blocks (fastnet.h) */
                 T(ISA(sigmoid_block))(out + k, out + k, 1);
-        else
+        }
+        if (!sigmoid)
             T(fn_activation)(net->act[l], m * P, out, out, net->threshold);
         in = out;
         ld_in = P;

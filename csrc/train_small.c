@@ -561,7 +561,7 @@ static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t r
     ws->units = L == 2;
     ws->team = team;
     ws->pointers = fn_malloc(sizeof(REAL *) * 5 * (size_t)L + sizeof(int64_t) * (size_t)(L + 1) +
-                          sizeof(T(small_own)) * (size_t)team);
+                             sizeof(T(small_own)) * (size_t)team);
     if (!ws->pointers)
         return FN_ENOMEM;
     REAL **p = ws->pointers;

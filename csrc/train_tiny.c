@@ -71,7 +71,7 @@ static fn_status T(tiny_alloc)(T(tiny_ws) *ws, const T(fn_net) *net, int64_t row
     char *p = fn_scratch_take(bytes);
     if (!p)
         return FN_ENOMEM;
-    memset(p, 0, bytes); /* the padding: zero, and never written */
+    memset(p, 0, bytes); /* the padding columns: zero, and never written */
     ws->block = p;
     T(fn_tiny) *t = &ws->net;
     *t = (T(fn_tiny)){.n_layers = L, .sizes = s, .act = net->act, .threshold = net->threshold,
