@@ -616,7 +616,7 @@ PAGE_END_CASES = [
 ]
 
 PAGE_END_SCRIPT = r"""
-import ctypes, mmap, sys
+import ctypes, json, mmap, sys
 import numpy as np
 import fastnet
 
@@ -637,7 +637,7 @@ def at_page_end(a):
     return out
 
 assert fastnet._use_kernels(sys.argv[1]) == sys.argv[1]
-for layers, dtype, rows, batch in eval(sys.argv[2]):
+for layers, dtype, rows, batch in json.loads(sys.argv[2]):
     rng = np.random.default_rng(3)
     X = rng.standard_normal((rows, layers[0])).astype(dtype)
     Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
@@ -657,10 +657,12 @@ def test_training_reads_no_further_than_the_last_row_of_x_and_y(kernel):
     loaded past their last row (a whole register of rows from a short last batch, say)
     would crash. Run in a child process, whose crash fails the test rather than pytest;
     the weights must be the bits of the same fit on ordinary arrays."""
+    import json
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", PAGE_END_SCRIPT, kernel, repr(PAGE_END_CASES)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", PAGE_END_SCRIPT, kernel, json.dumps(PAGE_END_CASES)],
+        capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
     assert done.stdout.split() == ["ok", str(2 * len(PAGE_END_CASES))]
