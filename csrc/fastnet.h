@@ -169,11 +169,11 @@ typedef struct {                                                                
     int64_t fused_rows; /* m <= fused_rows (< mr) for fused_step */                       \
     /* A sigmoid output layer's rows from its summed parts: O, delta_O and the rows'      \
      * losses in one pass (target_body.h). The parts' rows: ld_part apart, ld (padded as  \
-     * O) or n (packed). */                                                             \
+     * O) or n (packed); Y's rows: ld_y apart, ld or n (the caller's rows, read in place). */ \
     void (*sigmoid_output)(int64_t m, int64_t n, int64_t ld, int64_t groups,              \
                            const REAL *parts, int64_t part_stride, int64_t ld_part,       \
-                           const REAL *b, const REAL *Y, REAL scale, REAL *O, REAL *dO,   \
-                           double *row_loss);                                             \
+                           const REAL *b, const REAL *Y, int64_t ld_y, REAL scale,        \
+                           REAL *O, REAL *dO, double *row_loss);                          \
     /* The tiny trainer's step on a batch of m rows (m x sizes[0] of X, m x sizes[L] of  \
      * Y, unpadded): forward, deltas, every W[l] -= alpha A^T delta[l] (and b, WT).      \
      * Returns the batch's sum of squared errors (row_loss summed in order). */          \

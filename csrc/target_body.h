@@ -563,9 +563,8 @@ static void T(ISA(sigmoid_deriv_mul))(int64_t n, const REAL *out, REAL *row)
  * sigmoid over the tile and loss.c's delta took 2,000 cycles a batch. */
 static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t groups,
                                    const REAL *parts, int64_t part_stride, int64_t ld_part,
-                                   const REAL *b,
-                                   const REAL *Y, REAL scale, REAL *O, REAL *dO,
-                                   double *row_loss)
+                                   const REAL *b, const REAL *Y, int64_t ld_y, REAL scale,
+                                   REAL *O, REAL *dO, double *row_loss)
 {
     typedef T(ISA(reg)) V;
     typedef T(ISA(ureg)) U;
@@ -601,7 +600,10 @@ static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t gro
             const int64_t at = r * ld + j;
             V o, y;
             memcpy(&o, O + at, sizeof o);
-            memcpy(&y, Y + at, sizeof y);
+            if (ld_y == ld) /* padded as O */
+                memcpy(&y, Y + at, sizeof y);
+            else /* packed: up to n, then 0 (nothing read past the row's n values) */
+                y = T(ISA(load_first))(Y + r * ld_y + j, n - j);
             const U real = (U)(col < width); /* all ones in a real column */
             const V diff = SELECT(real, o - y, zero);
             const V d = SELECT(real, scale * (o - y) * (o * (1 - o)), zero);
