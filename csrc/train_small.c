@@ -834,9 +834,14 @@ static void T(units_backward)(const T(fn_net) *net, const T(small_ws) *ws,
         cfg->small_gemm(0, nb, gw, s[2], 1, own->dO, P[2], ws->WT[1] + g * ws->gs_wt, gw, 0, dH,
                         gw);
         T(fn_epilogue_tile)(&ep, dH, gw, nb, gw, 0, 0);
-        cfg->small_gemm(1, k, P[2], nb, -alpha, H, gw, own->dO, P[2], 1, ws->W[1] + g * ws->gs_w1,
-                        P[2]);
-        T(refresh_WT)(net, ws, 1, c0, c0 + k);
+        /* W2[g, :]^T -= alpha delta_O^T H_g: the outputs on the rows, the group's units on
+         * the vectors, so no padding column of the outputs is summed (digits: 10 rows by
+         * 32 columns, 1280 FMAs of registers of doubles, not 32 by 16, 2048); then W2's
+         * rows from it. The same values: each element the same FMA chain over the batch's
+         * rows, its two factors swapped. */
+        REAL *WT = ws->WT[1] + g * ws->gs_wt;
+        cfg->small_gemm(1, s[2], k, nb, -alpha, own->dO, P[2], H, gw, 1, WT, gw);
+        T(transpose_rows)(k, 0, s[2], WT, gw, ws->W[1] + g * ws->gs_w1, P[2]);
         cfg->small_gemm(1, s[0], gw, nb, -alpha, Xb, s[0], dH, gw, 1, ws->W[0] + g * ws->gs_w0,
                         gw);
         if (ws->b[0])
