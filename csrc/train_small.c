@@ -18,8 +18,8 @@
  *      barrier;
  *      every thread: O = act(((P_0 + P_1) + ...) + b2), delta_O, the loss, b2's step,
  *               the same bits on each, into its own copies;
- *      own groups: delta_H_g = (delta_O W2[g, :]^T) * act'(H_g), then W2[g, :],
- *               W1[:, g], b1[g].
+ *      own groups: delta_H_g = (delta_O W2[g, :]^T) * act'(H_g), then W2[g, :] (its
+ *               transposed copy updated, then W2's rows from it), W1[:, g], b1[g].
  *    Only the P_g (batch x outputs each) cross between the cores; the P_g of alternate
  *    batches go to alternate buffers, so a thread may start the next batch while the
  *    others still read this one's. The groups, and so the order of the output layer's
