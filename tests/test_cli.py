@@ -55,6 +55,10 @@ def test_bench_command_times_every_peer_in_rounds_and_checks_the_loss(tmp_path):
     assert [len(row["all_times"][i]) for i in ("fastnet", "numpy")] == [3, 3]
     assert row["times"]["numpy"] > 0 and row["speedup"]["numpy"] > 0
     assert row["line_trip_ns"] == [None] * 3  # one thread: no pair of cores to time
+    doc = json.loads(out.read_text())  # NumPy's GEMM rate at the start and at the end
+    assert set(doc["gemm_gflops"]) == set(doc["gemm_gflops_end"]) == {"float32/1"}
+    assert doc["gemm_gflops_end"]["float32/1"] > 0
+    assert "GEMM rate at the end (NumPy, 256^2" in result.stdout
 
 
 def test_bench_predict_one_row_times_a_call_over_many_calls(tmp_path):
@@ -145,6 +149,21 @@ def test_bench_warns_when_threads_do_not_scale_the_gemm():
     assert "physical cores" in shared_cores_note(shared, ["float32"], [1, 2], 40.0)
     slow = shared_cores_note(shared, ["float32"], [1, 2], 190.0)
     assert "do not share a cache" in slow and "190 ns" in slow
+
+
+def test_bench_warns_when_the_machine_changed_speed_during_the_run():
+    from fastnet.bench import drift_note
+
+    start = {("float32", 1): 170.0, ("float32", 2): 320.0, ("float64", 2): 150.0}
+    assert drift_note(start, dict(start)) is None
+    assert drift_note(start, {k: r * 0.9 for k, r in start.items()}) is None  # within 15%
+    slowed = {**start, ("float32", 2): 240.0, ("float64", 2): 135.0}
+    note = drift_note(start, slowed)
+    # the largest move is named, with both rates and their ratio
+    assert "float32 GEMM on 2 threads" in note and "320.0" in note and "240.0" in note
+    assert "0.75x" in note
+    faster = drift_note(start, {**start, ("float32", 1): 210.0})
+    assert "1 thread ran" in faster and "1.24x" in faster
 
 
 def test_bench_names_a_slower_cpu_as_the_cause():

@@ -388,6 +388,42 @@ def shared_cores_note(gemm, dtypes, threads, line_ns=None, rates=None):
     return None
 
 
+# NumPy's GEMM rate at the end of a run may differ from the start's by this fraction
+# before the report says the machine's speed changed during the run.
+DRIFT = 0.15
+
+
+def drift_note(start, end, tolerance=DRIFT):
+    """A warning when NumPy's GEMM rate, measured again at the end of the run, moved by more
+    than ``tolerance`` from the start's ({(dtype, threads): GFLOP/s} each), naming the
+    largest move; None when none did. This project's machines change speed within
+    minutes (a whole 13-minute run once went at about 0.8x the speed its first GEMM
+    measured): %GEMM, taken against the start's rate, then misreads, and times of
+    workloads measured minutes apart are not comparable, while the speedups, ratios of
+    rounds timed side by side, still are."""
+    moved = {k: end[k] / start[k] for k in start if k in end and start[k] > 0
+             and abs(end[k] / start[k] - 1) > tolerance}
+    if not moved:
+        return None
+    (dt, n), ratio = max(moved.items(), key=lambda kv: abs(kv[1] - 1))
+    return (f"the machine's speed changed during the run: NumPy's {dt} GEMM on {n} "
+            f"thread{'s' if n > 1 else ''} ran at {start[(dt, n)]:.1f} GFLOP/s at the start "
+            f"and {end[(dt, n)]:.1f} at the end ({ratio:.2f}x), so %GEMM, against the "
+            "start's rate, and times measured minutes apart are not comparable; the "
+            "speedups are (each is the median of ratios of rounds timed side by side)")
+
+
+def _gemm_rates(dtypes, threads, n, repeats):
+    """NumPy's GEMM rate for each dtype and thread count, and the header line saying them."""
+    rates, parts = {}, []
+    for dt in dtypes:
+        for t in threads:
+            _peers.set_threads(t)
+            rates[(dt, t)] = gemm_rate(np.dtype(dt), n, repeats)
+            parts.append(f"{dt} {t} thr {rates[(dt, t)]:.1f}")
+    return rates, ", ".join(parts)
+
+
 def _cpu_model():
     """The CPU's name, family and model as Linux reports them; else what platform knows."""
     fields = {}
@@ -462,15 +498,11 @@ def main(argv=None) -> int:
             import torch  # noqa: F401  (so that set_threads reaches it)
     present = [i for i in impls if _peers.available(i)]
 
-    # The machine's GEMM rate, per dtype and thread count, in this same run.
-    gemm = {}
-    parts = []
-    for dt in dtypes:
-        for n in args.threads:
-            _peers.set_threads(n)
-            gemm[(dt, n)] = gemm_rate(np.dtype(dt), gemm_n, 2 if args.quick else 3)
-            parts.append(f"{dt} {n} thr {gemm[(dt, n)]:.1f}")
-    print(f"  GEMM rate (NumPy, {gemm_n}^2, GFLOP/s): " + ", ".join(parts), file=out)
+    # The machine's GEMM rate, per dtype and thread count, in this same run (and again at
+    # its end, below).
+    gemm_repeats = 2 if args.quick else 3
+    gemm, said = _gemm_rates(dtypes, args.threads, gemm_n, gemm_repeats)
+    print(f"  GEMM rate (NumPy, {gemm_n}^2, GFLOP/s): {said}", file=out)
     line_ns = None
     if max(args.threads) >= 2:
         _peers.set_threads(max(args.threads))
@@ -544,6 +576,14 @@ def main(argv=None) -> int:
                 table.row(row)
             _peers.clear_data_cache()
 
+    # The GEMM rate again: did the machine's speed hold through the run?
+    gemm_end, said = _gemm_rates(dtypes, args.threads, gemm_n, gemm_repeats)
+    print(f"\n  GEMM rate at the end (NumPy, {gemm_n}^2, GFLOP/s): {said}", file=out)
+    drift = drift_note(gemm, gemm_end)
+    if drift:
+        notes.append(drift)
+        print(f"  WARNING: {drift}", file=out)
+
     if checks:
         print(file=out)
         for c in checks:
@@ -564,6 +604,7 @@ def main(argv=None) -> int:
             "quick": args.quick,
             "gemm_size": gemm_n,
             "gemm_gflops": {f"{dt}/{n}": r for (dt, n), r in gemm.items()},
+            "gemm_gflops_end": {f"{dt}/{n}": r for (dt, n), r in gemm_end.items()},
             "line_trip_ns": line_ns,
             "cpu_gemm_gflops": rates,
             "results": rows,
