@@ -397,10 +397,10 @@ def drift_note(start, end, tolerance=DRIFT):
     """A warning when NumPy's GEMM rate, measured again at the end of the run, moved by more
     than ``tolerance`` from the start's ({(dtype, threads): GFLOP/s} each), naming the
     largest move; None when none did. This project's machines change speed within
-    minutes (a whole 13-minute run once went at about 0.8x the speed its first GEMM
-    measured): %GEMM, taken against the start's rate, then misreads, and times of
-    workloads measured minutes apart are not comparable, while the speedups, ratios of
-    rounds timed side by side, still are."""
+    minutes (one run measured NumPy's GEMM faster at its start than the run before it,
+    then timed every implementation slower than that run did): %GEMM, taken against the
+    start's rate, then misreads, and times of workloads measured minutes apart are not
+    comparable, while the speedups, ratios of rounds timed side by side, still are."""
     moved = {k: end[k] / start[k] for k in start if k in end and start[k] > 0
              and abs(end[k] / start[k] - 1) > tolerance}
     if not moved:
