@@ -419,6 +419,7 @@ def _gemm_rates(dtypes, threads, n, repeats):
     for dt in dtypes:
         for t in threads:
             _peers.set_threads(t)
+            time.sleep(SETTLE)  # as before each timed call: the last library's threads idle
             rates[(dt, t)] = gemm_rate(np.dtype(dt), n, repeats)
             parts.append(f"{dt} {t} thr {rates[(dt, t)]:.1f}")
     return rates, ", ".join(parts)
