@@ -723,12 +723,14 @@ static void T(weights_phase)(const T(fn_net) *net, const T(small_ws) *ws, int t,
         const REAL *A = l > 0 ? ws->post[l - 1] : Xb;
         const int64_t lda = l > 0 ? P[l] : s[0], pn = P[l + 1];
         const int64_t i0 = s[l] * t / team, i1 = s[l] * (t + 1) / team;
-        if (l > 0 && 4 * s[l + 1] < 3 * pn) {
+        if (l > 0 && 4 * s[l + 1] < 3 * pn && i0 % T(padded)(1) == 0) {
             /* a narrow layer (over a quarter of its padded width is padding, as digits'
              * 10 outputs in 16): W[l]^T's columns i0..i1 -= alpha delta^T A[:, i0:i1], the
              * outputs on the rows and nothing summed for the padding, then W[l]'s rows
              * from them; each element the same FMA chain as the other way round (the
-             * units scheme's W2, units_backward) */
+             * units scheme's W2, units_backward). A's rows are read in whole vectors from
+             * column i0, so i0 on a vector's boundary keeps them within A's padded rows
+             * (else this thread's rows go the other way: the same values). */
             cfg->small_gemm(1, s[l + 1], i1 - i0, nb, -alpha, ws->delta[l], pn, A + i0, lda, 1,
                             ws->WT[l] + i0, P[l]);
             T(transpose_rows)(i1 - i0, 0, s[l + 1], ws->WT[l] + i0, P[l], ws->W[l] + i0 * pn,
