@@ -723,7 +723,7 @@ static void T(weights_phase)(const T(fn_net) *net, const T(small_ws) *ws, int t,
         const REAL *A = l > 0 ? ws->post[l - 1] : Xb;
         const int64_t lda = l > 0 ? P[l] : s[0], pn = P[l + 1];
         const int64_t i0 = s[l] * t / team, i1 = s[l] * (t + 1) / team;
-        if (l > 0 && 4 * s[l + 1] < 3 * pn && i0 % T(padded)(1) == 0) {
+        if (l > 0 && 4 * s[l + 1] < 3 * pn && T(padded)(i0) == i0) {
             /* a narrow layer (over a quarter of its padded width is padding, as digits'
              * 10 outputs in 16): W[l]^T's columns i0..i1 -= alpha delta^T A[:, i0:i1], the
              * outputs on the rows and nothing summed for the padding, then W[l]'s rows

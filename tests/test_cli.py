@@ -51,11 +51,12 @@ def test_bench_command_times_every_peer_in_rounds_and_checks_the_loss(tmp_path):
                   "--json", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "✓ xor float32" in result.stdout
-    (row,) = json.loads(out.read_text())["results"]
+    doc = json.loads(out.read_text())
+    (row,) = doc["results"]
     assert [len(row["all_times"][i]) for i in ("fastnet", "numpy")] == [3, 3]
     assert row["times"]["numpy"] > 0 and row["speedup"]["numpy"] > 0
     assert row["line_trip_ns"] == [None] * 3  # one thread: no pair of cores to time
-    doc = json.loads(out.read_text())  # NumPy's GEMM rate at the start and at the end
+    # NumPy's GEMM rate at the start and at the end
     assert set(doc["gemm_gflops"]) == set(doc["gemm_gflops_end"]) == {"float32/1"}
     assert doc["gemm_gflops_end"]["float32/1"] > 0
     assert "GEMM rate at the end (NumPy, 256^2" in result.stdout
