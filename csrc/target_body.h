@@ -382,24 +382,26 @@ static void T(ISA(tanh))(int64_t n, const REAL *x, REAL *out)
     BLOCKWISE(T(ISA(tanh_block)), n, x, out);
 }
 
-/* The sums of R rows of op(A) (op(A)[i, p] = A[i * rs_a + p * cs_a]; rows past m repeat
- * the last one) against W registers of B's rows (rs_b apart) over kc steps, into
- * sums[0:R][0:W]: each element one FMA chain in p order, the micro-kernel's, so every
- * path gives the same values. For the small product and the micro-kernel's edges. The
+/* The sums of R rows of op(A) (op(A)[i, p] = A[i * rs_a + p * cs_a], or with G the
+ * gathered rows of small_gemm_g (fastnet.h); rows past m repeat the last one) against W registers of B's
+ * rows (rs_b apart) over kc steps, into sums[0:R][0:W]: each element one FMA chain in p
+ * order, the micro-kernel's, so every path gives the same values. For the small product and the micro-kernel's edges. The
  * accumulators are arrays indexed by constants only, unrolled in full, which the
  * compiler keeps in registers (left rolled, GCC put B and the sums on the stack in the
  * AVX2 build: one mnist row took 17.7 us instead of 5). */
 static inline __attribute__((always_inline)) void
 T(ISA(row_sums))(const int R, const int W, int64_t m, int64_t kc, const REAL *A,
-                 int64_t rs_a, int64_t cs_a, const REAL *B, int64_t rs_b,
-                 T(ISA(reg)) sums[MR][16])
+                 int64_t rs_a, int64_t cs_a, const REAL *const *G, int64_t g_col,
+                 const REAL *B, int64_t rs_b, T(ISA(reg)) sums[MR][16])
 {
     typedef T(ISA(reg)) V;
     const REAL *a[MR];
     V c[MR][16];
+    const int g_rows = G && cs_a == 1; /* op(A)'s rows gathered: a[i] from G */
 #pragma GCC unroll 8
     for (int i = 0; i < R; i++) {
-        a[i] = A + (i < m ? i : m - 1) * rs_a;
+        const int64_t r = i < m ? i : m - 1;
+        a[i] = !G ? A + r * rs_a : g_rows ? G[r] + g_col : NULL;
 #pragma GCC unroll 16
         for (int v = 0; v < W; v++)
             c[i][v] = (V){0};
@@ -409,9 +411,11 @@ T(ISA(row_sums))(const int R, const int W, int64_t m, int64_t kc, const REAL *A,
 #pragma GCC unroll 16
         for (int v = 0; v < W; v++)
             memcpy(&b[v], B + v * LANES, sizeof b[v]);
+        /* op(A)'s columns gathered: step p reads the batch's row p */
+        const REAL *ap = G && !g_rows ? G[p] + g_col : NULL;
 #pragma GCC unroll 8
         for (int i = 0; i < R; i++) {
-            const REAL ai = a[i][q];
+            const REAL ai = ap ? ap[i < m ? i : m - 1] : a[i][q];
 #pragma GCC unroll 16
             for (int v = 0; v < W; v++)
                 c[i][v] += ai * b[v];
@@ -427,8 +431,8 @@ T(ISA(row_sums))(const int R, const int W, int64_t m, int64_t kc, const REAL *A,
 
 /* The small product's rows: R of them (constant), op(A) with constant strides */
 #define SMALL_BLOCK(R, W, trans_a, m, K, A, lda, Bp, NP, acc)                             \
-    ((trans_a) ? T(ISA(row_sums))(R, W, m, K, A, 1, lda, Bp, NP, acc)                     \
-               : T(ISA(row_sums))(R, W, m, K, A, lda, 1, Bp, NP, acc))
+    ((trans_a) ? T(ISA(row_sums))(R, W, m, K, A, 1, Gi ? 0 : lda, Gi, g_col, Bp, NP, acc) \
+               : T(ISA(row_sums))(R, W, m, K, A, lda, 1, Gi, g_col, Bp, NP, acc))
 /* Blocks of SMALL_VL columns the small product takes at once: two where 32 registers hold
  * MR rows of both (AVX-512: 16 accumulators, as in the micro-kernel), else one. One block
  * of 16 floats gave each step 8 FMAs for 9 loads, bound by the loads. */
@@ -451,14 +455,23 @@ static void T(ISA(narrow_tile))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
                                 const REAL *B, int64_t rs_b, REAL *C, int64_t ldc, REAL alpha,
                                 REAL beta);
 
-static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,
-                              const REAL *A, int64_t lda, const REAL *Bp, int64_t NP,
-                              REAL beta, REAL *C, int64_t ldc)
+static void T(ISA(tile_g))(int two, int64_t kc, const REAL *const *G, int64_t g_col,
+                           int64_t cs, const REAL *B, int64_t rs_b, REAL *C, int64_t ldc,
+                           REAL alpha, REAL beta);
+
+/* The body of small_gemm and small_gemm_g: A strided (G NULL), or A the rows G[r] */
+static inline __attribute__((always_inline)) void
+T(ISA(small_body))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha, const REAL *A,
+                   int64_t lda, const REAL *const *G, const REAL *Bp, int64_t NP, REAL beta,
+                   REAL *C, int64_t ldc)
 {
     typedef T(ISA(reg)) V;
     for (int64_t i0 = 0; i0 < M; i0 += MR) {
         const int64_t m = M - i0 < MR ? M - i0 : MR;
-        const REAL *Ai = trans_a ? A + i0 : A + i0 * lda;
+        const REAL *Ai = G ? NULL : trans_a ? A + i0 : A + i0 * lda;
+        /* gathered: op(A)'s rows i0.. are G[i0..]; its columns, G's rows from column i0 */
+        const REAL *const *Gi = G && !trans_a ? G + i0 : G;
+        const int64_t g_col = G && trans_a ? i0 : 0;
         for (int64_t j0 = 0; j0 < N;) {
             /* SMALL_WIDE blocks of SMALL_VL columns at once while whole ones remain */
             const int wide = SMALL_WIDE > 1 && N - j0 >= SMALL_WIDE * SMALL_VL;
@@ -470,9 +483,13 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
                  * on the stack (digits' X W1, 32 x 32 x 64: 2207 -> 2077 cycles of the
                  * time-stamp counter; H W2, 32 x 16 x 32: 734 -> 650). The same FMA
                  * chains; alpha c is c + 0 for alpha 1, as c, summed from +0, is never -0. */
-                (wide ? T(ISA(microkernel)) : T(ISA(narrow_tile)))(
-                    K, Ai, trans_a ? 1 : lda, trans_a ? lda : 1, Bp + j0, NP, C + i0 * ldc + j0,
-                    ldc, alpha, beta);
+                if (G)
+                    T(ISA(tile_g))(wide, K, Gi, g_col, trans_a ? 0 : 1, Bp + j0, NP,
+                                   C + i0 * ldc + j0, ldc, alpha, beta);
+                else
+                    (wide ? T(ISA(microkernel)) : T(ISA(narrow_tile)))(
+                        K, Ai, trans_a ? 1 : lda, trans_a ? lda : 1, Bp + j0, NP,
+                        C + i0 * ldc + j0, ldc, alpha, beta);
                 j0 += n;
                 continue;
             }
@@ -512,6 +529,20 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
             j0 += n;
         }
     }
+}
+
+static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,
+                              const REAL *A, int64_t lda, const REAL *Bp, int64_t NP,
+                              REAL beta, REAL *C, int64_t ldc)
+{
+    T(ISA(small_body))(trans_a, M, N, K, alpha, A, lda, NULL, Bp, NP, beta, C, ldc);
+}
+
+static void T(ISA(small_gemm_g))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,
+                                const REAL *const *G, const REAL *Bp, int64_t NP, REAL beta,
+                                REAL *C, int64_t ldc)
+{
+    T(ISA(small_body))(trans_a, M, N, K, alpha, NULL, 0, G, Bp, NP, beta, C, ldc);
 }
 
 /* 1 if x[0:n] are all finite. x * 0 is +-0 for every finite x and NaN for NaN and
@@ -668,12 +699,13 @@ static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t gro
  * prefetches: the small product's one-register blocks (narrow_tile). */
 static inline __attribute__((always_inline)) void
 T(ISA(tile_body))(const int two, int64_t kc, const REAL *A, int64_t rs_a, int64_t cs_a,
-                  const REAL *B, int64_t rs_b, REAL *C, int64_t ldc, REAL alpha, REAL beta)
+                  const REAL *const *G, int64_t g_col, const REAL *B, int64_t rs_b, REAL *C,
+                  int64_t ldc, REAL alpha, REAL beta)
 {
     typedef T(ISA(reg)) V;
 #define DECLARE(i)                                                                       \
     V c##i##a = {0}, c##i##b = {0};                                                      \
-    const REAL *a##i = A + i * rs_a;
+    const REAL *a##i = !G ? A + i * rs_a : cs_a == 1 ? G[i] + g_col : NULL;
 /* One k step: B's row, PREFETCH, and each row's FMAs on op(A)[i, p] = A_AT(i), which
  * each branch below defines (the same FMAs in the same order in every branch). */
 #define UPDATE(i)                                                                        \
@@ -715,7 +747,26 @@ T(ISA(tile_body))(const int two, int64_t kc, const REAL *A, int64_t rs_a, int64_
             memcpy(C + i * ldc + LANES, &sy, sizeof sy);                                 \
     }
     ROWS(DECLARE)
-    if (rs_a == 1 && cs_a == MR) {
+    if (G && cs_a == 1) {
+        /* op(A)'s rows gathered (small_gemm_g): as A's rows in place below, each row's line
+         * asked for ahead through its pointer */
+#define ROW_PF_STEP (64 / (int)sizeof(REAL) / MR > 1 ? 64 / (int)sizeof(REAL) / MR : 1)
+#define A_AT(i) a##i[p]
+        for (int64_t p = 0; p < kc; p++)
+            K_STEP(if (p % ROW_PF_STEP == 0) __builtin_prefetch(
+                       G[p / ROW_PF_STEP % MR] + g_col + p + FN_PREFETCH_ROW))
+#undef A_AT
+#undef ROW_PF_STEP
+    } else if (G) {
+        /* op(A)'s columns gathered (small_gemm_g): step p reads MR values of the batch's row p
+         * (asked for a batch ahead, train_small.c's prefetch_next) */
+#define A_AT(i) ap[i]
+        for (int64_t p = 0; p < kc; p++) {
+            const REAL *ap = G[p] + g_col;
+            K_STEP((void)0)
+        }
+#undef A_AT
+    } else if (rs_a == 1 && cs_a == MR) {
         /* A packed (the packed path's micro-panels: MR values a step, contiguous), read
          * from L2 as the panels stream past the B panel held in L1. The prefetchers left
          * it late: asking for the line FN_PREFETCH_A steps on took wide's float64
@@ -764,7 +815,18 @@ static void T(ISA(microkernel))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
                                const REAL *B, int64_t rs_b, REAL *C, int64_t ldc, REAL alpha,
                                REAL beta)
 {
-    T(ISA(tile_body))(1, kc, A, rs_a, cs_a, B, rs_b, C, ldc, alpha, beta);
+    T(ISA(tile_body))(1, kc, A, rs_a, cs_a, NULL, 0, B, rs_b, C, ldc, alpha, beta);
+}
+
+/* The small product's whole tiles on gathered rows: two registers of columns or one */
+static void T(ISA(tile_g))(int two, int64_t kc, const REAL *const *G, int64_t g_col,
+                           int64_t cs, const REAL *B, int64_t rs_b, REAL *C, int64_t ldc,
+                           REAL alpha, REAL beta)
+{
+    if (two)
+        T(ISA(tile_body))(1, kc, NULL, 0, cs, G, g_col, B, rs_b, C, ldc, alpha, beta);
+    else
+        T(ISA(tile_body))(0, kc, NULL, 0, cs, G, g_col, B, rs_b, C, ldc, alpha, beta);
 }
 
 /* MR rows by one register of columns (the micro-kernel's body with `two` 0). */
@@ -772,7 +834,7 @@ static void T(ISA(narrow_tile))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
                                 const REAL *B, int64_t rs_b, REAL *C, int64_t ldc, REAL alpha,
                                 REAL beta)
 {
-    T(ISA(tile_body))(0, kc, A, rs_a, cs_a, B, rs_b, C, ldc, alpha, beta);
+    T(ISA(tile_body))(0, kc, A, rs_a, cs_a, NULL, 0, B, rs_b, C, ldc, alpha, beta);
 }
 
 /* The micro-kernel's edges: C[0:m, 0:W LANES] = op(A) B over kc steps (alpha 1, beta 0:
@@ -794,7 +856,7 @@ T(ISA(edge_block))(const int R, const int W, int64_t m, int64_t kc, const REAL *
                    int64_t ldc)
 {
     T(ISA(reg)) sums[MR][16];
-    T(ISA(row_sums))(R, W, m, kc, A, rs_a, cs_a, B, rs_b, sums);
+    T(ISA(row_sums))(R, W, m, kc, A, rs_a, cs_a, NULL, 0, B, rs_b, sums);
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 16
@@ -1036,7 +1098,7 @@ static double T(ISA(tiny_batch))(const T(fn_tiny) *net, int64_t m, const REAL *X
 
 const T(fn_config) T(ISA(fn_config)) = {
     ISA_NAME, MR, 2 * LANES, KC, MC, T(ISA(microkernel)), T(ISA(sigmoid)),
-    T(ISA(sigmoid_short)), T(ISA(small_gemm)),
+    T(ISA(sigmoid_short)), T(ISA(small_gemm)), T(ISA(small_gemm_g)),
     T(ISA(all_finite)), T(ISA(sigmoid_deriv_mul)), T(ISA(tanh)), T(ISA(edge_rows)),
     T(ISA(fused_step)), FUSE_ROWS, T(ISA(sigmoid_output)), T(ISA(tiny_batch)),
 };

@@ -36,11 +36,16 @@
  *      weights: each thread takes a share of the rows of every W[l]:
  *               W[l] := W[l] - alpha post[l-1]^T delta[l]  (X for l = 0),
  *               and rewrites those columns of W[l]^T; one thread per layer does b[l].
- *  - With shuffling, each thread gathers the whole batch of X into its own buffer: the
- *    weights phase reads every row of it, and a shared copy moved the other thread's
- *    half between the cores each batch (digits, 2 threads, shuffled: 404-437 -> 391-402
- *    us an epoch; batch 64: 355 -> 336-346). Y's rows: the rows scheme's by their own
- *    thread, the units scheme's all by every thread.
+ *  - With shuffling, the units scheme reads the batch's rows of X in place, through a
+ *    table of row pointers (small_gemm_g): the copy of every row that each thread made
+ *    before took 600-1,300 cycles of the time-stamp counter of a 12,500-cycle batch on
+ *    a Zen 4 host, and no thread could share it. Digits on two threads, in C, 9
+ *    alternating rounds: float32 -12%, float64 -7%; one thread within noise. The rows
+ *    scheme gathers the whole batch of X into each thread's own buffer: the weights
+ *    phase reads every row of it, from a column offset, and a shared copy moved the
+ *    other thread's half between the cores each batch (digits, 2 threads, shuffled:
+ *    404-437 -> 391-402 us an epoch; batch 64: 355 -> 336-346). Y's rows: the rows
+ *    scheme's by their own thread, the units scheme's all by every thread.
  *  - The weights are checked once, at the end of the call, and copied back to the
  *    caller's arrays if they are finite. A batch whose loss is not finite ends the run
  *    early. Either failure replays the call from its start on one thread (the results
@@ -263,6 +268,7 @@ typedef struct {
                             * rows of part_row's length (units_output; NULL with one
                             * group or one thread) */
     double *loss;          /* rows */
+    const REAL **xg;       /* rows: the shuffled batch's rows of X (small_gemm_g), or NULL */
     int bad;               /* the end of a call: a non-finite weight in its groups */
 } T(small_own);
 
@@ -271,7 +277,8 @@ typedef struct {
     REAL **W, **b, **WT;             /* padded copies: s[l] x P[l+1], P[l+1], s[l+1] x P[l] */
     REAL **post, **delta;            /* rows x P[l+1]: H_out..O_out, delta_H..delta_O
                                       * (units: the output layer's in own) */
-    REAL *Xb, *Yb;                   /* the batch gathered in shuffled order: Xb once */
+    REAL *Xb, *Yb;                   /* the rows scheme's batch gathered in shuffled
+                                      * order (the units scheme reads X in place) */
     int64_t xb_stride;               /* per thread, xb_stride apart; Yb's rows shared
                                       * (Yb: the rows scheme; units: in own) */
     double *row_loss;                /* rows (the rows scheme; units: in own) */
@@ -428,7 +435,7 @@ static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t row
             ws->delta[l] = T(carve)(base, &off, rows * P[l + 1], R, A);
         }
     }
-    ws->Xb = gather ? T(carve)(base, &off, ws->xb_stride * team, R, G) : NULL;
+    ws->Xb = gather && !ws->units ? T(carve)(base, &off, ws->xb_stride * team, R, G) : NULL;
     if (ws->units) {
         for (int t = 0; t < team; t++) {
             T(small_own) *o = ws->own + t;
@@ -438,6 +445,7 @@ static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t row
             o->Yb = T(carve)(base, &off, rows * P[2], R, A);
             o->parts = G != FN_ALIGN ? T(carve)(base, &off, ws->groups * rows * P[2], R, A) : NULL;
             o->loss = T(carve)(base, &off, rows, sizeof(double), A);
+            o->xg = gather ? T(carve)(base, &off, rows, sizeof(REAL *), A) : NULL;
         }
         ws->b[1] = ws->own[0].b; /* the copy loaded, checked and stored */
     } else {
@@ -750,8 +758,8 @@ static void T(weights_phase)(const T(fn_net) *net, const T(small_ws) *ws, int t,
  * [c0, c0 + gw) of W1 and b1, rows of W2) computes its H_g = act(X W1[:, g] + b1[g])
  * and the group's part of the output layer's sums, P_g = H_g W2[g, :]. */
 static void T(units_forward)(const T(fn_net) *net, const T(small_ws) *ws, int64_t g0,
-                             int64_t g1, int64_t nb, const REAL *Xb, REAL *part, int64_t ldp,
-                             REAL *O)
+                             int64_t g1, int64_t nb, const REAL *Xb, const REAL *const *xg,
+                             REAL *part, int64_t ldp, REAL *O)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
     const int64_t *s = net->sizes, *P = ws->P, gw = ws->gw;
@@ -760,7 +768,11 @@ static void T(units_forward)(const T(fn_net) *net, const T(small_ws) *ws, int64_
         const REAL *b = ws->b[0] ? ws->b[0] + g * ws->gs_b0 : NULL;
         const T(fn_epilogue) ep = {b, net->act[0], NULL, 0, 0, net->threshold};
         REAL *H = ws->post[0] + g * ws->gs_h;
-        cfg->small_gemm(0, nb, gw, s[0], 1, Xb, s[0], ws->W[0] + g * ws->gs_w0, gw, 0, H, gw);
+        if (xg) /* the batch's rows of X in place (xg, small_gemm_g) */
+            cfg->small_gemm_g(0, nb, gw, s[0], 1, xg, ws->W[0] + g * ws->gs_w0, gw, 0, H, gw);
+        else
+            cfg->small_gemm(0, nb, gw, s[0], 1, Xb, s[0], ws->W[0] + g * ws->gs_w0, gw, 0, H,
+                            gw);
         T(fn_epilogue_tile)(&ep, H, gw, nb, gw, 0, 0);
         if (ws->groups == 1) /* one group: the sums */
             cfg->small_gemm(0, nb, P[2], k, 1, H, gw, ws->W[1] + g * ws->gs_w1, P[2], 0, O, P[2]);
@@ -836,7 +848,7 @@ static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
  * act'(H_g), then its rows of W2, its columns of W1 and b1. */
 static void T(units_backward)(const T(fn_net) *net, const T(small_ws) *ws,
                               const T(small_own) *own, int64_t g0, int64_t g1, int64_t nb,
-                              const REAL *Xb, REAL alpha)
+                              const REAL *Xb, const REAL *const *xg, REAL alpha)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
     const int64_t *s = net->sizes, *P = ws->P, gw = ws->gw;
@@ -856,8 +868,12 @@ static void T(units_backward)(const T(fn_net) *net, const T(small_ws) *ws,
         REAL *WT = ws->WT[1] + g * ws->gs_wt;
         cfg->small_gemm(1, s[2], k, nb, -alpha, own->dO, P[2], H, gw, 1, WT, gw);
         T(transpose_rows)(k, 0, s[2], WT, gw, ws->W[1] + g * ws->gs_w1, P[2]);
-        cfg->small_gemm(1, s[0], gw, nb, -alpha, Xb, s[0], dH, gw, 1, ws->W[0] + g * ws->gs_w0,
-                        gw);
+        if (xg)
+            cfg->small_gemm_g(1, s[0], gw, nb, -alpha, xg, dH, gw, 1, ws->W[0] + g * ws->gs_w0,
+                              gw);
+        else
+            cfg->small_gemm(1, s[0], gw, nb, -alpha, Xb, s[0], dH, gw, 1,
+                            ws->W[0] + g * ws->gs_w0, gw);
         if (ws->b[0])
             T(fn_bias_gradient_cols)(nb, 0, gw, dH, gw, ws->b[0] + g * ws->gs_b0, -alpha, 1);
     }
@@ -982,12 +998,11 @@ static void T(small_team)(T(small_run) *run)
                 T(small_own) *own = ws->own + t;
                 REAL *part = ws->part + (batch_no & 1) * ws->parity_part; /* this parity's */
                 const REAL *Xb = run->X + start * n_in;
-                if (perm) { /* this thread's own copy of X if it has groups */
-                    REAL *xo = ws->Xb + t * ws->xb_stride;
-                    for (int64_t i = 0; g0 < g1 && i < nb; i++)
-                        memcpy(xo + i * n_in, run->X + perm[start + i] * n_in,
-                               sizeof(REAL) * n_in);
-                    Xb = xo;
+                const REAL **xg = NULL;
+                if (perm && g0 < g1) { /* the batch's rows of X read in place, by pointers */
+                    xg = own->xg;
+                    for (int64_t i = 0; i < nb; i++)
+                        xg[i] = run->X + perm[start + i] * n_in;
                 }
                 /* Y's rows: in place if in order, else all of them gathered in rows padded
                  * as O's (copying them in order too: digits on two threads, in C, 14
@@ -999,7 +1014,7 @@ static void T(small_team)(T(small_run) *run)
                     for (int64_t k = 0; k < n_out; k++) /* inline: rows of a few values */
                         own->Yb[i * ws->P[2] + k] = y[k];
                 }
-                T(units_forward)(net, ws, g0, g1, nb, Xb, part,
+                T(units_forward)(net, ws, g0, g1, nb, Xb, xg, part,
                                  T(part_row)(net, ws, share > 1), own->O);
                 /* other calls want the cores: give way */
                 if (t == 0 && share > 1 && !probe && T(give_way)(run, team))
@@ -1010,7 +1025,7 @@ static void T(small_team)(T(small_run) *run)
                 const int leaving = run->gave_way && !alone;
                 const double batch =
                     T(units_output)(net, ws, own, nb, part, share > 1, Yb, ld_y, run->alpha);
-                T(units_backward)(net, ws, own, g0, g1, nb, Xb, run->alpha);
+                T(units_backward)(net, ws, own, g0, g1, nb, Xb, xg, run->alpha);
                 if (t == 0)
                     epoch_sum += batch;
                 if (leaving) { /* after the groups' updates: thread 0 takes them all */
