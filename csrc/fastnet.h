@@ -108,6 +108,23 @@ int fn_last_trainer(void);
 double fn_line_trip_ns(void);
 #define FN_SLOW_LINE_NS 100.0
 
+/* shuffle.c. A NumPy bit generator as its capsule hands it out (bit_generator.capsule,
+ * named "BitGenerator"): the layout of NumPy's bitgen_t (numpy/random/bitgen.h, part of
+ * numpy.random's C API), declared here so that the build needs no NumPy headers. */
+typedef struct fn_bitgen {
+    void *state;
+    uint64_t (*next_uint64)(void *state);
+    uint32_t (*next_uint32)(void *state);
+    double (*next_double)(void *state);
+    uint64_t (*next_raw)(void *state);
+} fn_bitgen;
+/* count rows of n entries each: permutations of 0 .. n-1, each drawn from bitgen as
+ * numpy.random.Generator.permutation(n) draws it (Fisher-Yates from the last entry, each
+ * swap's index by NumPy's random_interval: masked 32- or 64-bit draws, rejected above
+ * the bound), so the same values and the generator left in the same state. The caller
+ * holds the bit generator's lock. */
+void fn_permutations(fn_bitgen *bitgen, int64_t count, int64_t n, int64_t *out);
+
 /* The deepest network the tiny trainer (train_tiny.c) takes. */
 #define FN_TINY_MAX_LAYERS 8
 

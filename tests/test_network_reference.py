@@ -301,6 +301,29 @@ def _reference_orders(seed, n_rows, epochs):
     return [rng.permutation(n_rows) for _ in range(epochs)]
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 31, 32, 33, 1797, 65537])
+@pytest.mark.parametrize("seed", [0, 7, 2**40 + 3])
+def test_row_orders_drawn_in_c_are_numpys_permutations(n, seed):
+    """fit's row orders come from C (_core.permutations): each row is exactly what
+    Generator.permutation(n) gives, in turn, and the generator is left where those calls
+    leave it (the same next draw), for sizes at and around powers of two (the masks)."""
+    from fastnet import _core
+
+    ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+    out = np.full((3, n), -1, np.int64)
+    _core.permutations(ours.bit_generator, out)
+    for row in out:
+        np.testing.assert_array_equal(row, theirs.permutation(n))
+    assert ours.integers(2**62) == theirs.integers(2**62)
+
+
+def test_row_orders_need_a_bit_generator():
+    from fastnet import _core
+
+    with pytest.raises(TypeError, match="BitGenerator"):
+        _core.permutations(type("Fake", (), {"capsule": object()})(), np.empty((1, 4), np.int64))
+
+
 def _reference_fit(net, X, Y, epochs, learning_rate, batch_size, orders, dtype):
     """The reference's fit from the network's parameters, computed in ``dtype``:
     [history, weights..., biases...]."""

@@ -6,6 +6,7 @@ No math lives here. Arguments arrive already validated and converted by fastnet'
 call raises instead of reaching C, and turns C's status codes into exceptions.
 """
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport malloc, free
 from cython.parallel cimport parallel
@@ -51,6 +52,9 @@ cdef extern from "fastnet.h" nogil:
     int FN_TRAINER_TINY
     int fn_last_trainer()
     double fn_line_trip_ns()
+    ctypedef struct fn_bitgen:
+        pass
+    void fn_permutations(fn_bitgen *bitgen, int64_t count, int64_t n, int64_t *out)
     const double FN_SLOW_LINE_NS
 
     ctypedef struct fn_config_f32:
@@ -237,6 +241,22 @@ def line_trip_ns():
     with nogil:
         ns = fn_line_trip_ns()
     return None if ns < 0 else ns
+
+
+def permutations(bit_generator, int64_t[:, ::1] out):
+    """Fill each row of out (count x n) with a permutation of range(n), drawn from
+    bit_generator (a numpy.random.BitGenerator, e.g. Generator.bit_generator) exactly as
+    Generator.permutation(n) would draw it, one row after the other."""
+    capsule = bit_generator.capsule
+    if not PyCapsule_IsValid(capsule, b"BitGenerator"):
+        raise TypeError(f"bit_generator must be a numpy.random.BitGenerator; got "
+                        f"{type(bit_generator).__name__}")
+    cdef fn_bitgen *bg = <fn_bitgen *>PyCapsule_GetPointer(capsule, b"BitGenerator")
+    cdef int64_t count = out.shape[0], n = out.shape[1]
+    if count == 0 or n == 0:
+        return
+    with bit_generator.lock, nogil:
+        fn_permutations(bg, count, n, &out[0, 0])
 
 
 POOL_POLICIES = {"auto": FN_POOL_AUTO, "warm": FN_POOL_WARM}

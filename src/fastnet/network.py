@@ -299,10 +299,9 @@ class Network:
                 count = min(per_call, epochs - completed,
                             max(1, int(_SECONDS_PER_CALL / epoch_seconds)))
                 order = None
-                if shuffled:
+                if shuffled:  # rng.permutation(n_rows) for each epoch, drawn in C
                     order = np.empty((count, n_rows), np.int64)
-                    for i in range(count):
-                        order[i] = rng.permutation(n_rows)
+                    _core.permutations(rng.bit_generator, order)
                 losses = np.empty(count)  # np.full costs 0.8 us, this 0.3
                 losses.fill(np.nan)
                 calls.append(losses)
