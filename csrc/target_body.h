@@ -383,12 +383,13 @@ static void T(ISA(tanh))(int64_t n, const REAL *x, REAL *out)
 }
 
 /* The sums of R rows of op(A) (op(A)[i, p] = A[i * rs_a + p * cs_a], or with G the
- * gathered rows of small_gemm_g (fastnet.h); rows past m repeat the last one) against W registers of B's
- * rows (rs_b apart) over kc steps, into sums[0:R][0:W]: each element one FMA chain in p
- * order, the micro-kernel's, so every path gives the same values. For the small product and the micro-kernel's edges. The
- * accumulators are arrays indexed by constants only, unrolled in full, which the
- * compiler keeps in registers (left rolled, GCC put B and the sums on the stack in the
- * AVX2 build: one mnist row took 17.7 us instead of 5). */
+ * gathered rows of small_gemm_g, fastnet.h: cs_a 1, op(A)'s rows are G[i] + g_col; cs_a
+ * 0, its columns, G[p] + g_col; rows past m repeat the last one) against W registers of
+ * B's rows (rs_b apart) over kc steps, into sums[0:R][0:W]: each element one FMA chain in
+ * p order, the micro-kernel's, so every path gives the same values. For the small
+ * product and the micro-kernel's edges. The accumulators are arrays indexed by constants
+ * only, unrolled in full, which the compiler keeps in registers (left rolled, GCC put B
+ * and the sums on the stack in the AVX2 build: one mnist row took 17.7 us instead of 5). */
 static inline __attribute__((always_inline)) void
 T(ISA(row_sums))(const int R, const int W, int64_t m, int64_t kc, const REAL *A,
                  int64_t rs_a, int64_t cs_a, const REAL *const *G, int64_t g_col,
@@ -469,7 +470,7 @@ T(ISA(small_body))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha, con
     for (int64_t i0 = 0; i0 < M; i0 += MR) {
         const int64_t m = M - i0 < MR ? M - i0 : MR;
         const REAL *Ai = G ? NULL : trans_a ? A + i0 : A + i0 * lda;
-        /* gathered: op(A)'s rows i0.. are G[i0..]; its columns, G's rows from column i0 */
+        /* gathered: op(A)'s rows i0.. are G[i0..]; or its columns, G's rows from i0 on */
         const REAL *const *Gi = G && !trans_a ? G + i0 : G;
         const int64_t g_col = G && trans_a ? i0 : 0;
         for (int64_t j0 = 0; j0 < N;) {
@@ -696,7 +697,8 @@ static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t gro
  * an array, so the compiler keeps all 2 * MR of them in registers; MR rows give 2 * MR
  * independent FMA chains, enough to hide the FMA latency. beta == 0: C is only written.
  * With `two` 0 (a constant), the same on one register of columns and without the
- * prefetches: the small product's one-register blocks (narrow_tile). */
+ * prefetches: the small product's one-register blocks (narrow_tile). With G (tile_g),
+ * op(A) is read through row pointers as in row_sums, A and rs_a unused. */
 static inline __attribute__((always_inline)) void
 T(ISA(tile_body))(const int two, int64_t kc, const REAL *A, int64_t rs_a, int64_t cs_a,
                   const REAL *const *G, int64_t g_col, const REAL *B, int64_t rs_b, REAL *C,
@@ -748,8 +750,8 @@ T(ISA(tile_body))(const int two, int64_t kc, const REAL *A, int64_t rs_a, int64_
     }
     ROWS(DECLARE)
     if (G && cs_a == 1) {
-        /* op(A)'s rows gathered (small_gemm_g): as A's rows in place below, each row's line
-         * asked for ahead through its pointer */
+        /* op(A)'s rows gathered (small_gemm_g): as A's rows in place below, each row's
+         * line asked for ahead through its pointer */
 #define ROW_PF_STEP (64 / (int)sizeof(REAL) / MR > 1 ? 64 / (int)sizeof(REAL) / MR : 1)
 #define A_AT(i) a##i[p]
         for (int64_t p = 0; p < kc; p++)
@@ -758,8 +760,8 @@ T(ISA(tile_body))(const int two, int64_t kc, const REAL *A, int64_t rs_a, int64_
 #undef A_AT
 #undef ROW_PF_STEP
     } else if (G) {
-        /* op(A)'s columns gathered (small_gemm_g): step p reads MR values of the batch's row p
-         * (asked for a batch ahead, train_small.c's prefetch_next) */
+        /* op(A)'s columns gathered (small_gemm_g): step p reads MR values of the batch's
+         * row p (asked for a batch ahead: train_small.c's prefetch_next) */
 #define A_AT(i) ap[i]
         for (int64_t p = 0; p < kc; p++) {
             const REAL *ap = G[p] + g_col;
