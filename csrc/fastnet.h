@@ -166,12 +166,12 @@ typedef struct {                                                                
     void (*small_gemm)(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,          \
                        const REAL *A, int64_t lda, const REAL *Bp, int64_t NP, REAL beta,  \
                        REAL *C, int64_t ldc);                                             \
-    /* The same with A gathered: its rows are G[0..] (a shuffled batch's rows of X read   \
-     * in place): op(A)[i, p] = G[i][p], or with trans_a G[p][i]. The same values as      \
-     * small_gemm on a copy of those rows. */                                             \
+    /* The same with A gathered: its rows are G[0..] from column col (a shuffled batch's  \
+     * rows of X read in place): op(A)[i, p] = G[i][col + p], or with trans_a              \
+     * G[p][col + i]. The same values as small_gemm on a copy of those rows. */           \
     void (*small_gemm_g)(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,        \
-                         const REAL *const *G, const REAL *Bp, int64_t NP, REAL beta,     \
-                         REAL *C, int64_t ldc);                                           \
+                         const REAL *const *G, int64_t col, const REAL *Bp, int64_t NP,   \
+                         REAL beta, REAL *C, int64_t ldc);                                \
     /* 1 if x[0:n] are all finite (no NaN, no infinity), else 0. */                        \
     int (*all_finite)(int64_t n, const REAL *x);                                          \
     /* row[0:n] *= out[0:n] (1 - out[0:n]): sigmoid' from the stored output. */            \

@@ -463,8 +463,8 @@ static void T(ISA(tile_g))(int two, int64_t kc, const REAL *const *G, int64_t g_
 /* The body of small_gemm and small_gemm_g: A strided (G NULL), or A the rows G[r] */
 static inline __attribute__((always_inline)) void
 T(ISA(small_body))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha, const REAL *A,
-                   int64_t lda, const REAL *const *G, const REAL *Bp, int64_t NP, REAL beta,
-                   REAL *C, int64_t ldc)
+                   int64_t lda, const REAL *const *G, int64_t col, const REAL *Bp, int64_t NP,
+                   REAL beta, REAL *C, int64_t ldc)
 {
     typedef T(ISA(reg)) V;
     for (int64_t i0 = 0; i0 < M; i0 += MR) {
@@ -472,7 +472,7 @@ T(ISA(small_body))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha, con
         const REAL *Ai = G ? NULL : trans_a ? A + i0 : A + i0 * lda;
         /* gathered: op(A)'s rows i0.. are G[i0..]; or its columns, G's rows from i0 on */
         const REAL *const *Gi = G && !trans_a ? G + i0 : G;
-        const int64_t g_col = G && trans_a ? i0 : 0;
+        const int64_t g_col = col + (G && trans_a ? i0 : 0);
         for (int64_t j0 = 0; j0 < N;) {
             /* SMALL_WIDE blocks of SMALL_VL columns at once while whole ones remain */
             const int wide = SMALL_WIDE > 1 && N - j0 >= SMALL_WIDE * SMALL_VL;
@@ -536,14 +536,14 @@ static void T(ISA(small_gemm))(int trans_a, int64_t M, int64_t N, int64_t K, REA
                               const REAL *A, int64_t lda, const REAL *Bp, int64_t NP,
                               REAL beta, REAL *C, int64_t ldc)
 {
-    T(ISA(small_body))(trans_a, M, N, K, alpha, A, lda, NULL, Bp, NP, beta, C, ldc);
+    T(ISA(small_body))(trans_a, M, N, K, alpha, A, lda, NULL, 0, Bp, NP, beta, C, ldc);
 }
 
 static void T(ISA(small_gemm_g))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,
-                                const REAL *const *G, const REAL *Bp, int64_t NP, REAL beta,
-                                REAL *C, int64_t ldc)
+                                const REAL *const *G, int64_t col, const REAL *Bp, int64_t NP,
+                                REAL beta, REAL *C, int64_t ldc)
 {
-    T(ISA(small_body))(trans_a, M, N, K, alpha, NULL, 0, G, Bp, NP, beta, C, ldc);
+    T(ISA(small_body))(trans_a, M, N, K, alpha, NULL, 0, G, col, Bp, NP, beta, C, ldc);
 }
 
 /* 1 if x[0:n] are all finite. x * 0 is +-0 for every finite x and NaN for NaN and

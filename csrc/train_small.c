@@ -36,16 +36,15 @@
  *      weights: each thread takes a share of the rows of every W[l]:
  *               W[l] := W[l] - alpha post[l-1]^T delta[l]  (X for l = 0),
  *               and rewrites those columns of W[l]^T; one thread per layer does b[l].
- *  - With shuffling, the units scheme reads the batch's rows of X in place, through a
- *    table of row pointers (small_gemm_g): the copy of every row that each thread made
- *    before took 600-1,300 cycles of the time-stamp counter of a 12,500-cycle batch on
- *    a Zen 4 host, and no thread could share it. Digits on two threads, in C, 9
- *    alternating rounds: float32 -12%, float64 -7%; one thread within noise. The rows
- *    scheme gathers the whole batch of X into each thread's own buffer: the weights
- *    phase reads every row of it, from a column offset, and a shared copy moved the
- *    other thread's half between the cores each batch (digits, 2 threads, shuffled:
- *    404-437 -> 391-402 us an epoch; batch 64: 355 -> 336-346). Y's rows: the rows
- *    scheme's by their own thread, the units scheme's all by every thread.
+ *  - With shuffling, both schemes read the batch's rows of X in place, through each
+ *    thread's table of row pointers (small_gemm_g). Before, each thread copied every
+ *    row into its own buffer (the updates of W1 read all of them; a shared copy moved
+ *    the other thread's half between the cores each batch: digits 404-437 -> 391-402
+ *    us an epoch), and on a Zen 4 host that copy took 600-1,300 cycles of the
+ *    time-stamp counter of a 12,500-cycle digits batch, on every thread. Shuffled, in
+ *    C, alternating rounds, two threads: digits float32 -12%, float64 -7% (9 rounds);
+ *    [64, 64, 64, 10] -8% in both (7 rounds); one thread within noise. Y's rows: the
+ *    rows scheme's by their own thread, the units scheme's all by every thread.
  *  - The weights are checked once, at the end of the call, and copied back to the
  *    caller's arrays if they are finite. A batch whose loss is not finite ends the run
  *    early. Either failure replays the call from its start on one thread (the results
@@ -277,10 +276,12 @@ typedef struct {
     REAL **W, **b, **WT;             /* padded copies: s[l] x P[l+1], P[l+1], s[l+1] x P[l] */
     REAL **post, **delta;            /* rows x P[l+1]: H_out..O_out, delta_H..delta_O
                                       * (units: the output layer's in own) */
-    REAL *Xb, *Yb;                   /* the rows scheme's batch gathered in shuffled
-                                      * order (the units scheme reads X in place) */
-    int64_t xb_stride;               /* per thread, xb_stride apart; Yb's rows shared
-                                      * (Yb: the rows scheme; units: in own) */
+    const REAL **xg;                 /* the rows scheme, shuffled: each thread's pointers
+                                      * to the batch's rows of X, xg_stride apart, whole
+                                      * cache lines each (the units scheme's: in own) */
+    int64_t xg_stride;
+    REAL *Yb;                        /* the rows scheme's batch of Y in shuffled order,
+                                      * each thread's rows (units: in own) */
     double *row_loss;                /* rows (the rows scheme; units: in own) */
     atomic_long *line;               /* a cache line of its own, for line_trip_ns */
     atomic_long *passed;             /* a cache line per thread, for team_sync */
@@ -435,7 +436,10 @@ static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t row
             ws->delta[l] = T(carve)(base, &off, rows * P[l + 1], R, A);
         }
     }
-    ws->Xb = gather && !ws->units ? T(carve)(base, &off, ws->xb_stride * team, R, G) : NULL;
+    ws->xg_stride = fn_round_up(rows, FN_ALIGN / (int64_t)sizeof(REAL *));
+    ws->xg = gather && !ws->units
+                 ? T(carve)(base, &off, ws->xg_stride * team, sizeof(REAL *), A)
+                 : NULL;
     if (ws->units) {
         for (int t = 0; t < team; t++) {
             T(small_own) *o = ws->own + t;
@@ -583,7 +587,6 @@ static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t r
         ws->groups = T(unit_groups)(net);
         T(group_layout)(ws, net, rows);
     }
-    ws->xb_stride = T(group_stride)(ws, rows * s[0]);
     size_t bytes = T(small_layout)(ws, net, rows, gather, team, NULL);
     ws->block = fn_aligned_alloc_at(bytes, T(group_align)(ws));
     if (!ws->block) {
@@ -627,8 +630,6 @@ static void T(own_setup)(const T(fn_net) *net, const T(small_ws) *ws, int t)
 {
     const T(small_own) *own = ws->own + t;
     memset(own->O, 0, (size_t)((char *)(own->loss) - (char *)own->O)); /* O .. parts */
-    if (ws->Xb)
-        memset(ws->Xb + t * ws->xb_stride, 0, sizeof(REAL) * (size_t)ws->xb_stride);
     if (net->b)
         memcpy(own->b, net->b[1], sizeof(REAL) * (size_t)net->sizes[2]);
 }
@@ -691,7 +692,7 @@ typedef struct {
 
 /* Rows [r0, r1) of a batch: feedforward, delta_O (and row_loss), hidden deltas. */
 static void T(rows_phase)(const T(fn_net) *net, const T(small_ws) *ws, int64_t r0, int64_t r1,
-                          int64_t nb, const REAL *Xb, const REAL *Yb)
+                          int64_t nb, const REAL *Xb, const REAL *const *xg, const REAL *Yb)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
     const int L = net->n_layers;
@@ -702,7 +703,10 @@ static void T(rows_phase)(const T(fn_net) *net, const T(small_ws) *ws, int64_t r
         const int64_t pn = P[l + 1];
         const T(fn_epilogue) ep = {ws->b[l], net->act[l], NULL, 0, 0, net->threshold};
         REAL *out = ws->post[l] + r0 * pn;
-        cfg->small_gemm(0, m, pn, s[l], 1, in, ld_in, ws->W[l], pn, 0, out, pn);
+        if (l == 0 && xg) /* the rows of X in place, by pointers (small_gemm_g) */
+            cfg->small_gemm_g(0, m, pn, s[0], 1, xg + r0, 0, ws->W[0], pn, 0, out, pn);
+        else
+            cfg->small_gemm(0, m, pn, s[l], 1, in, ld_in, ws->W[l], pn, 0, out, pn);
         T(fn_epilogue_tile)(&ep, out, pn, m, pn, r0, 0);
         in = out;
         ld_in = pn;
@@ -723,7 +727,7 @@ static void T(rows_phase)(const T(fn_net) *net, const T(small_ws) *ws, int64_t r
 /* Thread t of `team`: its rows of every W[l] := W[l] - alpha A^T delta[l] (and W[l]^T),
  * and the biases of the layers l with l % team == t. */
 static void T(weights_phase)(const T(fn_net) *net, const T(small_ws) *ws, int t, int team,
-                             int64_t nb, const REAL *Xb, REAL alpha)
+                             int64_t nb, const REAL *Xb, const REAL *const *xg, REAL alpha)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
     const int64_t *s = net->sizes, *P = ws->P;
@@ -743,6 +747,9 @@ static void T(weights_phase)(const T(fn_net) *net, const T(small_ws) *ws, int t,
                             ws->WT[l] + i0, P[l]);
             T(transpose_rows)(i1 - i0, 0, s[l + 1], ws->WT[l] + i0, P[l], ws->W[l] + i0 * pn,
                               pn);
+        } else if (l == 0 && xg) { /* X's columns i0..i1 through the rows' pointers */
+            cfg->small_gemm_g(1, i1 - i0, pn, nb, -alpha, xg, i0, ws->delta[0], pn, 1,
+                              ws->W[0] + i0 * pn, pn);
         } else {
             cfg->small_gemm(1, i1 - i0, pn, nb, -alpha, A + i0, lda, ws->delta[l], pn, 1,
                             ws->W[l] + i0 * pn, pn);
@@ -769,7 +776,8 @@ static void T(units_forward)(const T(fn_net) *net, const T(small_ws) *ws, int64_
         const T(fn_epilogue) ep = {b, net->act[0], NULL, 0, 0, net->threshold};
         REAL *H = ws->post[0] + g * ws->gs_h;
         if (xg) /* the batch's rows of X in place (xg, small_gemm_g) */
-            cfg->small_gemm_g(0, nb, gw, s[0], 1, xg, ws->W[0] + g * ws->gs_w0, gw, 0, H, gw);
+            cfg->small_gemm_g(0, nb, gw, s[0], 1, xg, 0, ws->W[0] + g * ws->gs_w0, gw, 0, H,
+                              gw);
         else
             cfg->small_gemm(0, nb, gw, s[0], 1, Xb, s[0], ws->W[0] + g * ws->gs_w0, gw, 0, H,
                             gw);
@@ -869,8 +877,8 @@ static void T(units_backward)(const T(fn_net) *net, const T(small_ws) *ws,
         cfg->small_gemm(1, s[2], k, nb, -alpha, own->dO, P[2], H, gw, 1, WT, gw);
         T(transpose_rows)(k, 0, s[2], WT, gw, ws->W[1] + g * ws->gs_w1, P[2]);
         if (xg)
-            cfg->small_gemm_g(1, s[0], gw, nb, -alpha, xg, dH, gw, 1, ws->W[0] + g * ws->gs_w0,
-                              gw);
+            cfg->small_gemm_g(1, s[0], gw, nb, -alpha, xg, 0, dH, gw, 1,
+                              ws->W[0] + g * ws->gs_w0, gw);
         else
             cfg->small_gemm(1, s[0], gw, nb, -alpha, Xb, s[0], dH, gw, 1,
                             ws->W[0] + g * ws->gs_w0, gw);
@@ -1040,20 +1048,21 @@ static void T(small_team)(T(small_run) *run)
             }
             const int64_t r0 = nb * t / share, r1 = t < share ? nb * (t + 1) / share : r0;
             const REAL *Xb = run->X + start * n_in, *Yb = run->Y + start * n_out;
-            if (perm) { /* every row of X into this thread's own Xb; its rows of Y */
-                REAL *own = ws->Xb + t * ws->xb_stride;
+            const REAL **xg = NULL;
+            if (perm) { /* pointers to every row of X, this thread's own; its rows of Y */
+                xg = ws->xg + t * ws->xg_stride;
                 for (int64_t i = 0; t < share && i < nb; i++)
-                    memcpy(own + i * n_in, run->X + perm[start + i] * n_in, sizeof(REAL) * n_in);
+                    xg[i] = run->X + perm[start + i] * n_in;
                 for (int64_t i = r0; i < r1; i++)
                     memcpy(ws->Yb + i * n_out, run->Y + perm[start + i] * n_out,
                            sizeof(REAL) * n_out);
-                Xb = own, Yb = ws->Yb;
+                Yb = ws->Yb;
             }
             if (t < share)
-                T(rows_phase)(net, ws, r0, r1, nb, Xb, Yb);
+                T(rows_phase)(net, ws, r0, r1, nb, Xb, xg, Yb);
             FN_SYNC(alone);
             if (t < share)
-                T(weights_phase)(net, ws, t, share, nb, Xb, run->alpha);
+                T(weights_phase)(net, ws, t, share, nb, Xb, xg, run->alpha);
             if (t == 0) {
                 double batch = 0;
                 for (int64_t e = 0; e < nb; e++)
