@@ -303,13 +303,18 @@ def _reference_orders(seed, n_rows, epochs):
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 31, 32, 33, 1797, 65537])
 @pytest.mark.parametrize("seed", [0, 7, 2**40 + 3])
-def test_row_orders_drawn_in_c_are_numpys_permutations(n, seed):
+@pytest.mark.parametrize("bits", ["PCG64", "MT19937", "Philox", "SFC64"])
+def test_row_orders_drawn_in_c_are_numpys_permutations(n, seed, bits):
     """fit's row orders come from C (_core.permutations): each row is exactly what
     Generator.permutation(n) gives, in turn, and the generator is left where those calls
-    leave it (the same next draw), for sizes at and around powers of two (the masks)."""
+    leave it (the same next draw), for sizes at and around powers of two (the masks) and
+    each of NumPy's bit generators (fit takes a Generator as its seed)."""
     from fastnet import _core
 
-    ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+    def generator():
+        return np.random.Generator(getattr(np.random, bits)(seed))
+
+    ours, theirs = generator(), generator()
     out = np.full((3, n), -1, np.int64)
     _core.permutations(ours.bit_generator, out)
     for row in out:
