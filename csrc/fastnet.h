@@ -182,6 +182,15 @@ typedef struct {                                                                
      * of a panel wide (as the micro-kernel with alpha 1, beta 0: the same values). */    \
     void (*edge_rows)(int64_t m, int64_t regs, int64_t kc, const REAL *A, int64_t rs_a,   \
                       int64_t cs_a, const REAL *B, int64_t rs_b, REAL *C, int64_t ldc);   \
+    /* whole tiles (two: the micro-kernel's, else one register of columns) and edges as   \
+     * the micro-kernel and edge_rows with op(A) gathered as in small_gemm_g: cs 1, its   \
+     * rows are G[i] + g_col; cs 0, its columns, G[p] + g_col. The same values. */        \
+    void (*tile_g)(int two, int64_t kc, const REAL *const *G, int64_t g_col, int64_t cs,  \
+                   const REAL *B, int64_t rs_b, REAL *C, int64_t ldc, REAL alpha,          \
+                   REAL beta);                                                            \
+    void (*edge_rows_g)(int64_t m, int64_t regs, int64_t kc, const REAL *const *G,        \
+                        int64_t g_col, int64_t cs, const REAL *B, int64_t rs_b, REAL *C,  \
+                        int64_t ldc);                                                     \
     /* For m <= fused_rows: W[0:K, 0:n] := alpha Ap^T D + beta W (kp rows of Ap, ldap      \
      * apart, and of D, ldd), and H[0:m, 0:n] = X W with the new W, in one pass over W; H \
      * summed in blocks of kc within super-blocks of ks, as the GEMM sums it (train.c). */ \

@@ -392,13 +392,18 @@ int T(fn_gemm_blocking)(int64_t M, int64_t N, int64_t K, int64_t *kc, int64_t *k
  * the edge kernel on just the rows and registers present. */
 static void T(tiles)(const T(fn_config) *cfg, int64_t i_start, int64_t mb, int64_t j0,
                      int64_t n, int64_t kc, const REAL *Ag, int64_t g_stride, int64_t rs_a,
-                     int64_t cs_a, const REAL *Bpanel, int64_t rs_b, REAL alpha, REAL beta_k,
-                     REAL *Cj, int64_t ldc, const T(fn_epilogue) *ep, REAL *tile, int64_t pw)
+                     int64_t cs_a, const REAL *const *G, int64_t g_col, const REAL *Bpanel,
+                     int64_t rs_b, REAL alpha, REAL beta_k, REAL *Cj, int64_t ldc,
+                     const T(fn_epilogue) *ep, REAL *tile, int64_t pw)
 {
     const int64_t mr = cfg->mr, nr = cfg->nr;
+    /* gathered (G, gemm_panels): cs 1, op(A)'s rows G[i] + g_col; 0, its columns */
+    const int64_t cs = cs_a == 1 ? 1 : 0;
     for (int64_t i0 = i_start; i0 < i_start + mb; i0 += mr, Ag += g_stride) {
         const int64_t m = i_start + mb - i0 < mr ? i_start + mb - i0 : mr;
         REAL *Ct = Cj + i0 * ldc;
+        const REAL *const *Gt = G && cs ? G + (i0 - i_start) : G;
+        const int64_t gc = G && !cs ? g_col + (i0 - i_start) : g_col;
         if (m == mr && n == nr) {
             /* C's rows 4 KB or more apart fall into the same sets of L1, and the tile comes
              * back from L2 or memory when the micro-kernel loads it at its end, after kc
@@ -410,13 +415,20 @@ static void T(tiles)(const T(fn_config) *cfg, int64_t i_start, int64_t mb, int64
                 for (int64_t i = 0; i < mr; i++)
                     for (int64_t j = 0; j < nr; j += 64 / (int64_t)sizeof(REAL))
                         __builtin_prefetch(Ct + i * ldc + j, 1);
-            cfg->microkernel(kc, Ag, rs_a, cs_a, Bpanel, rs_b, Ct, ldc, alpha, beta_k);
+            if (G)
+                cfg->tile_g(1, kc, Gt, gc, cs, Bpanel, rs_b, Ct, ldc, alpha, beta_k);
+            else
+                cfg->microkernel(kc, Ag, rs_a, cs_a, Bpanel, rs_b, Ct, ldc, alpha, beta_k);
         } else { /* an edge tile: compute into the tile, keep the valid part */
-            if (m == mr && 2 * n > nr) /* then pw == nr */
+            const int64_t regs = 2 * n > nr ? (n + nr - 1) / nr * 2 : 1;
+            if (m == mr && 2 * n > nr && G) /* then pw == nr */
+                cfg->tile_g(1, kc, Gt, gc, cs, Bpanel, rs_b, tile, pw, 1, 0);
+            else if (m == mr && 2 * n > nr)
                 cfg->microkernel(kc, Ag, rs_a, cs_a, Bpanel, rs_b, tile, pw, 1, 0);
-            else /* fewer rows, or at most half a panel of columns */
-                cfg->edge_rows(m, 2 * n > nr ? (n + nr - 1) / nr * 2 : 1, kc, Ag, rs_a, cs_a,
-                               Bpanel, rs_b, tile, pw);
+            else if (G) /* fewer rows, or at most half a panel of columns */
+                cfg->edge_rows_g(m, regs, kc, Gt, gc, cs, Bpanel, rs_b, tile, pw);
+            else
+                cfg->edge_rows(m, regs, kc, Ag, rs_a, cs_a, Bpanel, rs_b, tile, pw);
             for (int64_t i = 0; i < m; i++)
                 for (int64_t j = 0; j < n; j++) {
                     REAL v;
@@ -473,9 +485,9 @@ static void T(packed_block)(const T(fn_config) *cfg, int trans_a, int trans_b, i
             const REAL *Bpanel = b_panels ? B + j0 / nr * b_panels + pc * nr
                                  : blk    ? blk + (j0 - g0) / nr * ks_len * nr + (pc - ks) * nr
                                           : Bp + (pc - ks) * nr;
-            T(tiles)(cfg, i0, mb, j0, n, kc, Ap + (pc - ks) * mb_pad, mr * kc, 1, mr, Bpanel, nr,
-                     alpha, pc == 0 ? beta : (REAL)1, Cj, ldc_t, pc + kc >= K ? ep : NULL, tile,
-                     nr);
+            T(tiles)(cfg, i0, mb, j0, n, kc, Ap + (pc - ks) * mb_pad, mr * kc, 1, mr, NULL, 0,
+                     Bpanel, nr, alpha, pc == 0 ? beta : (REAL)1, Cj, ldc_t,
+                     pc + kc >= K ? ep : NULL, tile, nr);
         }
     }
 }
@@ -483,9 +495,10 @@ static void T(packed_block)(const T(fn_config) *cfg, int trans_a, int trans_b, i
 /* fn_gemm_team_panels, or with p1 >= 0 (fn_gemm_cols_panels) the column panels [p0, p1)
  * by the calling thread alone. */
 static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
-                           REAL alpha, const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
-                           int64_t b_panels, REAL beta, REAL *C, int64_t ldc, int64_t c_panels,
-                           const T(fn_epilogue) *ep, REAL *workspace, int64_t p0, int64_t p1)
+                           REAL alpha, const REAL *A, int64_t lda, const REAL *const *G,
+                           const REAL *B, int64_t ldb, int64_t b_panels, REAL beta, REAL *C,
+                           int64_t ldc, int64_t c_panels, const T(fn_epilogue) *ep,
+                           REAL *workspace, int64_t p0, int64_t p1)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
     /* Where column j0 (a multiple of nr) of B or C starts, and its rows' stride. */
@@ -732,9 +745,17 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
                 const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
                 const int last = pc + kc >= K;
                 const REAL *Bpanel = packed ? Bp + (pc - ks) * nr : B_COLUMN(j0) + pc * rs_b;
-                T(tiles)(cfg, i_start, mb, j0, n, kc, A + i_start * rs_a + pc * cs_a, mr * rs_a,
-                         rs_a, cs_a, Bpanel, rs_b, alpha, pc == 0 ? beta : (REAL)1, C_COLUMN(j0),
-                         ldc_t, last ? ep : NULL, tile, pw);
+                if (G) /* gathered (alone only): rows i_start.. from column pc, or the
+                        * batch's rows pc.. from column i_start */
+                    T(tiles)(cfg, i_start, mb, j0, n, kc, NULL, 0, 0, trans_a ? 0 : 1,
+                             trans_a ? G + pc : G + i_start, trans_a ? i_start : pc, Bpanel,
+                             rs_b, alpha, pc == 0 ? beta : (REAL)1, C_COLUMN(j0), ldc_t,
+                             last ? ep : NULL, tile, pw);
+                else
+                    T(tiles)(cfg, i_start, mb, j0, n, kc, A + i_start * rs_a + pc * cs_a,
+                             mr * rs_a, rs_a, cs_a, NULL, 0, Bpanel, rs_b, alpha,
+                             pc == 0 ? beta : (REAL)1, C_COLUMN(j0), ldc_t, last ? ep : NULL,
+                             tile, pw);
             }
         }
     }
@@ -753,17 +774,18 @@ void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int6
                             int64_t b_panels, REAL beta, REAL *C, int64_t ldc, int64_t c_panels,
                             const T(fn_epilogue) *ep, REAL *workspace)
 {
-    T(gemm_panels)(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, b_panels, beta, C, ldc,
-                   c_panels, ep, workspace, 0, -1);
+    T(gemm_panels)(trans_a, trans_b, M, N, K, alpha, A, lda, NULL, B, ldb, b_panels, beta, C,
+                   ldc, c_panels, ep, workspace, 0, -1);
 }
 
 void T(fn_gemm_cols_panels)(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,
-                            const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
-                            int64_t b_panels, REAL beta, REAL *C, int64_t ldc, int64_t c_panels,
-                            const T(fn_epilogue) *ep, REAL *workspace, int64_t p0, int64_t p1)
+                            const REAL *A, int64_t lda, const REAL *const *G, const REAL *B,
+                            int64_t ldb, int64_t b_panels, REAL beta, REAL *C, int64_t ldc,
+                            int64_t c_panels, const T(fn_epilogue) *ep, REAL *workspace,
+                            int64_t p0, int64_t p1)
 {
     if (p0 < p1 && M > 0 && K > 0)
-        T(gemm_panels)(trans_a, 0, M, N, K, alpha, A, lda, B, ldb, b_panels, beta, C, ldc,
+        T(gemm_panels)(trans_a, 0, M, N, K, alpha, A, lda, G, B, ldb, b_panels, beta, C, ldc,
                        c_panels, ep, workspace, p0, p1);
 }
 

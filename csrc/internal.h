@@ -224,8 +224,11 @@ void fn_gemm_team_panels_##S(int trans_a, int trans_b, int64_t M, int64_t N, int
  * sums, in the same order, as the team's unpacked path (the packed path's too: the same \
  * bits); B read in place, so for B panel-major or narrow (N < FN_PACK_MIN_N), where     \
  * the team reads it so too. M, K >= 1. */                                               \
+/* G non-NULL: op(A) gathered, A and lda unused: its rows are G[0..] (a shuffled batch's   \
+ * rows of X read in place), op(A)[i, p] = G[i][p], or with trans_a G[p][i]. */            \
 void fn_gemm_cols_panels_##S(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,  \
-                             const REAL *A, int64_t lda, const REAL *B, int64_t ldb,     \
+                             const REAL *A, int64_t lda, const REAL *const *G,           \
+                             const REAL *B, int64_t ldb,                                 \
                              int64_t b_panels, REAL beta, REAL *C, int64_t ldc,          \
                              int64_t c_panels, const fn_epilogue_##S *ep,                \
                              REAL *workspace, int64_t p0, int64_t p1);                   \

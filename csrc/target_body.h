@@ -854,11 +854,11 @@ static void T(ISA(narrow_tile))(int64_t kc, const REAL *A, int64_t rs_a, int64_t
 #define EDGE_ACC (VEC_BYTES == 64 ? 16 : 8)
 static inline __attribute__((always_inline)) void
 T(ISA(edge_block))(const int R, const int W, int64_t m, int64_t kc, const REAL *A,
-                   int64_t rs_a, int64_t cs_a, const REAL *B, int64_t rs_b, REAL *C,
-                   int64_t ldc)
+                   int64_t rs_a, int64_t cs_a, const REAL *const *G, int64_t g_col,
+                   const REAL *B, int64_t rs_b, REAL *C, int64_t ldc)
 {
     T(ISA(reg)) sums[MR][16];
-    T(ISA(row_sums))(R, W, m, kc, A, rs_a, cs_a, NULL, 0, B, rs_b, sums);
+    T(ISA(row_sums))(R, W, m, kc, A, rs_a, cs_a, G, g_col, B, rs_b, sums);
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 16
@@ -888,30 +888,53 @@ T(ISA(edge_block))(const int R, const int W, int64_t m, int64_t kc, const REAL *
  * allows, the rest 8, 4, 2, 1 at a time (never more than the budget). */
 static inline __attribute__((always_inline)) void
 T(ISA(edge_group))(const int R, int64_t m, int64_t regs, int64_t kc, const REAL *A,
-                   int64_t rs_a, int64_t cs_a, const REAL *B, int64_t rs_b, REAL *C,
-                   int64_t ldc)
+                   int64_t rs_a, int64_t cs_a, const REAL *const *G, int64_t g_col,
+                   const REAL *B, int64_t rs_b, REAL *C, int64_t ldc)
 {
     const int W = EDGE_ACC / R;
     int64_t g = 0;
 #define EDGE_REGS(WW)                                                                    \
-    T(ISA(edge_block))(R, WW, m, kc, A, rs_a, cs_a, B + g * LANES, rs_b, C + g * LANES,   \
-                       ldc)
+    T(ISA(edge_block))(R, WW, m, kc, A, rs_a, cs_a, G, g_col, B + g * LANES, rs_b,        \
+                       C + g * LANES, ldc)
     REG_RUNS(W, regs, g, EDGE_REGS);
 #undef EDGE_REGS
+}
+
+/* The body of edge_rows and edge_rows_g: A strided (G NULL), or gathered as in row_sums
+ * (cs_a 1: op(A)'s rows G[i] + g_col; 0: its columns, G[p] + g_col) */
+static inline __attribute__((always_inline)) void
+T(ISA(edge_body))(int64_t m, int64_t regs, int64_t kc, const REAL *A, int64_t rs_a,
+                  int64_t cs_a, const REAL *const *G, int64_t g_col, const REAL *B,
+                  int64_t rs_b, REAL *C, int64_t ldc)
+{
+    for (; m > 0; m -= 4, C += 4 * ldc) {
+        if (m >= 3)
+            T(ISA(edge_group))(4, m, regs, kc, A, rs_a, cs_a, G, g_col, B, rs_b, C, ldc);
+        else if (m == 2)
+            T(ISA(edge_group))(2, m, regs, kc, A, rs_a, cs_a, G, g_col, B, rs_b, C, ldc);
+        else
+            T(ISA(edge_group))(1, m, regs, kc, A, rs_a, cs_a, G, g_col, B, rs_b, C, ldc);
+        if (!G) /* the next 4 rows of op(A) */
+            A += 4 * rs_a;
+        else if (cs_a == 1)
+            G += 4;
+        else
+            g_col += 4;
+    }
 }
 
 static void T(ISA(edge_rows))(int64_t m, int64_t regs, int64_t kc, const REAL *A,
                               int64_t rs_a, int64_t cs_a, const REAL *B, int64_t rs_b,
                               REAL *C, int64_t ldc)
 {
-    for (; m > 0; m -= 4, A += 4 * rs_a, C += 4 * ldc) {
-        if (m >= 3)
-            T(ISA(edge_group))(4, m, regs, kc, A, rs_a, cs_a, B, rs_b, C, ldc);
-        else if (m == 2)
-            T(ISA(edge_group))(2, m, regs, kc, A, rs_a, cs_a, B, rs_b, C, ldc);
-        else
-            T(ISA(edge_group))(1, m, regs, kc, A, rs_a, cs_a, B, rs_b, C, ldc);
-    }
+    T(ISA(edge_body))(m, regs, kc, A, rs_a, cs_a, NULL, 0, B, rs_b, C, ldc);
+}
+
+static void T(ISA(edge_rows_g))(int64_t m, int64_t regs, int64_t kc, const REAL *const *G,
+                                int64_t g_col, int64_t cs, const REAL *B, int64_t rs_b,
+                                REAL *C, int64_t ldc)
+{
+    T(ISA(edge_body))(m, regs, kc, NULL, 0, cs, G, g_col, B, rs_b, C, ldc);
 }
 
 /* One step of gradient descent on a layer's weights fused with the next batch's product
@@ -1102,6 +1125,7 @@ const T(fn_config) T(ISA(fn_config)) = {
     ISA_NAME, MR, 2 * LANES, KC, MC, T(ISA(microkernel)), T(ISA(sigmoid)),
     T(ISA(sigmoid_short)), T(ISA(small_gemm)), T(ISA(small_gemm_g)),
     T(ISA(all_finite)), T(ISA(sigmoid_deriv_mul)), T(ISA(tanh)), T(ISA(edge_rows)),
+    T(ISA(tile_g)), T(ISA(edge_rows_g)),
     T(ISA(fused_step)), FUSE_ROWS, T(ISA(sigmoid_output)), T(ISA(tiny_batch)),
 };
 

@@ -53,7 +53,10 @@ typedef struct {
     REAL *delta[2];   /* rows x widest layer: delta_O, delta_H, ... (ping-pong) */
     REAL *Xb, *Yb;    /* the batch's rows gathered in shuffled order */
     REAL *Xb2;        /* a second Xb when the last batch's rows are still needed (fused) */
-    int64_t x_stride; /* elements from one Xb to the next (Xb2, or each thread's own) */
+    int64_t x_stride; /* elements from one Xb to the next (Xb2) */
+    const REAL **xg;  /* the units scheme, shuffled: each thread's pointers to the batch's
+                       * rows of X, xg_stride apart (whole cache lines each) */
+    int64_t xg_stride;
     double *row_loss; /* rows */
     REAL *gemm;       /* packing panels for the largest product */
     int64_t gemm_own; /* the units scheme: elements of it a thread (units_batch's products) */
@@ -127,13 +130,14 @@ static void T(workspace_free)(T(workspace) *ws)
     memset(ws, 0, sizeof(*ws));
 }
 
-/* One allocation for a batch of `rows`; gather: that many X buffers (0: none), a snapshot
+/* One allocation for a batch of `rows`; gather: that many X buffers (0: none), xg_tables
+ * tables of rows pointers (the units scheme's, one a thread, when shuffled), a snapshot
  * of `snapshot` elements, a panel-major copy of W[0] (w0_panels: its elements, or 0),
  * output_rows_team's buffers (rows_phase) and the units scheme's (units) only when asked
  * for. */
 static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int64_t rows,
-                                    int gather, int64_t snapshot, int team, int64_t w0_panels,
-                                    int rows_phase, int units)
+                                    int gather, int xg_tables, int64_t snapshot, int team,
+                                    int64_t w0_panels, int rows_phase, int units)
 {
     const int L = net->n_layers;
     const int64_t *s = net->sizes;
@@ -198,6 +202,8 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     const int64_t part_stride = (int64_t)(FN_LINE(R * rows * s[L]) / R);
     sizes[n++] = units ? R * (size_t)(2 * T(units_groups)(net) * part_stride) : 0;
     sizes[n++] = units ? (size_t)team * T(units_own_bytes)(rows, s[L]) : 0;
+    const int64_t xg_stride = fn_round_up(rows, FN_ALIGN / (int64_t)sizeof(REAL *));
+    sizes[n++] = (size_t)xg_tables * sizeof(REAL *) * (size_t)xg_stride;
     size_t total = 0;
     for (int k = 0; k < n; k++)
         total += sizes[k];
@@ -241,6 +247,9 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     p += sizes[11];
     ws->own = units ? p : NULL;
     ws->own_stride = T(units_own_bytes)(rows, s[L]);
+    p += sizes[12];
+    ws->xg = xg_tables ? (const REAL **)(void *)p : NULL;
+    ws->xg_stride = xg_stride;
     return FN_OK;
 }
 
@@ -590,7 +599,7 @@ fn_status T(fn_gradients)(const T(fn_net) *net, int64_t N, const REAL *X, const 
 {
     T(workspace) ws;
     int team = fn_team_size(T(fn_flop_per_row)(net) * (double)N);
-    fn_status st = T(workspace_alloc)(&ws, net, N, 0, 0, team, 0, 0, 0);
+    fn_status st = T(workspace_alloc)(&ws, net, N, 0, 0, 0, team, 0, 0, 0);
     if (st != FN_OK)
         return st;
     FN_RUN_TEAM(team, T(gradients_team)(net, N, X, Y, &ws, dW, db));
@@ -677,7 +686,6 @@ typedef struct {
     int fuse; /* batches of at most cfg->fused_rows rows: W[0]'s update is fused */
     int rows_phase; /* the output layer by output_rows_team (unfused batches) */
     int units;      /* the units scheme (units_batch) */
-    int x_private;  /* the units scheme: each thread gathers all of X into its own buffer */
 } T(train_run);
 
 /* The batch's loss into the epoch's sum (and non-finite: run->nonfinite), by one thread. */
@@ -726,7 +734,7 @@ static int T(units_fits)(const T(fn_net) *net, int64_t rows)
  * parity: the batch's index in the epoch, mod 2. Returns the sum of the rows' losses,
  * the same on every thread. */
 static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb,
-                             const REAL *Yb, int64_t parity)
+                             const REAL *const *xg, const REAL *Yb, int64_t parity)
 {
     const T(fn_net) *net = run->net;
     T(workspace) *ws = run->ws;
@@ -755,7 +763,7 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
         GROUP(g);
         const T(fn_epilogue) hidden = {b0 ? b0 + c0 : NULL, net->act[0], NULL, 0, 0,
                                        net->threshold};
-        T(fn_gemm_cols_panels)(0, nb, w, n_in, 1, Xb, n_in, W0g, 0, w0_stride, 0, Hg, w, 0,
+        T(fn_gemm_cols_panels)(0, nb, w, n_in, 1, Xb, n_in, xg, W0g, 0, w0_stride, 0, Hg, w, 0,
                                &hidden, gemm_own, 0, gpanels);
         T(fn_gemm_rows)(0, 0, n_out, w, 0, nb, 1, Hg, w, W1 + c0 * n_out, n_out, 0,
                         parts + g * ws->part_stride, n_out, NULL, buf);
@@ -789,7 +797,8 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
                         W1 + c0 * n_out, n_out, NULL, buf);
         if (b0)
             T(fn_bias_gradient_cols)(nb, 0, w, dHg, w, b0 + c0, -alpha, 1);
-        T(fn_gemm_cols_panels)(1, n_in, w, nb, -alpha, Xb, n_in, dHg, w, 0, 1, W0g, 0, w0_stride,
+        T(fn_gemm_cols_panels)(1, n_in, w, nb, -alpha, Xb, n_in, xg, dHg, w, 0, 1, W0g, 0,
+                               w0_stride,
                                NULL, gemm_own, 0, gpanels);
     }
 #undef GROUP
@@ -799,42 +808,26 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
     return loss;
 }
 
-/* The units scheme's gather of a batch's rows (rows: their indices, nb > 1): all of Y
- * into the thread's own buffer, and of X, with x_private, all into its own too; else a
- * share of the rows into the shared buffer, between two barriers (the last batch's
- * products read all of it). */
+/* The units scheme's shuffled batch (rows: its row indices, nb > 1): this thread's table
+ * of pointers to the rows of X, which its products read in place (small_gemm_g's gathered
+ * tiles, through fn_gemm_cols_panels), and all of Y copied into its own buffer. Before,
+ * the rows of X were copied: into each thread's own buffer (both threads copied all of
+ * them) or, when that took over a quarter of L2, half by each thread into a shared one
+ * between two barriers (and the other thread's half then crossed between the cores).
+ * Shuffled mnist in C on two threads took 1.33x its unshuffled time. */
 static void T(units_gather)(const T(train_run) *run, const int64_t *rows, int64_t nb,
-                            const REAL **Xb, const REAL **Yb)
+                            const REAL *const **xg, const REAL **Yb)
 {
     const T(fn_net) *net = run->net;
     const int64_t n_in = net->sizes[0], n_out = net->sizes[2];
     const int t = omp_get_thread_num();
-    REAL *X = run->ws->Xb + (run->x_private ? t * run->ws->x_stride : 0);
+    const REAL **G = run->ws->xg + t * run->ws->xg_stride;
     REAL *Y = T(units_own_get)(run->ws, run->rows, n_out, t).Yb;
-    int64_t r0 = 0, r1 = nb;
-    if (!run->x_private) {
-        fn_row_share(nb, 1, t, omp_get_num_threads(), &r0, &r1);
-#pragma omp barrier
-    }
-    /* The rows come from memory in a random order, where the hardware prefetchers do not
-     * look ahead: each row is asked for whole FN_GATHER_AHEAD rows before its copy
-     * (shuffled mnist in C, two sets of alternating rounds: two threads 107.1 -> 103.5
-     * and 106.9 -> 104.9 ms an epoch, one 179.7 -> 176.7 and 185.5 -> 178.6; 1 and 2 rows
-     * ahead within noise of 4). */
-    const size_t bytes = sizeof(REAL) * (size_t)n_in;
-    for (int64_t i = r0; i < r1 && i < r0 + FN_GATHER_AHEAD; i++)
-        fn_prefetch_bytes(run->X + rows[i] * n_in, bytes);
-    for (int64_t i = r0; i < r1; i++) {
-        if (i + FN_GATHER_AHEAD < r1)
-            fn_prefetch_bytes(run->X + rows[i + FN_GATHER_AHEAD] * n_in, bytes);
-        memcpy(X + i * n_in, run->X + rows[i] * n_in, bytes);
-    }
+    for (int64_t i = 0; i < nb; i++)
+        G[i] = run->X + rows[i] * n_in;
     for (int64_t i = 0; i < nb; i++)
         memcpy(Y + i * n_out, run->Y + rows[i] * n_out, sizeof(REAL) * n_out);
-    if (!run->x_private) {
-#pragma omp barrier
-    }
-    *Xb = X;
+    *xg = G;
     *Yb = Y;
 }
 
@@ -863,15 +856,16 @@ static void T(train_team)(T(train_run) *run)
         for (int64_t start = 0; start < N; start += rows) {
             const int64_t nb = N - start < rows ? N - start : rows;
             const REAL *Xb = run->X + start * n_in, *Yb = run->Y + start * n_out;
+            const REAL *const *xg = NULL; /* the units scheme's shuffled rows of X */
             if (perm && nb == 1) { /* one row is contiguous: read in place, not copied */
                 Xb = run->X + perm[start] * n_in;
                 Yb = run->Y + perm[start] * n_out;
             } else if (perm && run->units) {
-                T(units_gather)(run, perm + start, nb, &Xb, &Yb);
+                T(units_gather)(run, perm + start, nb, &xg, &Yb);
             } else if (perm) {
                 REAL *dst = run->fuse && Xp == ws->Xb ? ws->Xb2 : ws->Xb; /* Xp stays */
 #pragma omp for schedule(static)
-                for (int64_t i = 0; i < nb; i++) { /* rows ahead asked for, as units_gather */
+                for (int64_t i = 0; i < nb; i++) { /* rows asked for FN_GATHER_AHEAD ahead */
                     if (i + FN_GATHER_AHEAD < nb)
                         fn_prefetch_bytes(run->X + perm[start + i + FN_GATHER_AHEAD] * n_in,
                                           sizeof(REAL) * (size_t)n_in);
@@ -884,7 +878,7 @@ static void T(train_team)(T(train_run) *run)
                 Yb = ws->Yb;
             }
             if (run->units) {
-                const double batch = T(units_batch)(run, nb, Xb, Yb, start / rows % 2);
+                const double batch = T(units_batch)(run, nb, Xb, xg, Yb, start / rows % 2);
                 if (omp_get_thread_num() == 0) {
                     run->epoch_sum += batch;
                     run->nonfinite = !isfinite(batch);
@@ -957,22 +951,17 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
     const int64_t w0_size = fuse ? 0 : T(w0_elements)(net);
     const int rows_phase = !fuse && T(rows_phase_fits)(net);
     const int units = T(units_fits)(net, rows);
-    /* The units scheme's threads each gather the whole batch of X into a buffer of their
-     * own when it takes at most a quarter of L2: nothing of X then crosses between the
-     * cores (half of it did, in each of two products), and no barrier keeps the threads
-     * in step. */
-    const int x_private = units &&
-                          rows * net->sizes[0] * (int64_t)sizeof(REAL) <= fn_l2_bytes() / 4;
-    fn_status st = T(workspace_alloc)(&ws, net, rows,
-                                      !order ? 0 : fuse ? 2 : x_private ? team : 1,
+    /* Shuffled, the units scheme's threads read the batch's rows of X in place, each
+     * through its own table of pointers (units_gather); the other schemes gather a copy */
+    fn_status st = T(workspace_alloc)(&ws, net, rows, !order || units ? 0 : fuse ? 2 : 1,
+                                      order && units ? team : 0,
                                       T(snapshot_elements)(net, w0_size, n_epochs), team,
                                       w0_size, rows_phase, units);
     if (st != FN_OK)
         return st;
     T(train_run) run = {.net = net, .N = N, .rows = rows, .n_epochs = n_epochs, .X = X, .Y = Y,
                         .order = order, .alpha = alpha, .ws = &ws, .epoch_loss = epoch_loss,
-                        .fuse = fuse, .rows_phase = rows_phase, .units = units,
-                        .x_private = x_private};
+                        .fuse = fuse, .rows_phase = rows_phase, .units = units};
     FN_RUN_TEAM(team, T(train_team)(&run)); /* W[0] panel-major meanwhile (pack_w0) */
     T(workspace_free)(&ws);
     *epochs_done = run.done;

@@ -568,7 +568,6 @@ static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t r
                                 int team)
 {
     const int L = net->n_layers;
-    const int64_t *s = net->sizes;
     memset(ws, 0, sizeof(*ws));
     ws->units = L == 2;
     ws->team = team;
