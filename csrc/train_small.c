@@ -267,7 +267,6 @@ typedef struct {
                             * rows of part_row's length (units_output; NULL with one
                             * group or one thread) */
     double *loss;          /* rows */
-    const REAL **xg;       /* rows: the shuffled batch's rows of X (small_gemm_g), or NULL */
     int bad;               /* the end of a call: a non-finite weight in its groups */
 } T(small_own);
 
@@ -276,9 +275,8 @@ typedef struct {
     REAL **W, **b, **WT;             /* padded copies: s[l] x P[l+1], P[l+1], s[l+1] x P[l] */
     REAL **post, **delta;            /* rows x P[l+1]: H_out..O_out, delta_H..delta_O
                                       * (units: the output layer's in own) */
-    const REAL **xg;                 /* the rows scheme, shuffled: each thread's pointers
-                                      * to the batch's rows of X, xg_stride apart, whole
-                                      * cache lines each (the units scheme's: in own) */
+    const REAL **xg;                 /* shuffled: each thread's pointers to the batch's
+                                      * rows of X (x_rows), xg_stride apart */
     int64_t xg_stride;
     REAL *Yb;                        /* the rows scheme's batch of Y in shuffled order,
                                       * each thread's rows (units: in own) */
@@ -436,10 +434,10 @@ static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t row
             ws->delta[l] = T(carve)(base, &off, rows * P[l + 1], R, A);
         }
     }
-    ws->xg_stride = fn_round_up(rows, FN_ALIGN / (int64_t)sizeof(REAL *));
-    ws->xg = gather && !ws->units
-                 ? T(carve)(base, &off, ws->xg_stride * team, sizeof(REAL *), A)
-                 : NULL;
+    /* each thread's table on lines of its own, or pages (group_align, as the units
+     * scheme's other per-thread blocks) */
+    ws->xg_stride = fn_round_up(rows, (int64_t)(G / sizeof(REAL *)));
+    ws->xg = gather ? T(carve)(base, &off, ws->xg_stride * team, sizeof(REAL *), G) : NULL;
     if (ws->units) {
         for (int t = 0; t < team; t++) {
             T(small_own) *o = ws->own + t;
@@ -449,7 +447,6 @@ static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t row
             o->Yb = T(carve)(base, &off, rows * P[2], R, A);
             o->parts = G != FN_ALIGN ? T(carve)(base, &off, ws->groups * rows * P[2], R, A) : NULL;
             o->loss = T(carve)(base, &off, rows, sizeof(double), A);
-            o->xg = gather ? T(carve)(base, &off, rows, sizeof(REAL *), A) : NULL;
         }
         ws->b[1] = ws->own[0].b; /* the copy loaded, checked and stored */
     } else {
@@ -689,6 +686,34 @@ typedef struct {
     int end_bad;      /* by_owner: a non-finite weight at the end (nothing stored) */
 } T(small_run);
 
+/* Thread t's table of pointers to the shuffled batch's rows of X (perm: the batch's row
+ * indices, nb of them), which the products read in place (x_product). */
+static const REAL *const *T(x_rows)(const T(small_run) *run, int t, const int64_t *perm,
+                                    int64_t nb)
+{
+    const REAL **xg = run->ws->xg + t * run->ws->xg_stride;
+    const int64_t n_in = run->net->sizes[0];
+    for (int64_t i = 0; i < nb; i++)
+        xg[i] = run->X + perm[i] * n_in;
+    return xg;
+}
+
+/* A product with X as op(A): rows r0.. of X from column col, or with trans_a its columns
+ * col.. (rows are the batch's), read through xg (shuffled: small_gemm_g) or in place from
+ * Xb (the batch in order, n_in values a row). The same values either way. */
+static void T(x_product)(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha,
+                         const REAL *Xb, const REAL *const *xg, int64_t n_in, int64_t r0,
+                         int64_t col, const REAL *Bp, int64_t NP, REAL beta, REAL *C,
+                         int64_t ldc)
+{
+    const T(fn_config) *cfg = T(fn_config_get)();
+    if (xg)
+        cfg->small_gemm_g(trans_a, M, N, K, alpha, xg + r0, col, Bp, NP, beta, C, ldc);
+    else
+        cfg->small_gemm(trans_a, M, N, K, alpha, Xb + r0 * n_in + col, n_in, Bp, NP, beta, C,
+                        ldc);
+}
+
 /* Rows [r0, r1) of a batch: feedforward, delta_O (and row_loss), hidden deltas. */
 static void T(rows_phase)(const T(fn_net) *net, const T(small_ws) *ws, int64_t r0, int64_t r1,
                           int64_t nb, const REAL *Xb, const REAL *const *xg, const REAL *Yb)
@@ -696,19 +721,16 @@ static void T(rows_phase)(const T(fn_net) *net, const T(small_ws) *ws, int64_t r
     const T(fn_config) *cfg = T(fn_config_get)();
     const int L = net->n_layers;
     const int64_t *s = net->sizes, *P = ws->P, m = r1 - r0;
-    const REAL *in = Xb + r0 * s[0];
-    int64_t ld_in = s[0];
-    for (int l = 0; l < L; l++) { /* post[l] = act(in W[l] + b[l]) */
+    for (int l = 0; l < L; l++) { /* post[l] = act(post[l-1] W[l] + b[l]), X for l = 0 */
         const int64_t pn = P[l + 1];
         const T(fn_epilogue) ep = {ws->b[l], net->act[l], NULL, 0, 0, net->threshold};
         REAL *out = ws->post[l] + r0 * pn;
-        if (l == 0 && xg) /* the rows of X in place, by pointers (small_gemm_g) */
-            cfg->small_gemm_g(0, m, pn, s[0], 1, xg + r0, 0, ws->W[0], pn, 0, out, pn);
+        if (l == 0)
+            T(x_product)(0, m, pn, s[0], 1, Xb, xg, s[0], r0, 0, ws->W[0], pn, 0, out, pn);
         else
-            cfg->small_gemm(0, m, pn, s[l], 1, in, ld_in, ws->W[l], pn, 0, out, pn);
+            cfg->small_gemm(0, m, pn, s[l], 1, ws->post[l - 1] + r0 * P[l], P[l], ws->W[l], pn,
+                            0, out, pn);
         T(fn_epilogue_tile)(&ep, out, pn, m, pn, r0, 0);
-        in = out;
-        ld_in = pn;
     }
     T(fn_output_delta_rows)(net->act[L - 1], (REAL)(2.0 / (double)nb), r0, r1, s[L],
                             ws->post[L - 1], P[L], Yb, s[L], ws->delta[L - 1], P[L],
@@ -746,9 +768,9 @@ static void T(weights_phase)(const T(fn_net) *net, const T(small_ws) *ws, int t,
                             ws->WT[l] + i0, P[l]);
             T(transpose_rows)(i1 - i0, 0, s[l + 1], ws->WT[l] + i0, P[l], ws->W[l] + i0 * pn,
                               pn);
-        } else if (l == 0 && xg) { /* X's columns i0..i1 through the rows' pointers */
-            cfg->small_gemm_g(1, i1 - i0, pn, nb, -alpha, xg, i0, ws->delta[0], pn, 1,
-                              ws->W[0] + i0 * pn, pn);
+        } else if (l == 0) { /* X's columns i0..i1 */
+            T(x_product)(1, i1 - i0, pn, nb, -alpha, Xb, xg, s[0], 0, i0, ws->delta[0], pn, 1,
+                         ws->W[0] + i0 * pn, pn);
         } else {
             cfg->small_gemm(1, i1 - i0, pn, nb, -alpha, A + i0, lda, ws->delta[l], pn, 1,
                             ws->W[l] + i0 * pn, pn);
@@ -774,12 +796,8 @@ static void T(units_forward)(const T(fn_net) *net, const T(small_ws) *ws, int64_
         const REAL *b = ws->b[0] ? ws->b[0] + g * ws->gs_b0 : NULL;
         const T(fn_epilogue) ep = {b, net->act[0], NULL, 0, 0, net->threshold};
         REAL *H = ws->post[0] + g * ws->gs_h;
-        if (xg) /* the batch's rows of X in place (xg, small_gemm_g) */
-            cfg->small_gemm_g(0, nb, gw, s[0], 1, xg, 0, ws->W[0] + g * ws->gs_w0, gw, 0, H,
-                              gw);
-        else
-            cfg->small_gemm(0, nb, gw, s[0], 1, Xb, s[0], ws->W[0] + g * ws->gs_w0, gw, 0, H,
-                            gw);
+        T(x_product)(0, nb, gw, s[0], 1, Xb, xg, s[0], 0, 0, ws->W[0] + g * ws->gs_w0, gw, 0,
+                     H, gw);
         T(fn_epilogue_tile)(&ep, H, gw, nb, gw, 0, 0);
         if (ws->groups == 1) /* one group: the sums */
             cfg->small_gemm(0, nb, P[2], k, 1, H, gw, ws->W[1] + g * ws->gs_w1, P[2], 0, O, P[2]);
@@ -875,12 +893,8 @@ static void T(units_backward)(const T(fn_net) *net, const T(small_ws) *ws,
         REAL *WT = ws->WT[1] + g * ws->gs_wt;
         cfg->small_gemm(1, s[2], k, nb, -alpha, own->dO, P[2], H, gw, 1, WT, gw);
         T(transpose_rows)(k, 0, s[2], WT, gw, ws->W[1] + g * ws->gs_w1, P[2]);
-        if (xg)
-            cfg->small_gemm_g(1, s[0], gw, nb, -alpha, xg, 0, dH, gw, 1,
-                              ws->W[0] + g * ws->gs_w0, gw);
-        else
-            cfg->small_gemm(1, s[0], gw, nb, -alpha, Xb, s[0], dH, gw, 1,
-                            ws->W[0] + g * ws->gs_w0, gw);
+        T(x_product)(1, s[0], gw, nb, -alpha, Xb, xg, s[0], 0, 0, dH, gw, 1,
+                     ws->W[0] + g * ws->gs_w0, gw);
         if (ws->b[0])
             T(fn_bias_gradient_cols)(nb, 0, gw, dH, gw, ws->b[0] + g * ws->gs_b0, -alpha, 1);
     }
@@ -1005,12 +1019,8 @@ static void T(small_team)(T(small_run) *run)
                 T(small_own) *own = ws->own + t;
                 REAL *part = ws->part + (batch_no & 1) * ws->parity_part; /* this parity's */
                 const REAL *Xb = run->X + start * n_in;
-                const REAL **xg = NULL;
-                if (perm && g0 < g1) { /* the batch's rows of X read in place, by pointers */
-                    xg = own->xg;
-                    for (int64_t i = 0; i < nb; i++)
-                        xg[i] = run->X + perm[start + i] * n_in;
-                }
+                const REAL *const *xg =
+                    perm && g0 < g1 ? T(x_rows)(run, t, perm + start, nb) : NULL;
                 /* Y's rows: in place if in order, else all of them gathered in rows padded
                  * as O's (copying them in order too: digits on two threads, in C, 14
                  * alternating rounds, float32 2% slower, float64 within noise) */
@@ -1047,11 +1057,9 @@ static void T(small_team)(T(small_run) *run)
             }
             const int64_t r0 = nb * t / share, r1 = t < share ? nb * (t + 1) / share : r0;
             const REAL *Xb = run->X + start * n_in, *Yb = run->Y + start * n_out;
-            const REAL **xg = NULL;
-            if (perm) { /* pointers to every row of X, this thread's own; its rows of Y */
-                xg = ws->xg + t * ws->xg_stride;
-                for (int64_t i = 0; t < share && i < nb; i++)
-                    xg[i] = run->X + perm[start + i] * n_in;
+            const REAL *const *xg =
+                perm && t < share ? T(x_rows)(run, t, perm + start, nb) : NULL;
+            if (perm) { /* its rows of Y */
                 for (int64_t i = r0; i < r1; i++)
                     memcpy(ws->Yb + i * n_out, run->Y + perm[start + i] * n_out,
                            sizeof(REAL) * n_out);
