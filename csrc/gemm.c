@@ -271,18 +271,19 @@ static void T(pack_B)(int trans_b, const REAL *B, int64_t ldb, int64_t N, int64_
 
 /* The packed path's copy of rows [0, mb) x columns [0, kc) of op(A) (from A at the block's
  * first element; op(A)[i, p] = A[i lda + p], or A[p lda + i] with trans_a) into mr-row
- * micro-panels: Ap[g kc mr + p mr + i] = op(A)[g mr + i, p]. Rows past mb in the last
- * panel are left as they are (never stored to C). Each source row is read from start to
- * end: with trans_a, row p of A (a row of the batch, X^T's column) feeds every panel at
- * once; one panel at a time read 32 bytes from each of kc rows 4 KB apart (the same
- * few L1 sets), then the next 32 bytes (the wide epoch's update products spent 4% of the
- * epoch there). */
-static void T(pack_A)(int trans_a, const REAL *A, int64_t lda, int64_t mb, int64_t kc,
-                      int64_t mr, REAL *Ap)
+ * micro-panels: Ap[g kc mr + p mr + i] = op(A)[g mr + i, p]; or gathered (G non-NULL, A
+ * unused): op(A)[i, p] = G[i][g_col + p], or with trans_a G[p][g_col + i] (a shuffled
+ * batch's rows of X, read in place). Rows past mb in the last panel are left as they are
+ * (never stored to C). Each source row is read from start to end: with trans_a, row p of
+ * A (a row of the batch, X^T's column) feeds every panel at once; one panel at a time
+ * read 32 bytes from each of kc rows 4 KB apart (the same few L1 sets), then the next 32
+ * bytes (the wide epoch's update products spent 4% of the epoch there). */
+static void T(pack_A)(int trans_a, const REAL *A, int64_t lda, const REAL *const *G,
+                      int64_t g_col, int64_t mb, int64_t kc, int64_t mr, REAL *Ap)
 {
     if (trans_a) {
         for (int64_t p = 0; p < kc; p++) {
-            const REAL *src = A + p * lda;
+            const REAL *src = G ? G[p] + g_col : A + p * lda;
             int64_t g = 0;
             if (mr == 8) /* the AVX-512 tile: whole panels by a copy of constant size */
                 for (; g * 8 + 8 <= mb; g++)
@@ -299,7 +300,17 @@ static void T(pack_A)(int trans_a, const REAL *A, int64_t lda, int64_t mb, int64
         const REAL *src = A + g * mr * lda;
         REAL *dst = Ap + g * kc * mr;
         const int64_t m = mb - g * mr < mr ? mb - g * mr : mr;
-        if (m == 8 && mr == 8) { /* the AVX-512 tile: a constant count to unroll */
+        if (G) { /* gathered: the rows G[g mr + i] from column g_col */
+            const REAL *const *Gg = G + g * mr;
+            if (m == 8 && mr == 8)
+                for (int64_t p = 0; p < kc; p++)
+                    for (int i = 0; i < 8; i++)
+                        dst[p * 8 + i] = Gg[i][g_col + p];
+            else
+                for (int64_t p = 0; p < kc; p++)
+                    for (int64_t i = 0; i < m; i++)
+                        dst[p * mr + i] = Gg[i][g_col + p];
+        } else if (m == 8 && mr == 8) { /* the AVX-512 tile: a constant count to unroll */
             for (int64_t p = 0; p < kc; p++)
                 for (int i = 0; i < 8; i++)
                     dst[p * 8 + i] = src[i * lda + p];
@@ -448,8 +459,8 @@ void T(fn_gemm_team)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                      const REAL *A, int64_t lda, const REAL *B, int64_t ldb, REAL beta, REAL *C,
                      int64_t ldc, const T(fn_epilogue) *ep, REAL *workspace)
 {
-    T(fn_gemm_team_panels)(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, 0, beta, C, ldc, 0,
-                           ep, workspace);
+    T(fn_gemm_team_panels)(trans_a, trans_b, M, N, K, alpha, A, lda, NULL, B, ldb, 0, beta, C,
+                           ldc, 0, ep, workspace);
 }
 
 /* The packed path's work on one row block, rows [i0, i0 + mb), against the panels of
@@ -464,14 +475,17 @@ static void T(packed_block)(const T(fn_config) *cfg, int trans_a, int trans_b, i
                             int64_t ldb, int64_t b_panels, REAL beta, REAL *C, int64_t ldc,
                             int64_t c_panels, const T(fn_epilogue) *ep, int64_t ks,
                             int64_t ks_len, int64_t KC, int64_t i0, int64_t mb, int64_t g0,
-                            int64_t g1, REAL *Ap, REAL *Bp, const REAL *blk, REAL *tile)
+                            int64_t g1, REAL *Ap, REAL *Bp, const REAL *blk, REAL *tile,
+                            const REAL *const *G)
 {
     const int64_t mr = cfg->mr, nr = cfg->nr, mb_pad = fn_round_up(mb, mr);
     const int64_t rs_a = trans_a ? 1 : lda, cs_a = trans_a ? lda : 1;
     const int64_t ldc_t = c_panels ? nr : ldc;
     for (int64_t pc = ks; pc < ks + ks_len; pc += KC) {
         const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
-        T(pack_A)(trans_a, A + i0 * rs_a + pc * cs_a, lda, mb, kc, mr, Ap + (pc - ks) * mb_pad);
+        T(pack_A)(trans_a, G ? NULL : A + i0 * rs_a + pc * cs_a, lda,
+                  G ? (trans_a ? G + pc : G + i0) : NULL, trans_a ? i0 : pc, mb, kc, mr,
+                  Ap + (pc - ks) * mb_pad);
     }
     for (int64_t j0 = g0; j0 < g1; j0 += nr) {
         const int64_t n = g1 - j0 < nr ? g1 - j0 : nr;
@@ -526,7 +540,8 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
     REAL *mine = alone ? workspace
                        : workspace + FN_GEMM_CTL_BYTES / sizeof(REAL) +
                              (int64_t)omp_get_thread_num() * T(thread_workspace)(cfg, M, N, K);
-    if (!alone && T(direct)(cfg, M, N, K) && !b_panels && !c_panels) {
+    /* (Gathered, the column panels below: the trainers gather only with W[0] panel-major.) */
+    if (!alone && T(direct)(cfg, M, N, K) && !b_panels && !c_panels && !G) {
         /* The direct path. Too small to pay for a team: one thread. Narrower than the
          * micro-tile (the output layer's products, N = 10 on mnist, where an nr = 32 tile
          * would be two thirds padding): each thread takes a run of whole mr-row groups,
@@ -619,7 +634,7 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
                 for (int64_t ks = 0; ks < K; ks += KS)
                     T(packed_block)(cfg, trans_a, trans_b, N, K, alpha, A, lda, B, ldb, b_panels,
                                     beta, C, ldc, c_panels, ep, ks, K - ks < KS ? K - ks : KS, KC,
-                                    i0, mb, c0, c1, Ap, Bp, NULL, tile);
+                                    i0, mb, c0, c1, Ap, Bp, NULL, tile, G);
                 T(record_speed)(speed, t, 2.0 * (double)mb * (double)(c1 - c0) * (double)K,
                                 omp_get_wtime() - start);
             }
@@ -665,7 +680,7 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
                         T(packed_block)(cfg, trans_a, trans_b, N, K, alpha, A, lda, B, ldb,
                                         b_panels, beta, C, ldc, c_panels, ep, ks, ks_len, KC,
                                         i_start, mb, g0, g1, Ap, Bp,
-                                        block_mode ? B_BLOCK(g0, ks) : NULL, tile);
+                                        block_mode ? B_BLOCK(g0, ks) : NULL, tile, G);
                     }
                 }
             }
@@ -745,8 +760,8 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
                 const int64_t kc = ks + ks_len - pc < KC ? ks + ks_len - pc : KC;
                 const int last = pc + kc >= K;
                 const REAL *Bpanel = packed ? Bp + (pc - ks) * nr : B_COLUMN(j0) + pc * rs_b;
-                if (G) /* gathered (alone only): rows i_start.. from column pc, or the
-                        * batch's rows pc.. from column i_start */
+                if (G) /* gathered: rows i_start.. from column pc, or the batch's rows pc..
+                        * from column i_start */
                     T(tiles)(cfg, i_start, mb, j0, n, kc, NULL, 0, 0, trans_a ? 0 : 1,
                              trans_a ? G + pc : G + i_start, trans_a ? i_start : pc, Bpanel,
                              rs_b, alpha, pc == 0 ? beta : (REAL)1, C_COLUMN(j0), ldc_t,
@@ -770,11 +785,12 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
 }
 
 void T(fn_gemm_team_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
-                            REAL alpha, const REAL *A, int64_t lda, const REAL *B, int64_t ldb,
-                            int64_t b_panels, REAL beta, REAL *C, int64_t ldc, int64_t c_panels,
-                            const T(fn_epilogue) *ep, REAL *workspace)
+                            REAL alpha, const REAL *A, int64_t lda, const REAL *const *G,
+                            const REAL *B, int64_t ldb, int64_t b_panels, REAL beta, REAL *C,
+                            int64_t ldc, int64_t c_panels, const T(fn_epilogue) *ep,
+                            REAL *workspace)
 {
-    T(gemm_panels)(trans_a, trans_b, M, N, K, alpha, A, lda, NULL, B, ldb, b_panels, beta, C,
+    T(gemm_panels)(trans_a, trans_b, M, N, K, alpha, A, lda, G, B, ldb, b_panels, beta, C,
                    ldc, c_panels, ep, workspace, 0, -1);
 }
 

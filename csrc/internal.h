@@ -212,9 +212,11 @@ void fn_gemm_team_##S(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
  * (ldb unused); with c_panels > 0, C[i, j] is at C[(j / nr) c_panels + i nr + j % nr]    \
  * (ldc unused; padding columns are left as they are). nr is the micro-tile's            \
  * (fn_config_get()->nr). K >= 1. The same sums, in the same order, as fn_gemm_team:     \
- * the same bits. A thread's panels are then one contiguous range of memory. */           \
+ * the same bits. A thread's panels are then one contiguous range of memory. G non-NULL:  \
+ * op(A) gathered, A and lda unused (as fn_gemm_cols_panels below). */                    \
 void fn_gemm_team_panels_##S(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,  \
-                             REAL alpha, const REAL *A, int64_t lda, const REAL *B,      \
+                             REAL alpha, const REAL *A, int64_t lda,                     \
+                             const REAL *const *G, const REAL *B,                        \
                              int64_t ldb, int64_t b_panels, REAL beta, REAL *C,          \
                              int64_t ldc, int64_t c_panels, const fn_epilogue_##S *ep,   \
                              REAL *workspace);                                           \

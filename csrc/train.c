@@ -35,8 +35,9 @@
  * parts, ran 1-2% slower on two threads (C, two times 6 rounds). */
 #define FN_UNITS_GROUP 32
 
-/* The shuffled batches' gathers ask for a row of X this many rows before copying it.
- * [784, 256, 128, 10] (the rows scheme), 20000 shuffled rows in C, medians of 4
+/* A shuffled batch copied (batches of fewer rows than mr, whose step of W[0] is fused
+ * with the next product) asks for a row of X this many rows before copying it. When the
+ * rows scheme copied too, [784, 256, 128, 10], 20000 shuffled rows in C, medians of 4
  * alternating rounds: one thread 155.6 -> 149.1 ms an epoch, two 100.4 -> 97.4. */
 #define FN_GATHER_AHEAD 4
 
@@ -130,13 +131,15 @@ static void T(workspace_free)(T(workspace) *ws)
     memset(ws, 0, sizeof(*ws));
 }
 
-/* One allocation for a batch of `rows`; gather: that many X buffers (0: none), xg_tables
- * tables of rows pointers (the units scheme's, one a thread, when shuffled), a snapshot
+/* One allocation for a batch of `rows`; gather: that many X buffers (0: none), gather_y:
+ * one of Y, xg_tables tables of rows pointers (shuffled; the units scheme's one a thread),
+ * a snapshot
  * of `snapshot` elements, a panel-major copy of W[0] (w0_panels: its elements, or 0),
  * output_rows_team's buffers (rows_phase) and the units scheme's (units) only when asked
  * for. */
 static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int64_t rows,
-                                    int gather, int xg_tables, int64_t snapshot, int team,
+                                    int gather, int gather_y, int xg_tables, int64_t snapshot,
+                                    int team,
                                     int64_t w0_panels, int rows_phase, int units)
 {
     const int L = net->n_layers;
@@ -188,7 +191,7 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     sizes[n++] = FN_LINE(R * rows * widest);
     sizes[n++] = FN_LINE(R * rows * widest);
     sizes[n++] = (size_t)gather * FN_LINE(R * rows * s[0]);
-    sizes[n++] = gather ? FN_LINE(R * rows * s[L]) : 0;
+    sizes[n++] = gather_y ? FN_LINE(R * rows * s[L]) : 0;
     sizes[n++] = FN_LINE(sizeof(double) * rows);
     sizes[n++] = FN_LINE(R * gemm);
     sizes[n++] = FN_LINE(R * rows_stride * team);
@@ -226,7 +229,7 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     ws->x_stride = (int64_t)(FN_LINE(R * rows * s[0]) / R);
     ws->Xb2 = gather > 1 ? ws->Xb + ws->x_stride : NULL;
     p += sizes[3];
-    ws->Yb = gather ? (REAL *)p : NULL; p += sizes[4];
+    ws->Yb = gather_y ? (REAL *)p : NULL; p += sizes[4];
     ws->row_loss = (double *)p; p += sizes[5];
     ws->gemm = (REAL *)p; p += sizes[6];
     fn_gemm_ctl_clear(ws->gemm);
@@ -269,53 +272,56 @@ static int64_t T(w0_elements)(const T(fn_net) *net)
 /* Feedforward of N rows through layers [first, end) (in: layer first's input), by every
  * thread of the team.
  * pre == NULL: the activation is applied in the GEMM's epilogue (fused); otherwise pre
- * keeps H_in, O_in, ... w0: W[0] panel-major (see T(pack_w0)), or NULL to read net->W[0]. */
+ * keeps H_in, O_in, ... w0: W[0] panel-major (see T(pack_w0)), or NULL to read net->W[0].
+ * G: with first == 0, the input's rows gathered (G[i] the i-th, in NULL), or NULL. */
 static void T(forward_from_team)(const T(fn_net) *net, int first, int end, int64_t N,
-                                 const REAL *in, REAL *const *pre, REAL *const *post,
-                                 REAL *gemm_ws, const REAL *w0)
+                                 const REAL *in, const REAL *const *G, REAL *const *pre,
+                                 REAL *const *post, REAL *gemm_ws, const REAL *w0)
 {
     const int64_t *s = net->sizes;
-    for (int l = first; l < end; l++) {
+    for (int l = first; l < end; l++, G = NULL) {
         T(fn_epilogue) ep = {net->b ? net->b[l] : NULL, net->act[l], NULL, 0, 0,
                              net->threshold};
         if (pre) {
             ep.act = FN_NO_ACTIVATION;
-            T(fn_gemm_team)(0, 0, N, s[l + 1], s[l], 1, in, s[l], net->W[l], s[l + 1], 0,
-                            pre[l], s[l + 1], &ep, gemm_ws);
+            T(fn_gemm_team_panels)(0, 0, N, s[l + 1], s[l], 1, in, s[l], G, net->W[l], s[l + 1],
+                                   0, 0, pre[l], s[l + 1], 0, &ep, gemm_ws);
 #pragma omp for schedule(static)
             for (int64_t e = 0; e < N; e++)
                 T(fn_activation)(net->act[l], s[l + 1], pre[l] + e * s[l + 1],
                                  post[l] + e * s[l + 1], net->threshold);
         } else if (l == 0 && w0) {
-            T(fn_gemm_team_panels)(0, 0, N, s[1], s[0], 1, in, s[0], w0, 0,
+            T(fn_gemm_team_panels)(0, 0, N, s[1], s[0], 1, in, s[0], G, w0, 0,
                                    T(w0_panel_stride)(net), 0, post[0], s[1], 0, &ep, gemm_ws);
         } else {
-            T(fn_gemm_team)(0, 0, N, s[l + 1], s[l], 1, in, s[l], net->W[l], s[l + 1], 0,
-                            post[l], s[l + 1], &ep, gemm_ws);
+            T(fn_gemm_team_panels)(0, 0, N, s[l + 1], s[l], 1, in, s[l], G, net->W[l], s[l + 1],
+                                   0, 0, post[l], s[l + 1], 0, &ep, gemm_ws);
         }
         in = post[l];
     }
 }
 
-static void T(forward_team)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *const *pre,
-                            REAL *const *post, REAL *gemm_ws, const REAL *w0)
+static void T(forward_team)(const T(fn_net) *net, int64_t N, const REAL *X,
+                            const REAL *const *G, REAL *const *pre, REAL *const *post,
+                            REAL *gemm_ws, const REAL *w0)
 {
-    T(forward_from_team)(net, 0, net->n_layers, N, X, pre, post, gemm_ws, w0);
+    T(forward_from_team)(net, 0, net->n_layers, N, X, G, pre, post, gemm_ws, w0);
 }
 
 /* W[l] := W[l] - alpha A_in^T delta for N rows, by every thread of the team (the fused
- * GEMM): backward_team's step, and the step of W[0] it defers. w0 as in forward_team. */
+ * GEMM): backward_team's step, and the step of W[0] it defers. w0 as in forward_team; G
+ * (l == 0): A_in's rows gathered, as in forward_from_team. */
 static void T(update_team)(const T(fn_net) *net, int l, int64_t N, const REAL *A_in,
-                           const REAL *delta, int64_t d_panels, REAL alpha, REAL *gemm_ws,
-                           REAL *w0)
+                           const REAL *const *G, const REAL *delta, int64_t d_panels,
+                           REAL alpha, REAL *gemm_ws, REAL *w0)
 {
     const int64_t *s = net->sizes;
     if (l == 0 && w0) /* delta panel-major too when d_panels (its panels' stride) */
-        T(fn_gemm_team_panels)(1, 0, s[0], s[1], N, -alpha, A_in, s[0], delta, s[1], d_panels,
-                               1, w0, 0, T(w0_panel_stride)(net), NULL, gemm_ws);
+        T(fn_gemm_team_panels)(1, 0, s[0], s[1], N, -alpha, A_in, s[0], G, delta, s[1],
+                               d_panels, 1, w0, 0, T(w0_panel_stride)(net), NULL, gemm_ws);
     else
-        T(fn_gemm_team)(1, 0, s[l], s[l + 1], N, -alpha, A_in, s[l], delta, s[l + 1], 1,
-                        net->W[l], s[l + 1], NULL, gemm_ws);
+        T(fn_gemm_team_panels)(1, 0, s[l], s[l + 1], N, -alpha, A_in, s[l], l ? NULL : G, delta,
+                               s[l + 1], 0, 1, net->W[l], s[l + 1], 0, NULL, gemm_ws);
 }
 
 /* W[0] (K x N, row-major) to or from (unpack) its panel-major copy w0: nr-column panels,
@@ -366,9 +372,10 @@ static void T(pack_w0_team)(const T(fn_net) *net, REAL *w0, int unpack)
  * rows_done: output_rows_team has already made delta_O, row_loss and the last hidden
  * delta (and the output layer's update goes by rows). Returns layer 0's delta (in
  * ws->delta). */
-static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
-                              T(workspace) *ws, REAL *const *dW, REAL *const *db, REAL alpha,
-                              int defer_first, int rows_done)
+static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X,
+                              const REAL *const *G, const REAL *Y, T(workspace) *ws,
+                              REAL *const *dW, REAL *const *db, REAL alpha, int defer_first,
+                              int rows_done)
 {
     const int L = net->n_layers;
     const int64_t *s = net->sizes;
@@ -391,16 +398,16 @@ static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, co
                                  0};
             if (l == 1 && d_panels) { /* layer 0's delta panel-major, in ws->d0 */
                 delta_prev = ws->d0;
-                T(fn_gemm_team_panels)(0, 1, N, s[1], s[2], 1, delta, s[2], net->W[1], s[2], 0,
-                                       0, delta_prev, s[1], d_panels, &ep, ws->gemm);
+                T(fn_gemm_team_panels)(0, 1, N, s[1], s[2], 1, delta, s[2], NULL, net->W[1], s[2],
+                                       0, 0, delta_prev, s[1], d_panels, &ep, ws->gemm);
             } else {
                 T(fn_gemm_team)(0, 1, N, s[l], s[l + 1], 1, delta, s[l + 1], net->W[l],
                                 s[l + 1], 0, delta_prev, s[l], &ep, ws->gemm);
             }
         }
         if (dW) {
-            T(fn_gemm_team)(1, 0, s[l], s[l + 1], N, 1, A_in, s[l], delta, s[l + 1], 0, dW[l],
-                            s[l + 1], NULL, ws->gemm);
+            T(fn_gemm_team_panels)(1, 0, s[l], s[l + 1], N, 1, A_in, s[l], l ? NULL : G, delta,
+                                   s[l + 1], 0, 0, dW[l], s[l + 1], 0, NULL, ws->gemm);
             if (net->b)
                 T(fn_bias_gradient_team)(N, s[l + 1], delta, db[l], 1, 0);
         } else if (rows_done && l == L - 1 && N <= T(fn_config_get)()->kc) {
@@ -422,7 +429,7 @@ static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X, co
             }
         } else {
             if (l > 0 || !defer_first)
-                T(update_team)(net, l, N, A_in, delta, l == 0 ? d_panels : 0, alpha, ws->gemm,
+                T(update_team)(net, l, N, A_in, G, delta, l == 0 ? d_panels : 0, alpha, ws->gemm,
                                ws->w0);
             if (net->b)
                 T(fn_bias_gradient_team)(N, s[l + 1], delta, net->b[l], -alpha, 1);
@@ -486,8 +493,8 @@ static void T(forward_fused_team)(const T(fn_net) *net, int64_t N, const REAL *X
     const int64_t *s = net->sizes, n = s[1];
     int64_t kc, ks;
     if (T(fn_gemm_blocking)(N, n, s[0], &kc, &ks)) {
-        T(update_team)(net, 0, kp, Xp, D, 0, alpha, ws->gemm, NULL);
-        T(forward_team)(net, N, X, NULL, ws->post, ws->gemm, NULL);
+        T(update_team)(net, 0, kp, Xp, NULL, D, 0, alpha, ws->gemm, NULL);
+        T(forward_team)(net, N, X, NULL, NULL, ws->post, ws->gemm, NULL);
         return;
     }
     const T(fn_config) *cfg = T(fn_config_get)();
@@ -504,7 +511,8 @@ static void T(forward_fused_team)(const T(fn_net) *net, int64_t N, const REAL *X
         T(fn_epilogue_tile)(&ep, H + j0, n, N, j1 - j0, 0, j0);
     }
 #pragma omp barrier
-    T(forward_from_team)(net, 1, net->n_layers, N, ws->post[0], NULL, ws->post, ws->gemm, NULL);
+    T(forward_from_team)(net, 1, net->n_layers, N, ws->post[0], NULL, NULL, ws->post, ws->gemm,
+                         NULL);
 }
 
 double T(fn_flop_per_row)(const T(fn_net) *net)
@@ -534,8 +542,8 @@ static void T(forward_chunks_team)(const T(fn_net) *net, int64_t N, int64_t chun
             pre_c[l] = pre ? pre[l] + r0 * s[l + 1] : NULL;
             post_c[l] = post[l] ? post[l] + r0 * s[l + 1] : scratch[l];
         }
-        T(forward_team)(net, N - r0 < chunk ? N - r0 : chunk, X + r0 * s[0], pre ? pre_c : NULL,
-                        post_c, gemm_ws, w0);
+        T(forward_team)(net, N - r0 < chunk ? N - r0 : chunk, X + r0 * s[0], NULL,
+                        pre ? pre_c : NULL, post_c, gemm_ws, w0);
     }
 }
 
@@ -590,8 +598,8 @@ fn_status T(fn_forward)(const T(fn_net) *net, int64_t N, const REAL *X, REAL *co
 static void T(gradients_team)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
                               T(workspace) *ws, REAL *const *dW, REAL *const *db)
 {
-    T(forward_team)(net, N, X, NULL, ws->post, ws->gemm, NULL);
-    T(backward_team)(net, N, X, Y, ws, dW, db, 0, 0, 0);
+    T(forward_team)(net, N, X, NULL, NULL, ws->post, ws->gemm, NULL);
+    T(backward_team)(net, N, X, NULL, Y, ws, dW, db, 0, 0, 0);
 }
 
 fn_status T(fn_gradients)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,
@@ -599,7 +607,7 @@ fn_status T(fn_gradients)(const T(fn_net) *net, int64_t N, const REAL *X, const 
 {
     T(workspace) ws;
     int team = fn_team_size(T(fn_flop_per_row)(net) * (double)N);
-    fn_status st = T(workspace_alloc)(&ws, net, N, 0, 0, 0, team, 0, 0, 0);
+    fn_status st = T(workspace_alloc)(&ws, net, N, 0, 0, 0, 0, team, 0, 0, 0);
     if (st != FN_OK)
         return st;
     FN_RUN_TEAM(team, T(gradients_team)(net, N, X, Y, &ws, dW, db));
@@ -856,14 +864,30 @@ static void T(train_team)(T(train_run) *run)
         for (int64_t start = 0; start < N; start += rows) {
             const int64_t nb = N - start < rows ? N - start : rows;
             const REAL *Xb = run->X + start * n_in, *Yb = run->Y + start * n_out;
-            const REAL *const *xg = NULL; /* the units scheme's shuffled rows of X */
+            const REAL *const *xg = NULL; /* a shuffled batch's rows of X, read in place */
             if (perm && nb == 1) { /* one row is contiguous: read in place, not copied */
                 Xb = run->X + perm[start] * n_in;
                 Yb = run->Y + perm[start] * n_out;
             } else if (perm && run->units) {
                 T(units_gather)(run, perm + start, nb, &xg, &Yb);
+            } else if (perm && !run->fuse) {
+                /* the rows of X read in place by layer 0's products (packing, tiles, edges)
+                 * through one table of pointers, the rows of Y copied. They were copied:
+                 * [784, 256, 128, 10] shuffled in C, 12000 rows, two threads, per-round
+                 * ratios of 5 alternating rounds: float32 -8.2% an epoch, float64 -8.7%;
+                 * one thread -1.7%; wide -4% (unshuffled, these paths are unchanged) */
+                const REAL **G = ws->xg;
+#pragma omp for schedule(static)
+                for (int64_t i = 0; i < nb; i++) {
+                    G[i] = run->X + perm[start + i] * n_in;
+                    memcpy(ws->Yb + i * n_out, run->Y + perm[start + i] * n_out,
+                           sizeof(REAL) * n_out);
+                }
+                Xb = NULL;
+                xg = G;
+                Yb = ws->Yb;
             } else if (perm) {
-                REAL *dst = run->fuse && Xp == ws->Xb ? ws->Xb2 : ws->Xb; /* Xp stays */
+                REAL *dst = Xp == ws->Xb ? ws->Xb2 : ws->Xb; /* Xp stays */
 #pragma omp for schedule(static)
                 for (int64_t i = 0; i < nb; i++) { /* rows asked for FN_GATHER_AHEAD ahead */
                     if (i + FN_GATHER_AHEAD < nb)
@@ -890,16 +914,16 @@ static void T(train_team)(T(train_run) *run)
             if (kp) {
                 T(forward_fused_team)(net, nb, Xb, kp, Xp, Dp, run->alpha, ws);
             } else if (run->rows_phase) {
-                T(forward_from_team)(net, 0, net->n_layers - 1, nb, Xb, NULL, ws->post, ws->gemm,
-                                     ws->w0);
+                T(forward_from_team)(net, 0, net->n_layers - 1, nb, Xb, xg, NULL, ws->post,
+                                     ws->gemm, ws->w0);
                 T(output_rows_team)(net, nb, Yb, ws);
             } else {
-                T(forward_team)(net, nb, Xb, NULL, ws->post, ws->gemm, ws->w0);
+                T(forward_team)(net, nb, Xb, xg, NULL, ws->post, ws->gemm, ws->w0);
             }
             const int rows_done = !kp && run->rows_phase;
             if (rows_done && omp_get_thread_num() == 0) /* row_loss is complete */
                 T(add_batch_loss)(run, nb);
-            Dp = T(backward_team)(net, nb, Xb, Yb, ws, NULL, NULL, run->alpha, run->fuse,
+            Dp = T(backward_team)(net, nb, Xb, xg, Yb, ws, NULL, NULL, run->alpha, run->fuse,
                                   rows_done);
             kp = run->fuse ? nb : 0;
             Xp = Xb;
@@ -913,7 +937,7 @@ static void T(train_team)(T(train_run) *run)
                 break;
         }
         if (kp && !run->nonfinite)
-            T(update_team)(net, 0, kp, Xp, Dp, 0, run->alpha, ws->gemm, NULL);
+            T(update_team)(net, 0, kp, Xp, NULL, Dp, 0, run->alpha, ws->gemm, NULL);
         if (run->units) { /* its batches end without a barrier */
 #pragma omp barrier
         }
@@ -951,10 +975,11 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
     const int64_t w0_size = fuse ? 0 : T(w0_elements)(net);
     const int rows_phase = !fuse && T(rows_phase_fits)(net);
     const int units = T(units_fits)(net, rows);
-    /* Shuffled, the units scheme's threads read the batch's rows of X in place, each
-     * through its own table of pointers (units_gather); the other schemes gather a copy */
-    fn_status st = T(workspace_alloc)(&ws, net, rows, !order || units ? 0 : fuse ? 2 : 1,
-                                      order && units ? team : 0,
+    /* Shuffled, the batch's rows of X are read in place through tables of pointers: the
+     * units scheme's threads each through its own (units_gather), the others through one;
+     * a fused step's two batches are copied */
+    fn_status st = T(workspace_alloc)(&ws, net, rows, order && !units && fuse ? 2 : 0,
+                                      order && !units, order && units ? team : order && !fuse,
                                       T(snapshot_elements)(net, w0_size, n_epochs), team,
                                       w0_size, rows_phase, units);
     if (st != FN_OK)
