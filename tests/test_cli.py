@@ -201,3 +201,27 @@ def test_line_trip_is_measured_on_two_threads_only():
     assert ns is not None and 0 < ns < 1e6
     fastnet.set_num_threads(1)
     assert _core.line_trip_ns() is None
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_shuffled_bench_workload_trains_every_peer_on_the_same_new_orders(dtype):
+    """The benchmark's shuffled workloads: fastnet (fit drawing its own orders) and the
+    NumPy loop (gathering each batch by Generator.permutation from an alike-seeded
+    generator) agree, epoch after epoch, and not with the same workload in row order."""
+    import numpy as np
+
+    from fastnet import _peers
+
+    shuffled = _peers.WORKLOADS["digits-shuffled"].scaled(300)
+    in_order = _peers.WORKLOADS["digits"].scaled(300)
+    assert shuffled.shuffle and not in_order.shuffle
+    assert _peers.check_agreement(shuffled, dtype, ["fastnet", "numpy"], epochs=3).ok
+    a = _peers.make_trainer("numpy", shuffled, dtype)
+    b = _peers.make_trainer("fastnet", shuffled, dtype)
+    for _ in range(2):  # later calls go on with new orders, alike
+        np.testing.assert_allclose(a.epochs(1), b.epochs(1), rtol=_peers.RTOL[dtype])
+    for got, want in zip(a.weights(), b.weights()):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 if dtype == "float32" else 1e-12)
+    c = _peers.make_trainer("numpy", in_order, dtype)
+    c.epochs(2)
+    assert not np.allclose(c.weights()[0], a.weights()[0], rtol=0, atol=1e-4)

@@ -5,8 +5,10 @@ Shared by ``python -m fastnet bench`` (``fastnet.bench``) and the pytest-benchma
 
 Every trainer computes the seed's model: ``H = sig(X W1)``, ``O = sig(H W2)``, no bias,
 loss ``1/N sum (O - Y)^2`` (N = rows of the batch), plain minibatch gradient descent over
-the rows in order (no shuffling), starting from the same initial weights. The one
-exception is scikit-learn's ``MLPRegressor``, the nearest peer it has: it always adds
+the rows in order, starting from the same initial weights. The ``-shuffled`` workloads
+visit the rows of each epoch in a new order instead, as ``fit`` does by default: every
+checked trainer draws the same orders (``Generator.permutation``, one an epoch, from a
+generator seeded alike) and gathers each batch's rows by them. The one exception is scikit-learn's ``MLPRegressor``, the nearest peer it has: it always adds
 biases and its output layer is the identity, so it is timed but not checked.
 
 Only NumPy is required; PyTorch, scikit-learn and threadpoolctl are used when importable.
@@ -35,6 +37,12 @@ class Workload:
     learning_rate: float
     epochs_per_call: int = 1  # xor: one epoch is too short to time alone (predict: calls)
     rounds: int = 5  # pytest-benchmark rounds / default bench repeats
+    shuffle: bool = False  # each epoch's rows in a new order (the same for every trainer)
+
+    @property
+    def data_name(self):
+        """The workload whose data this one trains on (a shuffled one: its in-order twin)."""
+        return self.name.removesuffix("-shuffled")
 
     @property
     def n_in(self):
@@ -63,7 +71,7 @@ class Workload:
         """The same workload on fewer rows (``--quick``)."""
         n = min(n_examples, self.n_examples)
         return Workload(self.name, n, self.layers, min(self.batch_size, n),
-                        self.learning_rate, self.epochs_per_call, self.rounds)
+                        self.learning_rate, self.epochs_per_call, self.rounds, self.shuffle)
 
 
 WORKLOADS = {
@@ -73,6 +81,11 @@ WORKLOADS = {
     "wide": Workload("wide", 16384, (1024, 1024, 256), 256, 0.1, rounds=3),
     # the mnist network trained one example at a time (stochastic gradient descent)
     "sgd": Workload("sgd", 2000, (784, 128, 10), 1, 0.01, rounds=3),
+    # fit's default: each epoch's rows in a new order, each batch gathered by it
+    "digits-shuffled": Workload("digits-shuffled", 1797, (64, 64, 10), 32, 0.5, rounds=10,
+                                shuffle=True),
+    "mnist-shuffled": Workload("mnist-shuffled", 60000, (784, 128, 10), 64, 0.1, rounds=3,
+                               shuffle=True),
 }
 # predict(X) on the mnist shape: 60000 x 784 -> 10
 PREDICT = Workload("predict", 60000, (784, 128, 10), 64, 0.5, rounds=5)
@@ -103,9 +116,9 @@ def make_data(workload, dtype):
     """Deterministic synthetic data: X uniform in [0, 1), Y the one-hot argmax of a random
     linear teacher on the centred inputs (xor: the XOR truth table)."""
     dtype = np.dtype(dtype)
-    key = (workload.name, workload.n_examples, workload.layers, dtype.name)
+    key = (workload.data_name, workload.n_examples, workload.layers, dtype.name)
     if key not in _DATA_CACHE:
-        if workload.name == "xor":
+        if workload.data_name == "xor":
             X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float64)
             Y = np.array([[0], [1], [1], [0]], np.float64)
         else:
@@ -232,6 +245,13 @@ class Trainer:
         self.X, self.Y = X, Y
         self.lr = float(workload.learning_rate)
         self.batch = min(workload.batch_size, X.shape[0])
+        # shuffled: every trainer's orders from a generator seeded alike, one an epoch
+        self.shuffled = workload.shuffle and self.batch < X.shape[0]
+        self.rng = np.random.default_rng(SEED) if self.shuffled else None
+
+    def order(self):
+        """The next epoch's order of the rows (shuffled workloads)."""
+        return self.rng.permutation(self.X.shape[0])
 
     def epochs(self, k):
         raise NotImplementedError
@@ -249,7 +269,9 @@ class FastnetTrainer(Trainer):
         self.net.weights = weights
 
     def epochs(self, k):
-        return self.net.fit(self.X, self.Y, k, self.lr, batch_size=self.batch, shuffle=False)
+        # fit draws its orders from the generator itself, as order() does
+        return self.net.fit(self.X, self.Y, k, self.lr, batch_size=self.batch,
+                            shuffle=self.shuffled, seed=self.rng)
 
     def weights(self):
         return self.net.weights
@@ -287,6 +309,9 @@ class NumpyTrainer(Trainer):
         self.dO = np.empty((B, n_out), dt)
         self.G1 = np.empty((n_in, n_h), dt)
         self.G2 = np.empty((n_h, n_out), dt)
+        if self.shuffled:  # each batch's rows gathered into these (np.take(out=))
+            self.Xb = np.empty((B, n_in), dt)
+            self.Yb = np.empty((B, n_out), dt)
 
     def epochs(self, k):
         X, Y, W1, W2, G1, G2 = self.X, self.Y, self.W1, self.W2, self.G1, self.G2
@@ -295,9 +320,14 @@ class NumpyTrainer(Trainer):
         with np.errstate(over="ignore"):
             for _ in range(k):
                 total = 0.0
+                perm = self.order() if self.shuffled else None
                 for s in range(0, E, B):
                     b = min(B, E - s)
-                    Xb, Yb = X[s : s + b], Y[s : s + b]
+                    if perm is None:
+                        Xb, Yb = X[s : s + b], Y[s : s + b]
+                    else:
+                        Xb = np.take(X, perm[s : s + b], axis=0, out=self.Xb[:b])
+                        Yb = np.take(Y, perm[s : s + b], axis=0, out=self.Yb[:b])
                     H, TH, dH = self.H[:b], self.TH[:b], self.dH[:b]
                     O, TO, dO = self.O[:b], self.TO[:b], self.dO[:b]
                     _sigmoid_(np.matmul(Xb, W1, out=H))  # H_out = sig(X W1)
@@ -347,6 +377,9 @@ class TorchTrainer(Trainer):
         self.O = torch.empty((B, n_out), dtype=dt)
         self.TO = torch.empty((B, n_out), dtype=dt)
         self.dO = torch.empty((B, n_out), dtype=dt)
+        if self.shuffled:  # each batch's rows gathered into these (index_select(out=))
+            self.Xb = torch.empty((B, self.W1.shape[0]), dtype=dt)
+            self.Yb = torch.empty((B, n_out), dtype=dt)
 
     def epochs(self, k):
         torch = self.torch
@@ -356,9 +389,14 @@ class TorchTrainer(Trainer):
         with torch.no_grad():
             for _ in range(k):
                 total = torch.zeros((), dtype=torch.float64)
+                perm = torch.from_numpy(self.order()) if self.shuffled else None
                 for s in range(0, E, B):
                     b = min(B, E - s)
-                    Xb, Yb = X[s : s + b], Y[s : s + b]
+                    if perm is None:
+                        Xb, Yb = X[s : s + b], Y[s : s + b]
+                    else:
+                        Xb = torch.index_select(X, 0, perm[s : s + b], out=self.Xb[:b])
+                        Yb = torch.index_select(Y, 0, perm[s : s + b], out=self.Yb[:b])
                     H, TH, dH = self.H[:b], self.TH[:b], self.dH[:b]
                     O, TO, dO = self.O[:b], self.TO[:b], self.dO[:b]
                     torch.mm(Xb, W1, out=H).sigmoid_()
@@ -411,8 +449,13 @@ class TorchAutogradTrainer(Trainer):
         history = []
         for _ in range(k):
             total = torch.zeros((), dtype=torch.float64)
+            perm = torch.from_numpy(self.order()) if self.shuffled else None
             for s in range(0, E, B):
-                Xb, Yb = X[s : s + B], Y[s : s + B]
+                if perm is None:
+                    Xb, Yb = X[s : s + B], Y[s : s + B]
+                else:  # the usual X[idx]
+                    idx = perm[s : s + B]
+                    Xb, Yb = X[idx], Y[idx]
                 opt.zero_grad(set_to_none=True)
                 sq = ((model(Xb) - Yb) ** 2).sum()
                 loss = sq / Xb.shape[0]
@@ -431,7 +474,7 @@ class SklearnTrainer(Trainer):
     (no momentum, no L2, constant learning rate), the same batches in the same order, one
     ``partial_fit`` per epoch (= ``max_iter=1``), starting from the same W1, W2. It always
     has biases (started at 0) and an identity output layer: a different model, timed but
-    not checked against fastnet. Its loss is ``sum/(2N)`` and its output has no sigmoid'
+    not checked against fastnet (shuffled: its own orders, from its random_state). Its loss is ``sum/(2N)`` and its output has no sigmoid'
     (<= 1/4) factor, so ``learning_rate_init = lr / 2`` bounds its steps by the seed's
     largest (``2 lr`` would be the same nominal step and diverges on xor and digits)."""
 
@@ -448,7 +491,7 @@ class SklearnTrainer(Trainer):
         self.model = MLPRegressor(
             hidden_layer_sizes=(weights[0].shape[1],), activation="logistic", solver="sgd",
             learning_rate="constant", learning_rate_init=self.lr / 2, momentum=0.0,
-            nesterovs_momentum=False, alpha=0.0, batch_size=self.batch, shuffle=False,
+            nesterovs_momentum=False, alpha=0.0, batch_size=self.batch, shuffle=self.shuffled,
             max_iter=1, early_stopping=False, random_state=0,
         )
         with warnings.catch_warnings():
@@ -587,7 +630,7 @@ def check_agreement(workload, dtype, impls, epochs=2):
             except AssertionError:
                 bad.append(f"{n} (max abs diff {diffs[n]:.2e} > {atol:g})")
     else:
-        k = epochs * workload.epochs_per_call if workload.name == "xor" else epochs
+        k = epochs * workload.epochs_per_call if workload.data_name == "xor" else epochs
         rtol, wtol = RTOL[dtype.name], WEIGHTS_RTOL[dtype.name]
         fast = make_trainer("fastnet", workload, dtype)
         ref = np.array(fast.epochs(k))

@@ -42,7 +42,7 @@ import fastnet
 from . import _core, _peers
 
 ALL_WORKLOADS = list(_peers.WORKLOADS) + list(_peers.PREDICTS)
-QUICK_ROWS = {"mnist": 6000, "wide": 2048, "predict": 6000}
+QUICK_ROWS = {"mnist": 6000, "mnist-shuffled": 6000, "wide": 2048, "predict": 6000}
 QUICK_XOR_EPOCHS = 200
 
 
