@@ -158,10 +158,11 @@ def _label(impl):
 class Table:
     """Fixed-width rows, printed as soon as each is measured."""
 
-    def __init__(self, impls, out):
+    def __init__(self, impls, out, workloads=()):
         self.impls = impls
         self.out = out
-        self.cols = [("workload", 9), ("dtype", 7), ("thr", 3), ("rows", 6), ("fastnet", 9)]
+        width = max([9] + [len(w) for w in workloads])
+        self.cols = [("workload", width), ("dtype", 7), ("thr", 3), ("rows", 6), ("fastnet", 9)]
         self.cols += [(_label(i), 18) for i in impls if i != "fastnet"]
         self.cols += [("GFLOP/s", 7), ("limit", 9), ("%GEMM", 5), ("trip", 6), ("ok", 2)]
 
@@ -531,7 +532,7 @@ def main(argv=None) -> int:
               "same model, not checked", file=out)
     print(file=out)
 
-    table = Table(impls, out)
+    table = Table(impls, out, args.workloads)
     table.header()
     rows, checks = [], []
     for name in args.workloads:
