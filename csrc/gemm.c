@@ -58,6 +58,8 @@
 
 /* The packed path takes products of at least this many columns (fn_gemm_team). */
 #define FN_PACK_MIN_N 256
+/* pack_A with op(A) = A^T copies this many rows of A at a time into each micro-panel */
+#define FN_PACK_A_ROWS 4
 
 /* pack_B prefetches the row of op(B) this many rows ahead. */
 #define FN_PACK_AHEAD 8
@@ -282,13 +284,29 @@ static void T(pack_A)(int trans_a, const REAL *A, int64_t lda, const REAL *const
                       int64_t g_col, int64_t mb, int64_t kc, int64_t mr, REAL *Ap)
 {
     if (trans_a) {
-        for (int64_t p = 0; p < kc; p++) {
+        /* The AVX-512 tile's whole panels by copies of constant size, FN_PACK_A_ROWS rows
+         * of A at a time, so that each panel gets whole cache lines (a row at a time, each
+         * copy wrote half a line, the panels' lines kc * 32 bytes apart: the same L1 set,
+         * evicted before the next row wrote the other half) */
+        const int64_t full = mr == 8 ? mb / 8 : 0;
+        int64_t p = 0;
+        for (; full && p + FN_PACK_A_ROWS <= kc; p += FN_PACK_A_ROWS) {
+            const REAL *rows[FN_PACK_A_ROWS];
+            for (int q = 0; q < FN_PACK_A_ROWS; q++)
+                rows[q] = G ? G[p + q] + g_col : A + (p + q) * lda;
+            for (int64_t g = 0; g < full; g++)
+                for (int q = 0; q < FN_PACK_A_ROWS; q++)
+                    memcpy(Ap + g * kc * 8 + (p + q) * 8, rows[q] + g * 8, sizeof(REAL) * 8);
+        }
+        for (; full && p < kc; p++) {
             const REAL *src = G ? G[p] + g_col : A + p * lda;
-            int64_t g = 0;
-            if (mr == 8) /* the AVX-512 tile: whole panels by a copy of constant size */
-                for (; g * 8 + 8 <= mb; g++)
-                    memcpy(Ap + g * kc * 8 + p * 8, src + g * 8, sizeof(REAL) * 8);
-            for (; g * mr < mb; g++) {
+            for (int64_t g = 0; g < full; g++)
+                memcpy(Ap + g * kc * 8 + p * 8, src + g * 8, sizeof(REAL) * 8);
+        }
+        /* the other panels (all of them with other tiles) a value at a time */
+        for (p = 0; full * mr < mb && p < kc; p++) {
+            const REAL *src = G ? G[p] + g_col : A + p * lda;
+            for (int64_t g = full; g * mr < mb; g++) {
                 const int64_t m = mb - g * mr < mr ? mb - g * mr : mr;
                 for (int64_t i = 0; i < m; i++)
                     Ap[g * kc * mr + p * mr + i] = src[g * mr + i];
@@ -426,6 +444,10 @@ static void T(tiles)(const T(fn_config) *cfg, int64_t i_start, int64_t mb, int64
                 for (int64_t i = 0; i < mr; i++)
                     for (int64_t j = 0; j < nr; j += 64 / (int64_t)sizeof(REAL))
                         __builtin_prefetch(Ct + i * ldc + j, 1);
+            if (ep && ep->deriv_of)
+                for (int64_t i = 0; i < mr; i++)
+                    for (int64_t j = 0; j < nr; j += 64 / (int64_t)sizeof(REAL))
+                        __builtin_prefetch(ep->deriv_of + (i0 + i) * ep->ld_deriv + j0 + j);
             if (G)
                 cfg->tile_g(1, kc, Gt, gc, cs, Bpanel, rs_b, Ct, ldc, alpha, beta_k);
             else
