@@ -556,6 +556,8 @@ TRAINER_CASES = {
     "tiny-deep-padded-to-8": ([8, 5, 7, 3], 6, 25),
     # tiny: one layer, the whole batch of 64 rows (its largest), 8 values a row
     "tiny-one-layer-64-rows": ([3, 8], 64, 64),
+    # tiny: four outputs, each a term of its own in a row's loss (the inline delta_O)
+    "tiny-four-outputs": ([4, 3, 4], 5, 23),
     # small: one width above the tiny trainer's 8
     "small-above-tiny-width": ([9, 4, 2], 6, 25),
     # small: a batch above the tiny trainer's 64 rows
