@@ -133,14 +133,12 @@ static void T(workspace_free)(T(workspace) *ws)
 
 /* One allocation for a batch of `rows`; gather: that many X buffers (0: none), gather_y:
  * one of Y, xg_tables tables of rows pointers (shuffled; the units scheme's one a thread),
- * a snapshot
- * of `snapshot` elements, a panel-major copy of W[0] (w0_panels: its elements, or 0),
- * output_rows_team's buffers (rows_phase) and the units scheme's (units) only when asked
- * for. */
+ * a snapshot of `snapshot` elements, a panel-major copy of W[0] (w0_panels: its elements,
+ * or 0), output_rows_team's buffers (rows_phase) and the units scheme's (units) only when
+ * asked for. */
 static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int64_t rows,
                                     int gather, int gather_y, int xg_tables, int64_t snapshot,
-                                    int team,
-                                    int64_t w0_panels, int rows_phase, int units)
+                                    int team, int64_t w0_panels, int rows_phase, int units)
 {
     const int L = net->n_layers;
     const int64_t *s = net->sizes;
@@ -273,7 +271,7 @@ static int64_t T(w0_elements)(const T(fn_net) *net)
  * thread of the team.
  * pre == NULL: the activation is applied in the GEMM's epilogue (fused); otherwise pre
  * keeps H_in, O_in, ... w0: W[0] panel-major (see T(pack_w0)), or NULL to read net->W[0].
- * G: with first == 0, the input's rows gathered (G[i] the i-th, in NULL), or NULL. */
+ * G: with first == 0, the input's rows gathered (G[i] the i-th; in unused), or NULL. */
 static void T(forward_from_team)(const T(fn_net) *net, int first, int end, int64_t N,
                                  const REAL *in, const REAL *const *G, REAL *const *pre,
                                  REAL *const *post, REAL *gemm_ws, const REAL *w0)

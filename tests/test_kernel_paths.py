@@ -566,8 +566,9 @@ GATHER_CASES = {
     # the rows scheme: X W1 by column panels, X^T delta_H by the direct path (floats) or
     # the column panels; the last batch of 13 rows (fewer than 2 mr: column panels)
     "general-rows-panels": ([300, 29, 13], 16, 61),
-    # an output layer of a panel or more: every layer by the team's products
-    "general-wide-output": ([300, 40, 40], 24, 61),
+    # an output layer of a panel or more: every layer by the team's products; the last
+    # batch of 3 rows (fewer than mr: edge rows)
+    "general-wide-output": ([300, 40, 40], 24, 51),
     # batches fewer than mr rows: W1's step fused with the next product (X copied)
     "general-fused": ([300, 150, 10], 3, 17),
 }
