@@ -141,15 +141,18 @@ static double TINY(tiny_batch)(const T(fn_tiny) *net, int64_t m, const REAL *X,
     const REAL scale = (REAL)(2.0 / (double)m);
     if (net->act[L - 1] == FN_SIGMOID && s[L] <= 4) {
         /* fn_output_delta_rows inline: the same expressions (each of its four partial
-         * sums of a row's squares has one term here: the same bits). Through the call,
-         * 10% of an XOR epoch. */
+         * sums of a row's squares has one term here, each square rounded before the sums
+         * as there, where no FMA is compiled: the same bits). Through the call, 10% of an
+         * XOR epoch. */
         for (int64_t e = 0; e < m; e++) {
             const REAL *o = net->post[L - 1] + e * P, *y = Y + e * s[L];
             REAL *d = net->delta[L - 1] + e * P;
             double sq[4] = {0, 0, 0, 0};
             for (int n = 0; n < 4; n++)
                 if (n < s[L]) {
-                    sq[n] = (double)(o[n] - y[n]) * (double)(o[n] - y[n]);
+                    double q = (double)(o[n] - y[n]) * (double)(o[n] - y[n]);
+                    FN_ROUNDED(q);
+                    sq[n] = q;
                     d[n] = scale * (o[n] - y[n]) * (o[n] * (1 - o[n]));
                 }
             net->row_loss[e] = (sq[0] + sq[1]) + (sq[2] + sq[3]);
