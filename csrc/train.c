@@ -381,8 +381,10 @@ static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X,
     /* With W[0] panel-major, layer 0's delta is made panel-major too (nr-column panels of
      * N rows, d_panels apart), and W[0]'s update reads it in place: on wide each thread had
      * copied all of delta_H (1 MB) into panels for every batch, 5% of the epoch. Not when
-     * a bias gradient sums its rows, or rows_done made it row by row. */
-    const int64_t d_panels = ws->d0 && !dW && !net->b && !(rows_done && L == 2)
+     * a bias gradient sums its rows, or rows_done made it row by row, or with one layer,
+     * whose delta (delta_O) is made row by row (read as panels, a one-layer network
+     * without bias trained on wrong gradients). */
+    const int64_t d_panels = ws->d0 && !dW && !net->b && L > 1 && !(rows_done && L == 2)
                                  ? N * T(fn_config_get)()->nr
                                  : 0;
     if (!rows_done)

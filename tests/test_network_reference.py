@@ -596,6 +596,9 @@ TRAINER_CASES = {
     # general: W1 panel-major and narrower than one panel, X W1 with K in one block (a
     # shape the GEMM's direct path takes from row-major B); a last batch of 10 rows
     "general-narrow-first-layer": ([200, 20, 5], 300, 610),
+    # general: one layer (no hidden one), W1 panel-major: its delta is delta_O, made row
+    # by row (a partial last panel of 40 = 32 + 8 columns for floats)
+    "general-one-layer": ([300, 40], 24, 97),
     # general: one example at a time (stochastic gradient descent); 13 hidden units are
     # a register of doubles and a tail (floats: a tail alone) in the fused step
     "general-one-at-a-time": ([300, 13, 4], 1, 23),
@@ -631,6 +634,27 @@ def test_fit_matches_reference_with_each_activation_in_both_trainers(case, activ
     tol = 12 * net_tolerance(np.float64, list(layers) + [rows])
     _check_fit(net, X, Y, 2, 0.01, batch, False, 0, tol)
     assert _core._last_trainer() == case.split("-")[0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("batch", [1, 3, 24, None])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_layer_general_trainer_matches_reference(dtype, bias, batch, threads):
+    """A network without a hidden layer in the general trainer, with every batching its
+    schemes take: one row, fused steps (fewer rows than mr), W1 panel-major (its delta
+    delta_O, made row by row), the full batch; shuffled, with and without bias."""
+    fastnet.set_num_threads(threads)
+    net = fastnet.Network([300, 40], output_activation="sigmoid", bias=bias, dtype=dtype,
+                          seed=4)
+    rng = np.random.default_rng(5)
+    if bias:
+        net.biases = [rng.uniform(-0.5, 0.5, 40)]
+    X = rng.standard_normal((61, 300)).astype(dtype)
+    Y = rng.uniform(0, 1, (61, 40)).astype(dtype)
+    tol = 12 * net_tolerance(dtype, [300, 40, 61])
+    _check_fit(net, X, Y, 2, 0.1, batch, True, 9, tol)
+    assert _core._last_trainer() == "general"
 
 
 # Shapes whose last batch has fewer rows than a register of rows holds (the tiny trainer
