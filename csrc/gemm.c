@@ -562,7 +562,8 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
     REAL *mine = alone ? workspace
                        : workspace + FN_GEMM_CTL_BYTES / sizeof(REAL) +
                              (int64_t)omp_get_thread_num() * T(thread_workspace)(cfg, M, N, K);
-    /* (Gathered, the column panels below: the trainers gather only with W[0] panel-major.) */
+    /* (Gathered, the packed path or the column panels below: the trainers gather only with
+     * W[0] panel-major, which the direct path does not take.) */
     if (!alone && T(direct)(cfg, M, N, K) && !b_panels && !c_panels && !G) {
         /* The direct path. Too small to pay for a team: one thread. Narrower than the
          * micro-tile (the output layer's products, N = 10 on mnist, where an nr = 32 tile

@@ -52,11 +52,13 @@ int fn_last_trainer(void) { return last_trainer; }
 typedef struct {
     REAL **post;      /* L buffers, rows x sizes[l+1]: H_out, ..., O_out */
     REAL *delta[2];   /* rows x widest layer: delta_O, delta_H, ... (ping-pong) */
-    REAL *Xb, *Yb;    /* the batch's rows gathered in shuffled order */
+    REAL *Xb;         /* shuffled batches of fewer rows than mr (fused): their rows of X */
+    REAL *Yb;         /* shuffled, but for the units scheme: the batch's rows of Y */
     REAL *Xb2;        /* a second Xb when the last batch's rows are still needed (fused) */
     int64_t x_stride; /* elements from one Xb to the next (Xb2) */
-    const REAL **xg;  /* the units scheme, shuffled: each thread's pointers to the batch's
-                       * rows of X, xg_stride apart (whole cache lines each) */
+    const REAL **xg;  /* shuffled: pointers to the batch's rows of X, read in place; the
+                       * units scheme's one table a thread, xg_stride apart (whole cache
+                       * lines each), the others' one table */
     int64_t xg_stride;
     double *row_loss; /* rows */
     REAL *gemm;       /* packing panels for the largest product */

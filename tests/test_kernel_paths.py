@@ -553,8 +553,9 @@ def test_fused_first_layer_step_gives_the_bits_of_the_separate_products(isa, dty
 
 
 # Shuffled, each trainer reads a batch's rows of X in place through a table of pointers
-# to them (gathered: the products' packing, micro-kernel tiles and edges, the direct
-# path) where the others read a contiguous block: (layers, batch, rows) of each scheme.
+# to them (gathered: the products' packing, micro-kernel tiles and edges; the small
+# trainer's small product) where the others read a contiguous block: (layers, batch,
+# rows) of each scheme.
 GATHER_CASES = {
     "tiny": ([2, 4, 1], 3, 10),
     "small-units": ([64, 64, 10], 32, 97),
@@ -563,8 +564,8 @@ GATHER_CASES = {
     # the rows scheme: X W1 on the packed path (2 mr rows or more, 260 columns, K over two
     # blocks) and X^T delta_H too; the last batch of 17 rows
     "general-rows-packed": ([300, 260, 20, 7], 40, 97),
-    # the rows scheme: X W1 by column panels, X^T delta_H by the direct path (floats) or
-    # the column panels; the last batch of 13 rows (fewer than 2 mr: column panels)
+    # the rows scheme: X W1 and X^T delta_H by column panels (fewer than 256 columns); the
+    # last batch of 13 rows
     "general-rows-panels": ([300, 29, 13], 16, 61),
     # an output layer of a panel or more: every layer by the team's products; the last
     # batch of 3 rows (fewer than mr: edge rows)
@@ -577,7 +578,8 @@ GATHER_CASES = {
 @pytest.mark.parametrize("case", list(GATHER_CASES))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_shuffled_fit_gives_the_bits_of_its_rows_in_order(isa, dtype, case, threads):
+@pytest.mark.parametrize("bias", [False, True])
+def test_shuffled_fit_gives_the_bits_of_its_rows_in_order(isa, dtype, case, threads, bias):
     """A shuffled fit's epoch is an unshuffled one on X[perm], Y[perm] (perm: that epoch's
     order, Generator.permutation's): the same weights and losses to the bit, whether the
     trainer reads the rows in place through pointers or from a contiguous copy."""
@@ -586,10 +588,10 @@ def test_shuffled_fit_gives_the_bits_of_its_rows_in_order(isa, dtype, case, thre
     rng = np.random.default_rng(11)
     X = rng.standard_normal((rows, layers[0])).astype(dtype)
     Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
-    shuffled = fastnet.Network(layers, bias=True, dtype=dtype, seed=3)
+    shuffled = fastnet.Network(layers, bias=bias, dtype=dtype, seed=3)
     history = shuffled.fit(X, Y, epochs=3, learning_rate=0.3, batch_size=batch, seed=21)
     assert _core._last_trainer() == case.split("-")[0]
-    in_order = fastnet.Network(layers, bias=True, dtype=dtype, seed=3)
+    in_order = fastnet.Network(layers, bias=bias, dtype=dtype, seed=3)
     orders = np.random.default_rng(21)
     expected = []
     for _ in range(3):

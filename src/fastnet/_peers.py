@@ -326,8 +326,11 @@ class NumpyTrainer(Trainer):
                     if perm is None:
                         Xb, Yb = X[s : s + b], Y[s : s + b]
                     else:
-                        Xb = np.take(X, perm[s : s + b], axis=0, out=self.Xb[:b])
-                        Yb = np.take(Y, perm[s : s + b], axis=0, out=self.Yb[:b])
+                        # mode="clip": the indices are in range, and with the default
+                        # ("raise") out= is written through a temporary buffer
+                        idx = perm[s : s + b]
+                        Xb = np.take(X, idx, axis=0, out=self.Xb[:b], mode="clip")
+                        Yb = np.take(Y, idx, axis=0, out=self.Yb[:b], mode="clip")
                     H, TH, dH = self.H[:b], self.TH[:b], self.dH[:b]
                     O, TO, dO = self.O[:b], self.TO[:b], self.dO[:b]
                     _sigmoid_(np.matmul(Xb, W1, out=H))  # H_out = sig(X W1)
@@ -492,7 +495,10 @@ class SklearnTrainer(Trainer):
             hidden_layer_sizes=(weights[0].shape[1],), activation="logistic", solver="sgd",
             learning_rate="constant", learning_rate_init=self.lr / 2, momentum=0.0,
             nesterovs_momentum=False, alpha=0.0, batch_size=self.batch, shuffle=self.shuffled,
-            max_iter=1, early_stopping=False, random_state=0,
+            max_iter=1, early_stopping=False,
+            # a generator, not a seed: from a seed, each partial_fit (an epoch here) would
+            # start the same generator again and shuffle the rows the same way every epoch
+            random_state=np.random.RandomState(SEED),
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
