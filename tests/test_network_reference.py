@@ -36,10 +36,13 @@ row_counts = st.one_of(st.integers(1, 24), st.sampled_from([37, 97]))
 
 
 @st.composite
-def networks(draw, activations=ACTIVATIONS, dtypes=DTYPES, max_depth=4, sizes=layer_sizes):
-    """A Network with drawn layers/activations/bias/dtype and random (nonzero) biases."""
+def networks(draw, activations=ACTIVATIONS, dtypes=DTYPES, max_depth=4, sizes=layer_sizes,
+             first=None):
+    """A Network with drawn layers/activations/bias/dtype and random (nonzero) biases
+    (first: the input width's strategy, if not sizes)."""
     depth = draw(st.integers(1, max_depth), label="depth")
-    layers = [draw(sizes, label="size") for _ in range(depth + 1)]
+    layers = [draw(sizes if first is None else first, label="size")]
+    layers += [draw(sizes, label="size") for _ in range(depth)]
     activation = draw(st.sampled_from(activations), label="activation")
     output_activation = draw(st.sampled_from(activations), label="output_activation")
     bias = draw(st.booleans(), label="bias")
@@ -483,6 +486,28 @@ def test_fit_matches_reference_fit_float32(net, rows, seed, epochs, batch_size, 
     _check_fit(net, X, Y, epochs, 0.1, batch_size, shuffle, seed, tol)
 
 
+# The general trainer's networks: inputs wider than the small trainer's 256; hidden and
+# output widths around its schemes' edges (a micro-tile's 16 / 32 columns, the packed
+# path's 256).
+general_sizes = st.one_of(st.integers(1, 40), st.sampled_from([48, 64, 255, 260]))
+general_batches = st.one_of(st.none(), st.integers(1, 9), st.sampled_from([16, 24, 33, 64]))
+
+
+@given(net=networks(activations=SMOOTH_ACTIVATIONS, max_depth=3, sizes=general_sizes,
+                    first=st.integers(257, 300)),
+       rows=st.integers(1, 70), seed=seeds, batch_size=general_batches,
+       shuffle=st.booleans(), threads=st.sampled_from([1, 2]))
+def test_general_trainer_fit_matches_reference(net, rows, seed, batch_size, shuffle, threads):
+    """Drawn networks, batchings and team sizes in the general trainer: its schemes (the
+    units scheme, the rows phase, team products, fused steps, one row at a time) against
+    the reference's fit."""
+    fastnet.set_num_threads(threads)
+    X, Y = _data(net, rows, seed)
+    tol = 8 * net_tolerance(net.dtype, list(net.layers) + [rows])
+    _check_fit(net, X, Y, 2, 0.2, batch_size, shuffle, seed, tol)
+    assert _core._last_trainer() == "general"
+
+
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("batch_size", [None, 1, 4, 7, 10, 11, 25])
 @pytest.mark.parametrize("shuffle", [False, True])
@@ -596,6 +621,11 @@ TRAINER_CASES = {
     # general: W1 panel-major and narrower than one panel, X W1 with K in one block (a
     # shape the GEMM's direct path takes from row-major B); a last batch of 10 rows
     "general-narrow-first-layer": ([200, 20, 5], 300, 610),
+    # general: an output layer of a panel or more (wide's kind): every product by the team
+    # (no rows phase), layer 0's delta panel-major without bias; last batch 13 rows
+    "general-wide-output": ([300, 40, 40], 24, 61),
+    # the same with two hidden layers
+    "general-deep-wide-output": ([300, 40, 36, 40], 24, 61),
     # general: one layer (no hidden one), W1 panel-major: its delta is delta_O, made row
     # by row (a partial last panel of 40 = 32 + 8 columns for floats)
     "general-one-layer": ([300, 40], 24, 97),
