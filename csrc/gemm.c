@@ -653,12 +653,20 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
             const int64_t c1 = rows_split ? N : (hi * nr < N ? hi * nr : N);
             if (i0 < i1 && c0 < c1) {
                 const double start = omp_get_wtime();
-                const int64_t mb = i1 - i0;
-                for (int64_t ks = 0; ks < K; ks += KS)
-                    T(packed_block)(cfg, trans_a, trans_b, N, K, alpha, A, lda, B, ldb, b_panels,
-                                    beta, C, ldc, c_panels, ep, ks, K - ks < KS ? K - ks : KS, KC,
-                                    i0, mb, c0, c1, Ap, Bp, NULL, tile, G);
-                T(record_speed)(speed, t, 2.0 * (double)mb * (double)(c1 - c0) * (double)K,
+                /* A share of rows may exceed an even one (up to 1.5x) and so the packed
+                 * block Ap holds (packed_rows): it goes in pieces of at most that many.
+                 * Whole, the copy ran past the thread's buffer into the next thread's, or
+                 * past the workspace. */
+                const int64_t piece = T(packed_rows)(cfg, K);
+                for (int64_t r0 = i0; r0 < i1; r0 += piece)
+                    for (int64_t ks = 0; ks < K; ks += KS)
+                        T(packed_block)(cfg, trans_a, trans_b, N, K, alpha, A, lda, B, ldb,
+                                        b_panels, beta, C, ldc, c_panels, ep, ks,
+                                        K - ks < KS ? K - ks : KS, KC, r0,
+                                        i1 - r0 < piece ? i1 - r0 : piece, c0, c1, Ap, Bp, NULL,
+                                        tile, G);
+                T(record_speed)(speed, t,
+                                2.0 * (double)(i1 - i0) * (double)(c1 - c0) * (double)K,
                                 omp_get_wtime() - start);
             }
 #pragma omp barrier

@@ -256,15 +256,21 @@ def test_packed_path_split_anywhere_gives_the_bits_of_one_thread(isa, dtype, tra
     when M > N, of columns when N > M, or runs of row blocks), and a narrower product
     whose large op(A) is streamed row block by row block: wherever the split falls,
     nothing to thread 0, everything to it, or a partial panel on either side, each tile is
-    computed as on one thread. K in one block and over two super-blocks."""
+    computed as on one thread. K in one block and over two super-blocks. A share of more
+    rows than a packed block holds goes in pieces (whole, its copy ran past the thread's
+    buffer)."""
     from fastnet import _core
 
     blocking = BLOCKING[isa][np.dtype(dtype).name]
     mr, nr, kc = blocking["mr"], blocking["nr"], blocking["kc"]
     ks = K_SUPER[np.dtype(dtype).name]
     rows = _core.l2_bytes() // 2 // (ks * np.dtype(dtype).itemsize) // mr * mr
+    # a packed block's rows at K = 40 (the super-block: K): two blocks of rows, one a
+    # thread, so a share above one half holds more rows than a block
+    rows_40 = _core.l2_bytes() // 2 // (40 * np.dtype(dtype).itemsize) // mr * mr
     shapes = [(5 * mr + 3, PACK_MIN_N + nr // 2 + 1, kc + 9),  # columns split
               (3 * PACK_MIN_N + 5, PACK_MIN_N + 2, 7),  # rows split
+              (2 * rows_40 - 3 * mr + 1, PACK_MIN_N + 2, 40),  # rows split, a share > a block
               (2 * mr + 1, 2 * PACK_MIN_N + 3, ks + 37),  # columns, two super-blocks
               (2 * max(rows, blocking["mc"]) + mr + 3, PACK_MIN_N + 11, ks + 37),  # row blocks
               (3001, nr + 5, kc + 44)]  # narrower: op(A) streamed, runs of row blocks
