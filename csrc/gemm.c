@@ -125,6 +125,14 @@ static int64_t T(packed_rows)(const T(fn_config) *cfg, int64_t K)
     return rows > cfg->mc ? rows : fn_round_up(cfg->mc, cfg->mr);
 }
 
+/* The rows a thread's packed block of op(A) holds: half as many again as an item's, for a
+ * share of rows split by the threads' speeds (up to 1.5x an even one, split_fractions):
+ * such a share goes through in one piece, its panels of op(B) copied once. */
+static int64_t T(packed_rows_held)(const T(fn_config) *cfg, int64_t K)
+{
+    return fn_round_up(T(packed_rows)(cfg, K) * 3 / 2, cfg->mr);
+}
+
 /* Columns of op(B) in the packed path's block: FN_B_BLOCK_BYTES at K's super-block
  * depth, in whole panels, at least one and at most N's (so the block is never larger
  * than a copy of op(B)). */
@@ -209,7 +217,7 @@ static int64_t T(thread_workspace)(const T(fn_config) *cfg, int64_t M, int64_t N
     const int64_t ks = T(super_depth)(K);
     const int64_t nb = fn_round_up(N < FN_SMALL_N ? N : FN_SMALL_N, 16);
     const int packed = T(packed_path)(cfg, M, N, K);
-    const int64_t a_block = packed ? fn_round_up(T(packed_rows)(cfg, K) * ks, FN_ALIGN) : 0;
+    const int64_t a_block = packed ? fn_round_up(T(packed_rows_held)(cfg, K) * ks, FN_ALIGN) : 0;
     /* the block of op(B), where a run of columns can take two row blocks */
     const int64_t b_block =
         packed && M > T(packed_rows)(cfg, K) ? ks * T(b_block_cols)(cfg, N, K) : 0;
@@ -653,11 +661,12 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
             const int64_t c1 = rows_split ? N : (hi * nr < N ? hi * nr : N);
             if (i0 < i1 && c0 < c1) {
                 const double start = omp_get_wtime();
-                /* A share of rows may exceed an even one (up to 1.5x) and so the packed
-                 * block Ap holds (packed_rows): it goes in pieces of at most that many.
-                 * Whole, the copy ran past the thread's buffer into the next thread's, or
-                 * past the workspace. */
-                const int64_t piece = T(packed_rows)(cfg, K);
+                /* A share of rows larger than the packed block Ap holds (a forced split in
+                 * the tests) goes in pieces of at most that many. Whole, the copy of a
+                 * share over packed_rows ran past the thread's buffer into the next
+                 * thread's, or past the workspace; in pieces of packed_rows, each piece
+                 * copied op(B) again (wide float32 on two threads 2.5% slower). */
+                const int64_t piece = T(packed_rows_held)(cfg, K);
                 for (int64_t r0 = i0; r0 < i1; r0 += piece)
                     for (int64_t ks = 0; ks < K; ks += KS)
                         T(packed_block)(cfg, trans_a, trans_b, N, K, alpha, A, lda, B, ldb,
@@ -683,7 +692,7 @@ static void T(gemm_panels)(int trans_a, int trans_b, int64_t M, int64_t N, int64
         const int64_t it0 = weighted ? T(split_at)(cum, t, items) : items * t / team;
         const int64_t it1 = weighted ? T(split_at)(cum, t + 1, items) : items * (t + 1) / team;
         const double start = weighted ? omp_get_wtime() : 0;
-        REAL *Bblk = Ap + fn_round_up(T(packed_rows)(cfg, K) * KS, FN_ALIGN);
+        REAL *Bblk = Ap + fn_round_up(T(packed_rows_held)(cfg, K) * KS, FN_ALIGN);
 /* In the block, the panel of columns j0 (the block starting at g0) at K step pc of the
  * super-block at ks: panels of ks_len x nr, kc x nr a step. */
 #define B_BLOCK(j0, pc) (Bblk + ((j0) - g0) / nr * ks_len * nr + ((pc) - ks) * nr)
