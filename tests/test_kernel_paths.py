@@ -21,6 +21,9 @@ from conftest import (
     tiny,
 )
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 import fastnet
 from fastnet import _core, kernels, reference
 
@@ -608,3 +611,32 @@ def test_shuffled_fit_gives_the_bits_of_its_rows_in_order(isa, dtype, case, thre
     assert shuffled == in_order
     assert not np.array_equal(shuffled.weights[0], fastnet.Network(layers, dtype=dtype,
                                                                    seed=3).weights[0])
+
+
+@given(k=st.sampled_from([16, 40, 64, 300]), widths=st.lists(
+           st.sampled_from([1, 7, 40, 256, 260, 300]), min_size=1, max_size=3),
+       fill=st.floats(0.5, 2.0), share=st.sampled_from([0.0, 0.1, 0.5, 0.7, 1.0]),
+       dtype=st.sampled_from(DTYPES), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_tall_products_split_anywhere_give_the_bits_of_one_thread(forced_share, k, widths,
+                                                                  fill, share, dtype, bias,
+                                                                  seed):
+    """predict and gradients on many rows (fill: rows in packed blocks of op(A) at K = k,
+    so often one block a thread and more than a block for a share over one half), two
+    threads splitting each packed product wherever the share falls (up to everything to
+    one thread): the bits of one thread. Such a share had been copied past the thread's
+    buffer (wrong values, or a corrupted heap)."""
+    block = _core.l2_bytes() // 2 // (k * np.dtype(dtype).itemsize)
+    rows = max(1, min(int(fill * block), 20000))
+    layers = [k] + widths
+    net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid", bias=bias,
+                          dtype=dtype, seed=seed)
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
+    fastnet.set_num_threads(1)
+    want_out, (want_dW, want_db) = net.predict(X), net.gradients(X, Y)
+    fastnet.set_num_threads(2)
+    forced_share(share)
+    out, (dW, db) = net.predict(X), net.gradients(X, Y)
+    assert np.array_equal(out, want_out)
+    assert all(np.array_equal(a, b) for a, b in zip(dW + db, want_dW + want_db))
