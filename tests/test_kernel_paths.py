@@ -383,6 +383,15 @@ def test_all_finite_finds_one_bad_value_anywhere(isa, dtype, where, bad):
     assert _core.all_finite(x)
     x[where] = bad
     assert not _core.all_finite(x)
+    assert _core.all_finite(x[:100_002].reshape(-1, 6)) == (where >= 100_002)  # any shape
+
+
+def test_all_finite_takes_contiguous_floats_only():
+    assert _core.all_finite(np.empty((0, 3))) and _core.all_finite(np.ones(0, np.float32))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.all_finite(np.ones(4, np.int64))
+    with pytest.raises(ValueError, match="contiguous"):
+        _core.all_finite(np.ones((4, 4))[:, ::2])
 
 
 def test_fit_rejects_one_nan_deep_in_a_large_input():

@@ -100,7 +100,7 @@ def check_finite(arr, name):
     # The common case (all finite) in one parallel pass at memory speed, in C; the
     # position of the first bad value only when there is one.
     if arr.dtype in DTYPES and arr.flags.c_contiguous:
-        if _core.all_finite(arr.reshape(-1)):
+        if _core.all_finite(arr):
             return
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
