@@ -423,6 +423,13 @@ def test_forward_keeps_unrequested_hidden_outputs_in_scratch(dtype):
                       ([*hidden, np.empty((9, 3), dtype)], [None, hidden[1], out])]:
         with pytest.raises(ValueError, match="buffer shape"):
             _core.forward(net._c_net(), X, pre, post)
+    other = np.float64 if np.dtype(dtype) == np.float32 else np.float32
+    for bad_X, bad_out, what in [(X.astype(other), out, "values"),
+                                 (X, out.astype(other), "values"),
+                                 (X[0], out, "2-D"),
+                                 (np.asfortranarray(X), out, "contiguous")]:
+        with pytest.raises(ValueError, match=what):
+            _core.forward(net._c_net(), bad_X, None, [None, None, bad_out])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

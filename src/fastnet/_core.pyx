@@ -557,30 +557,41 @@ def fused_update(real[:, ::1] A_out, real[:, ::1] delta, real[:, ::1] W, double 
 
 # ---------------------------------------------------------------- whole network
 
+cdef void *data_of(obj, int ndim, bint single, int64_t *shape) except? NULL:
+    """The data of obj, a C-contiguous array of ndim dimensions of float32 (single) or
+    float64, through the buffer protocol; its shape into shape (if not NULL). The caller
+    keeps obj alive while it uses the pointer. A typed memoryview took 0.25-0.3 us an
+    array (and of fused type, 0.3 more to choose its type), this 0.05."""
+    cdef Py_buffer view
+    cdef char kind
+    cdef char want = b'f' if single else b'd'
+    cdef int d
+    PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+    try:
+        kind = view.format[0] if view.format != NULL else 0
+        need(view.ndim == ndim, f"expected a {ndim}-D array")
+        need(kind == want and view.itemsize == (4 if single else 8),
+             "expected float32 values" if single else "expected float64 values")
+        for d in range(ndim):
+            if shape != NULL:
+                shape[d] = view.shape[d]
+        return view.buf
+    finally:
+        PyBuffer_Release(&view)
+
+
 cdef void **pointers(list arrays, int L, bint matrix, bint single) except NULL:
     """C array of the data pointers of L arrays, NULL for None (caller frees)."""
     cdef void **p = <void **>malloc(sizeof(void *) * L)
-    cdef float[:, ::1] m32
-    cdef double[:, ::1] m64
-    cdef float[::1] v32
-    cdef double[::1] v64
     if p == NULL:
         raise MemoryError("fastnet: out of memory")
-    for l in range(L):
-        if arrays[l] is None:
-            p[l] = NULL
-        elif matrix and single:
-            m32 = arrays[l]
-            p[l] = &m32[0, 0]
-        elif matrix:
-            m64 = arrays[l]
-            p[l] = &m64[0, 0]
-        elif single:
-            v32 = arrays[l]
-            p[l] = &v32[0]
-        else:
-            v64 = arrays[l]
-            p[l] = &v64[0]
+    try:
+        for l in range(L):
+            p[l] = NULL if arrays[l] is None else data_of(arrays[l], 2 if matrix else 1,
+                                                          single, NULL)
+    except BaseException:
+        free(p)
+        raise
     return p
 
 
@@ -594,6 +605,7 @@ cdef class _Net:
     cdef void **W
     cdef void **b  # NULL without bias
     cdef int L
+    cdef bint single
     cdef object keep
 
     def __cinit__(self, list weights, list biases, list acts, double threshold, bint single):
@@ -606,6 +618,7 @@ cdef class _Net:
                  and (not biases or biases[l].shape == (weights[l].shape[1],)),
                  "network: weight and bias shapes do not chain")
         self.L = L
+        self.single = single
         self.keep = (weights, biases)
         self.sizes = <int64_t *>malloc(sizeof(int64_t) * (L + 1))
         self.acts = <int *>malloc(sizeof(int) * L)
@@ -615,7 +628,7 @@ cdef class _Net:
             self.sizes[l] = weights[l].shape[0]
             self.sizes[l + 1] = weights[l].shape[1]
             self.acts[l] = acts[l]
-        # pointers() checks each array's dtype and C-contiguity through its memoryview.
+        # pointers() checks each array's dtype, dimensions and C-contiguity.
         self.W = pointers(weights, L, True, single)
         self.b = pointers(biases, L, False, single) if biases else NULL
         self.n32.n_layers = self.n64.n_layers = L
@@ -646,23 +659,33 @@ def _check_rows(_Net net, list arrays, int64_t N, int offset, bint hidden_option
              "buffer shape")
 
 
-def forward(_Net net, real[:, ::1] X, list pre, list post):
+def forward(_Net net, X, list pre, list post):
     """post[l] = act(pre[l]), pre[l] = post[l-1] W[l] (+ b[l]); pre=None fuses them, and
-    then the hidden layers' post[l] may be None (C keeps them in scratch)."""
-    cdef int64_t N = X.shape[0]
-    cdef bint single = real is float
-    need(N > 0 and X.shape[1] == net.sizes[0], "forward: X shape")
+    then the hidden layers' post[l] may be None (C keeps them in scratch). X, pre and post
+    in the network's dtype (C-contiguous)."""
+    cdef int64_t shape[2]
+    cdef bint single = net.single
+    cdef void *x = data_of(X, 2, single, shape)
+    cdef int64_t N = shape[0]
+    need(N > 0 and shape[1] == net.sizes[0], "forward: X shape")
     _check_rows(net, post, N, 1, pre is None)
     if pre is not None:
         _check_rows(net, pre, N, 1)
     cdef void **ppost = pointers(post, net.L, True, single)
-    cdef void **ppre = pointers(pre, net.L, True, single) if pre is not None else NULL
+    cdef void **ppre = NULL
+    try:
+        ppre = pointers(pre, net.L, True, single) if pre is not None else NULL
+    except BaseException:
+        free(ppost)
+        raise
     cdef fn_status st
     with nogil:
-        if real is float:
-            st = fn_forward_f32(&net.n32, N, &X[0, 0], <float **>ppre, <float **>ppost)
+        if single:
+            st = fn_forward_f32(&net.n32, N, <const float *>x, <float **>ppre,
+                                <float **>ppost)
         else:
-            st = fn_forward_f64(&net.n64, N, &X[0, 0], <double **>ppre, <double **>ppost)
+            st = fn_forward_f64(&net.n64, N, <const double *>x, <double **>ppre,
+                                <double **>ppost)
     free(ppost)
     free(ppre)
     check(st)
