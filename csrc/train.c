@@ -818,6 +818,16 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
     return loss;
 }
 
+/* Row i of a shuffled batch, the data set's row `row`: its row of X by pointer (G[i], read
+ * in place by the products), its row of Y copied (row i of Yb, n_out values a row). */
+static inline void T(batch_row)(const T(train_run) *run, int64_t row, int64_t i,
+                                const REAL **G, REAL *Yb)
+{
+    const int64_t n_in = run->net->sizes[0], n_out = run->net->sizes[run->net->n_layers];
+    G[i] = run->X + row * n_in;
+    memcpy(Yb + i * n_out, run->Y + row * n_out, sizeof(REAL) * (size_t)n_out);
+}
+
 /* The units scheme's shuffled batch (rows: its row indices, nb > 1): this thread's table
  * of pointers to the rows of X, which its products read in place (small_gemm_g's gathered
  * tiles, through fn_gemm_cols_panels), and all of Y copied into its own buffer. Before,
@@ -828,15 +838,11 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
 static void T(units_gather)(const T(train_run) *run, const int64_t *rows, int64_t nb,
                             const REAL *const **xg, const REAL **Yb)
 {
-    const T(fn_net) *net = run->net;
-    const int64_t n_in = net->sizes[0], n_out = net->sizes[2];
     const int t = omp_get_thread_num();
     const REAL **G = run->ws->xg + t * run->ws->xg_stride;
-    REAL *Y = T(units_own_get)(run->ws, run->rows, n_out, t).Yb;
+    REAL *Y = T(units_own_get)(run->ws, run->rows, run->net->sizes[2], t).Yb;
     for (int64_t i = 0; i < nb; i++)
-        G[i] = run->X + rows[i] * n_in;
-    for (int64_t i = 0; i < nb; i++)
-        memcpy(Y + i * n_out, run->Y + rows[i] * n_out, sizeof(REAL) * n_out);
+        T(batch_row)(run, rows[i], i, G, Y);
     *xg = G;
     *Yb = Y;
 }
@@ -878,15 +884,11 @@ static void T(train_team)(T(train_run) *run)
                  * [784, 256, 128, 10] shuffled in C, 12000 rows, two threads, per-round
                  * ratios of 5 alternating rounds: float32 -8.2% an epoch, float64 -8.7%;
                  * one thread -1.7%; wide -4% (unshuffled, these paths are unchanged) */
-                const REAL **G = ws->xg;
 #pragma omp for schedule(static)
-                for (int64_t i = 0; i < nb; i++) {
-                    G[i] = run->X + perm[start + i] * n_in;
-                    memcpy(ws->Yb + i * n_out, run->Y + perm[start + i] * n_out,
-                           sizeof(REAL) * n_out);
-                }
+                for (int64_t i = 0; i < nb; i++)
+                    T(batch_row)(run, perm[start + i], i, ws->xg, ws->Yb);
                 Xb = NULL;
-                xg = G;
+                xg = ws->xg;
                 Yb = ws->Yb;
             } else if (perm) {
                 REAL *dst = Xp == ws->Xb ? ws->Xb2 : ws->Xb; /* Xp stays */
