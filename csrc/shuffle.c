@@ -7,7 +7,8 @@
  * start from 0 .. n-1 and, for i from n-1 down to 1, swap entry i with entry j, j drawn
  * uniformly in [0, i] by random_interval: the smallest all-ones mask covering i, draws
  * of the bit generator's next 32 bits (next 64 when i needs more) masked by it, until
- * one is at most i. tests/test_shuffle.py checks it against Generator.permutation.
+ * one is at most i. tests/test_network_reference.py checks it against
+ * Generator.permutation, for each of NumPy's bit generators.
  */
 #include "fastnet.h"
 
