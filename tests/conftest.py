@@ -110,6 +110,16 @@ def _restore_threads_and_kernels():
     fastnet._use_kernels(kernel)
 
 
+@pytest.fixture
+def sharing_policy():
+    """Sets how the small trainer's teams decide to share their batches (see
+    ``_core._set_sharing_policy``) for one test, then restores the measured default."""
+    from fastnet import _core
+
+    yield _core._set_sharing_policy
+    _core._set_sharing_policy("auto")
+
+
 # ---------------------------------------------------------------- sizes
 
 _SMALL_PRIMES = (1, 2, 3, 5, 7, 11, 13, 37)

@@ -508,6 +508,34 @@ def test_general_trainer_fit_matches_reference(net, rows, seed, batch_size, shuf
     assert _core._last_trainer() == "general"
 
 
+# The small trainer's networks: every width at most its 256, hidden widths around its
+# unit groups (16 and 32 units) and its padding to whole vectors (8 doubles, 16 floats),
+# rows up to a few of its 16-row thread shares.
+small_sizes = st.one_of(st.integers(1, 40), st.sampled_from([47, 48, 63, 64, 65, 96, 97]))
+small_batches = st.one_of(st.none(), st.integers(1, 9),
+                          st.sampled_from([15, 16, 17, 31, 32, 33, 48, 64]))
+
+
+@given(net=networks(activations=SMOOTH_ACTIVATIONS, max_depth=3, sizes=small_sizes,
+                    first=st.one_of(st.integers(9, 80), st.sampled_from([128, 200, 256]))),
+       rows=st.integers(1, 130), seed=seeds, batch_size=small_batches,
+       shuffle=st.booleans(), threads=st.sampled_from([1, 2]))
+def test_small_trainer_fit_matches_reference(sharing_policy, net, rows, seed, batch_size,
+                                             shuffle, threads):
+    """Drawn networks, batchings and team sizes in the small trainer, a team's batches
+    always shared: the units scheme (one hidden layer: each thread its groups of units,
+    partial last groups, one group of at most 16) and the rows scheme (other depths), one
+    thread or two, against the reference's fit. Draws whose weights are too large for
+    the small trainer go to the general one and are not counted."""
+    fastnet.set_num_threads(threads)
+    sharing_policy("always")
+    X, Y = _data(net, rows, seed)
+    tol = 8 * net_tolerance(net.dtype, list(net.layers) + [rows])
+    _check_fit(net, X, Y, 2, 0.2, batch_size, shuffle, seed, tol)
+    _assume(_core._last_trainer() == "small")
+    event(f"team {_core._last_team()}, {'units' if len(net.layers) == 3 else 'rows'}")
+
+
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("batch_size", [None, 1, 4, 7, 10, 11, 25])
 @pytest.mark.parametrize("shuffle", [False, True])

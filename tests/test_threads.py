@@ -255,14 +255,6 @@ def test_gemm_kernels_are_bitwise_identical_with_one_and_two_threads(isa, dtype)
 SMALL_PROBE_BATCHES = 4
 
 
-@pytest.fixture
-def sharing_policy():
-    from fastnet import _core
-
-    yield _core._set_sharing_policy
-    _core._set_sharing_policy("auto")
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", ["small-digits", "small-units", "small-deep"])
 @pytest.mark.parametrize("policy, outcome", [("probe-alone", "alone after probe"),
