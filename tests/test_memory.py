@@ -76,3 +76,41 @@ def test_the_ledger_counts_what_the_library_allocates():
                                         np.zeros((12, 1), np.float32), 1, 0.1, batch_size=batch)
     assert _core._last_trainer() == "tiny"
     assert _core._alloc_stats() == (calls, nbytes)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_aligned_arrays_own_their_memory_and_free_it(dtype):
+    """The arrays the network hands out (outputs, gradients, weights) come from
+    ``_core.aligned_array``: uninitialised, on a cache line, writable, and alive as long
+    as the array is, however it is viewed; freed with the last view (tracemalloc sees
+    the allocations). Shapes of 0 rows or columns are arrays of size 0; impossible
+    shapes raise."""
+    single = dtype == np.float32
+    for rows, cols, ndim in [(3, 5, 2), (1, 1, 2), (0, 7, 2), (4, 0, 2), (1, 9, 1), (1, 0, 1)]:
+        a = _core.aligned_array(rows, cols, ndim, single)
+        want = (rows, cols) if ndim == 2 else (cols,)
+        assert a.shape == want and a.dtype == dtype and a.flags.c_contiguous
+        assert a.flags.writeable and a.flags.aligned
+        assert a.size == 0 or a.ctypes.data % 64 == 0
+        a[...] = np.arange(a.size).reshape(want)
+        view = a.T[::-1]
+        del a
+        assert np.array_equal(view[::-1].T, np.arange(rows * cols if ndim == 2 else cols)
+                              .reshape(want))
+    for bad in [(-1, 3, 2), (2, -1, 2), (2, 3, 0), (2, 3, 3)]:
+        with pytest.raises(ValueError, match="aligned_array"):
+            _core.aligned_array(*bad, single)
+    with pytest.raises(MemoryError):
+        _core.aligned_array(2**40, 2**40, 2, single)
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        kept = [_core.aligned_array(64, 100, 2, single) for _ in range(50)]
+        held = tracemalloc.get_traced_memory()[0] - base
+        del kept
+        left = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert held >= 50 * 64 * 100 * np.dtype(dtype).itemsize
+    assert left < 64 * 100 * np.dtype(dtype).itemsize

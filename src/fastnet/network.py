@@ -203,7 +203,7 @@ class Network:
     def _output_only(self, X):
         """O_out for the rows of X (validated); the hidden layers' outputs stay in C's
         scratch instead of arrays made here."""
-        out = aligned_empty((X.shape[0], self._layers[-1]), self._dtype)
+        out = _core.aligned_array(X.shape[0], self._layers[-1], 2, self._dtype.itemsize == 4)
         _core.forward(self._c_net(), X, None, [None] * (len(self._layers) - 2) + [out])
         return out
 
