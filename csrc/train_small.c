@@ -295,6 +295,7 @@ typedef struct {
     T(small_own) *own;               /* team of them (units) */
     int team;
     void *pointers, *block;
+    size_t bytes;                    /* of block */
 } T(small_ws);
 
 static int64_t T(padded)(int64_t n)
@@ -585,6 +586,7 @@ static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t r
     }
     size_t bytes = T(small_layout)(ws, net, rows, gather, team, NULL);
     ws->block = fn_aligned_alloc_at(bytes, T(group_align)(ws));
+    ws->bytes = bytes;
     if (!ws->block) {
         T(small_free)(ws);
         return FN_ENOMEM;
@@ -1164,8 +1166,14 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     if (failed) { /* replay up to the epoch that failed (or the last), checking each */
         T(small_run) again = {net, &ws, N, rows, run.nonfinite ? run.done + 1 : n_epochs, X, Y,
                               order, alpha, epoch_loss, .replay = 1, .policy = sharing_policy};
-        if (!ws.by_owner) /* by_owner: the team's group_setup loads them */
+        if (!ws.by_owner) { /* by_owner: the team's group_setup zeroes and loads them */
+            /* from a zeroed block, as small_alloc left it: the failed run's infinities
+             * made NaN (0 * inf) in padding lanes, which small_load does not write and
+             * the replay's checks read (its first epoch "failed": a diverging float32
+             * fit kept none of the epochs before the bad one) */
+            memset(ws.block, 0, ws.bytes);
             T(small_load)(net, &ws);
+        }
         FN_RUN_TEAM(1, T(small_team)(&again));
         run.done = again.done;
     } else if (run.done > 0 && !ws.by_owner) { /* by_owner: stored in the team */

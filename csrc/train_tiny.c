@@ -41,6 +41,7 @@ typedef struct {
     REAL *params, *Xb, *Yb;
     int64_t n_params;
     void *block;
+    size_t bytes; /* of block */
 } T(tiny_ws);
 
 int T(fn_train_tiny_fits)(const T(fn_net) *net, int64_t rows)
@@ -73,6 +74,7 @@ static fn_status T(tiny_alloc)(T(tiny_ws) *ws, const T(fn_net) *net, int64_t row
         return FN_ENOMEM;
     memset(p, 0, bytes); /* the padding columns: zero, and never written */
     ws->block = p;
+    ws->bytes = bytes;
     T(fn_tiny) *t = &ws->net;
     *t = (T(fn_tiny)){.n_layers = L, .sizes = s, .act = net->act, .threshold = net->threshold,
                       .P = P};
@@ -182,11 +184,16 @@ fn_status T(fn_train_tiny)(const T(fn_net) *net, int64_t N, const REAL *X, const
                                0, &failed);
     if (!failed && !T(fn_config_get)()->all_finite(ws.n_params, ws.params))
         failed = 1; /* in some epoch: find which */
-    if (failed) /* replay from the caller's weights, untouched so far, up to the failure */
+    if (failed) { /* replay from the caller's weights, untouched so far, up to the failure,
+                   * in a block zeroed as tiny_alloc left it: the failed run's infinities
+                   * made NaN (0 * inf) in padding lanes that tiny_load does not write and
+                   * the replay's checks read (a diverging float32 fit kept no epoch) */
+        memset(ws.block, 0, ws.bytes);
         done = T(tiny_run)(net, &ws, N, X, Y, order, done < n_epochs ? done + 1 : n_epochs,
                            rows, alpha, epoch_loss, 1, &failed);
-    else if (done > 0)
+    } else if (done > 0) {
         T(tiny_store)(net, &ws);
+    }
     fn_scratch_give(ws.block);
     *epochs_done = done;
     return failed ? FN_NONFINITE : FN_OK;

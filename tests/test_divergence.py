@@ -117,3 +117,43 @@ def test_divergence_in_the_first_epoch_with_first_layer_panel_major(dtype, epoch
         net.fit(X, Y, epochs=epochs, learning_rate=lr, batch_size=40, shuffle=False)
     assert info.value.history == []
     assert all(np.array_equal(a, b) for a, b in zip(net.weights + net.biases, before))
+
+
+# (layers, rows, batch, learning rate, trainer): identity networks whose weights grow
+# until they overflow, in epochs after the first; every padded trainer and scheme
+OVERFLOW_LATER_CASES = [
+    ([2, 4, 1], 4, None, 1.0, "tiny"),
+    ([2, 4, 1], 8, 3, 0.5, "tiny"),
+    ([20, 33, 10], 64, 32, 0.5, "small"),  # the units scheme, a partial group
+    ([20, 30, 20, 5], 64, 32, 0.5, "small"),  # the rows scheme
+    ([64, 64, 10], 128, 32, 0.5, "small"),  # the units scheme, two groups
+]
+
+
+@pytest.mark.parametrize("layers, rows, batch, lr, trainer", OVERFLOW_LATER_CASES)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_divergence_after_good_epochs_keeps_them_in_the_padded_trainers(
+        sharing_policy, dtype, threads, layers, rows, batch, lr, trainer):
+    """Weights that overflow in epoch k+1 > 1 leave the network of k epochs, on one thread
+    or a team, as a fit of k epochs gives. The failed run's infinities made NaN (0 * inf)
+    in the padded copies' padding lanes, which the replay's reload did not rewrite: its
+    first epoch's check failed, and a float32 fit kept none of its good epochs (the tiny
+    and small trainers; where the units scheme's team zeroed its own slabs, two threads
+    kept them, so the result depended on the team)."""
+    fastnet.set_num_threads(threads)
+    sharing_policy("always")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((rows, layers[0]))
+    Y = rng.standard_normal((rows, layers[-1]))
+    a = fastnet.Network(layers, activation="identity", dtype=dtype, seed=0)
+    b = fastnet.Network(layers, activation="identity", dtype=dtype, seed=0)
+    with pytest.raises(fastnet.DivergenceError) as info:
+        a.fit(X, Y, epochs=2000, learning_rate=lr, batch_size=batch, seed=1)
+    assert _core._last_trainer() == trainer
+    k = len(info.value.history)
+    assert 0 < k < 2000
+    assert _all_finite(a)
+    assert b.fit(X, Y, epochs=k, learning_rate=lr, batch_size=batch, seed=1) == \
+        info.value.history
+    assert a == b
