@@ -168,9 +168,21 @@ def as64(a):
 
 
 def layouts(a):
-    """(name, array) pairs holding the values of ``a`` in non-C-contiguous memory."""
+    """(name, array) pairs holding the values of ``a`` in memory other than a writable,
+    aligned C-contiguous array: non-contiguous views, a read-only array (a memory-mapped
+    file's, say) and a C-contiguous view at an odd byte offset (NumPy's flags.aligned
+    False: ``np.frombuffer(..., offset=...)``)."""
     a = np.asarray(a)
     out = [("fortran", np.asfortranarray(a))]
+    read_only = np.array(a, order="C")
+    read_only.setflags(write=False)
+    out.append(("read-only", read_only))
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    unaligned = np.frombuffer(raw.data, a.dtype, a.size, offset=1).reshape(a.shape)
+    unaligned.setflags(write=True)
+    unaligned[...] = a
+    assert unaligned.flags.c_contiguous and not unaligned.flags.aligned
+    out.append(("unaligned", unaligned))
     if a.ndim == 2:
         m, n = a.shape
         out.append(("transposed-view", np.ascontiguousarray(a.T).T))

@@ -339,9 +339,9 @@ def _last_trainer():
 
 # ---------------------------------------------------------------- single kernels
 
-def gemm(bint trans_a, bint trans_b, real[:, ::1] A, real[:, ::1] B, real[:, ::1] C,
-         double alpha=1.0, double beta=0.0, real[::1] bias=None, int act=FN_NO_ACTIVATION,
-         double threshold=0.0, real[:, ::1] deriv_of=None, int deriv_act=0,
+def gemm(bint trans_a, bint trans_b, const real[:, ::1] A, const real[:, ::1] B, real[:, ::1] C,
+         double alpha=1.0, double beta=0.0, const real[::1] bias=None, int act=FN_NO_ACTIVATION,
+         double threshold=0.0, const real[:, ::1] deriv_of=None, int deriv_act=0,
          bint naive=False):
     """C = alpha op(A) op(B) + beta C, then the epilogue (bias, activation, derivative)."""
     cdef int64_t M = A.shape[1] if trans_a else A.shape[0]
@@ -492,7 +492,7 @@ def all_finite(x):
     return bool(ok)
 
 
-def activation(int act, real[::1] z, real[::1] out, double threshold=0.0):
+def activation(int act, const real[::1] z, real[::1] out, double threshold=0.0):
     need(z.shape[0] == out.shape[0], "activation: z and out differ in size")
     if z.shape[0] == 0:
         return
@@ -503,7 +503,7 @@ def activation(int act, real[::1] z, real[::1] out, double threshold=0.0):
             fn_activation_f64(act, z.shape[0], &z[0], &out[0], threshold)
 
 
-def _sigmoid_short(real[::1] z, real[::1] out):
+def _sigmoid_short(const real[::1] z, real[::1] out):
     """The sigmoid by its polynomial's short chain, as the tiny trainer computes it."""
     need(z.shape[0] == out.shape[0], "_sigmoid_short: z and out differ in size")
     if z.shape[0] == 0:
@@ -515,7 +515,7 @@ def _sigmoid_short(real[::1] z, real[::1] out):
             fn_config_get_f64().sigmoid_short(z.shape[0], &z[0], &out[0])
 
 
-def activation_derivative(int act, real[::1] out, real[::1] dout):
+def activation_derivative(int act, const real[::1] out, real[::1] dout):
     need(out.shape[0] == dout.shape[0], "activation_derivative: sizes differ")
     if out.shape[0] == 0:
         return
@@ -526,7 +526,7 @@ def activation_derivative(int act, real[::1] out, real[::1] dout):
             fn_activation_derivative_f64(act, out.shape[0], &out[0], &dout[0])
 
 
-def mse(real[:, ::1] O_out, real[:, ::1] Y):
+def mse(const real[:, ::1] O_out, const real[:, ::1] Y):
     need(O_out.shape[0] == Y.shape[0] and O_out.shape[1] == Y.shape[1], "mse: shapes differ")
     need(O_out.shape[0] > 0 and O_out.shape[1] > 0, "mse: empty input")
     cdef double loss
@@ -538,7 +538,7 @@ def mse(real[:, ::1] O_out, real[:, ::1] Y):
     return loss
 
 
-def output_delta(int act, real[:, ::1] O_out, real[:, ::1] Y, real[:, ::1] delta_O):
+def output_delta(int act, const real[:, ::1] O_out, const real[:, ::1] Y, real[:, ::1] delta_O):
     need(O_out.shape[0] == Y.shape[0] and O_out.shape[1] == Y.shape[1]
          and delta_O.shape[0] == Y.shape[0] and delta_O.shape[1] == Y.shape[1],
          "output_delta: shapes differ")
@@ -556,8 +556,8 @@ def output_delta(int act, real[:, ::1] O_out, real[:, ::1] Y, real[:, ::1] delta
     return loss
 
 
-def hidden_delta(int act, real[:, ::1] delta_O, real[:, ::1] W, real[:, ::1] H_out,
-                 real[:, ::1] delta_H):
+def hidden_delta(int act, const real[:, ::1] delta_O, const real[:, ::1] W,
+                 const real[:, ::1] H_out, real[:, ::1] delta_H):
     cdef int64_t N = delta_O.shape[0], n_o = delta_O.shape[1], n_h = W.shape[0]
     need(W.shape[1] == n_o and H_out.shape[0] == N and H_out.shape[1] == n_h
          and delta_H.shape[0] == N and delta_H.shape[1] == n_h, "hidden_delta: shapes differ")
@@ -573,7 +573,7 @@ def hidden_delta(int act, real[:, ::1] delta_O, real[:, ::1] W, real[:, ::1] H_o
     check(st)
 
 
-def weight_gradient(real[:, ::1] A_out, real[:, ::1] delta, real[:, ::1] dW):
+def weight_gradient(const real[:, ::1] A_out, const real[:, ::1] delta, real[:, ::1] dW):
     cdef int64_t N = A_out.shape[0], n_a = A_out.shape[1], n_b = delta.shape[1]
     need(delta.shape[0] == N and dW.shape[0] == n_a and dW.shape[1] == n_b,
          "weight_gradient: shapes differ")
@@ -587,7 +587,7 @@ def weight_gradient(real[:, ::1] A_out, real[:, ::1] delta, real[:, ::1] dW):
     check(st)
 
 
-def bias_gradient(real[:, ::1] delta, real[::1] db):
+def bias_gradient(const real[:, ::1] delta, real[::1] db):
     need(delta.shape[1] == db.shape[0], "bias_gradient: shapes differ")
     need(delta.shape[0] > 0 and delta.shape[1] > 0, "bias_gradient: empty input")
     with nogil:
@@ -597,7 +597,7 @@ def bias_gradient(real[:, ::1] delta, real[::1] db):
             fn_bias_gradient_f64(delta.shape[0], delta.shape[1], &delta[0, 0], &db[0])
 
 
-def update(real[::1] W, real[::1] dW, double alpha):
+def update(real[::1] W, const real[::1] dW, double alpha):
     need(W.shape[0] == dW.shape[0], "update: sizes differ")
     if W.shape[0] == 0:
         return
@@ -608,7 +608,8 @@ def update(real[::1] W, real[::1] dW, double alpha):
             fn_update_f64(W.shape[0], &W[0], &dW[0], alpha)
 
 
-def fused_update(real[:, ::1] A_out, real[:, ::1] delta, real[:, ::1] W, double alpha):
+def fused_update(const real[:, ::1] A_out, const real[:, ::1] delta, real[:, ::1] W,
+                 double alpha):
     cdef int64_t N = A_out.shape[0], n_a = A_out.shape[1], n_b = delta.shape[1]
     need(delta.shape[0] == N and W.shape[0] == n_a and W.shape[1] == n_b,
          "fused_update: shapes differ")
@@ -756,7 +757,7 @@ def forward(_Net net, X, list pre, list post):
     check(st)
 
 
-def gradients(_Net net, real[:, ::1] X, real[:, ::1] Y, list dW, list db):
+def gradients(_Net net, const real[:, ::1] X, const real[:, ::1] Y, list dW, list db):
     """dW[l], db[l] = dMSE/dW[l], dMSE/db[l]; returns the MSE."""
     cdef int64_t N = X.shape[0]
     cdef bint single = real is float
@@ -781,7 +782,7 @@ def gradients(_Net net, real[:, ::1] X, real[:, ::1] Y, list dW, list db):
     return loss
 
 
-def train(_Net net, real[:, ::1] X, real[:, ::1] Y, const int64_t[:, ::1] order,
+def train(_Net net, const real[:, ::1] X, const real[:, ::1] Y, const int64_t[:, ::1] order,
           int64_t epochs, int64_t batch_size, double alpha, double[::1] epoch_loss):
     """Minibatch gradient descent in place; returns (epochs done, diverged)."""
     cdef int64_t N = X.shape[0]

@@ -131,14 +131,23 @@ def as_matrix(value, name, dtype, *, n_cols=None, cols_what="", allow_1d_column=
         )
     if arr.shape[1] == 0:
         raise ValueError(f"{name} has 0 columns")
-    if arr.dtype == dtype and arr.flags.c_contiguous:
-        out = arr  # already what C needs: no copy
-    else:
-        with np.errstate(over="ignore"):  # float64 too large for float32 becomes inf: caught below
-            out = np.ascontiguousarray(arr, dtype=dtype)
+    out = c_array(arr, dtype)
     if finite:
         check_finite(out, name)
     return out
+
+
+def c_array(arr, dtype):
+    """``arr`` itself when it is what C reads (``dtype``, C-contiguous, each value at an
+    address of its size's multiple), else a copy that is. A view at an odd byte offset
+    (``np.frombuffer(..., offset=4)``) is C-contiguous but not aligned, and
+    ``np.ascontiguousarray`` returned it unchanged; vectorised C may assume the
+    alignment."""
+    if arr.dtype == dtype and arr.flags.c_contiguous and arr.flags.aligned:
+        return arr  # no copy
+    with np.errstate(over="ignore"):  # float64 too large for float32 becomes inf: caught later
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    return out if out.flags.aligned else out.copy()
 
 
 def as_vector(value, name, dtype, *, size=None, what="", finite=True):
@@ -147,8 +156,7 @@ def as_vector(value, name, dtype, *, size=None, what="", finite=True):
         raise ValueError(f"{name} must be 1-D; got shape {arr.shape}")
     if size is not None and arr.shape[0] != size:
         raise ValueError(f"{name} has {arr.shape[0]} entries; expected {size} ({what})")
-    with np.errstate(over="ignore"):
-        out = np.ascontiguousarray(arr, dtype=dtype)
+    out = c_array(arr, dtype)
     if finite:
         check_finite(out, name)
     return out

@@ -65,7 +65,7 @@ def activation(name, z, threshold=0.0, dtype=None):
     """``act(z)`` elementwise (``threshold`` is the step's t)."""
     code = _act(name)
     dt = _dtype(dtype, z)
-    z = np.ascontiguousarray(v._real_array(z, "z"), dtype=dt)
+    z = v.c_array(v._real_array(z, "z"), dt)
     out = aligned_empty(z.shape, dt)
     _core.activation(code, z.reshape(-1), out.reshape(-1), v.check_real(threshold, "threshold"))
     return out
@@ -75,7 +75,7 @@ def activation_derivative(name, out, dtype=None):
     """``act'(z)`` from the stored output ``out = act(z)``."""
     code = _act(name)
     dt = _dtype(dtype, out)
-    out = np.ascontiguousarray(v._real_array(out, "out"), dtype=dt)
+    out = v.c_array(v._real_array(out, "out"), dt)
     d = aligned_empty(out.shape, dt)
     _core.activation_derivative(code, out.reshape(-1), d.reshape(-1))
     return d
@@ -140,7 +140,7 @@ def update(W, dW, learning_rate, dtype=None):
     """``W - learning_rate * dW`` (a new array)."""
     dt = _dtype(dtype, W, dW)
     W = aligned_copy(v._real_array(W, "W"), dt)
-    dW = np.ascontiguousarray(v._real_array(dW, "dW"), dtype=dt)
+    dW = v.c_array(v._real_array(dW, "dW"), dt)
     if W.shape != dW.shape:
         raise ValueError(f"W has shape {W.shape} but dW has shape {dW.shape}")
     _core.update(W.reshape(-1), dW.reshape(-1), v.check_real(learning_rate, "learning_rate"))
