@@ -94,8 +94,8 @@ def test_bench_rows_record_the_cache_line_trip_of_each_round(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     (row,) = json.loads(out.read_text())["results"]
     trips = row["line_trip_ns"]
-    # a measured time each round; milliseconds where the host deschedules a thread
-    assert len(trips) == 3 and all(0 < t < 1e9 for t in trips)
+    # a measured time each round (milliseconds where a loaded host deschedules a thread)
+    assert len(trips) == 3 and all(0 < t < 1e8 for t in trips)
     (line,) = [x for x in result.stdout.splitlines() if x.startswith("xor ")]
     assert line.split()[-2:] == [fmt_trips(trips), "-"]  # trip, then ok: not checked
     slow = _core.SLOW_LINE_NS

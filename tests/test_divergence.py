@@ -135,12 +135,13 @@ OVERFLOW_LATER_CASES = [
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_divergence_after_good_epochs_keeps_them_in_the_padded_trainers(
         sharing_policy, dtype, threads, layers, rows, batch, lr, trainer):
-    """Weights that overflow in epoch k+1 > 1 leave the network of k epochs, on one thread
-    or a team, as a fit of k epochs gives. The failed run's infinities made NaN (0 * inf)
-    in the padded copies' padding lanes, which the replay's reload did not rewrite: its
-    first epoch's check failed, and a float32 fit kept none of its good epochs (the tiny
-    and small trainers; where the units scheme's team zeroed its own slabs, two threads
-    kept them, so the result depended on the team)."""
+    """Weights that overflow in epoch k+1 > 1 leave the network of k epochs, as a fit of k
+    epochs gives. The failed run's infinities made NaN (0 * inf) in the padded copies'
+    padding lanes, which the replay's reload did not rewrite: its first epoch's check
+    failed, and a float32 fit kept none of its good epochs (the tiny and small trainers).
+    The replay runs on one thread whatever the team; of these cases only [64, 64, 10] on
+    two threads trains as a team first (the units scheme on pages, whose team zeroes its
+    own slabs: it kept the epochs, so the result had depended on the team)."""
     fastnet.set_num_threads(threads)
     sharing_policy("always")
     rng = np.random.default_rng(0)

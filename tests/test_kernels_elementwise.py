@@ -194,11 +194,15 @@ def test_tanh_dense_sweep_is_accurate_odd_and_saturates(isa, dtype):
     normal = np.abs(want) >= np.finfo(dtype).tiny
     got_n, want_n = as64(got[normal]), as64(want[normal])
     assert_within(got_n, want_n, 4 * eps(dtype) * np.abs(want_n), "tanh")
-    # Near saturation within one unit in the last place: there tanh' = 1 - t^2 cancels
-    # and multiplies t's error (t from e^-2|x| - 1 alone had been 2.5 ulps off).
-    saturating = np.abs(as64(z)) >= 1
-    assert_within(as64(got[saturating]), as64(want[saturating]),
-                  as64(np.spacing(np.abs(got[saturating]))), "tanh for |x| >= 1")
+    # Near saturation within 1.25 units in the last place (an exhaustive float32 sweep of
+    # [1, 10) found 1.04 at most): there tanh' = 1 - t^2 cancels and multiplies t's error
+    # (t from e^-2|x| - 1 alone had been 2.3-2.5 ulps off). The unit is that of the exact
+    # value's binade, below 1 also for a result rounded up to 1.
+    x = np.concatenate([z[np.abs(as64(z)) >= 1],
+                        np.random.default_rng(0).uniform(1, 10, 200_000).astype(dtype)])
+    t, exact = kernels.activation("tanh", x), np.tanh(x.astype(np.longdouble))
+    ulp = np.spacing(np.nextafter(np.abs(exact).astype(dtype), dtype(0)))
+    assert_within(as64(t), as64(exact), 1.25 * as64(ulp), "tanh for |x| >= 1")
     assert np.array_equal(kernels.activation("tanh", -z), -got), "tanh must be odd"
     order = np.argsort(z, kind="stable")
     assert np.all(np.diff(as64(got[order])) >= 0), "tanh must be non-decreasing"

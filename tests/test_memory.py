@@ -78,6 +78,18 @@ def test_the_ledger_counts_what_the_library_allocates():
     assert _core._alloc_stats() == (calls, nbytes)
 
 
+def _get_buffer(obj, flags):
+    """PyObject_GetBuffer(obj, flags) from Python (the buffer released again)."""
+    import ctypes
+
+    view = ctypes.create_string_buffer(256)  # a Py_buffer is 80 bytes
+    api = ctypes.pythonapi
+    api.PyObject_GetBuffer.argtypes = [ctypes.py_object, ctypes.c_void_p, ctypes.c_int]
+    api.PyBuffer_Release.argtypes = [ctypes.c_void_p]
+    api.PyObject_GetBuffer(obj, ctypes.addressof(view), flags)
+    api.PyBuffer_Release(ctypes.addressof(view))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_aligned_arrays_own_their_memory_and_free_it(dtype):
     """The arrays the network hands out (outputs, gradients, weights) come from
@@ -93,11 +105,18 @@ def test_aligned_arrays_own_their_memory_and_free_it(dtype):
         assert a.flags.writeable and a.flags.aligned
         assert a.size == 0 or a.ctypes.data % 64 == 0
         a[...] = np.arange(a.size).reshape(want)
+        assert type(a.base).__name__ == "_AlignedBlock"  # not a memoryview to release
         view = a.T[::-1]
         del a
         assert np.array_equal(view[::-1].T, np.arange(rows * cols if ndim == 2 else cols)
                               .reshape(want))
-    for bad in [(-1, 3, 2), (2, -1, 2), (2, 3, 0), (2, 3, 3)]:
+    block = _core.aligned_array(3, 5, 2, single).base
+    m = memoryview(block)
+    assert m.shape == (3, 5) and m.format == ("f" if single else "d") and m.c_contiguous
+    with pytest.raises(BufferError):  # C order only: a request for Fortran order fails
+        _get_buffer(block, 0x0058)  # PyBUF_F_CONTIGUOUS
+    _get_buffer(block, 0x0020 | 0x0018)  # PyBUF_C_CONTIGUOUS: granted
+    for bad in [(-1, 3, 2), (2, -1, 2), (2, 3, 0), (2, 3, 3), (0, 5, 1), (4, 5, 1)]:
         with pytest.raises(ValueError, match="aligned_array"):
             _core.aligned_array(*bad, single)
     with pytest.raises(MemoryError):

@@ -184,13 +184,25 @@ def test_load_of_missing_file_raises_file_not_found(tmp_path):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("bias", [False, True])
-@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize("how", ["deepcopy", "pickle", "pickle-5-out-of-band"])
 def test_copies_are_equal_and_train_independently(dtype, bias, how):
+    """Copies own writable parameters on cache lines (as every network's are), also from
+    pickle protocol 5's out-of-band buffers, which arrive as read-only bytes: fit had
+    written into those."""
     net, X, Y = _trained_net(dtype, bias)
+    buffers = []
     if how == "deepcopy":
         clone = copy.deepcopy(net)
-    else:
+    elif how == "pickle":
         clone = pickle.loads(pickle.dumps(net))
+    else:
+        data = pickle.dumps(net, protocol=5, buffer_callback=buffers.append)
+        buffers = [bytes(b.raw()) for b in buffers]
+        assert buffers, "the parameters travel out of band"
+        clone = pickle.loads(data, buffers=buffers)
+    sent = [bytes(b) for b in buffers]
+    assert all(p.flags.writeable and p.flags.c_contiguous and p.ctypes.data % 64 == 0
+               for p in clone.weights + clone.biases)
     assert clone == net and _same_config(clone, net)
     assert np.array_equal(clone.predict(X), net.predict(X))
     original = [p.copy() for p in net.weights + net.biases]
@@ -200,3 +212,4 @@ def test_copies_are_equal_and_train_independently(dtype, bias, how):
     trained_clone = [p.copy() for p in clone.weights + clone.biases]
     net.fit(X, Y, epochs=1, learning_rate=0.1)
     assert all(np.array_equal(a, b) for a, b in zip(clone.weights + clone.biases, trained_clone))
+    assert [bytes(b) for b in buffers] == sent  # immutable bytes stay so

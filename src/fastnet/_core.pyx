@@ -5,7 +5,8 @@ No math lives here. Arguments arrive already validated and converted by fastnet'
 (C-contiguous arrays of one dtype); this layer checks the shapes it relies on, so that a wrong
 call raises instead of reaching C, and turns C's status codes into exceptions.
 """
-from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_SIMPLE, PyBuffer_Release,
+from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_F_CONTIGUOUS, PyBUF_FORMAT, PyBUF_ND,
+                             PyBUF_SIMPLE, PyBUF_STRIDES, PyBUF_WRITABLE, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
@@ -13,7 +14,8 @@ from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport malloc, free
 from cython.parallel cimport parallel
 
-from numpy import asarray as _asarray
+from numpy import dtype as _dtype
+from numpy import ndarray as _ndarray
 
 cdef extern from "fastnet.h" nogil:
     ctypedef enum fn_status:
@@ -358,8 +360,8 @@ def gemm(bint trans_a, bint trans_b, const real[:, ::1] A, const real[:, ::1] B,
     cdef fn_status st = FN_OK
     if M == 0 or N == 0:
         return
-    cdef real *pa = &A[0, 0] if A.shape[0] * A.shape[1] else NULL
-    cdef real *pb = &B[0, 0] if B.shape[0] * B.shape[1] else NULL
+    cdef const real *pa = &A[0, 0] if A.shape[0] * A.shape[1] else NULL
+    cdef const real *pb = &B[0, 0] if B.shape[0] * B.shape[1] else NULL
     if real is float:
         e32.bias = &bias[0] if bias is not None else NULL
         e32.act = act
@@ -404,8 +406,8 @@ def address_of(obj):
 
 cdef class _AlignedBlock:
     """Uninitialised memory starting on a cache line, exported through the buffer protocol
-    as a C-contiguous float32 or float64 array of at most 2 dimensions; NumPy's array of
-    it (``aligned_empty``) keeps it alive."""
+    as a C-contiguous float32 or float64 array of 1 or 2 dimensions; the NumPy array made
+    of it (``aligned_array``) has it as its base and keeps it alive."""
     cdef char *raw
     cdef char *data
     cdef Py_ssize_t shape[2]
@@ -417,15 +419,24 @@ cdef class _AlignedBlock:
         PyMem_RawFree(self.raw)
 
     def __getbuffer__(self, Py_buffer *view, int flags):
+        # PEP 3118: shape, strides and format only when asked for; C order only
+        if ((flags & PyBUF_F_CONTIGUOUS) == PyBUF_F_CONTIGUOUS and self.ndim == 2
+                and self.shape[0] > 1 and self.shape[1] > 1):
+            raise BufferError("an aligned block is C-contiguous, not Fortran-contiguous")
         view.buf = self.data
         view.obj = self
         view.len = self.nbytes
         view.readonly = 0
         view.itemsize = self.itemsize
-        view.format = b"f" if self.itemsize == 4 else b"d"
-        view.ndim = self.ndim
-        view.shape = self.shape
-        view.strides = self.strides
+        view.format = NULL
+        if flags & PyBUF_FORMAT:
+            if self.itemsize == 4:
+                view.format = b"f"
+            else:
+                view.format = b"d"
+        view.ndim = self.ndim if (flags & PyBUF_ND) == PyBUF_ND else 1
+        view.shape = self.shape if (flags & PyBUF_ND) == PyBUF_ND else NULL
+        view.strides = self.strides if (flags & PyBUF_STRIDES) == PyBUF_STRIDES else NULL
         view.suboffsets = NULL
         view.internal = NULL
 
@@ -433,11 +444,15 @@ cdef class _AlignedBlock:
         pass
 
 
+_FLOAT32, _FLOAT64 = _dtype("float32"), _dtype("float64")
+
+
 def aligned_array(Py_ssize_t rows, Py_ssize_t cols, int ndim, bint single):
-    """An uninitialised C-contiguous NumPy array of rows x cols values (ndim 1: cols
-    only) of float32 (single) or float64, its data on a 64-byte boundary, in 0.35 us
-    (NumPy's empty and a view of it at the offset that aligns it had taken 1.0)."""
-    if rows < 0 or cols < 0 or ndim < 1 or ndim > 2:
+    """An uninitialised C-contiguous NumPy array of rows x cols values (ndim 1: cols values,
+    rows 1) of float32 (single) or float64, its data on a 64-byte boundary, its base the
+    block that owns the memory: 0.5 us, where NumPy's empty and a view of it at the offset
+    that aligns it had taken 1.0."""
+    if rows < 0 or cols < 0 or not (ndim == 2 or (ndim == 1 and rows == 1)):
         raise ValueError(f"aligned_array: bad shape ({rows}, {cols}) of {ndim} dimensions")
     cdef _AlignedBlock block = _AlignedBlock.__new__(_AlignedBlock)
     block.itemsize = 4 if single else 8
@@ -449,12 +464,15 @@ def aligned_array(Py_ssize_t rows, Py_ssize_t cols, int ndim, bint single):
         raise MemoryError()
     block.data = block.raw + (-<uintptr_t>block.raw) % 64
     block.ndim = ndim
+    cdef tuple shape
     if ndim == 2:
         block.shape[0], block.shape[1] = rows, cols
         block.strides[0], block.strides[1] = cols * block.itemsize, block.itemsize
+        shape = (rows, cols)
     else:
         block.shape[0], block.strides[0] = cols, block.itemsize
-    return _asarray(block)
+        shape = (cols,)
+    return _ndarray(shape, _FLOAT32 if single else _FLOAT64, block)
 
 
 cdef int float_size(Py_buffer *view):
@@ -626,14 +644,16 @@ def fused_update(const real[:, ::1] A_out, const real[:, ::1] delta, real[:, ::1
 
 # ---------------------------------------------------------------- whole network
 
-cdef void *data_of(obj, int ndim, bint single, int64_t *shape) except? NULL:
+cdef void *data_of(obj, int ndim, bint single, int64_t *shape, bint writable) except? NULL:
     """The data of obj, a C-contiguous array of ndim dimensions of float32 (single) or
-    float64, through the buffer protocol; its shape into shape (if not NULL). The caller
-    keeps obj alive while it uses the pointer. A typed memoryview took 0.25-0.3 us an
-    array (and of fused type, 0.3 more to choose its type), this 0.05."""
+    float64, through the buffer protocol (writable: one C may write); its shape into shape
+    (if not NULL). The caller keeps obj alive while it uses the pointer. A typed
+    memoryview took 0.25-0.3 us an array (and of fused type, 0.3 more to choose its
+    type), this 0.05."""
     cdef Py_buffer view
     cdef int d
-    PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+    PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT |
+                       (PyBUF_WRITABLE if writable else 0))
     try:
         need(view.ndim == ndim, f"expected a {ndim}-D array")
         need(float_size(&view) == (4 if single else 8),
@@ -647,14 +667,15 @@ cdef void *data_of(obj, int ndim, bint single, int64_t *shape) except? NULL:
 
 
 cdef void **pointers(list arrays, int L, bint matrix, bint single) except NULL:
-    """C array of the data pointers of L arrays, NULL for None (caller frees)."""
+    """C array of the data pointers of L writable arrays (weights, biases, outputs),
+    NULL for None (caller frees)."""
     cdef void **p = <void **>malloc(sizeof(void *) * L)
     if p == NULL:
         raise MemoryError("fastnet: out of memory")
     try:
         for l in range(L):
             p[l] = NULL if arrays[l] is None else data_of(arrays[l], 2 if matrix else 1,
-                                                          single, NULL)
+                                                          single, NULL, True)
     except BaseException:
         free(p)
         raise
@@ -731,7 +752,7 @@ def forward(_Net net, X, list pre, list post):
     in the network's dtype (C-contiguous)."""
     cdef int64_t shape[2]
     cdef bint single = net.single
-    cdef void *x = data_of(X, 2, single, shape)
+    cdef void *x = data_of(X, 2, single, shape, False)
     cdef int64_t N = shape[0]
     need(N > 0 and shape[1] == net.sizes[0], "forward: X shape")
     _check_rows(net, post, N, 1, pre is None)

@@ -186,6 +186,14 @@ class Network:
         state.pop("_c_net_cache", None)
         return state
 
+    def __setstate__(self, state):
+        # The parameters as the network's own writable arrays on cache lines: unpickled
+        # arrays need not be either (protocol 5's out-of-band buffers are read-only
+        # bytes, which fit would have written into; copies lose the alignment).
+        self.__dict__.update(state)
+        self._weights = [aligned_copy(W, self._dtype) for W in self._weights]
+        self._biases = [aligned_copy(b, self._dtype) for b in self._biases]
+
     def _X(self, X, name="X", finite=True):
         return v.as_matrix(X, name, self._dtype, n_cols=self._layers[0], cols_what="layers[0]",
                            finite=finite)
