@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import DTYPES
+from hypothesis import assume, event, given
+from hypothesis import strategies as st
 
 import fastnet
 from fastnet import _core
@@ -157,4 +159,38 @@ def test_divergence_after_good_epochs_keeps_them_in_the_padded_trainers(
     assert _all_finite(a)
     assert b.fit(X, Y, epochs=k, learning_rate=lr, batch_size=batch, seed=1) == \
         info.value.history
+    assert a == b
+
+
+@given(layers=st.one_of(
+           st.lists(st.integers(1, 8), min_size=2, max_size=4),  # the tiny trainer's
+           st.lists(st.sampled_from([9, 16, 17, 33, 64, 65]), min_size=2, max_size=4),
+           st.tuples(st.integers(257, 280), st.integers(1, 40), st.integers(1, 12))
+           .map(list)),  # the general trainer's
+       rows=st.integers(1, 40), batch=st.one_of(st.none(), st.integers(1, 12)),
+       dtype=st.sampled_from(DTYPES), activation=st.sampled_from(["identity", "relu"]),
+       bias=st.booleans(), shuffle=st.booleans(), threads=st.sampled_from([1, 2]),
+       lr=st.sampled_from([0.5, 1.0, 3.0]), seed=st.integers(0, 2**16))
+def test_a_diverging_fit_equals_a_fit_of_the_epochs_it_kept(
+        sharing_policy, layers, rows, batch, dtype, activation, bias, shuffle, threads, lr, seed):
+    """The divergence contract as a property, in every trainer: a fit that raises
+    DivergenceError after k epochs leaves the network, bit for bit, and the history that
+    a fit of k epochs with the same arguments gives; its weights are finite."""
+    fastnet.set_num_threads(threads)
+    sharing_policy("always")
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, layers[0]))
+    Y = rng.standard_normal((rows, layers[-1]))
+    kwargs = dict(learning_rate=lr, batch_size=batch, shuffle=shuffle, seed=seed)
+    a = fastnet.Network(layers, activation=activation, bias=bias, dtype=dtype, seed=seed)
+    b = fastnet.Network(layers, activation=activation, bias=bias, dtype=dtype, seed=seed)
+    try:
+        a.fit(X, Y, epochs=1000, **kwargs)
+    except fastnet.DivergenceError as err:
+        history = err.history
+    else:
+        assume(False)  # no divergence to check
+    event(f"{_core._last_trainer()}, {'none' if not history else 'some'} kept")
+    assert _all_finite(a)
+    assert b.fit(X, Y, epochs=len(history), **kwargs) == history
     assert a == b
