@@ -175,7 +175,10 @@ def test_a_diverging_fit_equals_a_fit_of_the_epochs_it_kept(
         sharing_policy, layers, rows, batch, dtype, activation, bias, shuffle, threads, lr, seed):
     """The divergence contract as a property, in every trainer: a fit that raises
     DivergenceError after k epochs leaves the network, bit for bit, and the history that
-    a fit of k epochs with the same arguments gives; its weights are finite."""
+    the same fit run one epoch a call gives up to its first DivergenceError (its orders
+    drawn from one generator: the same orders); its weights are finite. (Against a fit of
+    k epochs instead, a fit that wrongly kept no epoch passes: the padded trainers'
+    replay did so on NaN left in its padding lanes.)"""
     fastnet.set_num_threads(threads)
     sharing_policy("always")
     rng = np.random.default_rng(seed)
@@ -192,5 +195,12 @@ def test_a_diverging_fit_equals_a_fit_of_the_epochs_it_kept(
         assume(False)  # no divergence to check
     event(f"{_core._last_trainer()}, {'none' if not history else 'some'} kept")
     assert _all_finite(a)
-    assert b.fit(X, Y, epochs=len(history), **kwargs) == history
+    kwargs["seed"] = np.random.default_rng(seed)
+    one_a_call = []
+    while len(one_a_call) <= len(history):
+        try:
+            one_a_call += b.fit(X, Y, epochs=1, **kwargs)
+        except fastnet.DivergenceError:
+            break
+    assert one_a_call == history
     assert a == b
