@@ -116,6 +116,14 @@ def test_aligned_arrays_own_their_memory_and_free_it(dtype):
     with pytest.raises(BufferError):  # C order only: a request for Fortran order fails
         _get_buffer(block, 0x0058)  # PyBUF_F_CONTIGUOUS
     _get_buffer(block, 0x0020 | 0x0018)  # PyBUF_C_CONTIGUOUS: granted
+    import copy
+    import pickle
+
+    for duplicate in (copy.copy, copy.deepcopy, pickle.dumps):  # its pointers: never copied
+        with pytest.raises(TypeError):
+            duplicate(block)
+    with pytest.raises(BufferError):  # one not made by aligned_array has no memory
+        memoryview(type(block)())
     for bad in [(-1, 3, 2), (2, -1, 2), (2, 3, 0), (2, 3, 3), (0, 5, 1), (4, 5, 1)]:
         with pytest.raises(ValueError, match="aligned_array"):
             _core.aligned_array(*bad, single)

