@@ -115,6 +115,7 @@ BAD_LEARNING_RATES = [
     (0, ValueError), (0.0, ValueError), (-0.1, ValueError), (np.nan, ValueError),
     (np.inf, ValueError), (-np.inf, ValueError), ("0.1", TypeError), (None, TypeError),
     (True, TypeError), (1 + 0j, TypeError), ([0.1], TypeError),
+    (2**1100, ValueError),  # an int past float's range (was OverflowError)
 ]
 
 
@@ -194,6 +195,7 @@ def test_several_bad_arguments_still_leave_the_network_unchanged(net):
     (dict(seed="0"), TypeError, r"seed"),
     (dict(step_threshold=np.nan), ValueError, r"step_threshold"),
     (dict(step_threshold=np.inf), ValueError, r"step_threshold"),
+    (dict(step_threshold=-2**1100), ValueError, r"step_threshold"),
     (dict(step_threshold="2"), TypeError, r"step_threshold"),
 ])
 def test_bad_constructor_arguments_are_rejected(kwargs, exc, match):

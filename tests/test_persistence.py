@@ -230,3 +230,54 @@ def test_read_only_parameters_are_read_but_not_trained(dtype):
         with pytest.raises(ValueError, match=r"biases\[1\] is read-only"):
             train()
     assert all(np.array_equal(a, b) for a, b in zip(net.weights + net.biases, before))
+
+
+def test_copy_shares_parameters_and_keeps_them_frozen(tmp_path):
+    """copy.copy shares the arrays (a frozen one too: fit of the copy refuses it as fit
+    of the original does, instead of updating the others); deepcopy owns writable ones."""
+    net, X, Y = _trained_net(np.float64, True)
+    net.weights[0].flags.writeable = False
+    before = [p.copy() for p in net.weights + net.biases]
+    shallow = copy.copy(net)
+    assert all(a is b for a, b in zip(shallow.weights + shallow.biases,
+                                      net.weights + net.biases))
+    with pytest.raises(ValueError, match=r"weights\[0\] is read-only"):
+        shallow.fit(X, Y, epochs=1, learning_rate=0.5)
+    assert all(np.array_equal(a, b) for a, b in zip(net.weights + net.biases, before))
+    deep = copy.deepcopy(net)
+    deep.fit(X, Y, epochs=1, learning_rate=0.5)
+    assert deep != net
+    assert all(np.array_equal(a, b) for a, b in zip(net.weights + net.biases, before))
+
+
+@pytest.mark.parametrize("change", ["layers of 8000", "layers of 10^12", "inflating member",
+                                    "inflating field"])
+def test_hostile_small_files_are_refused_before_anything_is_read_or_built(tmp_path, change):
+    """A file of a few KB that declares huge layers, or holds a member that inflates to
+    100 MB, raises ValueError at once, without allocating for what it declares (a
+    network of the declared layers had been built first: 767 MB for [8000, 8000, 2],
+    MemoryError for larger); the message names the file once."""
+    import tracemalloc
+
+    path, bad = tmp_path / "n.npz", tmp_path / "bad.npz"
+    fastnet.Network([3, 4, 2], seed=0).save(path)
+    members = dict(np.load(path))
+    if change == "layers of 8000":
+        members["layers"] = np.array([8000, 8000, 2])
+    elif change == "layers of 10^12":
+        members["layers"] = np.array([3, 10**12, 2])
+    elif change == "inflating member":
+        members["junk"] = np.zeros(10**8, np.uint8)
+    else:
+        members["activation"] = np.zeros(10**8, np.uint8)
+    np.savez_compressed(bad, **members)
+    assert bad.stat().st_size < 10**6
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as info:
+            fastnet.load(bad)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10**7
+    assert str(info.value).count(str(bad)) == 1

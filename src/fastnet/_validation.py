@@ -42,7 +42,12 @@ def check_real(value, name, *, positive=False, allow_none=False):
     if type(value) is not float:  # isinstance against numbers.Real costs 0.3 us a call
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise TypeError(f"{name} must be a real number; got {value!r}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond float's range
+            raise ValueError(
+                f"{name} must be finite; got an integer of {int(value).bit_length()} bits"
+            ) from None
     if not math.isfinite(value):  # np.isfinite of a float: 0.4 us
         raise ValueError(f"{name} must be finite; got {value}")
     if positive and value <= 0:

@@ -195,11 +195,17 @@ class Network:
         state.pop("_c_net_cache", None)
         return state
 
+    def __copy__(self):
+        # a shallow copy shares the parameters, frozen or not (so fit of the copy refuses
+        # a frozen one as fit of the original does, instead of updating the rest)
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__getstate__())
+        return clone
+
     def __setstate__(self, state):
         # The parameters as writable arrays on cache lines, as the network's own always
         # are: unpickled ones need not be either (protocol 5's out-of-band buffers are
         # read-only bytes, which fit had written into; deep copies lose the alignment).
-        # A shallow copy's are the original's, and stay shared.
         self.__dict__.update(state)
         self._weights = [_own(W, self._dtype) for W in self._weights]
         self._biases = [_own(b, self._dtype) for b in self._biases]
@@ -435,55 +441,87 @@ def load(path):
     if not hasattr(archive, "files"):
         raise ValueError(f"{path!s} is not a fastnet network file: it holds a single array")
     with archive:
+        return _load_archive(archive, f"{path!s}")
+
+
+_FIELDS = {"format": "U", "format_version": "iu", "activation": "U",
+           "output_activation": "U", "bias": "b", "dtype": "U", "step_threshold": "fiu"}
+
+
+def _load_archive(archive, path):
+    """The network in an open .npz archive. Every member's name, and each array's shape
+    and dtype (from its .npy header), is checked against the declared layers before an
+    array is read or a network built: a file of a few KB that declared layers of 10^12
+    units, or held a member that inflates to gigabytes, had been read or allocated
+    first."""
+    damaged = f"{path} is a damaged fastnet network file"
+
+    def read(name):
         try:
-            data = {k: archive[k] for k in archive.files}
+            return archive[name]
         except Exception as exc:  # damaged members: zip or format errors of any kind
-            raise ValueError(f"{path!s} is a damaged fastnet network file: {exc}") from exc
+            raise ValueError(f"{damaged}: {exc}") from exc
 
-    def field(name, kind):
-        if name not in data:
-            raise ValueError(f"{path!s} is not a fastnet network file: it has no '{name}'")
-        value = data[name]
-        if value.ndim != 0 or value.dtype.kind not in kind:
+    def field(name):
+        if name not in archive.files:
+            raise ValueError(f"{path} is not a fastnet network file: it has no '{name}'")
+        shape, dtype = header(name)
+        if shape != () or dtype.kind not in _FIELDS[name]:
             raise ValueError(
-                f"{path!s} is a damaged fastnet network file: '{name}' should be a single "
-                f"value of kind {kind!r}; got dtype {value.dtype}, shape {value.shape}"
+                f"{damaged}: '{name}' should be a single value of kind {_FIELDS[name]!r}; "
+                f"got dtype {dtype}, shape {shape}"
             )
-        return value.item()
+        return read(name).item()
 
-    if field("format", "U") != FILE_FORMAT:
-        raise ValueError(f"{path!s} is not a fastnet network file (format {data['format']!s})")
-    version = field("format_version", "iu")
+    def header(name):
+        """(shape, dtype) of member `name` from its .npy header alone."""
+        try:
+            with archive.zip.open(name + ".npy") as f:
+                major, _ = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(f)
+        except Exception as exc:
+            raise ValueError(f"{damaged}: {name}: {exc}") from exc
+        return shape, dtype
+
+    if field("format") != FILE_FORMAT:
+        raise ValueError(f"{path} is not a fastnet network file (format {read('format')!s})")
+    version = field("format_version")
     if version != FILE_VERSION:
         raise ValueError(
-            f"{path!s} has format_version {version}; this fastnet reads version {FILE_VERSION}"
+            f"{path} has format_version {version}; this fastnet reads version {FILE_VERSION}"
         )
+    settings = {name: field(name) for name in ("activation", "output_activation", "bias",
+                                                "dtype", "step_threshold")}
+    if "layers" not in archive.files:
+        raise ValueError(f"{damaged}: it has no 'layers'")
+    shape, dtype = header("layers")
+    if len(shape) != 1 or dtype.kind not in "iu" or not 2 <= shape[0] <= 1 << 16:
+        raise ValueError(f"{damaged}: 'layers' should be a 1-D integer array of at least 2 "
+                         f"sizes; got dtype {dtype}, shape {shape}")
+    layers = [int(n) for n in read("layers")]
+    n, bias = len(layers) - 1, bool(settings["bias"])
+    expected = set(_FIELDS) | {"layers"} | {f"W{i}" for i in range(n)}
+    expected |= {f"b{i}" for i in range(n)} if bias else set()
+    if set(archive.files) != expected:
+        extra, missing = sorted(set(archive.files) - expected), sorted(expected - set(archive.files))
+        raise ValueError(f"{damaged}: its arrays do not match layers {layers} "
+                         f"(unexpected: {extra}, missing: {missing})")
+    for i in range(n):
+        for name, want in [(f"W{i}", (layers[i], layers[i + 1]))] + (
+                [(f"b{i}", (layers[i + 1],))] if bias else []):
+            shape, _ = header(name)
+            if shape != want:
+                raise ValueError(f"{damaged}: {name} has shape {shape}; layers {layers} "
+                                 f"make it {want}")
     try:
-        layers = data.get("layers")
-        if layers is None or layers.ndim != 1 or layers.dtype.kind not in "iu":
-            raise ValueError("'layers' should be a 1-D integer array")
-        net = Network(
-            [int(n) for n in layers],
-            activation=field("activation", "U"),
-            output_activation=field("output_activation", "U"),
-            bias=bool(field("bias", "b")),
-            dtype=field("dtype", "U"),
-            step_threshold=float(field("step_threshold", "fiu")),
-        )
-        n = len(net.layers) - 1
-        expected = {"format", "format_version", "layers", "activation", "output_activation",
-                    "bias", "dtype", "step_threshold"}
-        expected |= {f"W{i}" for i in range(n)}
-        expected |= {f"b{i}" for i in range(n)} if net.bias else set()
-        if set(data) != expected:
-            extra, missing = sorted(set(data) - expected), sorted(expected - set(data))
-            raise ValueError(f"its arrays do not match layers {list(net.layers)} "
-                             f"(unexpected: {extra}, missing: {missing})")
-        net.weights = [data[f"W{i}"] for i in range(n)]
-        if net.bias:
-            net.biases = [data[f"b{i}"] for i in range(n)]
-    except KeyError as exc:
-        raise ValueError(f"{path!s} is a damaged fastnet network file: no {exc}") from exc
+        net = Network(layers, step_threshold=float(settings.pop("step_threshold")),
+                      bias=bias, **{k: settings[k] for k in ("activation",
+                                                             "output_activation", "dtype")})
+        net.weights = [read(f"W{i}") for i in range(n)]
+        if bias:
+            net.biases = [read(f"b{i}") for i in range(n)]
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path!s} is a damaged fastnet network file: {exc}") from exc
+        raise ValueError(f"{damaged}: {exc}") from exc
     return net
