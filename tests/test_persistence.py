@@ -251,7 +251,7 @@ def test_copy_shares_parameters_and_keeps_them_frozen(tmp_path):
 
 
 @pytest.mark.parametrize("change", ["layers of 8000", "layers of 10^12", "inflating member",
-                                    "inflating field"])
+                                    "inflating field", "complex weights"])
 def test_hostile_small_files_are_refused_before_anything_is_read_or_built(tmp_path, change):
     """A file of a few KB that declares huge layers, or holds a member that inflates to
     100 MB, raises ValueError at once, without allocating for what it declares (a
@@ -268,8 +268,10 @@ def test_hostile_small_files_are_refused_before_anything_is_read_or_built(tmp_pa
         members["layers"] = np.array([3, 10**12, 2])
     elif change == "inflating member":
         members["junk"] = np.zeros(10**8, np.uint8)
-    else:
+    elif change == "inflating field":
         members["activation"] = np.zeros(10**8, np.uint8)
+    else:
+        members["W1"] = members["W1"].astype(np.complex64)
     np.savez_compressed(bad, **members)
     assert bad.stat().st_size < 10**6
     tracemalloc.start()

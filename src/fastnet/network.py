@@ -511,10 +511,12 @@ def _load_archive(archive, path):
     for i in range(n):
         for name, want in [(f"W{i}", (layers[i], layers[i + 1]))] + (
                 [(f"b{i}", (layers[i + 1],))] if bias else []):
-            shape, _ = header(name)
+            shape, dtype = header(name)
             if shape != want:
                 raise ValueError(f"{damaged}: {name} has shape {shape}; layers {layers} "
                                  f"make it {want}")
+            if dtype.kind not in "biuf":
+                raise ValueError(f"{damaged}: {name} holds {dtype}, not real numbers")
     try:
         net = Network(layers, step_threshold=float(settings.pop("step_threshold")),
                       bias=bias, **{k: settings[k] for k in ("activation",
