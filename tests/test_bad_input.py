@@ -169,6 +169,10 @@ def test_several_bad_arguments_still_leave_the_network_unchanged(net):
     (dict(layers=5), TypeError, r"layers must be a sequence"),
     (dict(layers="34"), TypeError, r"layers must be a sequence"),
     (dict(layers=None), TypeError, r"layers must be a sequence"),
+    (dict(layers={3, 4}), TypeError, r"layers must be a sequence"),  # unordered
+    (dict(layers={3: 1, 4: 1}), TypeError, r"layers must be a sequence"),
+    (dict(layers=np.array(3)), TypeError, r"layers must be a sequence"),
+    (dict(layers=np.ones((2, 2), int)), TypeError, r"layers must be a sequence"),
     (dict(layers=[3, 0, 2]), ValueError, r"layers\[1\]"),
     (dict(layers=[0, 2]), ValueError, r"layers\[0\]"),
     (dict(layers=[3, -1]), ValueError, r"layers\[1\]"),
@@ -294,6 +298,10 @@ def test_unknown_kernel_name_is_rejected():
     (lambda: kernels.linear(np.ones((2, 3)), np.ones((3, 2)), b=np.ones(3)), ValueError,
      r"\bb\b"),
     (lambda: kernels.activation("softplus", np.ones(3)), ValueError, r"activation"),
+    (lambda: kernels.matmul(np.ones((2, 3)), np.ones((2, 3)), trans_a="yes"), TypeError,
+     r"trans_a"),
+    (lambda: kernels.matmul(np.ones((2, 3)), np.ones((2, 3)), trans_b=1), TypeError,
+     r"trans_b"),
     (lambda: kernels.activation("sigmoid", np.ones(3, complex)), TypeError, r"\bz\b"),
     (lambda: kernels.activation("step", np.ones(3), threshold=np.nan), ValueError, "threshold"),
     (lambda: kernels.mse(np.ones((2, 3)), np.ones((3, 3))), ValueError, r"O_out and Y"),
@@ -348,3 +356,12 @@ def test_fit_finds_every_nan_and_infinity_and_leaves_the_network_unchanged(
         net.fit(X, Y, epochs=epochs, learning_rate=0.1, batch_size=batch, shuffle=shuffle,
                 seed=seed)
     assert_unchanged(net, before)
+
+
+def test_activation_names_from_numpy_strings_are_kept_as_plain_strings():
+    """An activation given as numpy.str_ (read from an array, say) is stored as the plain
+    name: the repr and saved files show 'tanh', not np.str_('tanh')."""
+    net = fastnet.Network([2, 3, 1], activation=np.str_("tanh"),
+                          output_activation=np.array(["sigmoid"])[0])
+    assert type(net.activation) is str and type(net.output_activation) is str
+    assert "activation='tanh'" in repr(net) and "np.str_" not in repr(net)

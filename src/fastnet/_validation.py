@@ -33,7 +33,13 @@ def check_activation(value, name="activation"):
         )
     if value not in ACTIVATION_CODES:
         raise ValueError(f"{name} must be one of {sorted(ACTIVATION_CODES)}; got {value!r}")
-    return value
+    return str(value)  # a str subclass (numpy.str_) as the plain name
+
+
+def check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
 
 
 def check_real(value, name, *, positive=False, allow_none=False):
@@ -70,7 +76,8 @@ def check_int(value, name, *, minimum=None, allow_none=False):
 
 
 def check_layers(layers):
-    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__"):
+    if (isinstance(layers, (str, bytes, set, frozenset, dict)) or not hasattr(layers, "__len__")
+            or getattr(layers, "ndim", 1) != 1):  # unordered, or not a sequence of sizes
         raise TypeError(
             f"layers must be a sequence of layer sizes [n_in, n_hidden, ..., n_out]; got {layers!r}"
         )

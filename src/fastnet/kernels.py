@@ -34,6 +34,8 @@ def matmul(A, B, trans_a=False, trans_b=False, dtype=None, naive=False):
     """``op(A) @ op(B)`` with op = transpose when asked (the products of backpropagation:
     A B, A^T B, A B^T). ``naive=True`` runs the textbook triple loop instead of the
     blocked kernel (the oracle the fast kernel is tested against)."""
+    trans_a, trans_b = v.check_bool(trans_a, "trans_a"), v.check_bool(trans_b, "trans_b")
+    naive = v.check_bool(naive, "naive")
     dt = _dtype(dtype, A, B)
     A, B = _m(A, "A", dt), _m(B, "B", dt)
     M, K = (A.shape[1], A.shape[0]) if trans_a else A.shape
@@ -41,7 +43,7 @@ def matmul(A, B, trans_a=False, trans_b=False, dtype=None, naive=False):
     if K != Kb:
         raise ValueError(f"op(A) is {M} x {K} but op(B) is {Kb} x {N}: inner sizes differ")
     C = aligned_empty((M, N), dt)
-    _core.gemm(bool(trans_a), bool(trans_b), A, B, C, naive=bool(naive))
+    _core.gemm(trans_a, trans_b, A, B, C, naive=naive)
     return C
 
 

@@ -77,8 +77,7 @@ class Network:
         output_activation = v.check_activation(
             activation if output_activation is None else output_activation, "output_activation"
         )
-        if not isinstance(bias, (bool, np.bool_)):
-            raise TypeError(f"bias must be True or False; got {bias!r}")
+        bias = v.check_bool(bias, "bias")
         dtype = v.check_dtype(dtype)
         step_threshold = v.check_real(step_threshold, "step_threshold")
         if seed is not None and not isinstance(seed, np.random.Generator):
@@ -306,8 +305,7 @@ class Network:
         epochs = v.check_int(epochs, "epochs", minimum=0)
         learning_rate = v.check_real(learning_rate, "learning_rate", positive=True)
         batch_size = v.check_int(batch_size, "batch_size", minimum=1, allow_none=True)
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be True or False; got {shuffle!r}")
+        shuffle = v.check_bool(shuffle, "shuffle")
         if seed is not None and not isinstance(seed, np.random.Generator):
             seed = v.check_int(seed, "seed", minimum=0)
 
