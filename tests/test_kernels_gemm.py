@@ -250,3 +250,57 @@ def test_fused_update_is_update_by_weight_gradient(isa, dtype, data):
     assert_within(got, want, bound, "fused_update")
     for (n1, W_nc), (n2, A_nc), (n3, d_nc) in zip(layouts(W), layouts(A_out), layouts(delta)):
         assert np.array_equal(kernels.fused_update(W_nc, A_nc, d_nc, learning_rate), got), n1
+
+
+# ---------------------------------------------------------------- empty operands
+
+EMPTY_SHAPES = [(M, K, N) for M in (0, 1, 5) for K in (0, 1, 5) for N in (0, 1, 5)
+                if 0 in (M, K, N)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M, K, N", EMPTY_SHAPES)
+def test_every_kernel_takes_empty_matrices_as_the_reference_does(dtype, M, K, N):
+    """Empty matrices are matrices, as in NumPy: a product over an inner size of 0 is zero
+    (linear gives act(b); hidden_delta 0 * act', NaN where act' is infinite), any other
+    empty operand an empty result of the right shape."""
+    rng = np.random.default_rng(M * 100 + K * 10 + N)
+    A, B = random_matrix(rng, (M, K), dtype), random_matrix(rng, (K, N), dtype)
+    b = random_matrix(rng, (1, N), dtype)[0]
+    delta_O = random_matrix(rng, (M, N), dtype)
+    H_out = random_matrix(rng, (M, K), dtype)
+    if H_out.size:
+        H_out.flat[0] = np.inf  # sigmoid' of an infinite output is -inf: times 0, NaN
+    lr = 0.5
+
+    def same(got, want):  # exact, but for activations of nonempty operands (4 ulps)
+        assert got.dtype == dtype and got.shape == np.shape(want)
+        np.testing.assert_allclose(got, want, rtol=4 * eps(dtype), atol=0, equal_nan=True)
+
+    for ta, tb in TRANSPOSES:
+        same(kernels.matmul(_stored(A, ta), _stored(B, tb), trans_a=ta, trans_b=tb), A @ B)
+    same(kernels.matmul(A, B, naive=True), A @ B)
+    same(kernels.linear(A, B, b, "sigmoid"), reference.sigmoid(A @ B + b))
+    same(kernels.linear(A, B, activation="step", threshold=-1.0),
+         reference.step(A @ B, threshold=-1.0))
+    with np.errstate(invalid="ignore"):
+        want_delta_H = reference.hidden_delta(delta_O, B, H_out, "sigmoid")
+    same(kernels.hidden_delta(delta_O, B, H_out, "sigmoid"), want_delta_H)
+    same(kernels.weight_gradient(H_out, delta_O), reference.weight_gradient(H_out, delta_O))
+    same(kernels.bias_gradient(delta_O), reference.bias_gradient(delta_O))
+    W = random_matrix(rng, (K, N), dtype)
+    same(kernels.fused_update(W, H_out, delta_O, lr),
+         reference.update(W, reference.weight_gradient(H_out, delta_O), lr))
+    same(kernels.update(W, B, lr), reference.update(W, B, lr))
+    same(kernels.activation("tanh", A), reference.tanh(A))
+    if M and not N:  # the MSE is a mean over the rows: defined for no columns, not rows
+        O_out = random_matrix(rng, (M, N), dtype)
+        assert kernels.mse(O_out, delta_O) == reference.mse(O_out, delta_O) == 0.0
+        got_delta, got_loss = kernels.output_delta(O_out, delta_O, "sigmoid")
+        same(got_delta, reference.output_delta(O_out, delta_O, "sigmoid"))
+        assert got_loss == 0.0
+    elif not M:
+        for call in (lambda: kernels.mse(delta_O, delta_O),
+                     lambda: kernels.output_delta(delta_O, delta_O, "sigmoid")):
+            with pytest.raises(ValueError, match="O_out has 0 rows"):
+                call()

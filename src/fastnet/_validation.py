@@ -124,24 +124,25 @@ def check_finite(arr, name):
 
 
 def as_matrix(value, name, dtype, *, n_cols=None, cols_what="", allow_1d_column=False,
-              finite=True):
-    """`value` as a C-contiguous 2-D array of `dtype`, rows = examples."""
+              finite=True, examples=True):
+    """`value` as a C-contiguous 2-D array of `dtype`. With ``examples`` (the network's
+    inputs) rows are examples: at least one row and one column. Without (the kernels'
+    operands) any shape is a matrix, as in NumPy, empty ones too."""
     arr = _real_array(value, name)
     if arr.ndim == 1 and allow_1d_column and n_cols == 1:
         arr = arr.reshape(-1, 1)
     if arr.ndim != 2:
-        hint = " (use X.reshape(1, -1) for a single example)" if arr.ndim == 1 else ""
+        hint = " (use X.reshape(1, -1) for a single example)" if arr.ndim == 1 and examples else ""
+        rows = " (one row per example)" if examples else ""
         raise ValueError(
-            f"{name} must be 2-D (one row per example); got {arr.ndim}-D with shape "
-            f"{arr.shape}{hint}"
+            f"{name} must be 2-D{rows}; got {arr.ndim}-D with shape {arr.shape}{hint}"
         )
-    if arr.shape[0] == 0:
+    if examples and arr.shape[0] == 0:
         raise ValueError(f"{name} is empty: it has 0 rows; at least one example is needed")
     if n_cols is not None and arr.shape[1] != n_cols:
-        raise ValueError(
-            f"{name} has {arr.shape[1]} columns; the network expects {n_cols} ({cols_what})"
-        )
-    if arr.shape[1] == 0:
+        expects = "the network expects" if examples else "expected"
+        raise ValueError(f"{name} has {arr.shape[1]} columns; {expects} {n_cols} ({cols_what})")
+    if examples and arr.shape[1] == 0:
         raise ValueError(f"{name} has 0 columns")
     out = c_array(arr, dtype)
     if finite:
@@ -174,9 +175,9 @@ def as_vector(value, name, dtype, *, size=None, what="", finite=True):
     return out
 
 
-def check_rows_match(X, Y, x_name="X", y_name="Y"):
+def check_rows_match(X, Y, x_name="X", y_name="Y", what=" (examples)"):
     if X.shape[0] != Y.shape[0]:
         raise ValueError(
-            f"{x_name} and {y_name} must have the same number of rows (examples); "
+            f"{x_name} and {y_name} must have the same number of rows{what}; "
             f"got {X.shape[0]} and {Y.shape[0]}"
         )

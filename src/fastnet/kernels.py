@@ -4,7 +4,9 @@ Names match ``fastnet.reference`` and the C functions (``fn_<name>_f32/_f64``). 
 are any array-likes of real numbers; the dtype is float32 when every array input is
 float32 and float64 otherwise (or ``dtype=``). Results are new arrays; no input is
 modified. Unlike ``Network``, the kernels accept NaN and infinity and propagate them as
-IEEE arithmetic does.
+IEEE arithmetic does. Empty matrices are matrices, as in NumPy: a product over an inner
+size of 0 is zero (``linear`` gives ``act(b)``), and any other empty operand gives an empty
+result; only the MSE, a mean over the rows, needs at least one row.
 """
 from __future__ import annotations
 
@@ -23,7 +25,24 @@ def _dtype(dtype, *arrays):
 
 
 def _m(value, name, dtype, n_cols=None, what=""):
-    return v.as_matrix(value, name, dtype, n_cols=n_cols, cols_what=what, finite=False)
+    return v.as_matrix(value, name, dtype, n_cols=n_cols, cols_what=what, finite=False,
+                       examples=False)
+
+
+def _rows_match(A, B, a_name, b_name):
+    v.check_rows_match(A, B, a_name, b_name, what="")
+
+
+def _empty(*sizes):
+    # C takes no empty operand (and a memoryview of one has no first element): the
+    # kernels answer those in NumPy, as the reference does.
+    return 0 in sizes
+
+
+def _mean_rows(O_out):
+    if O_out.shape[0] == 0:
+        raise ValueError("O_out has 0 rows: the MSE is a mean over the rows, so at least one "
+                         "row is needed")
 
 
 def _act(name):
@@ -43,7 +62,10 @@ def matmul(A, B, trans_a=False, trans_b=False, dtype=None, naive=False):
     if K != Kb:
         raise ValueError(f"op(A) is {M} x {K} but op(B) is {Kb} x {N}: inner sizes differ")
     C = aligned_empty((M, N), dt)
-    _core.gemm(trans_a, trans_b, A, B, C, naive=naive)
+    if _empty(M, N, K):
+        C.fill(0)  # a sum over no terms
+    else:
+        _core.gemm(trans_a, trans_b, A, B, C, naive=naive)
     return C
 
 
@@ -59,6 +81,9 @@ def linear(X, W, b=None, activation="identity", threshold=0.0, dtype=None):
                                               finite=False)
     threshold = v.check_real(threshold, "threshold")
     C = aligned_empty((X.shape[0], W.shape[1]), dt)
+    if _empty(*X.shape, W.shape[1]):
+        C.fill(0)
+        return _apply(_act(activation), C if b is None else C + bias, threshold, dt)
     _core.gemm(False, False, X, W, C, bias=bias, act=_act(activation), threshold=threshold)
     return C
 
@@ -68,8 +93,12 @@ def activation(name, z, threshold=0.0, dtype=None):
     code = _act(name)
     dt = _dtype(dtype, z)
     z = v.c_array(v._real_array(z, "z"), dt)
+    return _apply(code, z, v.check_real(threshold, "threshold"), dt)
+
+
+def _apply(code, z, threshold, dt):
     out = aligned_empty(z.shape, dt)
-    _core.activation(code, z.reshape(-1), out.reshape(-1), v.check_real(threshold, "threshold"))
+    _core.activation(code, z.reshape(-1), out.reshape(-1), threshold)
     return out
 
 
@@ -88,8 +117,9 @@ def mse(O_out, Y, dtype=None):
     dt = _dtype(dtype, O_out, Y)
     O_out = _m(O_out, "O_out", dt)
     Y = _m(Y, "Y", dt, O_out.shape[1], "O_out's columns")
-    v.check_rows_match(O_out, Y, "O_out", "Y")
-    return float(_core.mse(O_out, Y))
+    _rows_match(O_out, Y, "O_out", "Y")
+    _mean_rows(O_out)
+    return 0.0 if _empty(O_out.shape[1]) else float(_core.mse(O_out, Y))
 
 
 def output_delta(O_out, Y, activation, dtype=None):
@@ -99,8 +129,11 @@ def output_delta(O_out, Y, activation, dtype=None):
     dt = _dtype(dtype, O_out, Y)
     O_out = _m(O_out, "O_out", dt)
     Y = _m(Y, "Y", dt, O_out.shape[1], "O_out's columns")
-    v.check_rows_match(O_out, Y, "O_out", "Y")
+    _rows_match(O_out, Y, "O_out", "Y")
+    _mean_rows(O_out)
     delta = aligned_empty(O_out.shape, dt)
+    if _empty(O_out.shape[1]):
+        return delta, 0.0
     loss = _core.output_delta(code, O_out, Y, delta)
     return delta, float(loss)
 
@@ -113,8 +146,15 @@ def hidden_delta(delta_O, W, H_out, activation, dtype=None):
     delta_O = _m(delta_O, "delta_O", dt)
     W = _m(W, "W", dt, delta_O.shape[1], "delta_O's columns")
     H_out = _m(H_out, "H_out", dt, W.shape[0], "W's rows")
-    v.check_rows_match(delta_O, H_out, "delta_O", "H_out")
+    _rows_match(delta_O, H_out, "delta_O", "H_out")
     delta_H = aligned_empty(H_out.shape, dt)
+    if _empty(*H_out.shape):
+        return delta_H
+    if _empty(delta_O.shape[1]):  # delta_O W^T sums no terms: 0 * act'(H_in), in IEEE terms
+        _core.activation_derivative(code, H_out.reshape(-1), delta_H.reshape(-1))
+        with np.errstate(invalid="ignore"):  # 0 * inf is NaN, silently as in C
+            delta_H *= 0
+        return delta_H
     _core.hidden_delta(code, delta_O, W, H_out, delta_H)
     return delta_H
 
@@ -123,9 +163,12 @@ def weight_gradient(A_out, delta, dtype=None):
     """``dMSE/dW = A_out^T delta``."""
     dt = _dtype(dtype, A_out, delta)
     A_out, delta = _m(A_out, "A_out", dt), _m(delta, "delta", dt)
-    v.check_rows_match(A_out, delta, "A_out", "delta")
+    _rows_match(A_out, delta, "A_out", "delta")
     dW = aligned_empty((A_out.shape[1], delta.shape[1]), dt)
-    _core.weight_gradient(A_out, delta, dW)
+    if _empty(*A_out.shape, delta.shape[1]):
+        dW.fill(0)
+    else:
+        _core.weight_gradient(A_out, delta, dW)
     return dW
 
 
@@ -134,7 +177,10 @@ def bias_gradient(delta, dtype=None):
     dt = _dtype(dtype, delta)
     delta = _m(delta, "delta", dt)
     db = aligned_empty(delta.shape[1], dt)
-    _core.bias_gradient(delta, db)
+    if _empty(*delta.shape):
+        db.fill(0)
+    else:
+        _core.bias_gradient(delta, db)
     return db
 
 
@@ -153,9 +199,11 @@ def fused_update(W, A_out, delta, learning_rate, dtype=None):
     """``W - learning_rate * A_out^T delta``, the product written straight into the step."""
     dt = _dtype(dtype, W, A_out, delta)
     A_out, delta = _m(A_out, "A_out", dt), _m(delta, "delta", dt)
-    v.check_rows_match(A_out, delta, "A_out", "delta")
+    _rows_match(A_out, delta, "A_out", "delta")
     W = aligned_copy(_m(W, "W", dt, delta.shape[1], "delta's columns"), dt)
     if W.shape[0] != A_out.shape[1]:
         raise ValueError(f"W has {W.shape[0]} rows; A_out has {A_out.shape[1]} columns")
-    _core.fused_update(A_out, delta, W, v.check_real(learning_rate, "learning_rate"))
+    learning_rate = v.check_real(learning_rate, "learning_rate")
+    if not _empty(*W.shape, A_out.shape[0]):  # else W - learning_rate * 0 is W
+        _core.fused_update(A_out, delta, W, learning_rate)
     return W
