@@ -293,6 +293,7 @@ def test_every_kernel_takes_empty_matrices_as_the_reference_does(dtype, M, K, N)
          reference.update(W, reference.weight_gradient(H_out, delta_O), lr))
     same(kernels.update(W, B, lr), reference.update(W, B, lr))
     same(kernels.activation("tanh", A), reference.tanh(A))
+    same(kernels.activation_derivative("tanh", A), reference.tanh_derivative(A))
     if M and not N:  # the MSE is a mean over the rows: defined for no columns, not rows
         O_out = random_matrix(rng, (M, N), dtype)
         assert kernels.mse(O_out, delta_O) == reference.mse(O_out, delta_O) == 0.0
