@@ -12,6 +12,10 @@ NumPy on a square product:
     FLOP limit = epoch FLOPs / GEMM rate,   epoch FLOPs = 2 E (2 n_in n_h + 3 n_h n_out)
     % of GEMM  = FLOP limit / fastnet's time per epoch
 
+With several thread counts, each row after the first count also says how much faster
+fastnet runs there than on the first ("scaling"), from rounds that time the two side by
+side: fastnet alone, alternately on each count.
+
 With two or more threads each round also measures a cache line's trip between two
 threads' cores ("trip"): these machines' vCPUs move between cores that share a cache
 (tens of ns) and cores that do not (hundreds), and the second state changes every
@@ -143,9 +147,11 @@ def fmt_trips(trips):
 
 
 def _result_cells(r, limit=False):
-    """fastnet's GFLOP/s, (its FLOP limit,) %GEMM, the line trip and the check mark of a
-    row: the columns after the peers', in the table and in the markdown alike."""
-    cells = [f"{r['gflops']:.1f}" if r["gflops"] is not None else "-"]
+    """fastnet's thread scaling, GFLOP/s, (its FLOP limit,) %GEMM, the line trip and the
+    check mark of a row: the columns after the peers', in the table and in the markdown
+    alike."""
+    cells = [fmt_speedup(r.get("scaling")) or "-"]
+    cells += [f"{r['gflops']:.1f}" if r["gflops"] is not None else "-"]
     cells += [fmt_time(r["flop_limit"])] if limit else []
     return cells + [f"{r['pct_gemm']:.0f}%" if r["pct_gemm"] is not None else "-",
                     fmt_trips(r["line_trip_ns"]), {True: "✓", False: "✗", None: "-"}[r["ok"]]]
@@ -164,7 +170,7 @@ class Table:
         width = max([9] + [len(w) for w in workloads])
         self.cols = [("workload", width), ("dtype", 7), ("thr", 3), ("rows", 6), ("fastnet", 9)]
         self.cols += [(_label(i), 18) for i in impls if i != "fastnet"]
-        self.cols += [("GFLOP/s", 7), ("limit", 9), ("%GEMM", 5), ("trip", 6), ("ok", 2)]
+        self.cols += [("scaling", 7), ("GFLOP/s", 7), ("limit", 9), ("%GEMM", 5), ("trip", 6), ("ok", 2)]
 
     def _line(self, cells):
         cols = zip(cells, self.cols)
@@ -194,7 +200,7 @@ def markdown(rows, impls):
     peers = [i for i in impls if i != "fastnet"]
     head = (["workload", "dtype", "threads", "fastnet / epoch"]
             + [f"{_label(p)} / epoch (speedup)" for p in peers]
-            + ["fastnet GFLOP/s", "% of GEMM", "line trip (ns)", "agree"])
+            + ["thread scaling", "fastnet GFLOP/s", "% of GEMM", "line trip (ns)", "agree"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["workload"], r["dtype"], str(r["threads"]), fmt_time(r["times"]["fastnet"])]
@@ -284,18 +290,40 @@ def measure(workload, dtype, impls, repeats, weights, trips=None):
     6x slower). With ``trips``, a list, each round first appends the cache line's trip
     between two threads' cores (ns; None on one thread): the host state that round ran
     in. Returns {impl: [seconds of each round]}."""
+    calls = _epoch_calls(workload, dtype, impls, weights)
+    return _rounds(calls, repeats, workload.epochs_per_call, trips)
+
+
+def measure_scaling(workload, dtype, repeats, weights, threads):
+    """fastnet alone on each thread count of ``threads`` in turn, in interleaved rounds
+    as ``measure`` times the peers (fastnet's other settings, and the peers' threads, as
+    they are): the thread scaling as a ratio of times taken side by side. Taken from rows
+    timed minutes apart, the host's spells had moved it by 10% (mnist 1 -> 2 threads:
+    1.71x from two rows, 1.9-1.98x alternating calls). Returns {n: [seconds a round]}."""
+    fn = _epoch_calls(workload, dtype, ["fastnet"], weights)["fastnet"]
+    return _rounds({n: fn for n in threads}, repeats, workload.epochs_per_call,
+                   prepare=fastnet.set_num_threads)
+
+
+def _epoch_calls(workload, dtype, impls, weights):
+    """{impl: a call of workload.epochs_per_call epochs (predict: calls)}."""
     per = workload.epochs_per_call
     if workload.name == "predict":
-        calls = {i: (lambda p=_peers.make_predictor(i, workload, dtype, weights): _calls(p, per))
-                 for i in impls}
-    else:
-        trainers = {i: _peers.make_trainer(i, workload, dtype, weights) for i in impls}
-        calls = {i: (lambda t=t: t.epochs(per)) for i, t in trainers.items()}
+        return {i: (lambda p=_peers.make_predictor(i, workload, dtype, weights): _calls(p, per))
+                for i in impls}
+    trainers = {i: _peers.make_trainer(i, workload, dtype, weights) for i in impls}
+    return {i: (lambda t=t: t.epochs(per)) for i, t in trainers.items()}
+
+
+def _rounds(calls, repeats, per, trips=None, prepare=None):
+    """measure's rounds over {key: call}; ``prepare(key)`` first in each turn."""
     times = {i: [] for i in calls}
     for _ in range(repeats):
         if trips is not None:
             trips.append(_core.line_trip_ns())
         for i, fn in calls.items():
+            if prepare is not None:
+                prepare(i)
             time.sleep(SETTLE)
             start = time.perf_counter()
             fn()
@@ -305,12 +333,13 @@ def measure(workload, dtype, impls, repeats, weights, trips=None):
     return times
 
 
-def speedups(times):
-    """fastnet's speedup over each peer: the median over rounds of the ratio of the two
-    times of the same round (robust to drift between rounds, unlike a ratio of medians)."""
-    fast = times["fastnet"]
+def speedups(times, base="fastnet"):
+    """The speedup of ``base`` over each other key: the median over rounds of the ratio
+    of the two times of the same round (robust to drift between rounds, unlike a ratio of
+    medians)."""
+    fast = times[base]
     return {i: statistics.median(t / f for t, f in zip(ts, fast))
-            for i, ts in times.items() if i != "fastnet"}
+            for i, ts in times.items() if i != base}
 
 
 # cpu_rates times at most this many CPUs (about 0.2 s each)
@@ -523,7 +552,9 @@ def main(argv=None) -> int:
         print(f"  WARNING: {shared}", file=out)
     print(f"  time per epoch (predict: per call), median of the rounds; (Nx) = fastnet's "
           f"speedup over that peer, median of its per-round ratios; limit = epoch FLOPs / "
-          f"GEMM rate; %GEMM = limit / fastnet time; trip = cache line between two "
+          f"GEMM rate; scaling = fastnet's speedup over itself on {args.threads[0]} "
+          f"thread(s), median of the ratios of rounds timed side by side; "
+          f"%GEMM = limit / fastnet time; trip = cache line between two "
           f"threads' cores, ns, median of the rounds (*: some round over "
           f"{_core.SLOW_LINE_NS:.0f}, cores not sharing a cache)"
           f"{'; --quick: fewer rows' if args.quick else ''}", file=out)
@@ -574,6 +605,11 @@ def main(argv=None) -> int:
                     "line_trip_ns": trips,
                     "ok": ok,
                 }
+                if n != args.threads[0]:  # fastnet on the first count and on n, side by side
+                    base = args.threads[0]
+                    scaling = measure_scaling(wl, dt, repeats, weights, [base, n])
+                    row.update(scaling=speedups(scaling, base=n)[base], scaling_from=base,
+                               scaling_times=scaling)
                 rows.append(row)
                 table.row(row)
             _peers.clear_data_cache()
