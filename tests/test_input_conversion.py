@@ -124,6 +124,30 @@ def test_inputs_are_never_modified():
         assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [2, 8, 128, 300])  # the tiny, small and general trainers
+def test_fit_on_the_networks_own_arrays_is_fit_on_copies_of_them(dtype, n):
+    """Data that is the network's own weights (or views of them) trains as copies of it
+    would: the trainers update the weights in place between batches, and the general one
+    had read the changing values (or not, where it keeps a layer's weights elsewhere)."""
+    import copy
+
+    rng = np.random.default_rng(n)
+    net = fastnet.Network([n, n, n], activation="tanh", bias=True, dtype=dtype, seed=3)
+    X, Y = rng.standard_normal((n, n)), rng.uniform(0, 1, (n, n))
+    cases = {"X is W0": lambda m: (m.weights[0], Y),
+             "Y is W1": lambda m: (X, m.weights[1]),
+             "X a view of W1, Y is W0": lambda m: (m.weights[1][:, :], m.weights[0])}
+    for name, data in cases.items():
+        for batch_size, shuffle in [(2, False), (3, True), (None, False)]:
+            a, b = copy.deepcopy(net), copy.deepcopy(net)
+            args = dict(epochs=2, learning_rate=0.1, batch_size=batch_size, shuffle=shuffle,
+                        seed=0)
+            history = a.fit(*data(a), **args)
+            assert history == b.fit(*(np.array(d) for d in data(b)), **args), name
+            assert a == b, name
+
+
 def _line_aligned(a):
     return a.ctypes.data % 64 == 0 and a.flags.c_contiguous and a.flags.writeable
 

@@ -17,6 +17,7 @@ from cython.parallel cimport parallel
 
 from numpy import dtype as _dtype
 from numpy import ndarray as _ndarray
+from numpy import array as _np_array
 
 cdef extern from "fastnet.h" nogil:
     ctypedef enum fn_status:
@@ -812,6 +813,22 @@ def gradients(_Net net, const real[:, ::1] X, const real[:, ::1] Y, list dW, lis
     return loss
 
 
+cdef bint _shares_params(_Net net, const void *p, int64_t n) noexcept:
+    """Whether the n values at p overlap a weight or bias of net."""
+    cdef uintptr_t item = 4 if net.single else 8
+    cdef uintptr_t a = <uintptr_t>p, e = a + <uintptr_t>n * item, s
+    cdef int l
+    for l in range(net.L):
+        s = <uintptr_t>net.W[l]
+        if a < s + item * <uintptr_t>(net.sizes[l] * net.sizes[l + 1]) and s < e:
+            return True
+        if net.b != NULL:
+            s = <uintptr_t>net.b[l]
+            if a < s + item * <uintptr_t>net.sizes[l + 1] and s < e:
+                return True
+    return False
+
+
 def train(_Net net, const real[:, ::1] X, const real[:, ::1] Y, const int64_t[:, ::1] order,
           int64_t epochs, int64_t batch_size, double alpha, double[::1] epoch_loss):
     """Minibatch gradient descent in place; returns (epochs done, diverged)."""
@@ -819,6 +836,14 @@ def train(_Net net, const real[:, ::1] X, const real[:, ::1] Y, const int64_t[:,
     cdef int64_t done = 0
     need(N > 0 and X.shape[1] == net.sizes[0] and Y.shape[0] == N
          and Y.shape[1] == net.sizes[net.L], "train: X/Y shape")
+    # Data in the network's own arrays (fit(net.weights[0], Y)) is read from a copy: the
+    # trainers update the weights in place between batches, and the bigger ones keep
+    # some of them elsewhere while they run, so the data would change under them, or not,
+    # by trainer and size. Looking costs under 0.1 us a call.
+    if _shares_params(net, &X[0, 0], N * X.shape[1]):
+        X = _np_array(X)
+    if _shares_params(net, &Y[0, 0], N * Y.shape[1]):
+        Y = _np_array(Y)
     need(epochs >= 0 and epoch_loss.shape[0] >= epochs and batch_size >= 1, "train: sizes")
     need(order is None or (order.shape[0] >= epochs and order.shape[1] == N), "train: order")
     if epochs == 0:
