@@ -74,7 +74,8 @@ BAD_X = [
     ("NaN", _nan_at(GOOD_X, (2, 1)), ValueError, r"X contains NaN"),
     ("+inf", _nan_at(GOOD_X, (0, 0), np.inf), ValueError, r"X contains NaN or infinity"),
     ("-inf", _nan_at(GOOD_X, (4, 2), -np.inf), ValueError, r"X contains NaN or infinity"),
-    ("overflows float32", _nan_at(GOOD_X, (1, 1), 1e300), ValueError, r"X contains NaN"),
+    ("overflows float32", _nan_at(GOOD_X, (1, 1), 1e300), ValueError,
+     r"X has a value too large for float32 at index \[1, 1\]: 1e\+300"),
 ]
 
 BAD_Y = [
@@ -90,6 +91,8 @@ BAD_Y = [
     ("None", None, TypeError, r"Y must be"),
     ("NaN", _nan_at(GOOD_Y, (3, 1)), ValueError, r"Y contains NaN"),
     ("inf", _nan_at(GOOD_Y, (0, 0), np.inf), ValueError, r"Y contains NaN or infinity"),
+    ("overflows float32", _nan_at(GOOD_Y, (4, 0), -1e39), ValueError,
+     r"Y has a value too large for float32 at index \[4, 0\]: -1e\+39"),
 ]
 
 
@@ -226,6 +229,8 @@ def test_bad_constructor_arguments_are_rejected(kwargs, exc, match):
     ([np.full((N_IN, N_HIDDEN), "a"), np.zeros((N_HIDDEN, N_OUT))], TypeError, r"weights\[0\]"),
     ([np.zeros((N_IN, N_HIDDEN), complex), np.zeros((N_HIDDEN, N_OUT))], TypeError,
      r"weights\[0\]"),
+    ([np.zeros((N_IN, N_HIDDEN)), _nan_at(np.zeros((N_HIDDEN, N_OUT)), (3, 0), 1e39)],
+     ValueError, r"weights\[1\] has a value too large for float32 at index \[3, 0\]"),
     (np.zeros((N_IN, N_HIDDEN)), TypeError, r"weights"),
     (None, TypeError, r"weights"),
     (5, TypeError, r"weights"),
@@ -243,6 +248,7 @@ def test_bad_weights_are_rejected_and_network_unchanged(net, values, exc, match)
     ([np.zeros(N_HIDDEN), np.zeros((N_OUT, 1))], ValueError, r"biases\[1\]"),
     ([np.zeros(N_HIDDEN), [np.nan, 0]], ValueError, r"biases\[1\]"),
     ([np.zeros(N_HIDDEN), ["a", "b"]], TypeError, r"biases\[1\]"),
+    ([np.zeros(N_HIDDEN), [0, -1e300]], ValueError, r"biases\[1\] has a value too large"),
     (np.zeros(N_HIDDEN), TypeError, r"biases"),
 ])
 def test_bad_biases_are_rejected_and_network_unchanged(net, values, exc, match):

@@ -578,6 +578,34 @@ def test_fit_accepts_a_generator_as_seed():
     assert a == b
 
 
+@pytest.mark.parametrize("make", [
+    lambda: np.random.SeedSequence(9),
+    lambda: np.random.PCG64(9),
+    lambda: np.random.MT19937(9),
+    lambda: np.random.Generator(np.random.Philox(9)),
+], ids=["SeedSequence", "PCG64", "MT19937", "Generator(Philox)"])
+def test_every_seed_default_rng_takes_gives_default_rngs_orders_and_weights(make):
+    """A SeedSequence or a BitGenerator, as numpy.random.default_rng takes them: the
+    network's start and fit's orders are those of default_rng(seed), as the reference
+    draws them."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((12, 3)), rng.uniform(0, 1, (12, 1))
+    net = fastnet.Network([3, 4, 1], dtype=np.float64, seed=make())
+    r = np.random.default_rng(make())  # Glorot-uniform, as the docstring says
+    for W, (n_a, n_b) in zip(net.weights, [(3, 4), (4, 1)]):
+        bound = np.sqrt(6 / (n_a + n_b))
+        assert np.array_equal(W, r.uniform(-bound, bound, (n_a, n_b)))
+    start = [W.copy() for W in net.weights]
+    history = net.fit(X, Y, epochs=3, learning_rate=0.5, batch_size=5, seed=make())
+    r = np.random.default_rng(make())
+    orders = [r.permutation(12) for _ in range(3)]
+    want, _, want_history = reference.fit(X, Y, start, ["sigmoid", "sigmoid"], 3, 0.5,
+                                          batch_size=5, orders=orders)
+    np.testing.assert_allclose(history, want_history, rtol=1e-13)
+    for W, W_ref in zip(net.weights, want):
+        np.testing.assert_allclose(W, W_ref, rtol=1e-12, atol=1e-15)
+
+
 def test_fit_with_zero_epochs_changes_nothing():
     net = fastnet.Network([3, 4, 2], seed=0)
     before = [W.copy() for W in net.weights]

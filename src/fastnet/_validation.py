@@ -75,6 +75,22 @@ def check_int(value, name, *, minimum=None, allow_none=False):
     return value
 
 
+SEED_TYPES = (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)
+
+
+def check_seed(seed):
+    """What ``numpy.random.default_rng`` takes: None, an integer >= 0, a SeedSequence, a
+    BitGenerator or a Generator (these three used as they are, so their state advances)."""
+    if seed is None or isinstance(seed, SEED_TYPES):
+        return seed
+    if isinstance(seed, (bool, np.bool_)) or not hasattr(seed, "__index__"):
+        raise TypeError(
+            "seed must be None, an integer >= 0, or a numpy.random Generator, BitGenerator "
+            f"or SeedSequence; got {seed!r}"
+        )
+    return check_int(seed, "seed", minimum=0)
+
+
 def check_layers(layers):
     if (isinstance(layers, (str, bytes, set, frozenset, dict)) or not hasattr(layers, "__len__")
             or getattr(layers, "ndim", 1) != 1):  # unordered, or not a sequence of sizes
@@ -144,23 +160,38 @@ def as_matrix(value, name, dtype, *, n_cols=None, cols_what="", allow_1d_column=
         raise ValueError(f"{name} has {arr.shape[1]} columns; {expects} {n_cols} ({cols_what})")
     if examples and arr.shape[1] == 0:
         raise ValueError(f"{name} has 0 columns")
-    out = c_array(arr, dtype)
+    out = c_array(arr, dtype, name if examples else None)
     if finite:
         check_finite(out, name)
     return out
 
 
-def c_array(arr, dtype):
+def c_array(arr, dtype, name=None):
     """``arr`` itself when it is what C reads (``dtype``, C-contiguous, each value at an
     address of its size's multiple), else a copy that is. A view at an odd byte offset
     (``np.frombuffer(..., offset=4)``) is C-contiguous but not aligned, and
     ``np.ascontiguousarray`` returned it unchanged; vectorised C may assume the
-    alignment."""
+    alignment. With ``name`` (the network's data and parameters) a finite value too large
+    for ``dtype`` is a ValueError naming it; without (the kernels' operands) it becomes
+    infinity, as rounding to ``dtype`` makes it."""
     if arr.dtype == dtype and arr.flags.c_contiguous and arr.flags.aligned:
         return arr  # no copy
-    with np.errstate(over="ignore"):  # float64 too large for float32 becomes inf: caught later
-        out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore" if name is None else "raise"):
+        try:
+            out = np.ascontiguousarray(arr, dtype=dtype)
+        except FloatingPointError:
+            raise _too_large(arr, dtype, name) from None
     return out if out.flags.aligned else out.copy()
+
+
+def _too_large(arr, dtype, name):
+    with np.errstate(over="ignore"):
+        bad = np.argwhere(np.isfinite(arr) & np.isinf(arr.astype(dtype)))[0]
+    where = ", ".join(str(int(i)) for i in bad)
+    return ValueError(
+        f"{name} has a value too large for {np.dtype(dtype).name} at index [{where}]: "
+        f"{arr[tuple(bad)]} (its largest is {np.finfo(dtype).max:.7g})"
+    )
 
 
 def as_vector(value, name, dtype, *, size=None, what="", finite=True):
@@ -169,7 +200,7 @@ def as_vector(value, name, dtype, *, size=None, what="", finite=True):
         raise ValueError(f"{name} must be 1-D; got shape {arr.shape}")
     if size is not None and arr.shape[0] != size:
         raise ValueError(f"{name} has {arr.shape[0]} entries; expected {size} ({what})")
-    out = c_array(arr, dtype)
+    out = c_array(arr, dtype, name if finite else None)
     if finite:
         check_finite(out, name)
     return out

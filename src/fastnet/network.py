@@ -80,8 +80,7 @@ class Network:
         bias = v.check_bool(bias, "bias")
         dtype = v.check_dtype(dtype)
         step_threshold = v.check_real(step_threshold, "step_threshold")
-        if seed is not None and not isinstance(seed, np.random.Generator):
-            seed = v.check_int(seed, "seed", minimum=0)
+        seed = v.check_seed(seed)
 
         self._layers = layers
         self._activation = activation
@@ -163,7 +162,7 @@ class Network:
             arr = v._real_array(value, f"{name}[{i}]")
             if arr.shape != shape:
                 raise ValueError(f"{name}[{i}] must have shape {shape}; got {arr.shape}")
-            arr = aligned_copy(arr, self._dtype)
+            arr = aligned_copy(v.c_array(arr, self._dtype, f"{name}[{i}]"), self._dtype)
             v.check_finite(arr, f"{name}[{i}]")
             out.append(arr)
         return out
@@ -306,8 +305,7 @@ class Network:
         learning_rate = v.check_real(learning_rate, "learning_rate", positive=True)
         batch_size = v.check_int(batch_size, "batch_size", minimum=1, allow_none=True)
         shuffle = v.check_bool(shuffle, "shuffle")
-        if seed is not None and not isinstance(seed, np.random.Generator):
-            seed = v.check_int(seed, "seed", minimum=0)
+        seed = v.check_seed(seed)
 
         if epochs == 0:  # no training to find them
             _check_finite(X, Y)
