@@ -193,11 +193,12 @@ typedef struct {                                                                
                         int64_t ldc);                                                     \
     /* For m <= fused_rows: W[0:K, 0:n] := alpha Ap^T D + beta W (kp rows of Ap, ldap      \
      * apart, and of D, ldd), and H[0:m, 0:n] = X W with the new W, in one pass over W; H \
-     * summed in blocks of kc within super-blocks of ks, as the GEMM sums it (train.c). */ \
+     * summed in blocks of kc within super-blocks of ks, as the GEMM sums it (train.c).   \
+     * W's rows ldw apart, each nr columns' panel ps after the last (row-major: nr). */   \
     void (*fused_step)(int64_t n, int64_t K, int64_t kc, int64_t ks, REAL *W, int64_t ldw, \
-                       int64_t kp, const REAL *Ap, int64_t ldap, const REAL *D, int64_t ldd, \
-                       REAL alpha, REAL beta, int64_t m, const REAL *X, int64_t ldx, REAL *H, \
-                       int64_t ldh);                                                      \
+                       int64_t ps, int64_t kp, const REAL *Ap, int64_t ldap, const REAL *D,  \
+                       int64_t ldd, REAL alpha, REAL beta, int64_t m, const REAL *X,          \
+                       int64_t ldx, REAL *H, int64_t ldh);                                    \
     int64_t fused_rows; /* m <= fused_rows (< mr) for fused_step */                       \
     /* A sigmoid output layer's rows from its summed parts: O, delta_O and the rows'      \
      * losses in one pass (target_body.h). The parts' rows: ld_part apart, ld (padded as  \

@@ -39,6 +39,8 @@
 /* Below this many flop per call (or per minibatch) one thread does the work:
  * an OpenMP barrier costs about a microsecond, a small product less than that. */
 #define FN_PARALLEL_MIN_FLOP 4.0e6
+/* The same for the general trainer's units scheme, whose batch has one barrier. */
+#define FN_UNITS_MIN_FLOP 2.0e5
 
 /* FN_ROUNDED(x): the product just stored in x is rounded to its type here, not fused by
  * the compiler into the add that uses it (FMA contraction). Every path of the GEMM (the

@@ -951,7 +951,9 @@ static void T(ISA(edge_rows_g))(int64_t m, int64_t regs, int64_t kc, const REAL 
 
 /* One step of gradient descent on a layer's weights fused with the next batch's product
  * through them, for batches of at most FUSE_ROWS rows (stochastic gradient descent and
- * its small minibatches), on n columns of W (K x n, rows ldw apart):
+ * its small minibatches), on n columns of W (K x n, rows ldw apart; columns j to j + nr
+ * (nr = 2 LANES) ps elements after columns j - nr to j: nr for a row-major W, the panel
+ * stride for a panel-major one):
  *     W := alpha * Ap^T D + beta * W      Ap: kp rows of the last batch's inputs (ldap
  *                                         apart, K each), D: its kp rows of deltas (ldd)
  *     H  = X W                            X: m rows of the next batch (ldx), H: m x n (ldh)
@@ -978,13 +980,17 @@ static inline int64_t T(ISA(block_end))(int64_t start, int64_t *super, int64_t k
 
 static inline __attribute__((always_inline)) void
 T(ISA(fused_block))(const int R, const int G, int64_t m, int64_t K, int64_t kc, int64_t ks,
-                    REAL *W, int64_t ldw, int64_t kp, const REAL *Ap, int64_t ldap,
-                    const REAL *D, int64_t ldd, REAL alpha, REAL beta, const REAL *X,
-                    int64_t ldx, REAL *H, int64_t ldh)
+                    REAL *W, int64_t ldw, int64_t ps, int64_t g0, int64_t kp, const REAL *Ap,
+                    int64_t ldap, const REAL *D, int64_t ldd, REAL alpha, REAL beta,
+                    const REAL *X, int64_t ldx, REAL *H, int64_t ldh)
 {
     typedef T(ISA(reg)) V;
     const REAL *x[MR];
     V acc[MR][FUSE_COLS];
+    int64_t off[FUSE_COLS]; /* register g0 + g of W: in panel (g0 + g) / 2, half (g0 + g) % 2 */
+#pragma GCC unroll 8
+    for (int g = 0; g < G; g++)
+        off[g] = (g0 + g) / 2 * ps + (g0 + g) % 2 * LANES;
 #pragma GCC unroll 8
     for (int i = 0; i < R; i++) {
         x[i] = X + (i < m ? i : m - 1) * ldx;
@@ -997,7 +1003,7 @@ T(ISA(fused_block))(const int R, const int G, int64_t m, int64_t K, int64_t kc, 
         V w[FUSE_COLS], c[FUSE_COLS];
 #pragma GCC unroll 8
         for (int g = 0; g < G; g++) {
-            memcpy(&w[g], W + g * LANES, sizeof w[g]);
+            memcpy(&w[g], W + off[g], sizeof w[g]);
             c[g] = (V){0};
         }
         for (int64_t r = 0; r < kp; r++) {
@@ -1014,7 +1020,7 @@ T(ISA(fused_block))(const int R, const int G, int64_t m, int64_t K, int64_t kc, 
             V t;
             FN_SCALE_ADD(t, alpha, c[g], beta, w[g]); /* as the GEMM rounds it */
             w[g] = t;
-            memcpy(W + g * LANES, &w[g], sizeof w[g]);
+            memcpy(W + off[g], &w[g], sizeof w[g]);
         }
 #pragma GCC unroll 8
         for (int i = 0; i < R; i++) {
@@ -1052,7 +1058,7 @@ static void T(ISA(fused_tail))(int64_t n, int64_t m, int64_t K, int64_t kc, int6
 {
     REAL acc[MR][LANES] = {{0}};
     int64_t super = 0, end = T(ISA(block_end))(0, &super, kc, ks, K), first = 1;
-    for (int64_t p = 0; p < K; p++, W += ldw) {
+    for (int64_t p = 0; p < K; p++, W += ldw) { /* (n < LANES: columns of one panel) */
         for (int64_t j = 0; j < n; j++) {
             REAL c = 0, w = W[j];
             for (int64_t r = 0; r < kp; r++)
@@ -1080,7 +1086,7 @@ static void T(ISA(fused_tail))(int64_t n, int64_t m, int64_t K, int64_t kc, int6
  * FUSE_COLS), the rest in smaller runs (REG_RUNS), then the tail. */
 static inline __attribute__((always_inline)) void
 T(ISA(fused_rows))(const int R, int64_t n, int64_t m, int64_t K, int64_t kc, int64_t ks,
-                   REAL *W, int64_t ldw, int64_t kp, const REAL *Ap, int64_t ldap,
+                   REAL *W, int64_t ldw, int64_t ps, int64_t kp, const REAL *Ap, int64_t ldap,
                    const REAL *D, int64_t ldd, REAL alpha, REAL beta, const REAL *X,
                    int64_t ldx, REAL *H, int64_t ldh)
 {
@@ -1088,21 +1094,22 @@ T(ISA(fused_rows))(const int R, int64_t n, int64_t m, int64_t K, int64_t kc, int
     const int64_t regs = n / LANES;
     int64_t g = 0;
 #define FUSE_REGS(GG)                                                                    \
-    T(ISA(fused_block))(R, GG, m, K, kc, ks, W + g * LANES, ldw, kp, Ap, ldap,            \
-                        D + g * LANES, ldd, alpha, beta, X, ldx, H + g * LANES, ldh)
+    T(ISA(fused_block))(R, GG, m, K, kc, ks, W, ldw, ps, g, kp, Ap, ldap, D + g * LANES, ldd, \
+                        alpha, beta, X, ldx, H + g * LANES, ldh)
     REG_RUNS(G, regs, g, FUSE_REGS);
 #undef FUSE_REGS
     if (g * LANES < n)
-        T(ISA(fused_tail))(n - g * LANES, m, K, kc, ks, W + g * LANES, ldw, kp, Ap, ldap,
-                           D + g * LANES, ldd, alpha, beta, X, ldx, H + g * LANES, ldh);
+        T(ISA(fused_tail))(n - g * LANES, m, K, kc, ks, W + g / 2 * ps + g % 2 * LANES, ldw, kp,
+                           Ap, ldap, D + g * LANES, ldd, alpha, beta, X, ldx, H + g * LANES,
+                           ldh);
 }
 
 static void T(ISA(fused_step))(int64_t n, int64_t K, int64_t kc, int64_t ks, REAL *W,
-                              int64_t ldw, int64_t kp, const REAL *Ap, int64_t ldap,
-                              const REAL *D, int64_t ldd, REAL alpha, REAL beta, int64_t m,
-                              const REAL *X, int64_t ldx, REAL *H, int64_t ldh)
+                              int64_t ldw, int64_t ps, int64_t kp, const REAL *Ap,
+                              int64_t ldap, const REAL *D, int64_t ldd, REAL alpha, REAL beta,
+                              int64_t m, const REAL *X, int64_t ldx, REAL *H, int64_t ldh)
 {
-#define FUSE_ARGS n, m, K, kc, ks, W, ldw, kp, Ap, ldap, D, ldd, alpha, beta, X, ldx, H, ldh
+#define FUSE_ARGS n, m, K, kc, ks, W, ldw, ps, kp, Ap, ldap, D, ldd, alpha, beta, X, ldx, H, ldh
     if (MR > 6 && m == 7 && FUSE_ROWS >= 7) /* (the conditions drop code never run) */
         T(ISA(fused_rows))(7, FUSE_ARGS);
     else if (MR > 5 && m == 6 && FUSE_ROWS >= 6)

@@ -75,22 +75,26 @@ typedef struct {
     int64_t part_stride; /* elements a group's part (rows of n_out values, unpadded) */
     char *own;
     size_t own_stride;
+    int64_t n_fused; /* units_own's n_fused */
     void *block;
 } T(workspace);
 
 /* A thread's own buffers in the units scheme: the batch's O_out, delta_O and rows of Y
- * (rows x n_out each), the output layer's bias and each row's loss, in that order. */
+ * (rows x n_out each), the output layer's bias and each row's loss, in that order; with
+ * a fused step of W[0] (units_fused_forward) then its groups' rows of delta_H and of H
+ * side by side (rows x n_hidden each, n_fused = n_hidden; else 0). */
 typedef struct {
     REAL *O, *dO, *Yb, *b;
     double *row_loss;
+    REAL *D, *H;
 } T(units_own);
 
 #define FN_LINE(b) ((((size_t)(b)) + FN_ALIGN - 1) / FN_ALIGN * FN_ALIGN)
 
-static size_t T(units_own_bytes)(int64_t rows, int64_t n_out)
+static size_t T(units_own_bytes)(int64_t rows, int64_t n_out, int64_t n_fused)
 {
     return 3 * FN_LINE(sizeof(REAL) * rows * n_out) + FN_LINE(sizeof(REAL) * n_out) +
-           FN_LINE(sizeof(double) * rows);
+           FN_LINE(sizeof(double) * rows) + 2 * FN_LINE(sizeof(REAL) * rows * n_fused);
 }
 
 static T(units_own) T(units_own_get)(const T(workspace) *ws, int64_t rows, int64_t n_out,
@@ -98,14 +102,19 @@ static T(units_own) T(units_own_get)(const T(workspace) *ws, int64_t rows, int64
 {
     const size_t out = FN_LINE(sizeof(REAL) * rows * n_out);
     char *p = ws->own + (size_t)t * ws->own_stride;
+    char *fused = p + 3 * out + FN_LINE(sizeof(REAL) * n_out) + FN_LINE(sizeof(double) * rows);
     T(units_own) own = {(REAL *)p, (REAL *)(p + out), (REAL *)(p + 2 * out),
                         (REAL *)(p + 3 * out),
-                        (double *)(p + 3 * out + FN_LINE(sizeof(REAL) * n_out))};
+                        (double *)(p + 3 * out + FN_LINE(sizeof(REAL) * n_out)),
+                        (REAL *)fused,
+                        (REAL *)(fused + FN_LINE(sizeof(REAL) * rows * ws->n_fused))};
     return own;
 }
 
 /* The units scheme's groups of hidden units (units_batch): FN_UNITS_GROUP, or one panel
- * if wider, whole panels each; their panels and their count. */
+ * if wider, whole panels each; their panels and their count. The same for every batch
+ * size, as the output layer's sums follow them: a fit's bits are those of one fit a
+ * batch. */
 static int64_t T(units_group_panels)(void)
 {
     const int64_t nr = T(fn_config_get)()->nr;
@@ -159,7 +168,8 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     int64_t gemm_own = 0;
     if (units) {
         const int64_t gw = T(units_group_panels)() * T(fn_config_get)()->nr;
-        const int64_t widths[2] = {s[1] < gw ? s[1] : gw, s[1] - (T(units_groups)(net) - 1) * gw};
+        const int64_t widths[2] = {s[1] < gw ? s[1] : gw,
+                                   s[1] - (T(units_groups)(net) - 1) * gw};
         for (int k = 0; k < 4; k++) {
             const int64_t w = widths[k / 2];
             const int64_t need = k % 2 ? T(fn_gemm_workspace)(s[0], w, rows, 1)
@@ -204,7 +214,8 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
      * threads */
     const int64_t part_stride = (int64_t)(FN_LINE(R * rows * s[L]) / R);
     sizes[n++] = units ? R * (size_t)(2 * T(units_groups)(net) * part_stride) : 0;
-    sizes[n++] = units ? (size_t)team * T(units_own_bytes)(rows, s[L]) : 0;
+    const int64_t n_fused = units && rows <= T(fn_config_get)()->fused_rows ? s[1] : 0;
+    sizes[n++] = units ? (size_t)team * T(units_own_bytes)(rows, s[L], n_fused) : 0;
     const int64_t xg_stride = fn_round_up(rows, FN_ALIGN / (int64_t)sizeof(REAL *));
     sizes[n++] = (size_t)xg_tables * sizeof(REAL *) * (size_t)xg_stride;
     size_t total = 0;
@@ -249,7 +260,8 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     ws->part_stride = part_stride;
     p += sizes[11];
     ws->own = units ? p : NULL;
-    ws->own_stride = T(units_own_bytes)(rows, s[L]);
+    ws->own_stride = T(units_own_bytes)(rows, s[L], n_fused);
+    ws->n_fused = n_fused;
     p += sizes[12];
     ws->xg = xg_tables ? (const REAL **)(void *)p : NULL;
     ws->xg_stride = xg_stride;
@@ -506,8 +518,8 @@ static void T(forward_fused_team)(const T(fn_net) *net, int64_t N, const REAL *X
     const int64_t j1 = j1_ < n ? j1_ : n;
     if (j0 < j1) {
         REAL *H = ws->post[0];
-        cfg->fused_step(j1 - j0, s[0], kc, ks, net->W[0] + j0, n, kp, Xp, s[0], D + j0, n,
-                        -alpha, 1, N, X, s[0], H + j0, n);
+        cfg->fused_step(j1 - j0, s[0], kc, ks, net->W[0] + j0, n, cfg->nr, kp, Xp, s[0],
+                        D + j0, n, -alpha, 1, N, X, s[0], H + j0, n);
         const T(fn_epilogue) ep = {net->b ? net->b[0] : NULL, net->act[0], NULL, 0, 0,
                                    net->threshold};
         T(fn_epilogue_tile)(&ep, H + j0, n, N, j1 - j0, 0, j0);
@@ -710,8 +722,7 @@ static void T(add_batch_loss)(T(train_run) *run, int64_t nb)
 }
 
 /* The units scheme: a network of two layers whose output layer is narrow (rows_phase_fits)
- * and whose batches are mr to kc rows (smaller ones go as before: fused, or by rows,
- * with the bits of the team products). Each thread owns whole groups of hidden units
+ * and whose batches are at most kc rows. Each thread owns whole groups of hidden units
  * (FN_UNITS_GROUP, whole panels of nr): groups [g0, g1) of fn_row_share over the team,
  * that is those columns of W[0] (panel-major), b[0], H and delta_H, and those rows of
  * W[1]. A batch then has one barrier, where each group's part of O_in crosses between
@@ -733,24 +744,104 @@ static void T(add_batch_loss)(T(train_run) *run, int64_t nb)
  * of the output layer's sums, depends on the shape only: the same bits on any team.
  * Before (output_rows_team and team products), a batch had four barriers, and its
  * hidden activations and deltas crossed between the cores twice, from the threads that
- * wrote them by columns to those that read them by rows. */
+ * wrote them by columns to those that read them by rows.
+ * Batches of at most fused_rows rows make W0_g's step in the next batch's pass over W0_g
+ * (units_fused_forward). They had gone by rows (forward_fused_team), W[0] row-major and
+ * split by columns between the threads: its rows' lines crossed between the cores at every
+ * step, so a batch of one mnist row ran alone (a team took 3x as long). In groups, C,
+ * mnist, medians of alternating rounds, two threads against the rows' one: float32 SGD
+ * 20.0 -> 13.0 ms for 2000 rows, batches of 4 11.2 -> 5.9 ms, float64 SGD 39.2 -> 22.5;
+ * one thread within 3% (float64 7% faster). And a fit's bits are now those of one fit a
+ * batch at any batch size (the groups do not depend on it). */
 static int T(units_fits)(const T(fn_net) *net, int64_t rows)
 {
+    return net->n_layers == 2 && rows <= T(fn_config_get)()->kc && T(rows_phase_fits)(net);
+}
+
+/* Group g's step W0_g -= alpha X^T delta_H_g for the nb rows of X (Xb, or through xg). */
+static void T(units_step_w0)(const T(train_run) *run, int64_t nb, const REAL *Xb,
+                             const REAL *const *xg, int64_t g)
+{
+    const T(fn_net) *net = run->net;
+    T(workspace) *ws = run->ws;
+    const int64_t n_in = net->sizes[0], n_h = net->sizes[1], nr = T(fn_config_get)()->nr;
+    const int64_t gp = T(units_group_panels)(), gw = gp * nr, c0 = g * gw;
+    const int64_t w = n_h - c0 < gw ? n_h - c0 : gw, w0_stride = T(w0_panel_stride)(net);
+    REAL *gemm_own = ws->gemm + FN_GEMM_CTL_BYTES / sizeof(REAL) +
+                     omp_get_thread_num() * ws->gemm_own;
+    T(fn_gemm_cols_panels)(1, n_in, w, nb, -run->alpha, Xb, n_in, xg,
+                           ws->delta[1] + c0 * run->rows, w, 0, 1, ws->w0 + g * gp * w0_stride,
+                           0, w0_stride, NULL, gemm_own, 0, (w + nr - 1) / nr);
+}
+
+/* Batches of at most fused_rows rows (stochastic gradient descent and its like): this
+ * thread's groups [g0, g1) of columns of W0 (panel-major) take the last batch's step (kp
+ * rows Xp and their delta_H, still in delta[1]) and give H = act(X W0 + b0) for this
+ * batch's nb rows Xb, in one pass over their panels (fused_step), where the GEMM's update
+ * and then its product had passed twice. The groups' blocks of delta_H and of H are
+ * copied side by side in the thread's own rows (a few rows: about one row of W0's cost):
+ * one call on a group at a time, two float registers, ran float32 SGD on mnist 17%
+ * slower than on the eight of the whole row, and batches of 4 rows 20% slower. The step
+ * of each epoch's last batch: units_flush. */
+static void T(units_fused_forward)(const T(train_run) *run, int64_t nb, const REAL *Xb,
+                                   int64_t kp, const REAL *Xp, int64_t g0, int64_t g1)
+{
     const T(fn_config) *cfg = T(fn_config_get)();
-    return net->n_layers == 2 && rows >= cfg->mr && rows <= cfg->kc && T(rows_phase_fits)(net);
+    const T(fn_net) *net = run->net;
+    const int64_t n_in = net->sizes[0], n_h = net->sizes[1], nr = cfg->nr, rows = run->rows;
+    const int64_t gp = T(units_group_panels)(), gw = gp * nr;
+    const int64_t c0 = g0 * gw, c1 = g1 * gw < n_h ? g1 * gw : n_h, n = c1 - c0;
+    if (n <= 0)
+        return;
+    const T(units_own) own = T(units_own_get)(run->ws, rows, net->sizes[2],
+                                              omp_get_thread_num());
+    /* group g's block: rows of its width w, c * rows elements in, for its first unit c */
+#define BLOCKS(COPY)                                                                     \
+    for (int64_t c = c0; c < c1; c += gw) {                                              \
+        const int64_t w = c1 - c < gw ? c1 - c : gw;                                     \
+        for (int64_t i = 0; i < m; i++)                                                  \
+            COPY;                                                                        \
+    }
+    int64_t m = kp;
+    BLOCKS(memcpy(own.D + i * n + (c - c0), run->ws->delta[1] + c * rows + i * w,
+                  sizeof(REAL) * (size_t)w));
+    int64_t kc, ks;
+    T(fn_gemm_blocking)(nb, n, n_in, &kc, &ks);
+    const int64_t w0_stride = T(w0_panel_stride)(net);
+    cfg->fused_step(n, n_in, kc, ks, run->ws->w0 + g0 * gp * w0_stride, nr, w0_stride, kp, Xp,
+                    n_in, own.D, n, -run->alpha, 1, nb, Xb, n_in, own.H, n);
+    const T(fn_epilogue) hidden = {net->b ? net->b[0] + c0 : NULL, net->act[0], NULL, 0, 0,
+                                   net->threshold};
+    T(fn_epilogue_tile)(&hidden, own.H, n, nb, n, 0, 0);
+    m = nb;
+    BLOCKS(memcpy(run->ws->post[0] + c * rows + i * w, own.H + i * n + (c - c0),
+                  sizeof(REAL) * (size_t)w));
+#undef BLOCKS
+}
+
+/* The step of W0 that an epoch's last batch left to the next forward (units_fused_forward):
+ * each thread its own groups. */
+static void T(units_flush)(const T(train_run) *run, int64_t kp, const REAL *Xp)
+{
+    int64_t g0, g1;
+    fn_row_share(T(units_groups)(run->net), 1, omp_get_thread_num(), omp_get_num_threads(),
+                 &g0, &g1);
+    for (int64_t g = g0; g < g1; g++)
+        T(units_step_w0)(run, kp, Xp, NULL, g);
 }
 
 /* One batch of nb rows (Xb, Yb: this thread's or shared; Yb all rows) by the units scheme;
  * parity: the batch's index in the epoch, mod 2. Returns the sum of the rows' losses,
  * the same on every thread. */
 static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb,
-                             const REAL *const *xg, const REAL *Yb, int64_t parity)
+                             const REAL *const *xg, const REAL *Yb, int64_t parity,
+                             int64_t kp, const REAL *Xp)
 {
     const T(fn_net) *net = run->net;
     T(workspace) *ws = run->ws;
     const int64_t *s = net->sizes, n_in = s[0], n_h = s[1], n_out = s[2];
-    const int64_t nr = T(fn_config_get)()->nr, gp = T(units_group_panels)(), gw = gp * nr;
-    const int64_t groups = T(units_groups)(net);
+    const int64_t nr = T(fn_config_get)()->nr, gp = T(units_group_panels)();
+    const int64_t gw = gp * nr, groups = T(units_groups)(net);
     const int t = omp_get_thread_num();
     const REAL alpha = run->alpha;
     /* this thread's groups [g0, g1) */
@@ -769,12 +860,15 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
     const int64_t c0 = (g) * gw, w = n_h - c0 < gw ? n_h - c0 : gw;                      \
     const int64_t gpanels = (w + nr - 1) / nr;                                           \
     REAL *Hg = ws->post[0] + c0 * run->rows, *W0g = ws->w0 + (g) * gp * w0_stride
+    if (run->fuse) /* the last batch's step of W0 and this one's H, in one pass */
+        T(units_fused_forward)(run, nb, Xb, kp, Xp, g0, g1);
     for (int64_t g = g0; g < g1; g++) {
         GROUP(g);
         const T(fn_epilogue) hidden = {b0 ? b0 + c0 : NULL, net->act[0], NULL, 0, 0,
                                        net->threshold};
-        T(fn_gemm_cols_panels)(0, nb, w, n_in, 1, Xb, n_in, xg, W0g, 0, w0_stride, 0, Hg, w, 0,
-                               &hidden, gemm_own, 0, gpanels);
+        if (!run->fuse)
+            T(fn_gemm_cols_panels)(0, nb, w, n_in, 1, Xb, n_in, xg, W0g, 0, w0_stride, 0, Hg, w,
+                                   0, &hidden, gemm_own, 0, gpanels);
         T(fn_gemm_rows)(0, 0, n_out, w, 0, nb, 1, Hg, w, W1 + c0 * n_out, n_out, 0,
                         parts + g * ws->part_stride, n_out, NULL, buf);
     }
@@ -807,9 +901,8 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
                         W1 + c0 * n_out, n_out, NULL, buf);
         if (b0)
             T(fn_bias_gradient_cols)(nb, 0, w, dHg, w, b0 + c0, -alpha, 1);
-        T(fn_gemm_cols_panels)(1, n_in, w, nb, -alpha, Xb, n_in, xg, dHg, w, 0, 1, W0g, 0,
-                               w0_stride,
-                               NULL, gemm_own, 0, gpanels);
+        if (!run->fuse) /* else the next batch's forward makes it (or units_flush) */
+            T(units_step_w0)(run, nb, Xb, xg, g);
     }
 #undef GROUP
     double loss = 0;
@@ -847,6 +940,24 @@ static void T(units_gather)(const T(train_run) *run, const int64_t *rows, int64_
     *Yb = Y;
 }
 
+/* The same for a fused step's batch (units_fused_forward reads X as a matrix): the rows
+ * of X copied to this thread's buffer for the batch's parity (the last batch's rows stay
+ * for its step), those of Y to its own. */
+static void T(units_copy)(const T(train_run) *run, const int64_t *rows, int64_t nb,
+                          int64_t parity, const REAL **Xb, const REAL **Yb)
+{
+    const int t = omp_get_thread_num();
+    const int64_t n_in = run->net->sizes[0], n_out = run->net->sizes[2];
+    REAL *X = run->ws->Xb + (2 * t + parity) * run->ws->x_stride;
+    REAL *Y = T(units_own_get)(run->ws, run->rows, n_out, t).Yb;
+    for (int64_t i = 0; i < nb; i++) {
+        memcpy(X + i * n_in, run->X + rows[i] * n_in, sizeof(REAL) * (size_t)n_in);
+        memcpy(Y + i * n_out, run->Y + rows[i] * n_out, sizeof(REAL) * (size_t)n_out);
+    }
+    *Xb = X;
+    *Yb = Y;
+}
+
 static void T(train_team)(T(train_run) *run)
 {
     const T(fn_net) *net = run->net;
@@ -876,6 +987,8 @@ static void T(train_team)(T(train_run) *run)
             if (perm && nb == 1) { /* one row is contiguous: read in place, not copied */
                 Xb = run->X + perm[start] * n_in;
                 Yb = run->Y + perm[start] * n_out;
+            } else if (perm && run->units && run->fuse) { /* fused_step reads a matrix */
+                T(units_copy)(run, perm + start, nb, start / rows % 2, &Xb, &Yb);
             } else if (perm && run->units) {
                 T(units_gather)(run, perm + start, nb, &xg, &Yb);
             } else if (perm && !run->fuse) {
@@ -906,13 +1019,18 @@ static void T(train_team)(T(train_run) *run)
                 Yb = ws->Yb;
             }
             if (run->units) {
-                const double batch = T(units_batch)(run, nb, Xb, xg, Yb, start / rows % 2);
+                const double batch =
+                    T(units_batch)(run, nb, Xb, xg, Yb, start / rows % 2, kp, Xp);
                 if (omp_get_thread_num() == 0) {
                     run->epoch_sum += batch;
                     run->nonfinite = !isfinite(batch);
                 }
-                if (!isfinite(batch)) /* every thread sees it: no barrier needed */
+                kp = run->fuse ? nb : 0;
+                Xp = Xb;
+                if (!isfinite(batch)) { /* every thread sees it: no barrier needed */
+                    kp = 0;
                     break;
+                }
                 continue;
             }
             if (kp) {
@@ -940,10 +1058,12 @@ static void T(train_team)(T(train_run) *run)
             if (run->nonfinite)
                 break;
         }
-        if (kp && !run->nonfinite)
-            T(update_team)(net, 0, kp, Xp, NULL, Dp, 0, run->alpha, ws->gemm, NULL);
         if (run->units) { /* its batches end without a barrier */
+            if (kp)
+                T(units_flush)(run, kp, Xp);
 #pragma omp barrier
+        } else if (kp && !run->nonfinite) {
+            T(update_team)(net, 0, kp, Xp, NULL, Dp, 0, run->alpha, ws->gemm, NULL);
         }
 #pragma omp single
         {
@@ -972,18 +1092,28 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
 {
     T(workspace) ws;
     const double per_row = T(fn_flop_per_row)(net);
-    int team = fn_team_for_batches(per_row * (double)rows, per_row * (double)N * (double)n_epochs);
     const T(fn_config) *cfg = T(fn_config_get)();
     const int fuse = rows <= cfg->fused_rows;
-    /* W[0] panel-major (pack_w0) unless its step is fused into the next forward */
-    const int64_t w0_size = fuse ? 0 : T(w0_elements)(net);
-    const int rows_phase = !fuse && T(rows_phase_fits)(net);
     const int units = T(units_fits)(net, rows);
+    /* The units scheme's batch has one barrier: worth a team from FN_UNITS_MIN_FLOP, when
+     * there are groups to share ([784,32,10] in batches of 8 ran 5% slower on two) */
+    const double batch_flop = per_row * (double)rows;
+    const int units_team =
+        units && T(units_groups)(net) > 1 && batch_flop >= FN_UNITS_MIN_FLOP;
+    int team = fn_team_for_batches(units_team && batch_flop < FN_PARALLEL_MIN_FLOP
+                                       ? FN_PARALLEL_MIN_FLOP
+                                       : batch_flop,
+                                   per_row * (double)N * (double)n_epochs);
+    /* W[0] panel-major (pack_w0) unless its step is fused into the next forward by rows
+     * (forward_fused_team) */
+    const int64_t w0_size = fuse && !units ? 0 : T(w0_elements)(net);
+    const int rows_phase = (units || !fuse) && T(rows_phase_fits)(net);
     /* Shuffled, the batch's rows of X are read in place through tables of pointers: the
      * units scheme's threads each through its own (units_gather), the others through one;
-     * a fused step's two batches are copied */
-    fn_status st = T(workspace_alloc)(&ws, net, rows, order && !units && fuse ? 2 : 0,
-                                      order && !units, order && units ? team : order && !fuse,
+     * a fused step's two batches are copied (the units scheme's: two a thread) */
+    const int gather = !order || !fuse ? 0 : units ? 2 * team : 2;
+    const int xg_tables = !order || fuse ? 0 : units ? team : 1;
+    fn_status st = T(workspace_alloc)(&ws, net, rows, gather, order && !units, xg_tables,
                                       T(snapshot_elements)(net, w0_size, n_epochs), team,
                                       w0_size, rows_phase, units);
     if (st != FN_OK)

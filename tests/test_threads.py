@@ -177,6 +177,46 @@ def test_general_trainer_units_scheme_teams_of_three_and_four_give_the_bits_of_o
         assert net1 == net_n
 
 
+# csrc/internal.h: the general trainer's units scheme takes a team from this many flop a
+# batch (one barrier a batch)
+UNITS_MIN_FLOP = 2e5
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("batch", [1, 3, 7])
+def test_general_trainer_units_scheme_of_short_batches_gives_the_bits_of_one_thread(
+        dtype, threads, batch):
+    """Batches of fewer rows than the micro-tile (SGD and its like) in the units scheme:
+    each thread steps its own groups' panels of W1 in the same pass that makes the next
+    batch's H (units_fused_forward), reading its own copy of a shuffled batch's rows (one
+    row: in place), and makes the epoch's last step after the last batch. Teams of 2-4
+    on 4 groups, the last partial (100 hidden units): the same bits as one thread, and
+    as one fit a batch (the groups, and so the output layer's sums, do not depend on the
+    batch size)."""
+    from fastnet import _core
+
+    layers, rows = FIT_CASES["general-units-partial"][0], 4 * batch + 3
+    assert _flop_per_batch(layers, 1) >= UNITS_MIN_FLOP
+    train = _two_epochs(layers, batch, rows, dtype, bias=True, data_seed=11)
+    net1, h1 = _with_threads(1, train)
+    net_n, h_n = _with_threads(threads, train)
+    assert (_core._last_trainer(), _core._last_grant()) == ("general", threads)
+    assert h1 == h_n
+    assert net1 == net_n
+    # the same bits as fitting one batch a call, unshuffled (the last batch: 3 rows)
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((rows, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
+    whole, apart = (fastnet.Network(layers, activation="tanh", bias=True, dtype=dtype, seed=3)
+                    for _ in range(2))
+    whole.fit(X, Y, epochs=1, learning_rate=0.2, batch_size=batch, shuffle=False)
+    for start in range(0, rows, batch):
+        apart.fit(X[start:start + batch], Y[start:start + batch], epochs=1, learning_rate=0.2,
+                  shuffle=False)
+    assert whole == apart
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("threads", [3, 4])
 @pytest.mark.parametrize("case", ["small-deep", "small-units"])
