@@ -35,8 +35,9 @@
  * parts, ran 1-2% slower on two threads (C, two times 6 rounds). */
 #define FN_UNITS_GROUP 32
 
-/* A shuffled batch copied (batches of fewer rows than mr, whose step of W[0] is fused
- * with the next product) asks for a row of X this many rows before copying it. When the
+/* A shuffled batch copied by rows (batches of at most fused_rows rows, whose step of W[0]
+ * is fused with the next product) asks for a row of X this many rows before copying it.
+ * When the
  * rows scheme copied too, [784, 256, 128, 10], 20000 shuffled rows in C, medians of 4
  * alternating rounds: one thread 155.6 -> 149.1 ms an epoch, two 100.4 -> 97.4. */
 #define FN_GATHER_AHEAD 4
@@ -52,10 +53,11 @@ int fn_last_trainer(void) { return last_trainer; }
 typedef struct {
     REAL **post;      /* L buffers, rows x sizes[l+1]: H_out, ..., O_out */
     REAL *delta[2];   /* rows x widest layer: delta_O, delta_H, ... (ping-pong) */
-    REAL *Xb;         /* shuffled batches of fewer rows than mr (fused): their rows of X */
+    REAL *Xb;         /* shuffled fused batches (fused_rows rows at most): their rows of X;
+                       * the units scheme's two a thread (units_copy) */
     REAL *Yb;         /* shuffled, but for the units scheme: the batch's rows of Y */
     REAL *Xb2;        /* a second Xb when the last batch's rows are still needed (fused) */
-    int64_t x_stride; /* elements from one Xb to the next (Xb2) */
+    int64_t x_stride; /* elements from one Xb to the next */
     const REAL **xg;  /* shuffled: pointers to the batch's rows of X, read in place; the
                        * units scheme's one table a thread, xg_stride apart (whole cache
                        * lines each), the others' one table */
@@ -751,8 +753,8 @@ static void T(add_batch_loss)(T(train_run) *run, int64_t nb)
  * step, so a batch of one mnist row ran alone (a team took 3x as long). In groups, C,
  * mnist, medians of alternating rounds, two threads against the rows' one: float32 SGD
  * 20.0 -> 13.0 ms for 2000 rows, batches of 4 11.2 -> 5.9 ms, float64 SGD 39.2 -> 22.5;
- * one thread within 3% (float64 7% faster). And a fit's bits are now those of one fit a
- * batch at any batch size (the groups do not depend on it). */
+ * one thread within 3% (float64 7% faster). And a fit in batches of up to kc rows has
+ * the bits of one fit a batch (the groups do not depend on the batch size). */
 static int T(units_fits)(const T(fn_net) *net, int64_t rows)
 {
     return net->n_layers == 2 && rows <= T(fn_config_get)()->kc && T(rows_phase_fits)(net);
@@ -805,6 +807,8 @@ static void T(units_fused_forward)(const T(train_run) *run, int64_t nb, const RE
     int64_t m = kp;
     BLOCKS(memcpy(own.D + i * n + (c - c0), run->ws->delta[1] + c * rows + i * w,
                   sizeof(REAL) * (size_t)w));
+    /* K in the GEMM's blocks: those units_step_w0's and the unfused forward's products take
+     * (fn_gemm_cols_panels never takes the direct path, whatever fn_gemm_blocking says) */
     int64_t kc, ks;
     T(fn_gemm_blocking)(nb, n, n_in, &kc, &ks);
     const int64_t w0_stride = T(w0_panel_stride)(net);
@@ -1095,15 +1099,18 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
     const T(fn_config) *cfg = T(fn_config_get)();
     const int fuse = rows <= cfg->fused_rows;
     const int units = T(units_fits)(net, rows);
-    /* The units scheme's batch has one barrier: worth a team from FN_UNITS_MIN_FLOP, when
-     * there are groups to share ([784,32,10] in batches of 8 ran 5% slower on two) */
+    /* The units scheme's batch has one barrier: worth a team from FN_UNITS_MIN_FLOP, of at
+     * most one thread a group (one with none would only wait at the barrier and add up
+     * the parts: [784,32,10] in batches of 8 ran 5% slower on two threads than on one) */
     const double batch_flop = per_row * (double)rows;
-    const int units_team =
-        units && T(units_groups)(net) > 1 && batch_flop >= FN_UNITS_MIN_FLOP;
-    int team = fn_team_for_batches(units_team && batch_flop < FN_PARALLEL_MIN_FLOP
-                                       ? FN_PARALLEL_MIN_FLOP
+    const int64_t groups = units ? T(units_groups)(net) : 0;
+    int team = fn_team_for_batches(units && batch_flop >= FN_UNITS_MIN_FLOP
+                                       ? (batch_flop > FN_PARALLEL_MIN_FLOP ? batch_flop
+                                                                            : FN_PARALLEL_MIN_FLOP)
                                        : batch_flop,
                                    per_row * (double)N * (double)n_epochs);
+    if (units && team > groups)
+        team = (int)groups;
     /* W[0] panel-major (pack_w0) unless its step is fused into the next forward by rows
      * (forward_fused_team) */
     const int64_t w0_size = fuse && !units ? 0 : T(w0_elements)(net);

@@ -119,6 +119,7 @@ BAD_LEARNING_RATES = [
     (np.inf, ValueError), (-np.inf, ValueError), ("0.1", TypeError), (None, TypeError),
     (True, TypeError), (1 + 0j, TypeError), ([0.1], TypeError),
     (2**1100, ValueError),  # an int past float's range (was OverflowError)
+    (1e39, ValueError),  # past float32's (was taken as infinity, then "diverged")
 ]
 
 

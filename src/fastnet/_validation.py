@@ -79,8 +79,9 @@ SEED_TYPES = (np.random.Generator, np.random.BitGenerator, np.random.SeedSequenc
 
 
 def check_seed(seed):
-    """What ``numpy.random.default_rng`` takes: None, an integer >= 0, a SeedSequence, a
-    BitGenerator or a Generator (these three used as they are, so their state advances)."""
+    """None, an integer >= 0, a SeedSequence, a BitGenerator or a Generator, as
+    ``numpy.random.default_rng`` takes them (a BitGenerator or Generator is used as it is,
+    so its state advances; a SeedSequence gives the same stream each time)."""
     if seed is None or isinstance(seed, SEED_TYPES):
         return seed
     if isinstance(seed, (bool, np.bool_)) or not hasattr(seed, "__index__"):

@@ -34,6 +34,9 @@ _SECONDS_PER_CALL = 0.1
 _FAST_FLOP_RATE = 1.0e11
 _FAST_BATCH_SECONDS = 1.0e-7
 
+# The largest finite value of each dtype (a learning rate beyond it is infinity in C).
+_LARGEST = {dt: float(np.finfo(dt).max) for dt in v.DTYPES}
+
 
 def _own(a, dtype):
     """``a`` if the network may keep it as a parameter (writable, C-contiguous, on a cache
@@ -303,6 +306,11 @@ class Network:
                     )
         epochs = v.check_int(epochs, "epochs", minimum=0)
         learning_rate = v.check_real(learning_rate, "learning_rate", positive=True)
+        if learning_rate > _LARGEST[self._dtype]:  # C would take it as infinity
+            raise ValueError(
+                f"learning_rate is too large for {self._dtype.name}: {learning_rate} (its "
+                f"largest is {_LARGEST[self._dtype]:.7g})"
+            )
         batch_size = v.check_int(batch_size, "batch_size", minimum=1, allow_none=True)
         shuffle = v.check_bool(shuffle, "shuffle")
         seed = v.check_seed(seed)
