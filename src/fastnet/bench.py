@@ -170,7 +170,8 @@ class Table:
         width = max([9] + [len(w) for w in workloads])
         self.cols = [("workload", width), ("dtype", 7), ("thr", 3), ("rows", 6), ("fastnet", 9)]
         self.cols += [(_label(i), 18) for i in impls if i != "fastnet"]
-        self.cols += [("scaling", 7), ("GFLOP/s", 7), ("limit", 9), ("%GEMM", 5), ("trip", 6), ("ok", 2)]
+        self.cols += [("scaling", 7), ("GFLOP/s", 7), ("limit", 9), ("%GEMM", 5), ("trip", 6),
+                      ("ok", 2)]
 
     def _line(self, cells):
         cols = zip(cells, self.cols)

@@ -509,7 +509,8 @@ def _load_archive(archive, path):
     expected = set(_FIELDS) | {"layers"} | {f"W{i}" for i in range(n)}
     expected |= {f"b{i}" for i in range(n)} if bias else set()
     if set(archive.files) != expected:
-        extra, missing = sorted(set(archive.files) - expected), sorted(expected - set(archive.files))
+        extra = sorted(set(archive.files) - expected)
+        missing = sorted(expected - set(archive.files))
         raise ValueError(f"{damaged}: its arrays do not match layers {layers} "
                          f"(unexpected: {extra}, missing: {missing})")
     for i in range(n):
