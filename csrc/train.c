@@ -862,8 +862,7 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
      * units_fits). */
 #define GROUP(g)                                                                         \
     const int64_t c0 = (g) * gw, w = n_h - c0 < gw ? n_h - c0 : gw;                      \
-    const int64_t gpanels = (w + nr - 1) / nr;                                           \
-    REAL *Hg = ws->post[0] + c0 * run->rows, *W0g = ws->w0 + (g) * gp * w0_stride
+    REAL *Hg = ws->post[0] + c0 * run->rows
     if (run->fuse) /* the last batch's step of W0 and this one's H, in one pass */
         T(units_fused_forward)(run, nb, Xb, kp, Xp, g0, g1);
     for (int64_t g = g0; g < g1; g++) {
@@ -871,8 +870,9 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
         const T(fn_epilogue) hidden = {b0 ? b0 + c0 : NULL, net->act[0], NULL, 0, 0,
                                        net->threshold};
         if (!run->fuse)
-            T(fn_gemm_cols_panels)(0, nb, w, n_in, 1, Xb, n_in, xg, W0g, 0, w0_stride, 0, Hg, w,
-                                   0, &hidden, gemm_own, 0, gpanels);
+            T(fn_gemm_cols_panels)(0, nb, w, n_in, 1, Xb, n_in, xg, ws->w0 + g * gp * w0_stride,
+                                   0, w0_stride, 0, Hg, w, 0, &hidden, gemm_own, 0,
+                                   (w + nr - 1) / nr);
         T(fn_gemm_rows)(0, 0, n_out, w, 0, nb, 1, Hg, w, W1 + c0 * n_out, n_out, 0,
                         parts + g * ws->part_stride, n_out, NULL, buf);
     }
