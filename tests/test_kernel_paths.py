@@ -577,6 +577,30 @@ def test_fused_first_layer_step_gives_the_bits_of_the_separate_products(isa, dty
             assert np.array_equal(a, b), f"batch {batch}: 1 and 2 threads differ"
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_steps_on_panels_give_the_bits_of_row_major_ones(isa, dtype):
+    """Short batches of a deeper network fuse W1's steps by rows (csrc/train.c,
+    forward_fused_team), W1 panel-major in a call of 64 rows or more and row-major in a
+    shorter one: a fit of 3 epochs of 40 rows (panel-major) has the bits of 3 fits of one
+    epoch (row-major), shuffled, with biases, on 1 and 2 threads."""
+    layers, rows = [300, 70, 40, 3], 40
+    fused_rows = BLOCKING[isa][np.dtype(dtype).name]["mr"] - 1
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((rows, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
+    for batch in sorted({1, 2, fused_rows}):
+        for threads in (1, 2):
+            fastnet.set_num_threads(threads)
+            whole, apart = (fastnet.Network(layers, activation="tanh", bias=True, dtype=dtype,
+                                            seed=4) for _ in range(2))
+            args = dict(learning_rate=0.2, batch_size=batch, shuffle=True)
+            h_whole = whole.fit(X, Y, epochs=3, seed=np.random.default_rng(5), **args)
+            gen = np.random.default_rng(5)
+            h_apart = [apart.fit(X, Y, epochs=1, seed=gen, **args)[0] for _ in range(3)]
+            assert h_whole == h_apart, (batch, threads)
+            assert whole == apart, (batch, threads)
+
+
 # Shuffled, each trainer reads a batch's rows of X in place through a table of pointers
 # to them (gathered: the products' packing, micro-kernel tiles and edges; the small
 # trainer's small product) where the others read a contiguous block: (layers, batch,
