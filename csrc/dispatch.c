@@ -97,11 +97,11 @@ const fn_config_f64 *fn_config_get_f64(void) { return config_f64; }
 void fn_set_num_threads(int n) { omp_set_num_threads(n > 0 ? n : 1); }
 int fn_get_num_threads(void) { return fn_forked_after_team() ? 1 : omp_get_max_threads(); }
 
-int fn_team_size(double flop) { return fn_team_for_batches(flop, flop); }
+int fn_team_size(double flop) { return fn_team_for_batches(flop, FN_PARALLEL_MIN_FLOP, flop); }
 
-int fn_team_for_batches(double batch_flop, double call_flop)
+int fn_team_for_batches(double batch_flop, double min_flop, double call_flop)
 {
-    if (batch_flop < FN_PARALLEL_MIN_FLOP || omp_in_parallel())
+    if (batch_flop < min_flop || omp_in_parallel())
         return 1;
     return fn_team_if_warm(call_flop, omp_get_max_threads());
 }

@@ -102,12 +102,13 @@ int fn_team_size(double flop);
  * closely takes the team (a loop of calls wakes the pool once). Speed only: results do
  * not depend on the team. */
 int fn_team_if_warm(double flop, int team);
-/* The team for a call of minibatches: 1 below FN_PARALLEL_MIN_FLOP per batch (each batch
- * ends at a barrier) or inside a parallel region, else as fn_team_if_warm says for the
- * flop of the whole call. Weighing one batch against the wake-up instead ran every
- * one-epoch mnist fit on a cold pool alone once a wake-up of 0.8 ms had been measured
- * (an mnist batch takes 1.6 ms alone), and the wake-up was then never measured again. */
-int fn_team_for_batches(double batch_flop, double call_flop);
+/* The team for a call of minibatches: 1 below min_flop per batch (FN_PARALLEL_MIN_FLOP,
+ * or less for a batch with fewer barriers; each batch ends at one) or inside a parallel
+ * region, else as fn_team_if_warm says for the flop of the whole call. Weighing one batch
+ * against the wake-up instead ran every one-epoch mnist fit on a cold pool alone once a
+ * wake-up of 0.8 ms had been measured (an mnist batch takes 1.6 ms alone), and the
+ * wake-up was then never measured again. */
+int fn_team_for_batches(double batch_flop, double min_flop, double call_flop);
 /* The cores shared by concurrent calls. Python threads may call in at the same time (the
  * GIL is released), and each would start its own team: two 2-thread digits fits on 2 cores
  * ran 5-6x slower than two 1-thread fits, as the threads' barriers waited for each other's

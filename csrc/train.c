@@ -40,9 +40,8 @@
 
 /* A shuffled batch copied by rows (batches of at most fused_rows rows, whose step of W[0]
  * is fused with the next product) asks for a row of X this many rows before copying it.
- * When the
- * rows scheme copied too, [784, 256, 128, 10], 20000 shuffled rows in C, medians of 4
- * alternating rounds: one thread 155.6 -> 149.1 ms an epoch, two 100.4 -> 97.4. */
+ * When the rows scheme copied too, [784, 256, 128, 10], 20000 shuffled rows in C, medians
+ * of 4 alternating rounds: one thread 155.6 -> 149.1 ms an epoch, two 100.4 -> 97.4. */
 #define FN_GATHER_AHEAD 4
 
 static _Thread_local int last_trainer = FN_TRAINER_GENERAL;
@@ -787,6 +786,22 @@ static void T(units_step_w0)(const T(train_run) *run, int64_t nb, const REAL *Xb
                            0, w0_stride, NULL, gemm_own, 0, (w + nr - 1) / nr);
 }
 
+/* Units [c0, c1) of m rows between the groups' blocks (blocks: H's or delta_H's buffer,
+ * group by group, each block rows of its width w, c * rows elements in for its first unit
+ * c) and rows side by side (c1 - c0 values a row); to_blocks says which way. */
+static void T(units_blocks)(const T(train_run) *run, int64_t c0, int64_t c1, int64_t m,
+                            REAL *side, REAL *blocks, int to_blocks)
+{
+    const int64_t gw = T(units_group_panels)() * T(fn_config_get)()->nr, n = c1 - c0;
+    for (int64_t c = c0; c < c1; c += gw) {
+        const int64_t w = c1 - c < gw ? c1 - c : gw;
+        for (int64_t i = 0; i < m; i++) {
+            REAL *b = blocks + c * run->rows + i * w, *r = side + i * n + (c - c0);
+            memcpy(to_blocks ? b : r, to_blocks ? r : b, sizeof(REAL) * (size_t)w);
+        }
+    }
+}
+
 /* Batches of at most fused_rows rows (stochastic gradient descent and its like): this
  * thread's groups [g0, g1) of columns of W0 (panel-major) take the last batch's step (kp
  * rows Xp and their delta_H, still in delta[1]) and give H = act(X W0 + b0) for this
@@ -808,16 +823,7 @@ static void T(units_fused_forward)(const T(train_run) *run, int64_t nb, const RE
         return;
     const T(units_own) own = T(units_own_get)(run->ws, rows, net->sizes[2],
                                               omp_get_thread_num());
-    /* group g's block: rows of its width w, c * rows elements in, for its first unit c */
-#define BLOCKS(COPY)                                                                     \
-    for (int64_t c = c0; c < c1; c += gw) {                                              \
-        const int64_t w = c1 - c < gw ? c1 - c : gw;                                     \
-        for (int64_t i = 0; i < m; i++)                                                  \
-            COPY;                                                                        \
-    }
-    int64_t m = kp;
-    BLOCKS(memcpy(own.D + i * n + (c - c0), run->ws->delta[1] + c * rows + i * w,
-                  sizeof(REAL) * (size_t)w));
+    T(units_blocks)(run, c0, c1, kp, own.D, run->ws->delta[1], 0);
     /* K in the GEMM's blocks: those units_step_w0's and the unfused forward's products take
      * (fn_gemm_cols_panels never takes the direct path, whatever fn_gemm_blocking says) */
     int64_t kc, ks;
@@ -828,10 +834,7 @@ static void T(units_fused_forward)(const T(train_run) *run, int64_t nb, const RE
     const T(fn_epilogue) hidden = {net->b ? net->b[0] + c0 : NULL, net->act[0], NULL, 0, 0,
                                    net->threshold};
     T(fn_epilogue_tile)(&hidden, own.H, n, nb, n, 0, 0);
-    m = nb;
-    BLOCKS(memcpy(run->ws->post[0] + c * rows + i * w, own.H + i * n + (c - c0),
-                  sizeof(REAL) * (size_t)w));
-#undef BLOCKS
+    T(units_blocks)(run, c0, c1, nb, own.H, run->ws->post[0], 1);
 }
 
 /* The step of W0 that an epoch's last batch left to the next forward (units_fused_forward):
@@ -966,8 +969,9 @@ static void T(units_copy)(const T(train_run) *run, const int64_t *rows, int64_t 
     REAL *X = run->ws->Xb + (2 * t + parity) * run->ws->x_stride;
     REAL *Y = T(units_own_get)(run->ws, run->rows, n_out, t).Yb;
     for (int64_t i = 0; i < nb; i++) {
-        memcpy(X + i * n_in, run->X + rows[i] * n_in, sizeof(REAL) * (size_t)n_in);
-        memcpy(Y + i * n_out, run->Y + rows[i] * n_out, sizeof(REAL) * (size_t)n_out);
+        const REAL *row;
+        T(batch_row)(run, rows[i], 0, &row, Y + i * n_out);
+        memcpy(X + i * n_in, row, sizeof(REAL) * (size_t)n_in);
     }
     *Xb = X;
     *Yb = Y;
@@ -1113,12 +1117,9 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
     /* The units scheme's batch has one barrier: worth a team from FN_UNITS_MIN_FLOP, of at
      * most one thread a group (one with none would only wait at the barrier and add up
      * the parts: [784,32,10] in batches of 8 ran 5% slower on two threads than on one) */
-    const double batch_flop = per_row * (double)rows;
     const int64_t groups = units ? T(units_groups)(net) : 0;
-    int team = fn_team_for_batches(units && batch_flop >= FN_UNITS_MIN_FLOP
-                                       ? (batch_flop > FN_PARALLEL_MIN_FLOP ? batch_flop
-                                                                            : FN_PARALLEL_MIN_FLOP)
-                                       : batch_flop,
+    int team = fn_team_for_batches(per_row * (double)rows,
+                                   units ? FN_UNITS_MIN_FLOP : FN_PARALLEL_MIN_FLOP,
                                    per_row * (double)N * (double)n_epochs);
     if (units && team > groups)
         team = (int)groups;

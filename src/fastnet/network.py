@@ -523,9 +523,9 @@ def _load_archive(archive, path):
             if dtype.kind not in "biuf":
                 raise ValueError(f"{damaged}: {name} holds {dtype}, not real numbers")
     try:
-        net = Network(layers, step_threshold=float(settings.pop("step_threshold")),
-                      bias=bias, **{k: settings[k] for k in ("activation",
-                                                             "output_activation", "dtype")})
+        net = Network(layers, activation=settings["activation"],
+                      output_activation=settings["output_activation"], bias=bias,
+                      dtype=settings["dtype"], step_threshold=float(settings["step_threshold"]))
         net.weights = [read(f"W{i}") for i in range(n)]
         if bias:
             net.biases = [read(f"b{i}") for i in range(n)]
