@@ -462,7 +462,7 @@ static size_t T(small_layout)(T(small_ws) *ws, const T(fn_net) *net, int64_t row
 static void T(small_free)(T(small_ws) *ws)
 {
     free(ws->pointers);
-    fn_aligned_free(ws->block);
+    fn_scratch_give(ws->block);
 }
 
 #include "transpose.h"
@@ -585,7 +585,7 @@ static fn_status T(small_alloc)(T(small_ws) *ws, const T(fn_net) *net, int64_t r
         T(group_layout)(ws, net, rows);
     }
     size_t bytes = T(small_layout)(ws, net, rows, gather, team, NULL);
-    ws->block = fn_aligned_alloc_at(bytes, T(group_align)(ws));
+    ws->block = fn_scratch_take(bytes); /* on a page, so on any group_align */
     ws->bytes = bytes;
     if (!ws->block) {
         T(small_free)(ws);

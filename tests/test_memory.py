@@ -78,6 +78,27 @@ def test_the_ledger_counts_what_the_library_allocates():
     assert _core._alloc_stats() == (calls, nbytes)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", ["small-units", "small-rows", "general-units"])
+def test_a_second_fit_takes_the_kept_block(case, dtype):
+    """Every trainer's workspace is the scratch block kept between calls: a second fit of
+    the same size allocates at most its small table of pointers, not the workspace again
+    (a fresh block's pages faulted in and, unmapped, flushed the other CPU's TLB: a
+    one-epoch digits call in float64 on two threads spent about 80 us of 600 there)."""
+    layers, batch = FIT_CASES[case]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4 * batch, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (4 * batch, layers[-1])).astype(dtype)
+    net = fastnet.Network(layers, dtype=dtype, seed=0)
+    _core._scratch_drop()
+    net.fit(X, Y, 1, 0.1, batch_size=batch)
+    assert _core._last_trainer() == case.split("-")[0]
+    calls, nbytes = _core._alloc_stats()
+    net.fit(X, Y, 1, 0.1, batch_size=batch)
+    calls_after, nbytes_after = _core._alloc_stats()
+    assert calls_after - calls <= 2 and nbytes_after - nbytes <= 1024
+
+
 def _get_buffer(obj, flags):
     """PyObject_GetBuffer(obj, flags) from Python (the buffer released again)."""
     import ctypes
