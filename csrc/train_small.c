@@ -467,26 +467,6 @@ static void T(small_free)(T(small_ws) *ws)
 
 #include "transpose.h"
 
-/* Rows [i0, i1) of W (n values each, pn apart) into the same columns of W^T (rows pm
- * apart): blocks of a vector's width a side transposed in registers, the edges one value
- * at a time (one value at a time, each store to another row of W^T: digits' 32 x 10 of a
- * group took 400-750 cycles of the time-stamp counter a batch). */
-static void T(transpose_rows)(int64_t n, int64_t i0, int64_t i1, const REAL *W, int64_t pn,
-                              REAL *WT, int64_t pm)
-{
-    const int64_t v = 16 / (int64_t)sizeof(REAL), i_v = i0 + (i1 - i0) / v * v, n_v = n / v * v;
-    for (int64_t i = i0; i < i_v; i += v) {
-        for (int64_t j = 0; j < n_v; j += v)
-            T(transpose_block)(W + i * pn + j, pn, WT + j * pm + i, pm);
-        for (int64_t j = n_v; j < n; j++)
-            for (int64_t r = i; r < i + v; r++)
-                WT[j * pm + r] = W[r * pn + j];
-    }
-    for (int64_t i = i_v; i < i1; i++)
-        for (int64_t j = 0; j < n; j++)
-            WT[j * pm + i] = W[i * pn + j];
-}
-
 /* Rows [i0, i1) of the padded W[l] (l >= 1) into the same columns of W[l]^T; in the units
  * scheme group by group, each group's rows of W[1] and columns of W[1]^T a block of its
  * own (gw wide, so a block of v rows never spans two groups). */
