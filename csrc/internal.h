@@ -17,6 +17,8 @@
 
 #include "fastnet.h"
 
+#include <stdatomic.h>
+
 #define FN_CAT2(a, b) a##_##b
 #define FN_CAT(a, b) FN_CAT2(a, b)
 
@@ -126,6 +128,11 @@ void fn_team_release(int grant, int saved);
 void fn_team_give_back(int n);
 void fn_team_started(int grant);
 int fn_cores(void);
+/* fn_spin_sync: a barrier of the region's `team` threads spinning on lines of their own
+ * (team lines FN_ALIGN apart, zeroed before the region), for teams no larger than the
+ * cores (fn_spin_sync_fits); dispatch.c says what it costs. */
+void fn_spin_sync(atomic_long *lines, int t, int team);
+int fn_spin_sync_fits(int team);
 /* omp_in_parallel(), for files that do not include omp.h. */
 int fn_in_parallel(void);
 /* 1 unless this process was forked after a region of two or more threads had run (GNU

@@ -12,7 +12,7 @@
  *    place: nothing is packed per batch.
  *  - One hidden layer (the seed's network; the units scheme): its units go in groups of
  *    FN_UNIT_GROUP, and each thread owns whole groups g: columns g of W1 and b1, rows g of
- *    W2. A batch has one barrier (team_sync: each thread spins on the others' cache
+ *    W2. A batch has one barrier (fn_spin_sync: each thread spins on the others' cache
  *    lines, about one line trip):
  *      own groups: H_g = act(X W1[:, g] + b1[g]), P_g = H_g W2[g, :];
  *      barrier;
@@ -91,7 +91,6 @@
 
 #include <math.h>
 #include <omp.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,34 +208,6 @@ static double line_trip_ns(atomic_long *line)
     return (omp_get_wtime() - start) * 1e9 / (2 * TRIPS);
 }
 
-/* The barrier between the phases of a batch, for the `team` threads of the region
- * (including those that sit a batch out): each thread raises its own count of barriers
- * passed, on a cache line of its own, and waits until every other count has reached it.
- * It costs about one line trip between the cores: 50-60 ns back to back here, against
- * 275 ns for libgomp's barrier, which made digits 2-3% faster on two threads. After
- * FN_SPIN_POLLS polls (about 0.5 ms) a waiting thread yields its CPU at each further
- * poll. Only for a team no larger than the cores: with more threads than cores the
- * waiting threads held the cores the others needed (digits with 3 threads on 2 cores
- * took 39 ms an epoch, against 2.5 with libgomp's barrier, which sleeps). The release
- * and acquire order every write before a barrier before every read after it. */
-#define FN_SPIN_POLLS 20000
-static void team_sync(atomic_long *passed, int t, int team, long *count)
-{
-    const int64_t stride = FN_ALIGN / (int64_t)sizeof(atomic_long);
-    const long target = ++*count;
-    atomic_store_explicit(passed + t * stride, target, memory_order_release);
-    for (int o = 0; o < team; o++)
-        for (long polls = 0;
-             o != t && atomic_load_explicit(passed + o * stride, memory_order_acquire) < target;
-             polls++) {
-            if (polls >= FN_SPIN_POLLS)
-                sched_yield();
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#endif
-        }
-}
-
 double fn_line_trip_ns(void)
 {
     struct { _Alignas(FN_ALIGN) atomic_long v; char pad[FN_ALIGN - sizeof(atomic_long)]; } line;
@@ -282,7 +253,7 @@ typedef struct {
                                       * each thread's rows (units: in own) */
     double *row_loss;                /* rows (the rows scheme; units: in own) */
     atomic_long *line;               /* a cache line of its own, for line_trip_ns */
-    atomic_long *passed;             /* a cache line per thread, for team_sync */
+    atomic_long *passed;             /* a cache line per thread, for fn_spin_sync */
     int units;                       /* one hidden layer: split by its units (below) */
     int by_owner;                    /* units on pages: each thread fills its own groups
                                       * and buffers (group_setup, own_setup) */
@@ -922,7 +893,7 @@ static int T(give_way)(T(small_run) *run, int team)
     do {                                                                                 \
         if (alone) {                                                                     \
         } else if (spin) {                                                               \
-            team_sync(ws->passed, t, team, &synced);                                     \
+            fn_spin_sync(ws->passed, t, team);                                           \
         } else {                                                                         \
             _Pragma("omp barrier")                                                       \
         }                                                                                \
@@ -954,9 +925,8 @@ static void T(small_team)(T(small_run) *run)
     /* thread 0: the epoch's loss sum, kept here rather than in run, whose lines the
      * other threads read every batch (a store there each batch took the line from them) */
     double epoch_sum = 0;
-    long synced = 0;                        /* team_sync: barriers this thread has passed */
     int last_share = -1;                    /* the units scheme: the last batch's share */
-    const int spin = team <= fn_cores(); /* the same on every thread */
+    const int spin = fn_spin_sync_fits(team); /* the same on every thread */
     if (ws->by_owner) { /* this thread's groups as the first batch deals them out */
         for (int64_t g = ws->groups * t / team; g < ws->groups * (t + 1) / team; g++)
             T(group_setup)(net, ws, g);
