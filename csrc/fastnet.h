@@ -212,6 +212,10 @@ typedef struct {                                                                
      * Returns the batch's sum of squared errors (row_loss summed in order). */          \
     double (*tiny_batch)(const fn_tiny_##S *net, int64_t m, const REAL *X, const REAL *Y, \
                          REAL alpha);                                                     \
+    /* WT[j * pm + i] = W[i * pn + j] for rows [i0, i1) of W and its n columns: an exact  \
+     * copy, in this target's registers. */                                               \
+    void (*transpose)(int64_t n, int64_t i0, int64_t i1, const REAL *W, int64_t pn,       \
+                      REAL *WT, int64_t pm);                                              \
 } fn_config_##S;                                                                          \
 const fn_config_##S *fn_config_get_##S(void);                                            \
                                                                                          \

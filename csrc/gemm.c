@@ -232,33 +232,18 @@ int64_t T(fn_gemm_workspace)(int64_t M, int64_t N, int64_t K, int team)
            (int64_t)team * T(thread_workspace)(T(fn_config_get)(), M, N, K);
 }
 
-#include "transpose.h"
-
 /* Bp[p*nr + j] = op(B)[p0 + p, j0 + j] for one nr-column panel, zero past column N. */
 static void T(pack_B)(int trans_b, const REAL *B, int64_t ldb, int64_t N, int64_t j0,
                       int64_t p0, int64_t kc, int64_t nr, REAL *Bp)
 {
     int64_t n = N - j0 < nr ? N - j0 : nr;
     if (trans_b) {
-        /* op(B) = B^T: blocks of a vector's width transposed in registers; one value at a
-         * time, each store went to another line of the panel (delta_H = delta_O W2^T on
+        /* op(B) = B^T: blocks transposed in registers (fn_config's transpose); one value at
+         * a time, each store went to another line of the panel (delta_H = delta_O W2^T on
          * wide: 2.4% of the epoch in this copy) */
-        const int64_t v = 16 / (int64_t)sizeof(REAL), n_v = n - n % v, kc_v = kc - kc % v;
-        for (int64_t j = 0; j < n_v; j += v) {
-            const REAL *src = B + (j0 + j) * ldb + p0;
-            for (int64_t p = 0; p < kc_v; p += v)
-                T(transpose_block)(src + p, ldb, Bp + p * nr + j, nr);
-            for (int64_t p = kc_v; p < kc; p++)
-                for (int64_t i = 0; i < v; i++)
-                    Bp[p * nr + j + i] = src[i * ldb + p];
-        }
-        for (int64_t j = n_v; j < n; j++) {
-            const REAL *src = B + (j0 + j) * ldb + p0;
-            for (int64_t p = 0; p < kc; p++)
-                Bp[p * nr + j] = src[p];
-        }
-        for (int64_t j = n; j < nr; j++)
-            for (int64_t p = 0; p < kc; p++)
+        T(fn_config_get)()->transpose(kc, 0, n, B + j0 * ldb + p0, ldb, Bp, nr);
+        for (int64_t p = 0; p < kc && n < nr; p++)
+            for (int64_t j = n; j < nr; j++)
                 Bp[p * nr + j] = 0;
     } else {
         for (int64_t p = 0; p < kc; p++) {
@@ -372,9 +357,9 @@ void T(fn_epilogue_tile)(const T(fn_epilogue) *ep, REAL *C, int64_t ldc, int64_t
 /* Rows i0 .. i0 + m of C by the direct path: op(A) read in place, and B too when its
  * rows are a multiple of 16 entries (the small kernel's width); otherwise op(B) copied to
  * zero-padded rows of such a multiple in buf. The copy of a digits network's W1 took
- * half of predicting one row. B^T is copied by blocks transposed in registers: one value
- * at a time, the copy of W1^T (256 x 128) for a hidden delta of [784, 256, 128, 10] took
- * 45% of an epoch in batches of one row (C, one thread). */
+ * half of predicting one row. B^T is copied by blocks transposed in registers (fn_config's
+ * transpose): one value at a time, the copy of W1^T (256 x 128) for a hidden delta of
+ * [784, 256, 128, 10] took 45% of an epoch in batches of one row (C, one thread). */
 static void T(small_rows)(const T(fn_config) *cfg, int trans_a, int trans_b, int64_t i0,
                           int64_t m, int64_t N, int64_t K, REAL alpha, const REAL *A,
                           int64_t lda, const REAL *B, int64_t ldb, REAL beta, REAL *C,
@@ -393,7 +378,7 @@ static void T(small_rows)(const T(fn_config) *cfg, int trans_a, int trans_b, int
                 dst[p * NP + j] = B[p * ldb + j];
         }
         if (trans_b) /* dst[p NP + j] = B[j ldb + p] */
-            T(transpose_rows)(K, 0, N, B, ldb, dst, NP);
+            cfg->transpose(K, 0, N, B, ldb, dst, NP);
     }
     const REAL *Ai = trans_a ? A + i0 : A + i0 * lda;
     cfg->small_gemm(trans_a, m, N, K, alpha, Ai, lda, Bp, NP, beta, C + i0 * ldc, ldc);

@@ -436,8 +436,6 @@ static void T(small_free)(T(small_ws) *ws)
     fn_scratch_give(ws->block);
 }
 
-#include "transpose.h"
-
 /* Rows [i0, i1) of the padded W[l] (l >= 1) into the same columns of W[l]^T; in the units
  * scheme group by group, each group's rows of W[1] and columns of W[1]^T a block of its
  * own (gw wide, so a block of v rows never spans two groups). */
@@ -445,14 +443,15 @@ static void T(refresh_WT)(const T(fn_net) *net, const T(small_ws) *ws, int l, in
                           int64_t i1)
 {
     const int64_t n = net->sizes[l + 1], pn = ws->P[l + 1], gw = ws->gw;
+    const T(fn_config) *cfg = T(fn_config_get)();
     if (!ws->units) {
-        T(transpose_rows)(n, i0, i1, ws->W[l], pn, ws->WT[l], ws->P[l]);
+        cfg->transpose(n, i0, i1, ws->W[l], pn, ws->WT[l], ws->P[l]);
         return;
     }
     for (int64_t g = i0 / gw; g * gw < i1; g++) {
         const int64_t lo = i0 > g * gw ? i0 - g * gw : 0;
         const int64_t hi = i1 < (g + 1) * gw ? i1 - g * gw : gw;
-        T(transpose_rows)(n, lo, hi, ws->W[1] + g * ws->gs_w1, pn, ws->WT[1] + g * ws->gs_wt, gw);
+        cfg->transpose(n, lo, hi, ws->W[1] + g * ws->gs_w1, pn, ws->WT[1] + g * ws->gs_wt, gw);
     }
 }
 
@@ -719,8 +718,7 @@ static void T(weights_phase)(const T(fn_net) *net, const T(small_ws) *ws, int t,
              * (else this thread's rows go the other way: the same values). */
             cfg->small_gemm(1, s[l + 1], i1 - i0, nb, -alpha, ws->delta[l], pn, A + i0, lda, 1,
                             ws->WT[l] + i0, P[l]);
-            T(transpose_rows)(i1 - i0, 0, s[l + 1], ws->WT[l] + i0, P[l], ws->W[l] + i0 * pn,
-                              pn);
+            cfg->transpose(i1 - i0, 0, s[l + 1], ws->WT[l] + i0, P[l], ws->W[l] + i0 * pn, pn);
         } else if (l == 0) { /* X's columns i0..i1 */
             T(x_product)(1, i1 - i0, pn, nb, -alpha, Xb, xg, s[0], 0, i0, ws->delta[0], pn, 1,
                          ws->W[0] + i0 * pn, pn);
@@ -845,7 +843,7 @@ static void T(units_backward)(const T(fn_net) *net, const T(small_ws) *ws,
          * rows, its two factors swapped. */
         REAL *WT = ws->WT[1] + g * ws->gs_wt;
         cfg->small_gemm(1, s[2], k, nb, -alpha, own->dO, P[2], H, gw, 1, WT, gw);
-        T(transpose_rows)(k, 0, s[2], WT, gw, ws->W[1] + g * ws->gs_w1, P[2]);
+        cfg->transpose(k, 0, s[2], WT, gw, ws->W[1] + g * ws->gs_w1, P[2]);
         T(x_product)(1, s[0], gw, nb, -alpha, Xb, xg, s[0], 0, 0, dH, gw, 1,
                      ws->W[0] + g * ws->gs_w0, gw);
         if (ws->b[0])

@@ -1,7 +1,7 @@
 /*
- * transpose.h: a square block transposed in registers, included in the body of each
- * kernel file that needs it (once per REAL: gemm.c's packing of B^T and the direct path's
- * op(B) = B^T, train_small.c's W^T).
+ * transpose.h: blocks of one 16-byte vector a side transposed in registers, included in
+ * target_body.h once per REAL: each target's transpose (fn_config) takes its edges, and
+ * the targets without 512-bit registers all of it.
  */
 /* dst[q * ldd + i] = src[i * lds + q] for a square block of one 16-byte vector's values
  * a side (4 floats, 2 doubles), through the vector unit: the baseline's SSE2 shuffles. */

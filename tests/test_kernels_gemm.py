@@ -115,6 +115,25 @@ def test_matmul_beyond_the_cache_blocks(isa, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_with_b_transposed_is_the_product_with_its_transpose_in_memory(isa, dtype):
+    """op(B) = B^T is copied into padded rows or packed panels by blocks transposed in
+    registers (16 floats or 8 doubles a side on AVX-512, 4 or 2 elsewhere, the edges by
+    smaller blocks and single values): the copy is exact, so A B^T must be bit for bit
+    the product with B^T laid out in memory, for every count of rows and columns on and
+    off those blocks, in the direct path (few rows) and the packed one."""
+    rng = np.random.default_rng(11)
+    sizes = [1, 2, 3, 5, 8, 15, 16, 17, 31, 33, 64, 100]
+    for M in (1, 7, 40):
+        for N in sizes:
+            for K in sizes:
+                A = random_matrix(rng, (M, K), dtype)
+                B = random_matrix(rng, (N, K), dtype)
+                got = kernels.matmul(A, B, trans_b=True)
+                want = kernels.matmul(A, np.ascontiguousarray(B.T))
+                assert np.array_equal(got, want), (M, N, K)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_matmul_of_exact_integers_is_exact(isa, dtype):
     """Small integers: every partial sum is exactly representable, so the product must be
     exact whatever the blocking (a wrong index or a lost K block cannot hide in rounding)."""
