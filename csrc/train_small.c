@@ -634,6 +634,13 @@ typedef struct {
     int probe, alone; /* thread 0's decisions, read by all after a barrier */
     int decided;      /* this call's probe decided, with no other call beside it: keep it */
     int gave_way;     /* went alone because calls from other threads wanted the cores */
+    /* The units scheme: the batch after which the others leave (thread 0 gave way in it),
+     * or -1. A batch number, not a flag: the scheme has one barrier a batch, so a thread
+     * still reading after batch k's barrier could see the flag thread 0 set in batch
+     * k + 1, leave a batch early, and leave thread 0 to sum that batch without its
+     * groups and then wait at a barrier no one else would reach (fits from several
+     * Python threads hung so within seconds). */
+    atomic_llong leave_at;
     int policy;       /* the sharing policy, read once for the whole team */
     int end_bad;      /* by_owner: a non-finite weight at the end (nothing stored) */
 } T(small_run);
@@ -984,12 +991,16 @@ static void T(small_team)(T(small_run) *run)
                 T(units_forward)(net, ws, g0, g1, nb, Xb, xg, part,
                                  T(part_row)(net, ws, share > 1), own->O);
                 /* other calls want the cores: give way */
-                if (t == 0 && share > 1 && !probe && T(give_way)(run, team))
+                if (t == 0 && share > 1 && !probe && T(give_way)(run, team)) {
                     run->gave_way = 1;
+                    atomic_store_explicit(&run->leave_at, batch_no, memory_order_relaxed);
+                }
                 if (g0 < g1)
                     T(prefetch_next)(run, epoch, start);
-                FN_SYNC(alone); /* every group's part of the sums is in */
-                const int leaving = run->gave_way && !alone;
+                FN_SYNC(alone); /* every group's part of the sums is in (and leave_at) */
+                const int leaving =
+                    !alone &&
+                    atomic_load_explicit(&run->leave_at, memory_order_relaxed) == batch_no;
                 const double batch =
                     T(units_output)(net, ws, own, nb, part, share > 1, Yb, ld_y, run->alpha);
                 T(units_backward)(net, ws, own, g0, g1, nb, Xb, xg, run->alpha);
@@ -1105,7 +1116,7 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     const uint64_t key = shape_key(sizeof(REAL), net->n_layers, net->sizes, rows, team);
     const int known = team > 1 ? recall_decision(key) : -1;
     T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss,
-                        .kept_shared = known == 0, .policy = sharing_policy};
+                        .kept_shared = known == 0, .policy = sharing_policy, .leave_at = -1};
     FN_RUN_TEAM(known == 1 ? 1 : team, T(small_team)(&run)); /* alone as decided: no team */
     const int granted = fn_last_grant(); /* 1 when other calls held the cores */
     if (run.decided) /* the probe's answer, not a later giving way */
@@ -1113,7 +1124,8 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     const int failed = run.nonfinite || (ws.by_owner ? run.end_bad : !T(small_finite)(net, &ws));
     if (failed) { /* replay up to the epoch that failed (or the last), checking each */
         T(small_run) again = {net, &ws, N, rows, run.nonfinite ? run.done + 1 : n_epochs, X, Y,
-                              order, alpha, epoch_loss, .replay = 1, .policy = sharing_policy};
+                              order, alpha, epoch_loss, .replay = 1, .policy = sharing_policy,
+                              .leave_at = -1};
         if (!ws.by_owner) { /* by_owner: the team's group_setup zeroes and loads them */
             /* from a zeroed block, as small_alloc left it: the failed run's infinities
              * made NaN (0 * inf) in padding lanes, which small_load does not write and

@@ -773,6 +773,43 @@ def test_a_small_fit_gives_its_team_cores_to_calls_from_other_threads(sharing_po
     assert _core._threads_busy() == 0
 
 
+def test_fits_started_at_random_moments_in_two_python_threads_end_as_fits_alone():
+    """Two Python threads each start a 4-thread fit of a small network with one hidden
+    layer (the small trainer's units scheme) a few milliseconds apart, so the first call's
+    team gives its other cores away in the middle of its batches: every fit returns, with
+    the bits of the same fit alone. The team's other threads had read thread 0's decision
+    to give way as a flag one batch too early (a single barrier a batch): the call summed
+    a batch without their groups and waited forever for them (a hang within a few
+    rounds)."""
+    layers, batch = [50, 70, 3], 17
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (87, layers[0])).astype(np.float32)
+    Y = rng.uniform(0, 1, (87, layers[-1])).astype(np.float32)
+
+    def fit(epochs, out):
+        fastnet.set_num_threads(4)
+        net = fastnet.Network(layers, seed=1)
+        history = net.fit(X, Y, epochs, 0.1, batch_size=batch, shuffle=False)
+        out[epochs] = (history, net)
+
+    alone = {}
+    for epochs in (200, 50):
+        fit(epochs, alone)
+    for _ in range(40):
+        together = {}
+        first = threading.Thread(target=fit, args=(200, together), daemon=True)
+        second = threading.Thread(target=fit, args=(50, together), daemon=True)
+        first.start()
+        time.sleep(rng.uniform(0, 0.004))
+        second.start()
+        first.join(30)
+        second.join(30)
+        assert not first.is_alive() and not second.is_alive(), "a fit never returned"
+        for epochs in (200, 50):
+            assert together[epochs][0] == alone[epochs][0]
+            assert together[epochs][1] == alone[epochs][1]
+
+
 def test_a_child_forked_while_a_thread_trains_counts_no_busy_threads():
     """A process forked while another thread's call runs its team: the child has only the
     forking thread, so none of the cores are taken (or every call of the child would get a
