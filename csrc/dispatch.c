@@ -320,13 +320,19 @@ void fn_aligned_free(void *p) { free(p); }
  * one line trip between the cores: 50-60 ns back to back here, against 275 ns for
  * libgomp's barrier, which made digits 2-3% faster on two threads. After FN_SPIN_POLLS
  * polls (about 0.5 ms) a waiting thread yields its CPU at each further poll. Only for a
- * team no larger than the cores (fn_spin_sync_fits): with more threads than cores the
- * waiting threads held the cores the others needed (digits with 3 threads on 2 cores
- * took 39 ms an epoch, against 2.5 with libgomp's barrier, which sleeps). The release
- * and acquire order every write before a barrier before every read after it. */
+ * team no larger than the cores (fn_cores() is set before any team starts, so every
+ * thread of a team sees the same): with more threads than cores the waiting threads held
+ * the cores the others needed (digits with 3 threads on 2 cores took 39 ms an epoch,
+ * against 2.5 with libgomp's barrier, which sleeps), so such a team waits at libgomp's.
+ * The release and acquire order every write before a barrier before every read after
+ * it. */
 #define FN_SPIN_POLLS 20000
-void fn_spin_sync(atomic_long *lines, int t, int team)
+void fn_team_barrier(atomic_long *lines, int t, int team)
 {
+    if (team > fn_cores()) {
+#pragma omp barrier
+        return;
+    }
     const int64_t stride = FN_ALIGN / (int64_t)sizeof(atomic_long);
     atomic_long *own = lines + t * stride;
     const long target = atomic_load_explicit(own, memory_order_relaxed) + 1; /* only t writes it */
@@ -342,8 +348,6 @@ void fn_spin_sync(atomic_long *lines, int t, int team)
 #endif
         }
 }
-
-int fn_spin_sync_fits(int team) { return team <= fn_cores(); }
 
 /* The scratch block kept between calls (training, and the feedforward). A block of
  * megabytes from malloc is a fresh mapping each time (glibc maps a request as large as the

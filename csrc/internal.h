@@ -128,11 +128,10 @@ void fn_team_release(int grant, int saved);
 void fn_team_give_back(int n);
 void fn_team_started(int grant);
 int fn_cores(void);
-/* fn_spin_sync: a barrier of the region's `team` threads spinning on lines of their own
- * (team lines FN_ALIGN apart, zeroed before the region), for teams no larger than the
- * cores (fn_spin_sync_fits); dispatch.c says what it costs. */
-void fn_spin_sync(atomic_long *lines, int t, int team);
-int fn_spin_sync_fits(int team);
+/* A barrier of the region's `team` threads (all of them call it), spinning on lines of
+ * their own (team lines FN_ALIGN apart, zeroed before the region) when the team fits the
+ * cores, else libgomp's; dispatch.c says what it costs. */
+void fn_team_barrier(atomic_long *lines, int t, int team);
 /* omp_in_parallel(), for files that do not include omp.h. */
 int fn_in_parallel(void);
 /* 1 unless this process was forked after a region of two or more threads had run (GNU

@@ -80,7 +80,7 @@ typedef struct {
     char *own;
     size_t own_stride;
     int64_t n_fused; /* units_own's n_fused */
-    atomic_long *sync; /* the units scheme: a line a thread for fn_spin_sync (zeroed) */
+    atomic_long *sync; /* the units scheme: a line a thread for fn_team_barrier (zeroed) */
     void *block;
 } T(workspace);
 
@@ -897,13 +897,9 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
                         parts + g * ws->part_stride, n_out, NULL, buf);
     }
     /* every group's part of the sums is in: a barrier spinning on the threads' own lines
-     * (fn_spin_sync) where the team fits the cores. In libgomp's, SGD on mnist spent a
+     * where the team fits the cores (fn_team_barrier). In libgomp's, SGD on mnist spent a
      * quarter of its time on two threads. */
-    if (fn_spin_sync_fits(omp_get_num_threads()))
-        fn_spin_sync(ws->sync, t, omp_get_num_threads());
-    else {
-#pragma omp barrier
-    }
+    fn_team_barrier(ws->sync, t, omp_get_num_threads());
     /* all nb x n_out values in one pass each: a row at a time, the activation's calls on
      * 10 values took longer than the output layer's products */
     const int64_t n_all = nb * n_out;

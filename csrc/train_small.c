@@ -12,7 +12,7 @@
  *    place: nothing is packed per batch.
  *  - One hidden layer (the seed's network; the units scheme): its units go in groups of
  *    FN_UNIT_GROUP, and each thread owns whole groups g: columns g of W1 and b1, rows g of
- *    W2. A batch has one barrier (fn_spin_sync: each thread spins on the others' cache
+ *    W2. A batch has one barrier (fn_team_barrier: each thread spins on the others' cache
  *    lines, about one line trip):
  *      own groups: H_g = act(X W1[:, g] + b1[g]), P_g = H_g W2[g, :];
  *      barrier;
@@ -253,7 +253,7 @@ typedef struct {
                                       * each thread's rows (units: in own) */
     double *row_loss;                /* rows (the rows scheme; units: in own) */
     atomic_long *line;               /* a cache line of its own, for line_trip_ns */
-    atomic_long *passed;             /* a cache line per thread, for fn_spin_sync */
+    atomic_long *passed;             /* a cache line per thread, for fn_team_barrier */
     int units;                       /* one hidden layer: split by its units (below) */
     int by_owner;                    /* units on pages: each thread fills its own groups
                                       * and buffers (group_setup, own_setup) */
@@ -896,12 +896,8 @@ static int T(give_way)(T(small_run) *run, int team)
 /* A barrier, unless thread 0 runs alone (the others have left the loop). */
 #define FN_SYNC(alone)                                                                   \
     do {                                                                                 \
-        if (alone) {                                                                     \
-        } else if (spin) {                                                               \
-            fn_spin_sync(ws->passed, t, team);                                           \
-        } else {                                                                         \
-            _Pragma("omp barrier")                                                       \
-        }                                                                                \
+        if (!(alone))                                                                    \
+            fn_team_barrier(ws->passed, t, team);                                        \
     } while (0)
 
 static void T(small_team)(T(small_run) *run)
@@ -931,7 +927,6 @@ static void T(small_team)(T(small_run) *run)
      * other threads read every batch (a store there each batch took the line from them) */
     double epoch_sum = 0;
     int last_share = -1;                    /* the units scheme: the last batch's share */
-    const int spin = fn_spin_sync_fits(team); /* the same on every thread */
     if (ws->by_owner) { /* this thread's groups as the first batch deals them out */
         for (int64_t g = ws->groups * t / team; g < ws->groups * (t + 1) / team; g++)
             T(group_setup)(net, ws, g);
