@@ -192,8 +192,9 @@ double fn_pool_wake_seconds(double set)
 int fn_last_team(void) { return pool.last_team; }
 
 /* The threads of the calls now running, and the cores they share (omp_get_num_procs asks
- * the kernel for the affinity mask each time: read once). */
-static atomic_int threads_busy = 0, cores_known = 0;
+ * the kernel for the affinity mask each time: read once, unless fn_set_cores said how
+ * many). team_limit: the largest team, when a test sets one above the cores. */
+static atomic_int threads_busy = 0, cores_known = 0, team_limit = 0;
 static _Thread_local int last_grant = 1;
 /* Threads this thread's running call gave back early (fn_team_give_back). */
 static _Thread_local int given_back = 0;
@@ -214,13 +215,32 @@ int fn_team_allowed(void)
     return 1;
 }
 
-int fn_team_claim(int team, int *saved)
+void fn_set_cores(int n)
+{
+    atomic_store_explicit(&cores_known, n > 0 ? n : omp_get_num_procs(), memory_order_relaxed);
+}
+
+void fn_set_team_limit(int n)
+{
+    atomic_store_explicit(&team_limit, n > 0 ? n : 0, memory_order_relaxed);
+}
+
+int fn_cores(void)
 {
     int cores = atomic_load_explicit(&cores_known, memory_order_relaxed);
     if (cores == 0) {
         cores = omp_get_num_procs();
         atomic_store_explicit(&cores_known, cores, memory_order_relaxed);
     }
+    return cores;
+}
+
+int fn_team_claim(int team, int *saved)
+{
+    const int cores = fn_cores();
+    const int limit = atomic_load_explicit(&team_limit, memory_order_relaxed);
+    if (team > (limit > 0 ? limit : cores))
+        team = limit > 0 ? limit : cores;
     if (team < 2 || atomic_load_explicit(&forked_after_team, memory_order_relaxed))
         team = 1;
     int busy = atomic_load(&threads_busy), grant;
@@ -273,7 +293,6 @@ int64_t fn_l2_bytes(void)
     return bytes;
 }
 
-int fn_cores(void) { return atomic_load_explicit(&cores_known, memory_order_relaxed); }
 int fn_last_grant(void) { return last_grant; }
 
 /* The allocation ledger (fn_alloc_stats): a test's check that fit allocates nothing per

@@ -69,6 +69,15 @@ int fn_last_team(void);
  * (fn_team_claim, internal.h). */
 int fn_threads_busy(void);
 int fn_last_grant(void);
+/* The cores the teams share, and so the largest team a call gets whatever the thread
+ * count says: the CPUs this process may use (its affinity mask and CPU quota, which the
+ * Python package reads at import); n <= 0: the affinity mask's CPUs (omp_get_num_procs,
+ * the default). Set before calls, not while they run. fn_set_team_limit: for tests, the
+ * largest team instead of the cores (n <= 0: the cores), to run teams larger than the
+ * machine's. */
+void fn_set_cores(int n);
+void fn_set_team_limit(int n);
+int fn_cores(void);
 /* 1 in a process forked after a team had run in its parent: every call runs on its
  * calling thread there (GNU OpenMP's thread pool does not survive fork; the child's next
  * team waited for the parent's threads forever), and fn_get_num_threads says 1. */

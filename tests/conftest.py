@@ -4,7 +4,8 @@
   shared) and "stress" (3000 examples), chosen by ``FASTNET_HYPOTHESIS_PROFILE``.
 * ``isa``: a fixture that switches the GEMM micro-kernels to each one the CPU supports
   and restores the original choice afterwards.
-* An autouse fixture restoring the thread count and the micro-kernels after every test.
+* An autouse fixture restoring the thread count, the cores and the micro-kernels after
+  every test (teams may be larger than the cores while a test runs).
 * Tolerances: rigorous forward-error bounds of floating-point sums and products,
   ``|fl(sum_k a_k b_k) - sum_k a_k b_k| <= gamma_K * sum_k |a_k b_k|`` with
   ``gamma_K ~ K u``; we use ``(K + c) * eps`` (eps = 2u), i.e. twice the bound.
@@ -98,13 +99,19 @@ def _restore_threads_and_kernels():
     """No test may leak a thread count or a micro-kernel choice into the next one. Each
     test runs with the thread pool taken as awake: a call big enough for a team gets one
     even after a pause (by default a short call on a cold pool runs alone, see
-    test_threads.py), so the tests of teams run teams."""
+    test_threads.py), so the tests of teams run teams, and teams may be larger than the
+    machine's cores (by default no call runs more threads than the cores: see
+    test_threads.py), so that teams of 3 and 4 run on 2 cores too."""
     from fastnet import _core
 
     threads = fastnet.get_num_threads()
     kernel = fastnet.show_config(print_out=False)["kernel"]
+    cores = _core.cores()
     _core._set_pool_policy("warm")
+    _core._set_team_limit(8)
     yield
+    _core._set_team_limit(0)
+    _core.set_cores(cores)
     _core._set_pool_policy("auto")
     fastnet.set_num_threads(threads)
     fastnet._use_kernels(kernel)

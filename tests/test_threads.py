@@ -732,6 +732,36 @@ def test_a_call_while_another_threads_team_runs_gets_the_cores_left():
     assert _core._last_grant() == 2
 
 
+@pytest.mark.parametrize("case", ["general", "small-digits"])
+def test_no_call_runs_more_threads_than_the_cores(case, capsys):
+    """Asked for more threads than the cores, a call runs on the cores (a team larger
+    waits for its own threads' time slices at every barrier: on 2 cores, 3 threads made
+    [50, 70, 3] 7x slower than 2), with the same bits. The cores are what the package
+    counted at import (the affinity mask, within the CPU quota: test_cpus.py), and
+    set_cores changes them, as a quota of one CPU would. The autouse fixture lifts the
+    limit for the other tests; here it is the default."""
+    from fastnet import _core
+
+    _core._set_team_limit(0)
+    cores = _core.cores()
+    assert cores == fastnet._cpus.usable_cpus() == fastnet.show_config(False)["cores"]
+    train = _two_epochs(*FIT_CASES[case], np.float32, True, data_seed=3)
+    X = np.random.default_rng(4).standard_normal((2100, FIT_CASES[case][0][0]))
+    net1, h1 = _with_threads(1, train)
+    p1 = net1.predict(X)
+    for asked, limit in ((cores + 2, cores), (2, 1)):
+        if limit == 1:
+            _core.set_cores(1)
+        net_n, h_n = _with_threads(asked, train)
+        assert (_core._last_grant(), h_n) == (limit, h1)
+        assert net_n == net1
+        assert np.array_equal(net_n.predict(X), p1)
+        assert _core._last_grant() == limit
+    fastnet.show_config()
+    assert "threads: 2 (a call runs at most 1: the CPUs this process may use)" in (
+        capsys.readouterr().out)
+
+
 def test_a_small_fit_gives_its_team_cores_to_calls_from_other_threads(sharing_policy):
     """A small trainer's team that shares its batches leaves its other cores to calls that
     other Python threads start while it trains, when there are not cores for all: it

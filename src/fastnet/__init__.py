@@ -7,7 +7,7 @@ model in plain NumPy, the oracle the tests compare against.
 """
 from __future__ import annotations
 
-from . import _core, kernels, reference
+from . import _core, _cpus, kernels, reference
 from ._validation import check_int as _check_int
 from .network import DivergenceError, Network, load
 
@@ -26,14 +26,18 @@ __all__ = [
 
 _ISAS = ("generic", "avx2", "avx512")
 _core.init(-1)
+_core.set_cores(_cpus.usable_cpus())
 
 
 def set_num_threads(n):
     """Threads for the C kernels: the OpenMP runtime's setting, which threadpoolctl and
     OMP_NUM_THREADS also set. As in OpenMP, it applies to calls made from the thread that
     set it (Python threads started later begin with OMP_NUM_THREADS or the core count).
-    Calls running at the same time from several Python threads share the cores: one that
-    starts while other calls run gets only the cores left (at least its own thread). In a
+    No call runs more threads than the CPUs this process may use (its affinity mask and
+    its control group's CPU quota: ``show_config()["cores"]``), whatever n says: more would
+    wait for each other's time slices. Calls running at the same time from several Python
+    threads share those cores: one that starts while other calls run gets only the cores
+    left (at least its own thread). In a
     process forked after a team ran (multiprocessing's default start method on Linux),
     GNU OpenMP's threads are gone: there every call runs on one thread, and
     get_num_threads() returns 1.
@@ -42,6 +46,8 @@ def set_num_threads(n):
 
 
 def get_num_threads():
+    """The thread count asked for (set_num_threads, OMP_NUM_THREADS, or the CPU count);
+    a call runs at most ``show_config()["cores"]`` of them."""
     return _core.get_num_threads()
 
 
@@ -54,13 +60,14 @@ def _use_kernels(name):
 
 
 def show_config(print_out=True):
-    """Which micro-kernels run, what the CPU supports, block sizes, threads and the L2
-    size the blocking uses."""
+    """Which micro-kernels run, what the CPU supports, block sizes, threads (and the
+    cores, the most a call runs) and the L2 size the blocking uses."""
     info = {
         "version": __version__,
         "kernel": _core.isa_name(),
         "cpu_supports": {n: _core.cpu_supports(i) for i, n in enumerate(_ISAS)},
         "threads": get_num_threads(),
+        "cores": _core.cores(),
         "blocking": _core.config(),
         "l2_bytes": _core.l2_bytes(),
     }
@@ -68,7 +75,9 @@ def show_config(print_out=True):
         print(f"fastnet {info['version']}")
         print(f"  micro-kernels in use: {info['kernel']}")
         print("  CPU supports: " + ", ".join(k for k, ok in info["cpu_supports"].items() if ok))
-        print(f"  threads: {info['threads']}")
+        extra = (f" (a call runs at most {info['cores']}: the CPUs this process may use)"
+                 if info["threads"] > info["cores"] else "")
+        print(f"  threads: {info['threads']}{extra}")
         for dt, b in info["blocking"].items():
             print(f"  {dt}: {b['mr']}x{b['nr']} micro-tile, kc={b['kc']} mc={b['mc']}")
         print(f"  L2 per core: {info['l2_bytes'] // 1024} KiB (the packed GEMM's row blocks"

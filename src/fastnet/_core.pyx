@@ -41,6 +41,9 @@ cdef extern from "fastnet.h" nogil:
     int fn_last_team()
     int fn_threads_busy()
     int fn_last_grant()
+    void fn_set_cores(int n)
+    void fn_set_team_limit(int n)
+    int fn_cores()
     void fn_alloc_stats(int64_t *calls, int64_t *bytes)
     void fn_scratch_drop()
     void fn_gemm_force_share(double share)
@@ -220,6 +223,23 @@ def set_num_threads(int n):
 
 def get_num_threads():
     return fn_get_num_threads()
+
+
+def set_cores(int n):
+    """The cores the calls' teams share, and so the largest team (n <= 0: the CPUs of
+    the affinity mask)."""
+    fn_set_cores(n)
+
+
+def cores():
+    """The cores the calls' teams share: no call runs more threads."""
+    return fn_cores()
+
+
+def _set_team_limit(int n):
+    """For tests: the largest team instead of the cores (n <= 0: the cores), to run
+    teams of more threads than the machine has cores."""
+    fn_set_team_limit(n)
 
 
 SHARING_POLICIES = {"auto": FN_SHARING_AUTO, "always": FN_SHARING_ALWAYS,
