@@ -78,6 +78,10 @@ int fn_last_grant(void);
 void fn_set_cores(int n);
 void fn_set_team_limit(int n);
 int fn_cores(void);
+/* How many times a thread has gone to sleep at the trainers' batch barrier (a long wait,
+ * or one for a thread on its own CPU: fn_team_barrier, internal.h) since the process
+ * started. For tests. */
+int64_t fn_barrier_sleeps(void);
 /* 1 in a process forked after a team had run in its parent: every call runs on its
  * calling thread there (GNU OpenMP's thread pool does not survive fork; the child's next
  * team waited for the parent's threads forever), and fn_get_num_threads says 1. */

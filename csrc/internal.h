@@ -132,8 +132,11 @@ void fn_team_give_back(int n);
 void fn_team_started(int grant);
 /* A barrier of the region's `team` threads (all of them call it), spinning on lines of
  * their own (team lines FN_ALIGN apart, zeroed before the region) when the team fits the
- * cores, else libgomp's; dispatch.c says what it costs. */
+ * cores, else libgomp's; a long wait, or one for a thread on the waiter's own CPU,
+ * sleeps. dispatch.c says what it costs. */
 void fn_team_barrier(atomic_long *lines, int t, int team);
+/* The CPU the calling thread runs on now, plus 1 (0: unknown). */
+long fn_cpu_now(void);
 /* omp_in_parallel(), for files that do not include omp.h. */
 int fn_in_parallel(void);
 /* 1 unless this process was forked after a region of two or more threads had run (GNU

@@ -378,13 +378,24 @@ static void T(pack_w0)(const T(fn_net) *net, REAL *w0, int unpack)
 }
 
 /* The same by every thread of the team, a share of the panels each: wide's 4 MB W[0],
- * copied in and out on every call, took 3.5 ms of an 85 ms epoch on one thread. */
-static void T(pack_w0_team)(const T(fn_net) *net, REAL *w0, int unpack)
+ * copied in and out on every call, took 3.5 ms of an 85 ms epoch on one thread. With
+ * `sync` (the units scheme's lines, train_team) the share is this thread's rows of
+ * fn_row_share and the barrier after it fn_team_barrier; else a worksharing loop. */
+static void T(pack_w0_team)(const T(fn_net) *net, REAL *w0, int unpack, atomic_long *sync)
 {
-    const int64_t nr = T(fn_config_get)()->nr;
+    const int64_t nr = T(fn_config_get)()->nr, panels = (net->sizes[1] + nr - 1) / nr;
+    if (sync) {
+        const int t = omp_get_thread_num(), team = omp_get_num_threads();
+        int64_t p0, p1;
+        fn_row_share(panels, 1, t, team, &p0, &p1);
+        for (int64_t p = p0; p < p1; p++)
+            T(pack_w0_panel)(net, w0, unpack, p * nr);
+        fn_team_barrier(sync, t, team);
+        return;
+    }
 #pragma omp for schedule(static)
-    for (int64_t j0 = 0; j0 < net->sizes[1]; j0 += nr)
-        T(pack_w0_panel)(net, w0, unpack, j0);
+    for (int64_t p = 0; p < panels; p++)
+        T(pack_w0_panel)(net, w0, unpack, p * nr);
 }
 
 /* Backward pass after forward_team, by every thread of the team. With dW != NULL the
@@ -568,7 +579,7 @@ static void T(forward_chunks_team)(const T(fn_net) *net, int64_t N, int64_t chun
     const int64_t *s = net->sizes;
     REAL **pre_c = ptrs + omp_get_thread_num() * 2 * L, **post_c = pre_c + L;
     if (w0)
-        T(pack_w0_team)(net, w0, 0);
+        T(pack_w0_team)(net, w0, 0, NULL);
     for (int64_t r0 = 0; r0 < N; r0 += chunk) {
         for (int l = 0; l < L; l++) {
             pre_c[l] = pre ? pre[l] + r0 * s[l + 1] : NULL;
@@ -986,23 +997,38 @@ static void T(units_copy)(const T(train_run) *run, const int64_t *rows, int64_t 
     *Yb = Y;
 }
 
+/* A barrier of train_team's threads: the units scheme's own (fn_team_barrier, on
+ * ws->sync), else libgomp's. A team of two can find both its threads on one CPU for a
+ * while (dispatch.c, fn_team_barrier), where each of libgomp's barriers, spinning through
+ * a time slice, took 4-8 ms: a one-epoch mnist-sized fit on 3000 rows passed five of
+ * them, and took 32-39 ms against 13 on one thread. */
+static void T(team_sync)(const T(train_run) *run)
+{
+    if (run->units) {
+        fn_team_barrier(run->ws->sync, omp_get_thread_num(), omp_get_num_threads());
+        return;
+    }
+#pragma omp barrier
+}
+
 static void T(train_team)(T(train_run) *run)
 {
     const T(fn_net) *net = run->net;
     T(workspace) *ws = run->ws;
     const int64_t N = run->N, rows = run->rows;
     const int64_t n_in = net->sizes[0], n_out = net->sizes[net->n_layers];
+    atomic_long *sync = run->units ? ws->sync : NULL; /* see team_sync */
     if (ws->w0)
-        T(pack_w0_team)(net, ws->w0, 0);
+        T(pack_w0_team)(net, ws->w0, 0, sync);
     if (run->units && net->b) /* each thread's copy of the output layer's bias */
         memcpy(T(units_own_get)(ws, rows, n_out, omp_get_thread_num()).b, net->b[1],
                sizeof(REAL) * n_out);
     for (int64_t epoch = 0; epoch < run->n_epochs; epoch++) {
-#pragma omp single
-        {
+        if (omp_get_thread_num() == 0) {
             T(snapshot)(net, ws, 0, epoch);
             run->epoch_sum = 0;
         }
+        T(team_sync)(run);
         const int64_t *perm = run->order ? run->order + epoch * N : NULL;
         /* With run->fuse, the last batch's update of W[0] waits for this batch's forward:
          * kp rows Xp and their deltas Dp. */
@@ -1089,12 +1115,11 @@ static void T(train_team)(T(train_run) *run)
         if (run->units) { /* its batches end without a barrier */
             if (kp)
                 T(units_flush)(run, kp, Xp);
-#pragma omp barrier
+            T(team_sync)(run);
         } else if (kp && !run->nonfinite) {
             T(update_team)(net, 0, kp, Xp, NULL, Dp, 0, run->alpha, ws->gemm, ws->w0);
         }
-#pragma omp single
-        {
+        if (omp_get_thread_num() == 0) {
             if (run->units && net->b) /* the output layer's bias: thread 0's copy */
                 memcpy(net->b[1], T(units_own_get)(ws, rows, n_out, 0).b, sizeof(REAL) * n_out);
             if (!run->nonfinite && !T(net_finite)(net, ws))
@@ -1106,11 +1131,12 @@ static void T(train_team)(T(train_run) *run)
                 run->done = epoch + 1;
             }
         }
+        T(team_sync)(run);
         if (run->nonfinite)
             break;
     }
     if (ws->w0)
-        T(pack_w0_team)(net, ws->w0, 1);
+        T(pack_w0_team)(net, ws->w0, 1, sync);
 }
 
 static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X,

@@ -762,6 +762,53 @@ def test_no_call_runs_more_threads_than_the_cores(case, capsys):
         capsys.readouterr().out)
 
 
+@contextlib.contextmanager
+def _every_thread_on_one_cpu():
+    """Every thread of the process on one CPU of its mask (threads started meanwhile
+    inherit it), then every thread back on the whole mask: as a team of two finds itself
+    after NumPy's OpenBLAS, whose threads spin for about 0.1 s after a call, took the
+    other CPU (dispatch.c, fn_team_barrier)."""
+    mask = os.sched_getaffinity(0)
+    cpu = min(mask)
+
+    def set_all(cpus):
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                os.sched_setaffinity(int(tid), cpus)
+
+    set_all({cpu})
+    try:
+        yield
+    finally:
+        set_all(mask)
+
+
+@pytest.mark.parametrize("case", ["general-narrow-output", "small-digits", "small-deep"])
+def test_a_team_on_one_cpu_sleeps_at_its_barriers_and_gives_the_same_bits(case,
+                                                                          sharing_policy):
+    """A team of two with both threads on one CPU: a thread that waits at the batch
+    barrier for the other, on its own CPU, sleeps until the other passes it (spinning, it
+    held the CPU the other needed for a whole time slice at every batch: a one-epoch
+    mnist-sized fit took 58-66 ms against 13 on one thread). Every trainer's team that
+    waits at that barrier (the general trainer's units scheme, the small trainer's two
+    schemes) sleeps there, and trains the bits of one thread. The cores stay counted as
+    two (set_cores), so the team is not capped to the one CPU."""
+    from fastnet import _core
+
+    sharing_policy("always")  # the small trainer shares without timing a line's trip
+    train = _two_epochs(*FIT_CASES[case], np.float32, True, data_seed=11)
+    net1, h1 = _with_threads(1, train)
+    _core.set_cores(2)
+    sleeps = _core._barrier_sleeps()
+    with _every_thread_on_one_cpu():
+        net2, h2 = _with_threads(2, train)
+        grant = _core._last_grant()
+    assert grant == 2
+    assert _core._barrier_sleeps() > sleeps
+    assert h2 == h1
+    assert net2 == net1
+
+
 def test_a_small_fit_gives_its_team_cores_to_calls_from_other_threads(sharing_policy):
     """A small trainer's team that shares its batches leaves its other cores to calls that
     other Python threads start while it trains, when there are not cores for all: it

@@ -44,6 +44,7 @@ cdef extern from "fastnet.h" nogil:
     void fn_set_cores(int n)
     void fn_set_team_limit(int n)
     int fn_cores()
+    int64_t fn_barrier_sleeps()
     void fn_alloc_stats(int64_t *calls, int64_t *bytes)
     void fn_scratch_drop()
     void fn_gemm_force_share(double share)
@@ -234,6 +235,12 @@ def set_cores(int n):
 def cores():
     """The cores the calls' teams share: no call runs more threads."""
     return fn_cores()
+
+
+def _barrier_sleeps():
+    """For tests: how many times a thread has slept at the trainers' batch barrier (its
+    wait was long, or for a thread on its own CPU)."""
+    return fn_barrier_sleeps()
 
 
 def _set_team_limit(int n):
