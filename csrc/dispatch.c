@@ -377,17 +377,22 @@ long fn_cpu_now(void)
 enum { FN_LINE_COUNT = 0, FN_LINE_CPU = 1, FN_LINE_SLEEPERS = 2 };
 
 static atomic_llong barrier_sleeps = 0;
-int64_t fn_barrier_sleeps(void) { return atomic_load_explicit(&barrier_sleeps, memory_order_relaxed); }
+
+int64_t fn_barrier_sleeps(void)
+{
+    return atomic_load_explicit(&barrier_sleeps, memory_order_relaxed);
+}
 
 static void sleep_while(atomic_long *count, long seen)
 {
 #if defined(__linux__) && defined(__x86_64__) /* the low half of the count: little-endian */
     atomic_long *sleepers = count + FN_LINE_SLEEPERS;
     atomic_fetch_add(sleepers, 1);
-    if (atomic_load(count) == seen)
+    if (atomic_load(count) == seen) {
         syscall(SYS_futex, (int *)(void *)count, FUTEX_WAIT_PRIVATE, (int)seen, NULL, NULL, 0);
+        atomic_fetch_add_explicit(&barrier_sleeps, 1, memory_order_relaxed);
+    }
     atomic_fetch_sub(sleepers, 1);
-    atomic_fetch_add_explicit(&barrier_sleeps, 1, memory_order_relaxed);
 #else
     (void)count, (void)seen;
     sched_yield();

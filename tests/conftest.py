@@ -111,7 +111,7 @@ def _restore_threads_and_kernels():
     _core._set_team_limit(8)
     yield
     _core._set_team_limit(0)
-    _core.set_cores(cores)
+    _core._set_cores(cores)
     _core._set_pool_policy("auto")
     fastnet.set_num_threads(threads)
     fastnet._use_kernels(kernel)

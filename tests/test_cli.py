@@ -34,6 +34,22 @@ def test_demo_command_runs_and_tells_the_chain_rule_result_24(tmp_path):
     assert "24" in result.stdout
 
 
+def test_bench_header_notes_thread_counts_above_the_cores():
+    """Rows for more threads than fastnet runs (the CPUs this process may use) are said
+    to run on that many, and nothing is said when every count fits."""
+    import io
+
+    from fastnet import _core, bench
+
+    cores = _core.cores()
+    out = io.StringIO()
+    notes, _ = bench._header(out, ["fastnet"], True, [1, cores + 1])
+    assert f"fastnet runs at most {cores} threads here" in out.getvalue()
+    assert any(f"at most {cores} threads" in n for n in notes)
+    notes, _ = bench._header(io.StringIO(), ["fastnet"], True, [1, cores])
+    assert not any("threads here" in n for n in notes)
+
+
 def test_unknown_command_exits_with_usage_error(tmp_path):
     result = _run(tmp_path, "frobnicate", timeout=120)
     assert result.returncode == 2

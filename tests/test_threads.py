@@ -738,7 +738,7 @@ def test_no_call_runs_more_threads_than_the_cores(case, capsys):
     waits for its own threads' time slices at every barrier: on 2 cores, 3 threads made
     [50, 70, 3] 7x slower than 2), with the same bits. The cores are what the package
     counted at import (the affinity mask, within the CPU quota: test_cpus.py), and
-    set_cores changes them, as a quota of one CPU would. The autouse fixture lifts the
+    _set_cores changes them, as a quota of one CPU would. The autouse fixture lifts the
     limit for the other tests; here it is the default."""
     from fastnet import _core
 
@@ -751,7 +751,7 @@ def test_no_call_runs_more_threads_than_the_cores(case, capsys):
     p1 = net1.predict(X)
     for asked, limit in ((cores + 2, cores), (2, 1)):
         if limit == 1:
-            _core.set_cores(1)
+            _core._set_cores(1)
         net_n, h_n = _with_threads(asked, train)
         assert (_core._last_grant(), h_n) == (limit, h1)
         assert net_n == net1
@@ -792,13 +792,13 @@ def test_a_team_on_one_cpu_sleeps_at_its_barriers_and_gives_the_same_bits(case,
     mnist-sized fit took 58-66 ms against 13 on one thread). Every trainer's team that
     waits at that barrier (the general trainer's units scheme, the small trainer's two
     schemes) sleeps there, and trains the bits of one thread. The cores stay counted as
-    two (set_cores), so the team is not capped to the one CPU."""
+    two (_set_cores), so the team is not capped to the one CPU."""
     from fastnet import _core
 
     sharing_policy("always")  # the small trainer shares without timing a line's trip
     train = _two_epochs(*FIT_CASES[case], np.float32, True, data_seed=11)
     net1, h1 = _with_threads(1, train)
-    _core.set_cores(2)
+    _core._set_cores(2)
     sleeps = _core._barrier_sleeps()
     with _every_thread_on_one_cpu():
         net2, h2 = _with_threads(2, train)

@@ -26,7 +26,7 @@ __all__ = [
 
 _ISAS = ("generic", "avx2", "avx512")
 _core.init(-1)
-_core.set_cores(_cpus.usable_cpus())
+_core._set_cores(_cpus.usable_cpus())
 
 
 def set_num_threads(n):

@@ -226,9 +226,10 @@ def get_num_threads():
     return fn_get_num_threads()
 
 
-def set_cores(int n):
+def _set_cores(int n):
     """The cores the calls' teams share, and so the largest team (n <= 0: the CPUs of
-    the affinity mask)."""
+    the affinity mask). Set at import (fastnet/_cpus.py) and by tests, never while calls
+    run: a team's threads choose their barrier by it at each batch."""
     fn_set_cores(n)
 
 

@@ -3,7 +3,7 @@ quota of its control group (a container's ``--cpus``, a Kubernetes CPU limit, sy
 CPUQuota), which the affinity mask does not show: a container limited to 2 CPUs on a
 64-CPU host sees 64. A team of more threads than that waits for its own threads' time
 slices at every barrier (on 2 cores, 3 threads made some fits 2-7x slower than 2), so
-no call runs more (``_core.set_cores``)."""
+no call runs more (``_core._set_cores``)."""
 from __future__ import annotations
 
 import math

@@ -472,7 +472,7 @@ def _cpu_model():
     return platform.processor() or platform.machine()
 
 
-def _header(out, impls, thread_control):
+def _header(out, impls, thread_control, threads=()):
     cfg = fastnet.show_config(print_out=False)
     print("fastnet bench", file=out)
     print(f"  fastnet {cfg['version']}: micro-kernels {cfg['kernel']} "
@@ -495,6 +495,9 @@ def _header(out, impls, thread_control):
     if not thread_control:
         notes.append("threadpoolctl is not installed: NumPy/scikit-learn use their default "
                      "BLAS threads whatever --threads says")
+    if threads and max(threads) > cfg["cores"]:
+        notes.append(f"fastnet runs at most {cfg['cores']} threads here (the CPUs this "
+                     "process may use): its rows for more threads run on that many")
     for n in notes:
         print(f"  note: {n}", file=out)
     warning = _peers.openblas_env_warning()
@@ -524,7 +527,7 @@ def main(argv=None) -> int:
     gemm_n = args.gemm_size or (2048 if args.quick else 4096)
 
     thread_control = _peers.optional("threadpoolctl") is not None
-    notes, warning = _header(out, impls, thread_control)
+    notes, warning = _header(out, impls, thread_control, args.threads)
     for i in impls:
         if _peers.available(i) and _peers.REQUIRES.get(i) == "torch":
             import torch  # noqa: F401  (so that set_threads reaches it)
