@@ -358,29 +358,40 @@ long fn_cpu_now(void)
  * the others needed (digits with 3 threads on 2 cores took 39 ms an epoch, against 2.5
  * with libgomp's barrier, which sleeps), so such a team waits at libgomp's.
  *
- * A thread whose wait is long (FN_SPIN_POLLS polls, about 0.5 ms), or that waits for a
- * thread that last passed a barrier on its own CPU, sleeps (a futex on the low half of
- * the count it waits for) until that count moves; a thread that raises its count wakes
- * the threads asleep on it (a line's third word counts them). Two threads of a team can
- * share one CPU for a while: NumPy's OpenBLAS keeps its threads spinning for about 0.1 s
- * after a call, and a team woken then had both threads placed on the CPU it left free.
- * Spinning, each waited for the other's time slice at every batch (Linux 6.18's
- * scheduler): mnist-sized fits (3000 rows, batches of 64) took 58-66 ms against 7 alone
- * on the cores and 13 on one thread; yielding instead of spinning, 36-49. Asleep, the
- * other runs at once, as one thread would.
+ * A thread that waits for a thread which last passed a barrier on its own CPU yields the
+ * CPU at every poll, and one whose wait is long (FN_SPIN_POLLS polls, about 0.5 ms)
+ * sleeps (a futex on the low half of the count it waits for) until that count moves; a
+ * thread that raises its count wakes the threads asleep on it (a line's third word
+ * counts them). Two threads of a team do land on one CPU: NumPy's OpenBLAS keeps its
+ * threads spinning for about 0.1 s after a call, and a team woken then had both threads
+ * placed on the CPU the spinner left free (Linux 6.18's scheduler). Spinning, each
+ * waited for the other's time slice at every batch: mnist-sized fits (3000 rows, batches
+ * of 64) took 58-66 ms against 7 alone on the cores and 13 on one thread; SGD on 500
+ * rows 62 against 4 and 6. Yielding, they take turns: 19-20 ms and 9.5-11 (with
+ * train.c's team_sync). Asleep instead, the turns were as quick (21-22, 15-18), but the
+ * scheduler then kept such a pair on one CPU even with the other idle (a thread woken
+ * went to its waker's CPU): 16 ms for SGD's 4, in about 1 call of 8 with the cores free.
+ * A yielding thread stays runnable, and an idle CPU takes it.
  *
  * The count's store and the sleepers' load (and the sleeper's increment and its load of
  * the count) are sequentially consistent, so a thread going to sleep either sees the new
  * count or is seen and woken; a futex whose word has moved returns at once. The release
- * and acquire order every write before a barrier before every read after it. */
+ * and acquire order every write before a barrier before every read after it.
+ * fn_set_barrier_polls (tests): the polls before sleeping (< 0: FN_SPIN_POLLS). */
 #define FN_SPIN_POLLS 20000
 enum { FN_LINE_COUNT = 0, FN_LINE_CPU = 1, FN_LINE_SLEEPERS = 2 };
 
-static atomic_llong barrier_sleeps = 0;
+static atomic_llong barrier_sleeps = 0, barrier_yields = 0, spin_polls = FN_SPIN_POLLS;
 
-int64_t fn_barrier_sleeps(void)
+void fn_barrier_waits(int64_t *sleeps, int64_t *yields)
 {
-    return atomic_load_explicit(&barrier_sleeps, memory_order_relaxed);
+    *sleeps = atomic_load_explicit(&barrier_sleeps, memory_order_relaxed);
+    *yields = atomic_load_explicit(&barrier_yields, memory_order_relaxed);
+}
+
+void fn_set_barrier_polls(int64_t polls)
+{
+    atomic_store_explicit(&spin_polls, polls < 0 ? FN_SPIN_POLLS : polls, memory_order_relaxed);
 }
 
 static void sleep_while(atomic_long *count, long seen)
@@ -416,6 +427,7 @@ void fn_team_barrier(atomic_long *lines, int t, int team)
         return;
     }
     const int64_t stride = FN_ALIGN / (int64_t)sizeof(atomic_long);
+    const long long polls_max = atomic_load_explicit(&spin_polls, memory_order_relaxed);
     atomic_long *own = lines + t * stride;
     const long cpu = fn_cpu_now();
     atomic_store_explicit(own + FN_LINE_CPU, cpu, memory_order_relaxed);
@@ -424,13 +436,17 @@ void fn_team_barrier(atomic_long *lines, int t, int team)
     wake_sleepers(own);
     for (int o = 0; o < team; o++) {
         atomic_long *count = lines + o * stride;
-        for (long polls = 0; o != t; polls++) {
+        for (long long polls = 0; o != t; polls++) {
             const long seen = atomic_load_explicit(count, memory_order_acquire);
             if (seen >= target)
                 break;
-            if (polls >= FN_SPIN_POLLS ||
-                (cpu && atomic_load_explicit(count + FN_LINE_CPU, memory_order_relaxed) == cpu))
+            if (polls >= polls_max) {
                 sleep_while(count, seen);
+            } else if (cpu && atomic_load_explicit(count + FN_LINE_CPU, memory_order_relaxed) ==
+                                  cpu) {
+                atomic_fetch_add_explicit(&barrier_yields, 1, memory_order_relaxed);
+                sched_yield();
+            }
 #if defined(__x86_64__) || defined(__i386__)
             __builtin_ia32_pause();
 #endif

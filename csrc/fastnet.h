@@ -78,10 +78,12 @@ int fn_last_grant(void);
 void fn_set_cores(int n);
 void fn_set_team_limit(int n);
 int fn_cores(void);
-/* How many times a thread has gone to sleep at the trainers' batch barrier (a long wait,
- * or one for a thread on its own CPU: fn_team_barrier, internal.h) since the process
- * started. For tests. */
-int64_t fn_barrier_sleeps(void);
+/* For tests, the trainers' batch barrier (fn_team_barrier, dispatch.c): how many times,
+ * since the process started, a waiting thread has slept (a long wait) and yielded its CPU
+ * to the thread it waited for (on the same CPU); and the polls before a wait sleeps
+ * (< 0: the default). */
+void fn_barrier_waits(int64_t *sleeps, int64_t *yields);
+void fn_set_barrier_polls(int64_t polls);
 /* 1 in a process forked after a team had run in its parent: every call runs on its
  * calling thread there (GNU OpenMP's thread pool does not survive fork; the child's next
  * team waited for the parent's threads forever), and fn_get_num_threads says 1. */

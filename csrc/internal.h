@@ -132,8 +132,8 @@ void fn_team_give_back(int n);
 void fn_team_started(int grant);
 /* A barrier of the region's `team` threads (all of them call it), spinning on lines of
  * their own (team lines FN_ALIGN apart, zeroed before the region) when the team fits the
- * cores, else libgomp's; a long wait, or one for a thread on the waiter's own CPU,
- * sleeps. dispatch.c says what it costs. */
+ * cores, else libgomp's; a wait for a thread on the waiter's own CPU yields it, a long
+ * one sleeps. dispatch.c says what it costs. */
 void fn_team_barrier(atomic_long *lines, int t, int team);
 /* The CPU the calling thread runs on now, plus 1 (0: unknown). */
 long fn_cpu_now(void);

@@ -783,30 +783,62 @@ def _every_thread_on_one_cpu():
         set_all(mask)
 
 
-@pytest.mark.parametrize("case", ["general-narrow-output", "small-digits", "small-deep"])
-def test_a_team_on_one_cpu_sleeps_at_its_barriers_and_gives_the_same_bits(case,
-                                                                          sharing_policy):
+BARRIER_CASES = ["general-narrow-output", "small-digits", "small-deep"]
+
+
+@pytest.mark.parametrize("case", BARRIER_CASES)
+def test_a_team_on_one_cpu_takes_turns_at_its_barriers_with_the_same_bits(case,
+                                                                         sharing_policy):
     """A team of two with both threads on one CPU: a thread that waits at the batch
-    barrier for the other, on its own CPU, sleeps until the other passes it (spinning, it
-    held the CPU the other needed for a whole time slice at every batch: a one-epoch
-    mnist-sized fit took 58-66 ms against 13 on one thread). Every trainer's team that
-    waits at that barrier (the general trainer's units scheme, the small trainer's two
-    schemes) sleeps there, and trains the bits of one thread. The cores stay counted as
-    two (_set_cores), so the team is not capped to the one CPU."""
+    barrier for the other, on its own CPU, yields the CPU to it (spinning, it held the
+    CPU the other needed for a whole time slice at every batch: a one-epoch mnist-sized
+    fit took 58-66 ms against 13 on one thread). Every trainer's team that waits at that
+    barrier (the general trainer's units scheme, the small trainer's two schemes) takes
+    turns so, and trains the bits of one thread. The cores stay counted as two
+    (_set_cores), so the team is not capped to the one CPU."""
     from fastnet import _core
 
     sharing_policy("always")  # the small trainer shares without timing a line's trip
     train = _two_epochs(*FIT_CASES[case], np.float32, True, data_seed=11)
     net1, h1 = _with_threads(1, train)
     _core._set_cores(2)
-    sleeps = _core._barrier_sleeps()
+    _, yields = _core._barrier_waits()
     with _every_thread_on_one_cpu():
         net2, h2 = _with_threads(2, train)
         grant = _core._last_grant()
     assert grant == 2
-    assert _core._barrier_sleeps() > sleeps
+    assert _core._barrier_waits()[1] > yields
     assert h2 == h1
     assert net2 == net1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", BARRIER_CASES)
+@pytest.mark.parametrize("threads", [2, 3, 4])
+def test_teams_whose_every_barrier_wait_sleeps_give_the_bits_of_one_thread(case, threads,
+                                                                            dtype,
+                                                                            sharing_policy):
+    """Every wait at the batch barrier sleeps on a futex (its polls before sleeping set
+    to none) and the thread that passes wakes the sleepers: teams of 2-4 (counted as
+    fitting the cores, so the barrier is the trainers' own) train the bits of one thread,
+    four times over, without a lost wake-up (a hang)."""
+    from fastnet import _core
+
+    sharing_policy("always")
+    train = _two_epochs(*FIT_CASES[case], dtype, True, data_seed=12)
+    net1, h1 = _with_threads(1, train)
+    _core._set_cores(4)
+    sleeps, _ = _core._barrier_waits()
+    _core._set_barrier_polls(0)
+    try:
+        for _ in range(4):
+            net_n, h_n = _with_threads(threads, train)
+            assert _core._last_grant() > 1  # a team (the small trainer's, up to its groups)
+            assert h_n == h1
+            assert net_n == net1
+    finally:
+        _core._set_barrier_polls(-1)
+    assert _core._barrier_waits()[0] > sleeps
 
 
 def test_a_small_fit_gives_its_team_cores_to_calls_from_other_threads(sharing_policy):

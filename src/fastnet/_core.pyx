@@ -44,7 +44,8 @@ cdef extern from "fastnet.h" nogil:
     void fn_set_cores(int n)
     void fn_set_team_limit(int n)
     int fn_cores()
-    int64_t fn_barrier_sleeps()
+    void fn_barrier_waits(int64_t *sleeps, int64_t *yields)
+    void fn_set_barrier_polls(int64_t polls)
     void fn_alloc_stats(int64_t *calls, int64_t *bytes)
     void fn_scratch_drop()
     void fn_gemm_force_share(double share)
@@ -238,10 +239,19 @@ def cores():
     return fn_cores()
 
 
-def _barrier_sleeps():
-    """For tests: how many times a thread has slept at the trainers' batch barrier (its
-    wait was long, or for a thread on its own CPU)."""
-    return fn_barrier_sleeps()
+def _barrier_waits():
+    """For tests: (sleeps, yields) at the trainers' batch barrier since the process
+    started: waits long enough to sleep, and polls that yielded the CPU to the thread
+    waited for, on the same CPU."""
+    cdef int64_t sleeps, yields
+    fn_barrier_waits(&sleeps, &yields)
+    return sleeps, yields
+
+
+def _set_barrier_polls(int64_t polls):
+    """For tests: the polls before a wait at the trainers' batch barrier sleeps (0: every
+    wait sleeps; < 0: the default)."""
+    fn_set_barrier_polls(polls)
 
 
 def _set_team_limit(int n):
