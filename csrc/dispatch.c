@@ -359,8 +359,8 @@ long fn_cpu_now(void)
  * with libgomp's barrier, which sleeps), so such a team waits at libgomp's.
  *
  * A thread that waits for a thread which last passed a barrier on its own CPU yields the
- * CPU at every poll, and one whose wait is long (FN_SPIN_POLLS polls, about 0.5 ms)
- * sleeps (a futex on the low half of the count it waits for) until that count moves; a
+ * CPU at every poll (up to FN_YIELD_POLLS times), and one whose wait is long
+ * (FN_SPIN_POLLS polls, about 0.5 ms of spinning) sleeps (a futex on the low half of the count it waits for) until that count moves; a
  * thread that raises its count wakes the threads asleep on it (a line's third word
  * counts them). Two threads of a team do land on one CPU: NumPy's OpenBLAS keeps its
  * threads spinning for about 0.1 s after a call, and a team woken then had both threads
@@ -379,6 +379,10 @@ long fn_cpu_now(void)
  * and acquire order every write before a barrier before every read after it.
  * fn_set_barrier_polls (tests): the polls before sleeping (< 0: FN_SPIN_POLLS). */
 #define FN_SPIN_POLLS 20000
+/* A thread on the waiter's CPU takes that CPU at the waiter's first yield; so many yields
+ * mean it is elsewhere after all (it moved), and the waiter sleeps rather than burn about
+ * 0.5 us a yield (20,000 of them took 10 ms). */
+#define FN_YIELD_POLLS 256
 enum { FN_LINE_COUNT = 0, FN_LINE_CPU = 1, FN_LINE_SLEEPERS = 2 };
 
 static atomic_llong barrier_sleeps = 0, barrier_yields = 0, spin_polls = FN_SPIN_POLLS;
@@ -436,16 +440,17 @@ void fn_team_barrier(atomic_long *lines, int t, int team)
     wake_sleepers(own);
     for (int o = 0; o < team; o++) {
         atomic_long *count = lines + o * stride;
-        for (long long polls = 0; o != t; polls++) {
+        for (long long polls = 0, yields = 0; o != t; polls++) {
             const long seen = atomic_load_explicit(count, memory_order_acquire);
             if (seen >= target)
                 break;
-            if (polls >= polls_max) {
+            if (polls >= polls_max || yields >= FN_YIELD_POLLS) {
                 sleep_while(count, seen);
             } else if (cpu && atomic_load_explicit(count + FN_LINE_CPU, memory_order_relaxed) ==
                                   cpu) {
                 atomic_fetch_add_explicit(&barrier_yields, 1, memory_order_relaxed);
                 sched_yield();
+                yields++;
             }
 #if defined(__x86_64__) || defined(__i386__)
             __builtin_ia32_pause();
