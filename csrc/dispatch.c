@@ -337,7 +337,8 @@ void *fn_aligned_alloc(size_t bytes) { return fn_aligned_alloc_at(bytes, FN_ALIG
 
 void fn_aligned_free(void *p) { free(p); }
 
-long fn_cpu_now(void)
+/* The CPU the calling thread runs on now, plus 1 (0: unknown). */
+static long cpu_now(void)
 {
 #ifdef __linux__
     const int cpu = sched_getcpu();
@@ -360,18 +361,19 @@ long fn_cpu_now(void)
  *
  * A thread that waits for a thread which last passed a barrier on its own CPU yields the
  * CPU at every poll (up to FN_YIELD_POLLS times), and one whose wait is long
- * (FN_SPIN_POLLS polls, about 0.5 ms of spinning) sleeps (a futex on the low half of the count it waits for) until that count moves; a
- * thread that raises its count wakes the threads asleep on it (a line's third word
- * counts them). Two threads of a team do land on one CPU: NumPy's OpenBLAS keeps its
- * threads spinning for about 0.1 s after a call, and a team woken then had both threads
- * placed on the CPU the spinner left free (Linux 6.18's scheduler). Spinning, each
- * waited for the other's time slice at every batch: mnist-sized fits (3000 rows, batches
- * of 64) took 58-66 ms against 7 alone on the cores and 13 on one thread; SGD on 500
- * rows 62 against 4 and 6. Yielding, they take turns: 19-20 ms and 9.5-11 (with
- * train.c's team_sync). Asleep instead, the turns were as quick (21-22, 15-18), but the
- * scheduler then kept such a pair on one CPU even with the other idle (a thread woken
- * went to its waker's CPU): 16 ms for SGD's 4, in about 1 call of 8 with the cores free.
- * A yielding thread stays runnable, and an idle CPU takes it.
+ * (FN_SPIN_POLLS polls, about 0.5 ms of spinning) sleeps (a futex on the low half of the
+ * count it waits for) until that count moves; a thread that raises its count wakes the
+ * threads asleep on it (a line's third word counts them). Two threads of a team do land
+ * on one CPU: NumPy's OpenBLAS keeps its threads spinning for about 0.1 s after a call,
+ * and a team woken then had both threads placed on the CPU the spinner left free (Linux
+ * 6.18's scheduler). Spinning, each waited for the other's time slice at every batch:
+ * mnist-sized fits (3000 rows, batches of 64) took 58-66 ms against 7 alone on the cores
+ * and 13 on one thread; SGD on 500 rows 62 against 4 and 6. Yielding, they take turns:
+ * 19-20 ms and 9.5-11 (with train.c's team_sync). Asleep instead, the turns were as
+ * quick (21-22, 15-18), but the scheduler then kept such a pair on one CPU even with the
+ * other idle (a thread woken went to its waker's CPU): 16 ms for SGD's 4, in about 1
+ * call of 8 with the cores free. A yielding thread stays runnable, and an idle CPU takes
+ * it.
  *
  * The count's store and the sleepers' load (and the sleeper's increment and its load of
  * the count) are sequentially consistent, so a thread going to sleep either sees the new
@@ -433,7 +435,7 @@ void fn_team_barrier(atomic_long *lines, int t, int team)
     const int64_t stride = FN_ALIGN / (int64_t)sizeof(atomic_long);
     const long long polls_max = atomic_load_explicit(&spin_polls, memory_order_relaxed);
     atomic_long *own = lines + t * stride;
-    const long cpu = fn_cpu_now();
+    const long cpu = cpu_now();
     atomic_store_explicit(own + FN_LINE_CPU, cpu, memory_order_relaxed);
     const long target = atomic_load_explicit(own, memory_order_relaxed) + 1; /* only t writes it */
     atomic_store(own, target);

@@ -135,8 +135,6 @@ void fn_team_started(int grant);
  * cores, else libgomp's; a wait for a thread on the waiter's own CPU yields it, a long
  * one sleeps. dispatch.c says what it costs. */
 void fn_team_barrier(atomic_long *lines, int t, int team);
-/* The CPU the calling thread runs on now, plus 1 (0: unknown). */
-long fn_cpu_now(void);
 /* omp_in_parallel(), for files that do not include omp.h. */
 int fn_in_parallel(void);
 /* 1 unless this process was forked after a region of two or more threads had run (GNU
