@@ -116,6 +116,9 @@ int fn_last_sharing(void);
  * train_small.c or the general one. */
 enum { FN_TRAINER_GENERAL = 0, FN_TRAINER_SMALL = 1, FN_TRAINER_TINY = 2 };
 int fn_last_trainer(void);
+/* Whether the general trainer's last call in this thread took its units scheme (train.c
+ * units_fits): 1, else 0. */
+int fn_last_units(void);
 /* The one-way time of a cache line between two threads of a 2-thread team, in ns (the
  * best of 5 x 16 round trips); -1 when two threads are not available. Slower than
  * FN_SLOW_LINE_NS means the cores do not share a cache: measured 27-67 ns between cores

@@ -38,6 +38,15 @@
  * parts, ran 1-2% slower on two threads (C, two times 6 rounds). */
 #define FN_UNITS_GROUP 32
 
+/* Deeper networks take the units scheme for batches of at most this many rows. Their
+ * layer 1 then goes group by group, as products of 32 deep whose parts every thread adds
+ * up, where the team products of the general trainer took it whole: on one thread those
+ * cost [784, 256, 128, 10] 5-10% more an epoch in batches of 16 to 128 rows (float32, two
+ * rounds; batches of 1 to 8 within noise), on two the general trainer's barriers cost
+ * more in batches of up to 16 rows: 1 row 28-34 -> 18-19 us a row, 4 12 -> 8.7, 8 10.4-10.8
+ * -> 7.9-8.2, 16 7.4-8.0 -> 6.8-6.9; from 32 rows within noise. */
+#define FN_UNITS_DEEP_ROWS 16
+
 /* A shuffled batch copied by rows (batches of at most fused_rows rows, whose step of W[0]
  * is fused with the next product) asks for a row of X this many rows before copying it.
  * When the rows scheme copied too, [784, 256, 128, 10], 20000 shuffled rows in C, medians
@@ -46,6 +55,8 @@
 
 static _Thread_local int last_trainer = FN_TRAINER_GENERAL;
 int fn_last_trainer(void) { return last_trainer; }
+static _Thread_local int last_units = 0;
+int fn_last_units(void) { return last_units; }
 
 #define FN_SELF "train.c"
 #include "instantiate.h"
@@ -80,14 +91,19 @@ typedef struct {
     char *own;
     size_t own_stride;
     int64_t n_fused; /* units_own's n_fused */
+    int64_t own_rows, own_mid, own_out; /* units_own's rows, n_mid and n_out */
+    char *tail;        /* the units scheme's tail (units_tail), tail_stride bytes a thread */
+    size_t tail_stride;
     atomic_long *sync; /* the units scheme: a line a thread for fn_team_barrier (zeroed) */
     void *block;
 } T(workspace);
 
-/* A thread's own buffers in the units scheme: the batch's O_out, delta_O and rows of Y
- * (rows x n_out each), the output layer's bias and each row's loss, in that order; with
- * a fused step of W[0] (units_fused_forward) then its groups' rows of delta_H and of H
- * side by side (rows x n_hidden each, n_fused = n_hidden; else 0). */
+/* A thread's own buffers in the units scheme: the batch's sums of layer 1 and then its
+ * output (O, rows x n_mid: O_in, then O_out), their delta (dO, rows x n_mid), its rows of
+ * Y (rows x n_out), layer 1's bias (n_mid) and each row's loss, in that order; with a fused
+ * step of W[0] (units_fused_forward) then its groups' rows of delta_H and of H side by
+ * side (rows x n_hidden each, n_fused = n_hidden; else 0). n_mid = sizes[2], the width of
+ * the groups' parts; n_out = sizes[L], the same for two layers. */
 typedef struct {
     REAL *O, *dO, *Yb, *b;
     double *row_loss;
@@ -96,24 +112,76 @@ typedef struct {
 
 #define FN_LINE(b) ((((size_t)(b)) + FN_ALIGN - 1) / FN_ALIGN * FN_ALIGN)
 
-static size_t T(units_own_bytes)(int64_t rows, int64_t n_out, int64_t n_fused)
+static size_t T(units_own_bytes)(int64_t rows, int64_t n_mid, int64_t n_out, int64_t n_fused)
 {
-    return 3 * FN_LINE(sizeof(REAL) * rows * n_out) + FN_LINE(sizeof(REAL) * n_out) +
-           FN_LINE(sizeof(double) * rows) + 2 * FN_LINE(sizeof(REAL) * rows * n_fused);
+    return 2 * FN_LINE(sizeof(REAL) * rows * n_mid) + FN_LINE(sizeof(REAL) * rows * n_out) +
+           FN_LINE(sizeof(REAL) * n_mid) + FN_LINE(sizeof(double) * rows) +
+           2 * FN_LINE(sizeof(REAL) * rows * n_fused);
 }
 
-static T(units_own) T(units_own_get)(const T(workspace) *ws, int64_t rows, int64_t n_out,
-                                     int t)
+static T(units_own) T(units_own_get)(const T(workspace) *ws, int t)
 {
-    const size_t out = FN_LINE(sizeof(REAL) * rows * n_out);
+    const size_t mid = FN_LINE(sizeof(REAL) * ws->own_rows * ws->own_mid);
+    const size_t y = FN_LINE(sizeof(REAL) * ws->own_rows * ws->own_out);
     char *p = ws->own + (size_t)t * ws->own_stride;
-    char *fused = p + 3 * out + FN_LINE(sizeof(REAL) * n_out) + FN_LINE(sizeof(double) * rows);
-    T(units_own) own = {(REAL *)p, (REAL *)(p + out), (REAL *)(p + 2 * out),
-                        (REAL *)(p + 3 * out),
-                        (double *)(p + 3 * out + FN_LINE(sizeof(REAL) * n_out)),
-                        (REAL *)fused,
-                        (REAL *)(fused + FN_LINE(sizeof(REAL) * rows * ws->n_fused))};
+    char *b = p + 2 * mid + y, *loss = b + FN_LINE(sizeof(REAL) * ws->own_mid);
+    char *fused = loss + FN_LINE(sizeof(double) * ws->own_rows);
+    T(units_own) own = {(REAL *)p, (REAL *)(p + mid), (REAL *)(p + 2 * mid), (REAL *)b,
+                        (double *)loss, (REAL *)fused,
+                        (REAL *)(fused + FN_LINE(sizeof(REAL) * ws->own_rows * ws->n_fused))};
     return own;
+}
+
+/* The units scheme's tail, layers 2 to L - 1 of a deeper network (units_tail_run): each
+ * thread's own copy of their weights and biases, trained by every thread alike, and its
+ * own buffers: layer l's W (sizes[l] x sizes[l + 1]), b (sizes[l + 1], with biases) and
+ * output (rows x sizes[l + 1]) in turn, then two deltas (rows x the tail's widest). */
+typedef struct {
+    REAL *W, *b, *H;
+} T(tail_layer);
+
+static size_t T(tail_layer_bytes)(const T(fn_net) *net, int64_t rows, int l)
+{
+    const int64_t *s = net->sizes;
+    return FN_LINE(sizeof(REAL) * s[l] * s[l + 1]) +
+           (net->b ? FN_LINE(sizeof(REAL) * s[l + 1]) : 0) +
+           FN_LINE(sizeof(REAL) * rows * s[l + 1]);
+}
+
+static int64_t T(tail_widest)(const T(fn_net) *net)
+{
+    int64_t w = 0;
+    for (int l = 2; l <= net->n_layers; l++)
+        w = net->sizes[l] > w ? net->sizes[l] : w;
+    return w;
+}
+
+static size_t T(tail_bytes)(const T(fn_net) *net, int64_t rows)
+{
+    if (net->n_layers < 3)
+        return 0;
+    size_t n = 2 * FN_LINE(sizeof(REAL) * rows * T(tail_widest)(net));
+    for (int l = 2; l < net->n_layers; l++)
+        n += T(tail_layer_bytes)(net, rows, l);
+    return n;
+}
+
+/* Thread t's layer l of the tail (2 <= l < L); l == L: its two deltas, in W and H. */
+static T(tail_layer) T(tail_get)(const T(fn_net) *net, const T(workspace) *ws, int t, int l)
+{
+    const int64_t *s = net->sizes, rows = ws->own_rows;
+    char *p = ws->tail + (size_t)t * ws->tail_stride;
+    for (int k = 2; k < l; k++)
+        p += T(tail_layer_bytes)(net, rows, k);
+    if (l == net->n_layers) {
+        T(tail_layer) d = {(REAL *)p, NULL,
+                           (REAL *)(p + FN_LINE(sizeof(REAL) * rows * T(tail_widest)(net)))};
+        return d;
+    }
+    const size_t w = FN_LINE(sizeof(REAL) * s[l] * s[l + 1]);
+    const size_t b = net->b ? FN_LINE(sizeof(REAL) * s[l + 1]) : 0;
+    T(tail_layer) x = {(REAL *)p, net->b ? (REAL *)(p + w) : NULL, (REAL *)(p + w + b)};
+    return x;
 }
 
 /* The units scheme's groups of hidden units (units_batch): FN_UNITS_GROUP, or one panel
@@ -187,16 +255,18 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     }
     /* output_rows_team's products (forward, delta, update of the output layer), each
      * thread in a buffer of its own that no team product shares: they run without a
-     * barrier between them and the next team product */
+     * barrier between them and the next team product; the units scheme's, those of
+     * layers 1 to L - 1 (units_batch, units_tail_run) */
     int64_t rows_stride = 0;
-    for (int k = 0; k < 3 && rows_phase; k++) {
-        const int64_t m = k < 2 ? rows : s[L - 1], n = k == 1 ? s[L - 1] : s[L],
-                      kk = k == 0 ? s[L - 1] : k == 1 ? s[L] : rows;
-        const int64_t need = fn_round_up(T(fn_gemm_workspace)(m, n, kk, 1), FN_ALIGN);
-        rows_stride = need > rows_stride ? need : rows_stride;
-    }
+    for (int l = units ? 1 : L - 1; l < L && (rows_phase || units); l++)
+        for (int k = 0; k < 3; k++) {
+            const int64_t m = k < 2 ? rows : s[l], n = k == 1 ? s[l] : s[l + 1],
+                          kk = k == 0 ? s[l] : k == 1 ? s[l + 1] : rows;
+            const int64_t need = fn_round_up(T(fn_gemm_workspace)(m, n, kk, 1), FN_ALIGN);
+            rows_stride = need > rows_stride ? need : rows_stride;
+        }
     /* Sizes in bytes, each rounded to a cache line. */
-    size_t sizes[14 + 1];
+    size_t sizes[15 + 1];
     int n = 0;
     const size_t R = sizeof(REAL);
     size_t post_total = 0;
@@ -214,16 +284,17 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     sizes[n++] = FN_LINE(R * w0_panels);
     const int64_t nr = T(fn_config_get)()->nr;
     sizes[n++] = w0_panels ? FN_LINE(R * rows * fn_round_up(s[1], nr)) : 0;
-    /* the units scheme's rows of n_out values, unpadded: padded to 16, the parts that
+    /* the units scheme's rows of sizes[2] values, unpadded: padded to 16, the parts that
      * cross between the cores were 60% larger on mnist, and its epoch 3-6% slower on two
      * threads */
-    const int64_t part_stride = (int64_t)(FN_LINE(R * rows * s[L]) / R);
+    const int64_t part_stride = (int64_t)(FN_LINE(R * rows * s[2]) / R);
     sizes[n++] = units ? R * (size_t)(2 * T(units_groups)(net) * part_stride) : 0;
     const int64_t n_fused = units && rows <= T(fn_config_get)()->fused_rows ? s[1] : 0;
-    sizes[n++] = units ? (size_t)team * T(units_own_bytes)(rows, s[L], n_fused) : 0;
+    sizes[n++] = units ? (size_t)team * T(units_own_bytes)(rows, s[2], s[L], n_fused) : 0;
     const int64_t xg_stride = fn_round_up(rows, FN_ALIGN / (int64_t)sizeof(REAL *));
     sizes[n++] = (size_t)xg_tables * sizeof(REAL *) * (size_t)xg_stride;
     sizes[n++] = units ? (size_t)team * FN_ALIGN : 0;
+    sizes[n++] = units ? (size_t)team * T(tail_bytes)(net, rows) : 0;
     size_t total = 0;
     for (int k = 0; k < n; k++)
         total += sizes[k];
@@ -266,8 +337,9 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     ws->part_stride = part_stride;
     p += sizes[11];
     ws->own = units ? p : NULL;
-    ws->own_stride = T(units_own_bytes)(rows, s[L], n_fused);
+    ws->own_stride = T(units_own_bytes)(rows, s[2], s[L], n_fused);
     ws->n_fused = n_fused;
+    ws->own_rows = rows, ws->own_mid = s[2], ws->own_out = s[L];
     p += sizes[12];
     ws->xg = xg_tables ? (const REAL **)(void *)p : NULL;
     ws->xg_stride = xg_stride;
@@ -275,6 +347,9 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     ws->sync = units ? (atomic_long *)(void *)p : NULL;
     if (units)
         memset(p, 0, sizes[14]);
+    p += sizes[14];
+    ws->tail = units ? p : NULL;
+    ws->tail_stride = T(tail_bytes)(net, rows);
     return FN_OK;
 }
 
@@ -751,7 +826,10 @@ static void T(add_batch_loss)(T(train_run) *run, int64_t nb)
 }
 
 /* The units scheme: a network of two layers whose output layer is narrow (rows_phase_fits)
- * and whose batches are at most kc rows. Each thread owns whole groups of hidden units
+ * and whose batches are at most kc rows, or a deeper one in batches of at most
+ * FN_UNITS_DEEP_ROWS whose layers after the second cost little (its tail: units_tail_run,
+ * where "the output layer" below is layer 1 and the tail after it, each thread through
+ * its own copy of the tail). Each thread owns whole groups of hidden units
  * (FN_UNITS_GROUP, whole panels of nr): groups [g0, g1) of fn_row_share over the team,
  * that is those columns of W[0] (panel-major), b[0], H and delta_H, and those rows of
  * W[1]. A batch then has one barrier, where each group's part of O_in crosses between
@@ -784,7 +862,19 @@ static void T(add_batch_loss)(T(train_run) *run, int64_t nb)
  * the bits of one fit a batch (the groups do not depend on the batch size). */
 static int T(units_fits)(const T(fn_net) *net, int64_t rows)
 {
-    return net->n_layers == 2 && rows <= T(fn_config_get)()->kc && T(rows_phase_fits)(net);
+    const int L = net->n_layers;
+    const int64_t *s = net->sizes, kc = T(fn_config_get)()->kc;
+    if (L < 3 || rows > FN_UNITS_DEEP_ROWS)
+        return L == 2 && rows <= kc && T(rows_phase_fits)(net);
+    /* deeper: a tail of direct products (fn_gemm_rows), run by every thread, that costs
+     * at most an eighth of the layers the groups share */
+    double tail = 0;
+    for (int l = 2; l <= L; l++)
+        if (s[l] > kc || s[l] > FN_SMALL_N)
+            return 0;
+    for (int l = 2; l < L; l++)
+        tail += 6.0 * (double)(s[l] * s[l + 1]);
+    return 8 * tail <= 4.0 * (double)(s[0] * s[1]) + 6.0 * (double)(s[1] * s[2]);
 }
 
 /* Group g's step W0_g -= alpha X^T delta_H_g for the nb rows of X (Xb, or through xg). */
@@ -838,8 +928,7 @@ static void T(units_fused_forward)(const T(train_run) *run, int64_t nb, const RE
     const int64_t c0 = g0 * gw, c1 = g1 * gw < n_h ? g1 * gw : n_h, n = c1 - c0;
     if (n <= 0)
         return;
-    const T(units_own) own = T(units_own_get)(run->ws, rows, net->sizes[2],
-                                              omp_get_thread_num());
+    const T(units_own) own = T(units_own_get)(run->ws, omp_get_thread_num());
     T(units_blocks)(run, c0, c1, kp, own.D, run->ws->delta[1], 0);
     /* K in the GEMM's blocks: those units_step_w0's and the unfused forward's products take
      * (fn_gemm_cols_panels never takes the direct path, whatever fn_gemm_blocking says) */
@@ -865,6 +954,63 @@ static void T(units_flush)(const T(train_run) *run, int64_t kp, const REAL *Xp)
         T(units_step_w0)(run, kp, Xp, NULL, g);
 }
 
+/* A deeper network's tail (layers 2 to L - 1), after units_batch's sums of layer 1 and its
+ * activation (own->O): every thread through its own copy (tail_get), the same bits on
+ * each: the feedforward, delta_O and each row's loss, the deltas back to own->dO (layer
+ * 1's, which the groups' steps take), each layer's delta before its step. */
+static void T(units_tail_run)(const T(train_run) *run, const T(units_own) *own, int64_t nb,
+                              const REAL *Yb, REAL *buf)
+{
+    const T(fn_net) *net = run->net;
+    const int64_t *s = net->sizes;
+    const int L = net->n_layers, t = omp_get_thread_num();
+    const REAL *in = own->O;
+    for (int l = 2; l < L; l++) {
+        const T(tail_layer) x = T(tail_get)(net, run->ws, t, l);
+        const T(fn_epilogue) ep = {x.b, net->act[l], NULL, 0, 0, net->threshold};
+        T(fn_gemm_rows)(0, 0, s[l + 1], s[l], 0, nb, 1, in, s[l], x.W, s[l + 1], 0, x.H,
+                        s[l + 1], &ep, buf);
+        in = x.H;
+    }
+    const T(tail_layer) deltas = T(tail_get)(net, run->ws, t, L);
+    REAL *d = deltas.W, *spare = deltas.H;
+    T(fn_output_delta_rows)(net->act[L - 1], (REAL)(2.0 / (double)nb), 0, nb, s[L], in, s[L],
+                            Yb, s[L], d, s[L], own->row_loss);
+    for (int l = L - 1; l >= 2; l--) {
+        const T(tail_layer) x = T(tail_get)(net, run->ws, t, l);
+        const REAL *H = l == 2 ? own->O : T(tail_get)(net, run->ws, t, l - 1).H;
+        REAL *below = l == 2 ? own->dO : spare;
+        const T(fn_epilogue) deriv = {NULL, FN_NO_ACTIVATION, H, s[l], net->act[l - 1], 0};
+        T(fn_gemm_rows)(0, 1, s[l], s[l + 1], 0, nb, 1, d, s[l + 1], x.W, s[l + 1], 0, below,
+                        s[l], &deriv, buf);
+        T(fn_gemm_rows)(1, 0, s[l + 1], nb, 0, s[l], -run->alpha, H, s[l], d, s[l + 1], 1, x.W,
+                        s[l + 1], NULL, buf);
+        if (x.b)
+            T(fn_bias_gradient_cols)(nb, 0, s[l + 1], d, s[l + 1], x.b, -run->alpha, 1);
+        spare = d, d = below;
+    }
+}
+
+/* Layer 1's bias and the tail's weights and biases: each thread's copies from the
+ * network's (to_net 0), or thread 0's into them (1). */
+static void T(units_copies)(const T(train_run) *run, int to_net)
+{
+    const T(fn_net) *net = run->net;
+    const int64_t *s = net->sizes;
+    const int t = omp_get_thread_num();
+    if (net->b) {
+        REAL *own = T(units_own_get)(run->ws, t).b;
+        memcpy(to_net ? net->b[1] : own, to_net ? own : net->b[1], sizeof(REAL) * s[2]);
+    }
+    for (int l = 2; l < net->n_layers; l++) {
+        const T(tail_layer) x = T(tail_get)(net, run->ws, t, l);
+        memcpy(to_net ? net->W[l] : x.W, to_net ? x.W : net->W[l],
+               sizeof(REAL) * (size_t)(s[l] * s[l + 1]));
+        if (x.b)
+            memcpy(to_net ? net->b[l] : x.b, to_net ? x.b : net->b[l], sizeof(REAL) * s[l + 1]);
+    }
+}
+
 /* One batch of nb rows (Xb, Yb: this thread's or shared; Yb all rows) by the units scheme;
  * parity: the batch's index in the epoch, mod 2. Returns the sum of the rows' losses,
  * the same on every thread. */
@@ -882,7 +1028,7 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
     /* this thread's groups [g0, g1) */
     int64_t g0, g1;
     fn_row_share(groups, 1, t, omp_get_num_threads(), &g0, &g1);
-    const T(units_own) own = T(units_own_get)(ws, run->rows, n_out, t);
+    const T(units_own) own = T(units_own_get)(ws, t);
     REAL *parts = ws->parts + parity * groups * ws->part_stride;
     REAL *W1 = net->W[1], *b0 = net->b ? net->b[0] : NULL;
     REAL *buf = ws->rows_ws + t * ws->rows_stride;
@@ -924,8 +1070,11 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
         for (int64_t c = 0; c < n_out; c++)
             own.O[e * n_out + c] += own.b[c];
     T(fn_activation)(net->act[1], n_all, own.O, own.O, net->threshold);
-    T(fn_output_delta_rows)(net->act[1], (REAL)(2.0 / (double)nb), 0, nb, n_out, own.O, n_out,
-                            Yb, n_out, own.dO, n_out, own.row_loss);
+    if (net->n_layers == 2)
+        T(fn_output_delta_rows)(net->act[1], (REAL)(2.0 / (double)nb), 0, nb, n_out, own.O,
+                                n_out, Yb, n_out, own.dO, n_out, own.row_loss);
+    else /* own.dO from the tail's layers, on this thread's copy of them */
+        T(units_tail_run)(run, &own, nb, Yb, buf);
     if (net->b)
         T(fn_bias_gradient_cols)(nb, 0, n_out, own.dO, n_out, own.b, -alpha, 1);
     /* this thread's groups: each element is one chain over K whatever the range */
@@ -971,7 +1120,7 @@ static void T(units_gather)(const T(train_run) *run, const int64_t *rows, int64_
 {
     const int t = omp_get_thread_num();
     const REAL **G = run->ws->xg + t * run->ws->xg_stride;
-    REAL *Y = T(units_own_get)(run->ws, run->rows, run->net->sizes[2], t).Yb;
+    REAL *Y = T(units_own_get)(run->ws, t).Yb;
     for (int64_t i = 0; i < nb; i++)
         T(batch_row)(run, rows[i], i, G, Y);
     *xg = G;
@@ -985,9 +1134,9 @@ static void T(units_copy)(const T(train_run) *run, const int64_t *rows, int64_t 
                           int64_t parity, const REAL **Xb, const REAL **Yb)
 {
     const int t = omp_get_thread_num();
-    const int64_t n_in = run->net->sizes[0], n_out = run->net->sizes[2];
+    const int64_t n_in = run->net->sizes[0], n_out = run->net->sizes[run->net->n_layers];
     REAL *X = run->ws->Xb + (2 * t + parity) * run->ws->x_stride;
-    REAL *Y = T(units_own_get)(run->ws, run->rows, n_out, t).Yb;
+    REAL *Y = T(units_own_get)(run->ws, t).Yb;
     for (int64_t i = 0; i < nb; i++) {
         const REAL *row;
         T(batch_row)(run, rows[i], 0, &row, Y + i * n_out);
@@ -1020,9 +1169,8 @@ static void T(train_team)(T(train_run) *run)
     atomic_long *sync = run->units ? ws->sync : NULL; /* see team_sync */
     if (ws->w0)
         T(pack_w0_team)(net, ws->w0, 0, sync);
-    if (run->units && net->b) /* each thread's copy of the output layer's bias */
-        memcpy(T(units_own_get)(ws, rows, n_out, omp_get_thread_num()).b, net->b[1],
-               sizeof(REAL) * n_out);
+    if (run->units) /* each thread's copies of layer 1's bias and the tail */
+        T(units_copies)(run, 0);
     for (int64_t epoch = 0; epoch < run->n_epochs; epoch++) {
         if (omp_get_thread_num() == 0) {
             T(snapshot)(net, ws, 0, epoch);
@@ -1120,8 +1268,8 @@ static void T(train_team)(T(train_run) *run)
             T(update_team)(net, 0, kp, Xp, NULL, Dp, 0, run->alpha, ws->gemm, ws->w0);
         }
         if (omp_get_thread_num() == 0) {
-            if (run->units && net->b) /* the output layer's bias: thread 0's copy */
-                memcpy(net->b[1], T(units_own_get)(ws, rows, n_out, 0).b, sizeof(REAL) * n_out);
+            if (run->units) /* layer 1's bias and the tail: thread 0's copies */
+                T(units_copies)(run, 1);
             if (!run->nonfinite && !T(net_finite)(net, ws))
                 run->nonfinite = 1;
             if (run->nonfinite) {
@@ -1149,6 +1297,7 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
     const T(fn_config) *cfg = T(fn_config_get)();
     const int fuse = rows <= cfg->fused_rows;
     const int units = T(units_fits)(net, rows);
+    last_units = units;
     /* The units scheme's batch has one barrier: worth a team from FN_UNITS_MIN_FLOP, of at
      * most one thread a group (one with none would only wait at the barrier and add up
      * the parts: [784,32,10] in batches of 8 ran 5% slower on two threads than on one) */

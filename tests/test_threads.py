@@ -65,6 +65,10 @@ FIT_CASES = {
     "general-units-partial": ([400, 100, 10], 64, 197),
     # the same as the last of three layers
     "general-deep-narrow-output": ([300, 160, 96, 10], 64, 197),
+    # train.c, two hidden layers in batches of at most 16 rows (the units scheme with a
+    # tail): each thread its groups of the first hidden layer's units (4, the last of 4),
+    # and so its rows of W[1]; every thread the rest in its own copy; 100 = 8 x 12 + 4
+    "general-deep-units": ([300, 100, 40, 10], 12, 100),
     # train_small.c, one hidden layer: each thread its groups of 32 hidden units (2 of
     # the digits shape's 64), then the whole output layer; 100 = 3 x 32 + 4 rows
     "small-digits": ([64, 64, 10], 32, 100),
@@ -99,7 +103,9 @@ def _two_epochs(layers, batch, rows, dtype, bias, data_seed):
 @pytest.mark.parametrize("case", list(FIT_CASES))
 def test_fit_is_bitwise_identical_with_one_and_two_threads(dtype, bias, case):
     layers, batch, rows = FIT_CASES[case]
-    if case.startswith("general"):
+    if case == "general-deep-units":  # one barrier a batch: a team from UNITS_MIN_FLOP
+        assert _flop_per_batch(layers, batch) >= UNITS_MIN_FLOP
+    elif case.startswith("general"):
         assert _flop_per_batch(layers, batch) >= 3 * PARALLEL_MIN_FLOP
     else:
         assert _flop_per_batch(layers, batch) >= SMALL_PARALLEL_MIN_FLOP
@@ -217,6 +223,55 @@ def test_general_trainer_units_scheme_of_short_batches_gives_the_bits_of_one_thr
         apart.fit(X[start:start + batch], Y[start:start + batch], epochs=1, learning_rate=0.2,
                   shuffle=False)
     assert whole == apart
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("layers", [[300, 100, 40, 10], [450, 72, 24, 30, 3]])
+@pytest.mark.parametrize("batch", [1, 5, 12, 16])
+def test_general_trainer_units_scheme_with_a_tail_matches_reference_on_every_team(
+        dtype, threads, layers, batch):
+    """Two or three hidden layers in batches of at most 16 rows: each thread its groups of
+    the first hidden layer's units and their rows of W[1] (the groups' parts of layer 1's
+    sums cross between the cores), every thread the layers after it in its own copy,
+    trained alike (units_tail_run). Teams of 2-4 on 4 or 3 groups (the last of 4 or 8
+    units), fused steps (1, 5 rows) and unfused (12, 16), shuffled, with biases: the bits
+    of one thread, and the reference's fit within float tolerance. 17 rows go to the team
+    products instead."""
+    from fastnet import _core, reference
+
+    rows = 3 * batch + 2
+    rng = np.random.default_rng(batch)
+    X = rng.standard_normal((rows, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
+
+    def train():
+        net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid",
+                              bias=True, dtype=dtype, seed=5)
+        net.biases = [np.linspace(-0.2, 0.2, n) for n in layers[1:]]
+        start = ([w.copy() for w in net.weights], [b.copy() for b in net.biases])
+        history = net.fit(X, Y, epochs=2, learning_rate=0.3, batch_size=batch, seed=2)
+        return net, history, start
+
+    net1, h1, start = _with_threads(1, train)
+    assert (_core._last_trainer(), _core._last_units()) == ("general", True)
+    net_n, h_n, _ = _with_threads(threads, train)
+    assert _core._last_grant() == min(threads, -(-layers[1] // 32))
+    assert h1 == h_n and net1 == net_n
+    gen = np.random.default_rng(2)  # what fit draws with seed=2
+    orders = [gen.permutation(rows) for _ in range(2)]
+    weights, biases, history = reference.fit(
+        X.astype(np.float64), Y.astype(np.float64), [w.astype(np.float64) for w in start[0]],
+        net1.activations, 2, 0.3, batch_size=batch, orders=orders,
+        biases=[b.astype(np.float64) for b in start[1]])
+    tol = 1e-11 if dtype == np.float64 else 2e-4
+    for got, want in zip(net1.weights + net1.biases, weights + biases):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(h1, history, rtol=tol)
+    net = fastnet.Network(layers, dtype=dtype, seed=5)
+    net.fit(np.resize(X, (40, layers[0])), np.resize(Y, (40, layers[-1])), epochs=1,
+            learning_rate=0.3, batch_size=17)
+    assert not _core._last_units()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -503,17 +558,18 @@ def test_small_trainer_units_scheme_finds_weights_overflowing_under_a_finite_los
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("lr", [5.0, 0.16])
-def test_general_trainer_units_scheme_stops_every_thread_at_a_diverging_batch(dtype, lr):
-    """The general trainer's units scheme (one hidden layer, a narrow output): its batches
-    end without a barrier, and each thread sees the non-finite loss of the whole output
-    layer itself, so all leave the batch loop at the same batch. Two identity layers on
-    identical rows, diverging in the first or second epoch (lr 5: float32, float64) or
-    the third (0.16), leave the weights of its start: those a fit of the completed
-    epochs gives (the output layer's bias included, which each thread steps in a copy of
-    its own during the call). The same error, history and weights as on one thread."""
+@pytest.mark.parametrize("case", ["general-narrow-output", "general-deep-units"])
+def test_general_trainer_units_scheme_stops_every_thread_at_a_diverging_batch(dtype, lr, case):
+    """The general trainer's units scheme (one hidden layer and a narrow output, or two
+    and a tail): its batches end without a barrier, and each thread sees the non-finite
+    loss of the whole output layer itself, so all leave the batch loop at the same batch.
+    Identity layers on identical rows, diverging in the first epochs, leave the weights
+    of its start: those a fit of the completed epochs gives (layer 1's bias and the tail
+    included, which each thread steps in copies of its own during the call). The same
+    error, history and weights as on one thread."""
     from fastnet import _core
 
-    layers, batch, rows = FIT_CASES["general-narrow-output"]
+    layers, batch, rows = FIT_CASES[case]
     X, Y = _identical_rows(layers, rows, dtype, 1)
 
     def new():
@@ -532,7 +588,7 @@ def test_general_trainer_units_scheme_stops_every_thread_at_a_diverging_batch(dt
 
     net1, h1 = _with_threads(1, train)
     net2, h2 = _with_threads(2, train)
-    assert _core._last_team() == 2
+    assert _core._last_team() == 2 and _core._last_units()
     assert h1 == h2
     assert net1 == net2
 

@@ -64,6 +64,7 @@ cdef extern from "fastnet.h" nogil:
     int FN_TRAINER_SMALL
     int FN_TRAINER_TINY
     int fn_last_trainer()
+    int fn_last_units()
     double fn_line_trip_ns()
     ctypedef struct fn_bitgen:
         pass
@@ -377,6 +378,12 @@ def _last_trainer():
     """Which trainer this Python thread's last fit ran: "tiny" (csrc/train_tiny.c),
     "small" (csrc/train_small.c) or "general" (csrc/train.c)."""
     return TRAINERS[fn_last_trainer()]
+
+
+def _last_units():
+    """Whether this Python thread's last fit by the general trainer took its units scheme
+    (each thread its groups of the first hidden layer's units; csrc/train.c units_fits)."""
+    return bool(fn_last_units())
 
 
 # ---------------------------------------------------------------- single kernels
