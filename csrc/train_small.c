@@ -804,14 +804,18 @@ static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
         T(fn_config_get)()->sigmoid_output(nb, s[2], P2, G, G > 1 ? part : O, stride,
                                            G > 1 ? ldp : P2, own->b, Yb, ld_y, scale, O,
                                            own->dO, own->loss);
-    } else if (G > 1) {
-        for (int64_t i = 0; i < nb; i++)
-            for (int64_t j = 0; j < P2; j++) {
-                REAL x = j < ldp ? part[i * ldp + j] : 0; /* packed: 0 past s[2] */
-                for (int64_t g = 1; g < G; g++)
-                    x += j < ldp ? part[g * stride + i * ldp + j] : 0;
-                O[i * P2 + j] = x;
+    } else if (G > 1) { /* O = ((P_0 + P_1) + ...) + ..., row by row (packed: 0 past ldp) */
+        for (int64_t i = 0; i < nb; i++) {
+            REAL *o = O + i * P2;
+            memcpy(o, part + i * ldp, sizeof(REAL) * (size_t)ldp);
+            for (int64_t g = 1; g < G; g++) {
+                const REAL *q = part + g * stride + i * ldp;
+                for (int64_t j = 0; j < ldp; j++) /* a vector loop (with the loop over g
+                                                   * inside, scalar) */
+                    o[j] += q[j];
             }
+            memset(o + ldp, 0, sizeof(REAL) * (size_t)(P2 - ldp));
+        }
     }
     if (net->act[1] != FN_SIGMOID) {
         const T(fn_epilogue) ep = {own->b, net->act[1], NULL, 0, 0, net->threshold};

@@ -379,6 +379,43 @@ def test_small_trainer_gives_the_same_bits_shared_alone_and_switching(
     assert net1 == net2
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", ["identity", "tanh", "relu"])
+def test_small_trainer_units_scheme_sums_other_outputs_with_the_same_bits(
+        sharing_policy, dtype, output):
+    """One hidden layer in 4 groups of units and an output activation other than the
+    sigmoid: every thread adds the groups' parts of the output layer's sums itself (in
+    group order, from its own copy of the parts when shared: rows of the 12 outputs, not
+    of the padded 16 or 32), then applies the activation. Two threads sharing every
+    batch give the bits of one, and both the reference's fit."""
+    from fastnet import _core, reference
+
+    layers, batch, rows = FIT_CASES["small-units"]
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((rows, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
+
+    def train():
+        net = fastnet.Network(layers, activation="tanh", output_activation=output, bias=True,
+                              dtype=dtype, seed=6)
+        start = [w.copy() for w in net.weights]
+        history = net.fit(X, Y, epochs=2, learning_rate=0.05, batch_size=batch, shuffle=False)
+        return net, history, start
+
+    net1, h1, start = _with_threads(1, train)
+    sharing_policy("always")
+    net2, h2, _ = _with_threads(2, train)
+    assert (_core._last_trainer(), _core._last_sharing()) == ("small", "shared")
+    assert h1 == h2 and net1 == net2
+    weights, biases, history = reference.fit(
+        X.astype(np.float64), Y.astype(np.float64), [w.astype(np.float64) for w in start],
+        net1.activations, 2, 0.05, batch_size=batch,
+        biases=[np.zeros(n) for n in layers[1:]])
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    for got, want in zip(net1.weights + net1.biases, weights + biases):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
 SMALL_DECISION_SECONDS = 1.0  # csrc/train_small.c: how long a probe's decision is kept
 
 
