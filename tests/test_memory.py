@@ -19,6 +19,8 @@ FIT_CASES = {
     "small-rows": ([20, 30, 20, 5], 32),
     "general-units": ([300, 128, 10], 64),
     "general-rows": ([300, 60, 40, 7], 50),
+    # the units scheme with a tail (each thread its copy of the layers after the second)
+    "general-deep-units": ([300, 100, 40, 10], 8),
     "general-one-at-a-time": ([300, 13, 4], 1),
 }
 
@@ -49,6 +51,7 @@ def test_fit_allocates_once_a_call_whatever_the_rows_and_epochs(case, dtype, shu
     layers, batch = FIT_CASES[case]
     few = _fit_memory(layers, batch, 2 * batch + 1, 2, dtype, shuffle)
     assert _core._last_trainer() == case.split("-")[0]
+    assert not case.startswith("general") or _core._last_units() == case.endswith("units")
     many = _fit_memory(layers, batch, 20 * batch + 3, 5, dtype, shuffle)
     # the C library: the same allocations (at most two: the workspace and its table of
     # pointers) for 10x the rows and batches and more epochs
