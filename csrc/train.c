@@ -38,13 +38,13 @@
  * parts, ran 1-2% slower on two threads (C, two times 6 rounds). */
 #define FN_UNITS_GROUP 32
 
-/* Deeper networks take the units scheme for batches of at most this many rows. Their
- * layer 1 then goes group by group, as products of 32 deep whose parts every thread adds
- * up, where the team products of the general trainer took it whole: on one thread those
- * cost [784, 256, 128, 10] 5-10% more an epoch in batches of 16 to 128 rows (float32, two
- * rounds; batches of 1 to 8 within noise), on two the general trainer's barriers cost
- * more in batches of up to 16 rows: 1 row 28-34 -> 18-19 us a row, 4 12 -> 8.7, 8 10.4-10.8
- * -> 7.9-8.2, 16 7.4-8.0 -> 6.8-6.9; from 32 rows within noise. */
+/* Deeper networks take the units scheme for batches of at most this many rows, where the
+ * general trainer's team products cost the most barriers a row: [784, 256, 128, 10] on two
+ * threads, groups of 32 units, 1 row 28-34 -> 18-19 us a row, 4 12 -> 8.7, 8 10.4-10.8 ->
+ * 7.9-8.2, 16 7.4-8.0 -> 6.8-6.9 (then 6.3 in groups of 64: units_group_panels); one
+ * thread within noise. In longer batches, with groups of 64, two threads gained 8% at 32
+ * rows and nothing from 64 (one thread within 2%): not worth capping the team at the 4
+ * groups there, where the team products take any number of threads. */
 #define FN_UNITS_DEEP_ROWS 16
 
 /* A shuffled batch copied by rows (batches of at most fused_rows rows, whose step of W[0]
@@ -187,16 +187,25 @@ static T(tail_layer) T(tail_get)(const T(fn_net) *net, const T(workspace) *ws, i
 /* The units scheme's groups of hidden units (units_batch): FN_UNITS_GROUP, or one panel
  * if wider, whole panels each; their panels and their count. The same for every batch
  * size, as the output layer's sums follow them: a fit's bits are those of one fit a
- * batch. */
-static int64_t T(units_group_panels)(void)
+ * batch. A deeper network's groups are a quarter of its first hidden layer if that is
+ * wider: their parts of layer 1's sums are rows of sizes[2] values (not a few outputs),
+ * and with 4 groups of 64 units [784, 256, 128, 10] on two threads ran 4-5% faster in
+ * batches of 1 and 4 rows than with 8 of 32, 8 rows 4% (one thread 18%), 16 rows 12%
+ * faster than the team products (float32, medians of 5 alternating rounds). It caps the
+ * team at 4 threads, as mnist's 4 groups do. */
+static int64_t T(units_group_panels)(const T(fn_net) *net)
 {
     const int64_t nr = T(fn_config_get)()->nr;
-    return nr < FN_UNITS_GROUP ? FN_UNITS_GROUP / nr : 1;
+    const int64_t least = nr < FN_UNITS_GROUP ? FN_UNITS_GROUP / nr : 1;
+    if (net->n_layers < 3)
+        return least;
+    const int64_t quarter = (net->sizes[1] + 4 * nr - 1) / (4 * nr); /* panels */
+    return quarter > least ? quarter : least;
 }
 
 static int64_t T(units_groups)(const T(fn_net) *net)
 {
-    const int64_t gw = T(units_group_panels)() * T(fn_config_get)()->nr;
+    const int64_t gw = T(units_group_panels)(net) * T(fn_config_get)()->nr;
     return (net->sizes[1] + gw - 1) / gw;
 }
 
@@ -240,7 +249,7 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
      * last group's), on each thread's own part of the buffer */
     int64_t gemm_own = 0;
     if (units) {
-        const int64_t gw = T(units_group_panels)() * T(fn_config_get)()->nr;
+        const int64_t gw = T(units_group_panels)(net) * T(fn_config_get)()->nr;
         const int64_t widths[2] = {s[1] < gw ? s[1] : gw,
                                    s[1] - (T(units_groups)(net) - 1) * gw};
         for (int k = 0; k < 4; k++) {
@@ -884,7 +893,7 @@ static void T(units_step_w0)(const T(train_run) *run, int64_t nb, const REAL *Xb
     const T(fn_net) *net = run->net;
     T(workspace) *ws = run->ws;
     const int64_t n_in = net->sizes[0], n_h = net->sizes[1], nr = T(fn_config_get)()->nr;
-    const int64_t gp = T(units_group_panels)(), gw = gp * nr, c0 = g * gw;
+    const int64_t gp = T(units_group_panels)(run->net), gw = gp * nr, c0 = g * gw;
     const int64_t w = n_h - c0 < gw ? n_h - c0 : gw, w0_stride = T(w0_panel_stride)(net);
     REAL *gemm_own = ws->gemm + FN_GEMM_CTL_BYTES / sizeof(REAL) +
                      omp_get_thread_num() * ws->gemm_own;
@@ -899,7 +908,7 @@ static void T(units_step_w0)(const T(train_run) *run, int64_t nb, const REAL *Xb
 static void T(units_blocks)(const T(train_run) *run, int64_t c0, int64_t c1, int64_t m,
                             REAL *side, REAL *blocks, int to_blocks)
 {
-    const int64_t gw = T(units_group_panels)() * T(fn_config_get)()->nr, n = c1 - c0;
+    const int64_t gw = T(units_group_panels)(run->net) * T(fn_config_get)()->nr, n = c1 - c0;
     for (int64_t c = c0; c < c1; c += gw) {
         const int64_t w = c1 - c < gw ? c1 - c : gw;
         for (int64_t i = 0; i < m; i++) {
@@ -924,7 +933,7 @@ static void T(units_fused_forward)(const T(train_run) *run, int64_t nb, const RE
     const T(fn_config) *cfg = T(fn_config_get)();
     const T(fn_net) *net = run->net;
     const int64_t n_in = net->sizes[0], n_h = net->sizes[1], nr = cfg->nr, rows = run->rows;
-    const int64_t gp = T(units_group_panels)(), gw = gp * nr;
+    const int64_t gp = T(units_group_panels)(run->net), gw = gp * nr;
     const int64_t c0 = g0 * gw, c1 = g1 * gw < n_h ? g1 * gw : n_h, n = c1 - c0;
     if (n <= 0)
         return;
@@ -1021,7 +1030,7 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
     const T(fn_net) *net = run->net;
     T(workspace) *ws = run->ws;
     const int64_t *s = net->sizes, n_in = s[0], n_h = s[1], n_out = s[2];
-    const int64_t nr = T(fn_config_get)()->nr, gp = T(units_group_panels)();
+    const int64_t nr = T(fn_config_get)()->nr, gp = T(units_group_panels)(run->net);
     const int64_t gw = gp * nr, groups = T(units_groups)(net);
     const int t = omp_get_thread_num();
     const REAL alpha = run->alpha;
