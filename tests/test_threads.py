@@ -95,6 +95,7 @@ def _two_epochs(layers, batch, rows, dtype, bias, data_seed):
         history = net.fit(X, Y, epochs=2, learning_rate=0.1, batch_size=batch, seed=9)
         return net, history
 
+    train.data = X, Y
     return train
 
 
@@ -241,35 +242,25 @@ def test_general_trainer_units_scheme_with_a_tail_matches_reference_on_every_tea
     from fastnet import _core, reference
 
     rows = 3 * batch + 2
-    rng = np.random.default_rng(batch)
-    X = rng.standard_normal((rows, layers[0])).astype(dtype)
-    Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
-
-    def train():
-        net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid",
-                              bias=True, dtype=dtype, seed=5)
-        net.biases = [np.linspace(-0.2, 0.2, n) for n in layers[1:]]
-        start = ([w.copy() for w in net.weights], [b.copy() for b in net.biases])
-        history = net.fit(X, Y, epochs=2, learning_rate=0.3, batch_size=batch, seed=2)
-        return net, history, start
-
-    net1, h1, start = _with_threads(1, train)
+    train = _two_epochs(layers, batch, rows, dtype, bias=True, data_seed=batch)
+    net1, h1 = _with_threads(1, train)
     assert (_core._last_trainer(), _core._last_units()) == ("general", True)
-    net_n, h_n, _ = _with_threads(threads, train)
+    net_n, h_n = _with_threads(threads, train)
     assert _core._last_grant() == min(threads, 4, -(-layers[1] // 32))
     assert h1 == h_n and net1 == net_n
-    gen = np.random.default_rng(2)  # what fit draws with seed=2
-    orders = [gen.permutation(rows) for _ in range(2)]
+    X, Y = (a.astype(np.float64) for a in train.data)
+    start = fastnet.Network(layers, dtype=dtype, seed=4)  # _two_epochs' first weights
+    gen = np.random.default_rng(9)  # what fit draws with seed=9
     weights, biases, history = reference.fit(
-        X.astype(np.float64), Y.astype(np.float64), [w.astype(np.float64) for w in start[0]],
-        net1.activations, 2, 0.3, batch_size=batch, orders=orders,
-        biases=[b.astype(np.float64) for b in start[1]])
+        X, Y, [w.astype(np.float64) for w in start.weights], net1.activations, 2, 0.1,
+        batch_size=batch, orders=[gen.permutation(rows) for _ in range(2)],
+        biases=[np.full(n, 0.1, dtype).astype(np.float64) for n in layers[1:]])
     tol = 1e-11 if dtype == np.float64 else 2e-4
     for got, want in zip(net1.weights + net1.biases, weights + biases):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
     np.testing.assert_allclose(h1, history, rtol=tol)
     net = fastnet.Network(layers, dtype=dtype, seed=5)
-    net.fit(np.resize(X, (40, layers[0])), np.resize(Y, (40, layers[-1])), epochs=1,
+    net.fit(*(np.resize(a, (40, a.shape[1])) for a in train.data), epochs=1,
             learning_rate=0.3, batch_size=17)
     assert not _core._last_units()
 
