@@ -199,8 +199,11 @@ static int64_t T(units_group_panels)(const T(fn_net) *net)
     const int64_t least = nr < FN_UNITS_GROUP ? FN_UNITS_GROUP / nr : 1;
     if (net->n_layers < 3)
         return least;
+    /* at most FN_SMALL_N units (and kc): their products go by fn_gemm_rows */
+    const T(fn_config) *cfg = T(fn_config_get)();
+    const int64_t most = (FN_SMALL_N < cfg->kc ? FN_SMALL_N : cfg->kc) / nr;
     const int64_t quarter = (net->sizes[1] + 4 * nr - 1) / (4 * nr); /* panels */
-    return quarter > least ? quarter : least;
+    return quarter < least ? least : quarter > most ? most : quarter;
 }
 
 static int64_t T(units_groups)(const T(fn_net) *net)

@@ -228,7 +228,8 @@ def test_general_trainer_units_scheme_of_short_batches_gives_the_bits_of_one_thr
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("threads", [2, 3, 4])
-@pytest.mark.parametrize("layers", [[300, 100, 40, 10], [450, 72, 24, 30, 3], [280, 300, 24, 10]])
+@pytest.mark.parametrize("layers", [[300, 100, 40, 10], [450, 72, 24, 30, 3], [280, 300, 24, 10],
+                                    [260, 1100, 20, 10]])
 @pytest.mark.parametrize("batch", [1, 5, 12, 16])
 def test_general_trainer_units_scheme_with_a_tail_matches_reference_on_every_team(
         dtype, threads, layers, batch):
@@ -236,9 +237,10 @@ def test_general_trainer_units_scheme_with_a_tail_matches_reference_on_every_tea
     the first hidden layer's units and their rows of W[1] (the groups' parts of layer 1's
     sums cross between the cores), every thread the layers after it in its own copy,
     trained alike (units_tail_run). Teams of 2-4 on 4 or 3 groups of 32 units (the last
-    of 4 or 8), or a quarter of 300 units in whole panels (the last smaller), fused steps
-    (1, 5 rows) and unfused (12, 16), shuffled, with biases: the bits of one thread, and
-    the reference's fit within float tolerance. 17 rows go to the team products."""
+    of 4 or 8), or a quarter of 300 units in whole panels (the last smaller), or 256 of
+    1100 (5 groups; at most 256 for the direct products), fused steps (1, 5 rows) and
+    unfused (12, 16), shuffled, with biases: the bits of one thread, and the reference's
+    fit within float tolerance. 17 rows go to the team products."""
     from fastnet import _core, reference
 
     rows = 3 * batch + 2
