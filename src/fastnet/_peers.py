@@ -54,18 +54,24 @@ class Workload:
 
     @property
     def n_out(self):
-        return self.layers[2]
+        return self.layers[-1]
+
+    def _products(self):
+        """n_l n_(l+1) for each layer l (the seed's network: n_in n_h and n_h n_out)."""
+        return [a * b for a, b in zip(self.layers[:-1], self.layers[1:])]
 
     def epoch_flops(self, n_examples=None):
         """FLOPs of one training epoch: forward X W1 and H W2, backward dO W2^T, H^T dO and
-        X^T dH: ``2 E (2 n_in n_h + 3 n_h n_out)`` (element-wise work not counted)."""
+        X^T dH: ``2 E (2 n_in n_h + 3 n_h n_out)`` (element-wise work not counted); with
+        more layers, 2 products for the first and 3 for each after it."""
         e = self.n_examples if n_examples is None else n_examples
-        return 2 * e * (2 * self.n_in * self.n_hidden + 3 * self.n_hidden * self.n_out)
+        first, *rest = self._products()
+        return 2 * e * (2 * first + 3 * sum(rest))
 
     def predict_flops(self, n_examples=None):
         """FLOPs of one forward pass: ``2 E (n_in n_h + n_h n_out)``."""
         e = self.n_examples if n_examples is None else n_examples
-        return 2 * e * (self.n_in * self.n_hidden + self.n_hidden * self.n_out)
+        return 2 * e * sum(self._products())
 
     def scaled(self, n_examples):
         """The same workload on fewer rows (``--quick``)."""
@@ -81,6 +87,8 @@ WORKLOADS = {
     "wide": Workload("wide", 16384, (1024, 1024, 256), 256, 0.1, rounds=3),
     # the mnist network trained one example at a time (stochastic gradient descent)
     "sgd": Workload("sgd", 2000, (784, 128, 10), 1, 0.01, rounds=3),
+    # two hidden layers in short batches
+    "deep": Workload("deep", 4000, (784, 256, 128, 10), 16, 0.1, rounds=3),
     # fit's default: each epoch's rows in a new order, each batch gathered by it
     "digits-shuffled": Workload("digits-shuffled", 1797, (64, 64, 10), 32, 0.5, rounds=10,
                                 shuffle=True),
@@ -422,6 +430,130 @@ class TorchTrainer(Trainer):
         return [self.W1.numpy(), self.W2.numpy()]
 
 
+class NumpyDeepTrainer(Trainer):
+    """NumpyTrainer's loop for networks of more layers: the same steps on a buffer of each
+    kind a layer, the deltas from the output down (each from the weights of the forward
+    pass), then the updates. (Two layers keep NumpyTrainer's unrolled loop, whose Python
+    overhead is what xor and digits measure.)"""
+
+    name = "numpy"
+
+    def __init__(self, workload, X, Y, weights):
+        super().__init__(workload, X, Y, weights)
+        self.W = [np.array(W, copy=True) for W in weights]
+        B, dt = self.batch, X.dtype
+        self.A = [np.empty((B, W.shape[1]), dt) for W in self.W]  # each layer's output
+        self.T = [np.empty_like(A) for A in self.A]  # act' = A (1 - A)
+        self.D = [np.empty_like(A) for A in self.A]  # lr * delta
+        self.G = [np.empty_like(W) for W in self.W]
+        if self.shuffled:
+            self.Xb = np.empty((B, X.shape[1]), dt)
+            self.Yb = np.empty((B, Y.shape[1]), dt)
+
+    def epochs(self, k):
+        X, Y, W, G = self.X, self.Y, self.W, self.G
+        E, B, L = X.shape[0], self.batch, len(self.W)
+        history = []
+        with np.errstate(over="ignore"):
+            for _ in range(k):
+                total = 0.0
+                perm = self.order() if self.shuffled else None
+                for s in range(0, E, B):
+                    b = min(B, E - s)
+                    if perm is None:
+                        Xb, Yb = X[s : s + b], Y[s : s + b]
+                    else:
+                        idx = perm[s : s + b]
+                        Xb = np.take(X, idx, axis=0, out=self.Xb[:b], mode="clip")
+                        Yb = np.take(Y, idx, axis=0, out=self.Yb[:b], mode="clip")
+                    A = [a[:b] for a in self.A]
+                    T = [t[:b] for t in self.T]
+                    D = [d[:b] for d in self.D]
+                    inputs = [Xb] + A[:-1]
+                    for l in range(L):
+                        _sigmoid_(np.matmul(inputs[l], W[l], out=A[l]))
+                    np.subtract(A[-1], Yb, out=D[-1])
+                    total += float(np.vdot(D[-1], D[-1]))
+                    for l in range(L - 1, -1, -1):
+                        if l < L - 1:
+                            np.matmul(D[l + 1], W[l + 1].T, out=D[l])
+                        np.subtract(1, A[l], out=T[l])
+                        np.multiply(T[l], A[l], out=T[l])
+                        np.multiply(D[l], T[l], out=D[l])
+                        if l == L - 1:
+                            np.multiply(D[l], 2 * self.lr / b, out=D[l])
+                    for l in range(L):
+                        np.matmul(inputs[l].T, D[l], out=G[l])
+                        np.subtract(W[l], G[l], out=W[l])
+                history.append(total / E)
+        return history
+
+    def weights(self):
+        return self.W
+
+
+class TorchDeepTrainer(Trainer):
+    """TorchTrainer's loop for networks of more layers, as NumpyDeepTrainer is
+    NumpyTrainer's."""
+
+    name = "torch"
+
+    def __init__(self, workload, X, Y, weights):
+        super().__init__(workload, X, Y, weights)
+        import torch
+
+        self.torch = torch
+        self.Xt, self.Yt = torch.from_numpy(X), torch.from_numpy(Y)
+        self.W = [torch.from_numpy(np.array(W, copy=True)) for W in weights]
+        B, dt = self.batch, self.W[0].dtype
+        self.A = [torch.empty((B, W.shape[1]), dtype=dt) for W in self.W]
+        self.T = [torch.empty_like(A) for A in self.A]
+        self.D = [torch.empty_like(A) for A in self.A]
+        if self.shuffled:
+            self.Xb = torch.empty((B, X.shape[1]), dtype=dt)
+            self.Yb = torch.empty((B, Y.shape[1]), dtype=dt)
+
+    def epochs(self, k):
+        torch = self.torch
+        X, Y, W = self.Xt, self.Yt, self.W
+        E, B, L = X.shape[0], self.batch, len(self.W)
+        history = []
+        with torch.no_grad():
+            for _ in range(k):
+                total = torch.zeros((), dtype=torch.float64)
+                perm = torch.from_numpy(self.order()) if self.shuffled else None
+                for s in range(0, E, B):
+                    b = min(B, E - s)
+                    if perm is None:
+                        Xb, Yb = X[s : s + b], Y[s : s + b]
+                    else:
+                        Xb = torch.index_select(X, 0, perm[s : s + b], out=self.Xb[:b])
+                        Yb = torch.index_select(Y, 0, perm[s : s + b], out=self.Yb[:b])
+                    A = [a[:b] for a in self.A]
+                    T = [t[:b] for t in self.T]
+                    D = [d[:b] for d in self.D]
+                    inputs = [Xb] + A[:-1]
+                    for l in range(L):
+                        torch.mm(inputs[l], W[l], out=A[l]).sigmoid_()
+                    torch.sub(A[-1], Yb, out=D[-1])
+                    total += torch.dot(D[-1].view(-1), D[-1].view(-1))
+                    for l in range(L - 1, -1, -1):
+                        if l < L - 1:
+                            torch.mm(D[l + 1], W[l + 1].t(), out=D[l])
+                        torch.mul(A[l], A[l], out=T[l])
+                        torch.sub(A[l], T[l], out=T[l])  # A (1 - A)
+                        D[l].mul_(T[l])
+                        if l == L - 1:
+                            D[l].mul_(2 * self.lr / b)
+                    for l in range(L):
+                        W[l].addmm_(inputs[l].t(), D[l], alpha=-1)
+                history.append(float(total) / E)
+        return history
+
+    def weights(self):
+        return [W.numpy() for W in self.W]
+
+
 class TorchAutogradTrainer(Trainer):
     """PyTorch the usual way: ``nn.Linear(bias=False)`` layers, autograd and
     ``torch.optim.SGD``, with the loss in the seed's convention ``((O-Y)**2).sum()/N``."""
@@ -435,14 +567,12 @@ class TorchAutogradTrainer(Trainer):
         self.torch = torch
         self.Xt, self.Yt = torch.from_numpy(X), torch.from_numpy(Y)
         dt = self.Xt.dtype
-        n_in, n_h = weights[0].shape
-        n_out = weights[1].shape[1]
-        self.l1 = torch.nn.Linear(n_in, n_h, bias=False, dtype=dt)
-        self.l2 = torch.nn.Linear(n_h, n_out, bias=False, dtype=dt)
+        self.linears = [torch.nn.Linear(*W.shape, bias=False, dtype=dt) for W in weights]
         with torch.no_grad():  # Linear stores W^T: y = x W^T
-            self.l1.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights[0].T)))
-            self.l2.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights[1].T)))
-        self.model = torch.nn.Sequential(self.l1, torch.nn.Sigmoid(), self.l2, torch.nn.Sigmoid())
+            for lin, W in zip(self.linears, weights):
+                lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
+        self.model = torch.nn.Sequential(
+            *(m for lin in self.linears for m in (lin, torch.nn.Sigmoid())))
         self.opt = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=0.0)
 
     def epochs(self, k):
@@ -469,7 +599,7 @@ class TorchAutogradTrainer(Trainer):
         return history
 
     def weights(self):
-        return [self.l1.weight.detach().numpy().T, self.l2.weight.detach().numpy().T]
+        return [lin.weight.detach().numpy().T for lin in self.linears]
 
 
 class SklearnTrainer(Trainer):
@@ -492,7 +622,8 @@ class SklearnTrainer(Trainer):
 
         self.Yfit = Y.ravel() if Y.shape[1] == 1 else Y
         self.model = MLPRegressor(
-            hidden_layer_sizes=(weights[0].shape[1],), activation="logistic", solver="sgd",
+            hidden_layer_sizes=tuple(W.shape[1] for W in weights[:-1]), activation="logistic",
+            solver="sgd",
             learning_rate="constant", learning_rate_init=self.lr / 2, momentum=0.0,
             nesterovs_momentum=False, alpha=0.0, batch_size=self.batch, shuffle=self.shuffled,
             max_iter=1, early_stopping=False,
@@ -528,6 +659,8 @@ TRAINERS = {
     "torch-autograd": TorchAutogradTrainer,
     "sklearn": SklearnTrainer,
 }
+# Networks of more than two layers: these loops in place of the unrolled two-layer ones.
+DEEP_TRAINERS = {"numpy": NumpyDeepTrainer, "torch": TorchDeepTrainer}
 # Which optional module each implementation needs.
 REQUIRES = {"torch": "torch", "torch-autograd": "torch", "sklearn": "sklearn"}
 DEFAULT_IMPLS = ("fastnet", "numpy", "torch", "sklearn")
@@ -543,7 +676,8 @@ def make_trainer(name, workload, dtype, weights=None):
     X, Y = make_data(workload, dtype)
     if weights is None:
         weights = initial_weights(workload, dtype)
-    return TRAINERS[name](workload, X, Y, weights)
+    cls = DEEP_TRAINERS.get(name, TRAINERS[name]) if len(weights) > 2 else TRAINERS[name]
+    return cls(workload, X, Y, weights)
 
 
 # --------------------------------------------------------------------------- predictors
