@@ -10,6 +10,7 @@ and how close fastnet comes to the machine's GEMM rate, measured in the same run
 NumPy on a square product:
 
     FLOP limit = epoch FLOPs / GEMM rate,   epoch FLOPs = 2 E (2 n_in n_h + 3 n_h n_out)
+    (deeper networks: 3 products for each layer after the first)
     % of GEMM  = FLOP limit / fastnet's time per epoch
 
 With several thread counts, each row after the first count also says how much faster
