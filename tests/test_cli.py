@@ -283,7 +283,7 @@ def test_deep_bench_workload_peer_trains_as_the_reference_does(dtype):
     wl = _peers.WORKLOADS["deep"].scaled(100)
     assert len(wl.layers) == 4 and wl.batch_size <= 16
     peer = _peers.make_trainer("numpy", wl, dtype)
-    assert type(peer) is _peers.NumpyDeepTrainer
+    assert type(peer) is _peers.NumpyTrainer and len(peer.weights()) == 3
     X, Y = _peers.make_data(wl, dtype)
     start = _peers.initial_weights(wl, dtype)
     history = peer.epochs(2)

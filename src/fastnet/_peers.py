@@ -298,31 +298,60 @@ class NumpyTrainer(Trainer):
     """The same loop as ``fastnet.reference.fit`` written for speed: every buffer is
     allocated once, GEMMs write into them (``np.matmul(..., out=)``, transposes as views
     so BLAS reads them in place), element-wise steps run in place, and the learning rate
-    and 2/N are folded into delta_O so each update is a single ``W -= G``."""
+    and 2/N are folded into delta_O so each update is a single ``W -= G``. Two layers
+    unrolled (xor and digits time its Python); more (``deep``) a loop over the layers of
+    the same steps (_deep_step)."""
 
     name = "numpy"
 
     def __init__(self, workload, X, Y, weights):
         super().__init__(workload, X, Y, weights)
-        W1, W2 = weights
-        self.W1, self.W2 = np.array(W1, copy=True), np.array(W2, copy=True)
+        self.W = [np.array(W, copy=True) for W in weights]
         B, dt = self.batch, X.dtype
-        n_in, n_h = W1.shape
-        n_out = W2.shape[1]
-        self.H = np.empty((B, n_h), dt)
-        self.TH = np.empty((B, n_h), dt)
-        self.dH = np.empty((B, n_h), dt)
-        self.O = np.empty((B, n_out), dt)
-        self.TO = np.empty((B, n_out), dt)
-        self.dO = np.empty((B, n_out), dt)
-        self.G1 = np.empty((n_in, n_h), dt)
-        self.G2 = np.empty((n_h, n_out), dt)
+        self.A = [np.empty((B, W.shape[1]), dt) for W in self.W]  # each layer's output
+        self.T = [np.empty_like(A) for A in self.A]  # act' = A (1 - A)
+        self.D = [np.empty_like(A) for A in self.A]  # lr * delta
+        self.G = [np.empty_like(W) for W in self.W]
+        if len(self.W) == 2:  # the unrolled loop's names for them
+            self.W1, self.W2 = self.W
+            self.H, self.O = self.A
+            self.TH, self.TO = self.T
+            self.dH, self.dO = self.D
+            self.G1, self.G2 = self.G
         if self.shuffled:  # each batch's rows gathered into these (np.take(out=))
-            self.Xb = np.empty((B, n_in), dt)
-            self.Yb = np.empty((B, n_out), dt)
+            self.Xb = np.empty((B, X.shape[1]), dt)
+            self.Yb = np.empty((B, Y.shape[1]), dt)
+
+    def _deep_step(self, Xb, Yb, b):
+        """One batch of a network of more than two layers: the deltas from the output down
+        (each from the forward pass's weights), then the updates. Returns sum (O - Y)^2."""
+        W, G, L = self.W, self.G, len(self.W)
+        A = [a[:b] for a in self.A]
+        T = [t[:b] for t in self.T]
+        D = [d[:b] for d in self.D]
+        inputs = [Xb] + A[:-1]
+        for l in range(L):
+            _sigmoid_(np.matmul(inputs[l], W[l], out=A[l]))
+        np.subtract(A[-1], Yb, out=D[-1])
+        total = float(np.vdot(D[-1], D[-1]))
+        for l in range(L - 1, -1, -1):
+            if l < L - 1:
+                np.matmul(D[l + 1], W[l + 1].T, out=D[l])
+            np.subtract(1, A[l], out=T[l])
+            np.multiply(T[l], A[l], out=T[l])
+            np.multiply(D[l], T[l], out=D[l])
+            if l == L - 1:
+                np.multiply(D[l], 2 * self.lr / b, out=D[l])
+        for l in range(L):
+            np.matmul(inputs[l].T, D[l], out=G[l])
+            np.subtract(W[l], G[l], out=W[l])
+        return total
 
     def epochs(self, k):
-        X, Y, W1, W2, G1, G2 = self.X, self.Y, self.W1, self.W2, self.G1, self.G2
+        X, Y = self.X, self.Y
+        deep = len(self.W) > 2
+        if not deep:
+            W1, W2, G1, G2 = self.W1, self.W2, self.G1, self.G2
         E, B = X.shape[0], self.batch
         history = []
         with np.errstate(over="ignore"):
@@ -339,6 +368,9 @@ class NumpyTrainer(Trainer):
                         idx = perm[s : s + b]
                         Xb = np.take(X, idx, axis=0, out=self.Xb[:b], mode="clip")
                         Yb = np.take(Y, idx, axis=0, out=self.Yb[:b], mode="clip")
+                    if deep:
+                        total += self._deep_step(Xb, Yb, b)
+                        continue
                     H, TH, dH = self.H[:b], self.TH[:b], self.dH[:b]
                     O, TO, dO = self.O[:b], self.TO[:b], self.dO[:b]
                     _sigmoid_(np.matmul(Xb, W1, out=H))  # H_out = sig(X W1)
@@ -361,14 +393,15 @@ class NumpyTrainer(Trainer):
         return history
 
     def weights(self):
-        return [self.W1, self.W2]
+        return self.W
 
 
 class TorchTrainer(Trainer):
     """PyTorch CPU with manual backprop on preallocated tensors (no autograd graph, no
     per-step allocation): ``torch.mm(out=)``, in-place sigmoid, and the update fused into
     the gradient GEMM with ``W.addmm_(A.t(), delta, alpha=-1)``. The strongest plain
-    PyTorch a user would write for this model."""
+    PyTorch a user would write for this model. Two layers unrolled, more a loop over the
+    layers (_deep_step), as NumpyTrainer."""
 
     name = "torch"
 
@@ -378,23 +411,49 @@ class TorchTrainer(Trainer):
 
         self.torch = torch
         self.Xt, self.Yt = torch.from_numpy(X), torch.from_numpy(Y)
-        self.W1 = torch.from_numpy(np.array(weights[0], copy=True))
-        self.W2 = torch.from_numpy(np.array(weights[1], copy=True))
-        B, dt = self.batch, self.W1.dtype
-        n_h, n_out = self.W2.shape
-        self.H = torch.empty((B, n_h), dtype=dt)
-        self.TH = torch.empty((B, n_h), dtype=dt)
-        self.dH = torch.empty((B, n_h), dtype=dt)
-        self.O = torch.empty((B, n_out), dtype=dt)
-        self.TO = torch.empty((B, n_out), dtype=dt)
-        self.dO = torch.empty((B, n_out), dtype=dt)
+        self.W = [torch.from_numpy(np.array(W, copy=True)) for W in weights]
+        B, dt = self.batch, self.W[0].dtype
+        self.A = [torch.empty((B, W.shape[1]), dtype=dt) for W in self.W]
+        self.T = [torch.empty_like(A) for A in self.A]
+        self.D = [torch.empty_like(A) for A in self.A]
+        if len(self.W) == 2:  # the unrolled loop's names for them
+            self.W1, self.W2 = self.W
+            self.H, self.O = self.A
+            self.TH, self.TO = self.T
+            self.dH, self.dO = self.D
         if self.shuffled:  # each batch's rows gathered into these (index_select(out=))
-            self.Xb = torch.empty((B, self.W1.shape[0]), dtype=dt)
-            self.Yb = torch.empty((B, n_out), dtype=dt)
+            self.Xb = torch.empty((B, X.shape[1]), dtype=dt)
+            self.Yb = torch.empty((B, Y.shape[1]), dtype=dt)
+
+    def _deep_step(self, Xb, Yb, b):
+        """NumpyTrainer._deep_step in torch; returns sum (O - Y)^2 as a tensor."""
+        torch, W, L = self.torch, self.W, len(self.W)
+        A = [a[:b] for a in self.A]
+        T = [t[:b] for t in self.T]
+        D = [d[:b] for d in self.D]
+        inputs = [Xb] + A[:-1]
+        for l in range(L):
+            torch.mm(inputs[l], W[l], out=A[l]).sigmoid_()
+        torch.sub(A[-1], Yb, out=D[-1])
+        total = torch.dot(D[-1].view(-1), D[-1].view(-1))
+        for l in range(L - 1, -1, -1):
+            if l < L - 1:
+                torch.mm(D[l + 1], W[l + 1].t(), out=D[l])
+            torch.mul(A[l], A[l], out=T[l])
+            torch.sub(A[l], T[l], out=T[l])  # A (1 - A)
+            D[l].mul_(T[l])
+            if l == L - 1:
+                D[l].mul_(2 * self.lr / b)
+        for l in range(L):
+            W[l].addmm_(inputs[l].t(), D[l], alpha=-1)
+        return total
 
     def epochs(self, k):
         torch = self.torch
-        X, Y, W1, W2 = self.Xt, self.Yt, self.W1, self.W2
+        X, Y = self.Xt, self.Yt
+        deep = len(self.W) > 2
+        if not deep:
+            W1, W2 = self.W1, self.W2
         E, B = X.shape[0], self.batch
         history = []
         with torch.no_grad():
@@ -408,6 +467,9 @@ class TorchTrainer(Trainer):
                     else:
                         Xb = torch.index_select(X, 0, perm[s : s + b], out=self.Xb[:b])
                         Yb = torch.index_select(Y, 0, perm[s : s + b], out=self.Yb[:b])
+                    if deep:
+                        total += self._deep_step(Xb, Yb, b)
+                        continue
                     H, TH, dH = self.H[:b], self.TH[:b], self.dH[:b]
                     O, TO, dO = self.O[:b], self.TO[:b], self.dO[:b]
                     torch.mm(Xb, W1, out=H).sigmoid_()
@@ -423,130 +485,6 @@ class TorchTrainer(Trainer):
                     dH.mul_(TH)  # lr * delta_H
                     W2.addmm_(H.t(), dO, alpha=-1)
                     W1.addmm_(Xb.t(), dH, alpha=-1)
-                history.append(float(total) / E)
-        return history
-
-    def weights(self):
-        return [self.W1.numpy(), self.W2.numpy()]
-
-
-class NumpyDeepTrainer(Trainer):
-    """NumpyTrainer's loop for networks of more layers: the same steps on a buffer of each
-    kind a layer, the deltas from the output down (each from the weights of the forward
-    pass), then the updates. (Two layers keep NumpyTrainer's unrolled loop, whose Python
-    overhead is what xor and digits measure.)"""
-
-    name = "numpy"
-
-    def __init__(self, workload, X, Y, weights):
-        super().__init__(workload, X, Y, weights)
-        self.W = [np.array(W, copy=True) for W in weights]
-        B, dt = self.batch, X.dtype
-        self.A = [np.empty((B, W.shape[1]), dt) for W in self.W]  # each layer's output
-        self.T = [np.empty_like(A) for A in self.A]  # act' = A (1 - A)
-        self.D = [np.empty_like(A) for A in self.A]  # lr * delta
-        self.G = [np.empty_like(W) for W in self.W]
-        if self.shuffled:
-            self.Xb = np.empty((B, X.shape[1]), dt)
-            self.Yb = np.empty((B, Y.shape[1]), dt)
-
-    def epochs(self, k):
-        X, Y, W, G = self.X, self.Y, self.W, self.G
-        E, B, L = X.shape[0], self.batch, len(self.W)
-        history = []
-        with np.errstate(over="ignore"):
-            for _ in range(k):
-                total = 0.0
-                perm = self.order() if self.shuffled else None
-                for s in range(0, E, B):
-                    b = min(B, E - s)
-                    if perm is None:
-                        Xb, Yb = X[s : s + b], Y[s : s + b]
-                    else:
-                        idx = perm[s : s + b]
-                        Xb = np.take(X, idx, axis=0, out=self.Xb[:b], mode="clip")
-                        Yb = np.take(Y, idx, axis=0, out=self.Yb[:b], mode="clip")
-                    A = [a[:b] for a in self.A]
-                    T = [t[:b] for t in self.T]
-                    D = [d[:b] for d in self.D]
-                    inputs = [Xb] + A[:-1]
-                    for l in range(L):
-                        _sigmoid_(np.matmul(inputs[l], W[l], out=A[l]))
-                    np.subtract(A[-1], Yb, out=D[-1])
-                    total += float(np.vdot(D[-1], D[-1]))
-                    for l in range(L - 1, -1, -1):
-                        if l < L - 1:
-                            np.matmul(D[l + 1], W[l + 1].T, out=D[l])
-                        np.subtract(1, A[l], out=T[l])
-                        np.multiply(T[l], A[l], out=T[l])
-                        np.multiply(D[l], T[l], out=D[l])
-                        if l == L - 1:
-                            np.multiply(D[l], 2 * self.lr / b, out=D[l])
-                    for l in range(L):
-                        np.matmul(inputs[l].T, D[l], out=G[l])
-                        np.subtract(W[l], G[l], out=W[l])
-                history.append(total / E)
-        return history
-
-    def weights(self):
-        return self.W
-
-
-class TorchDeepTrainer(Trainer):
-    """TorchTrainer's loop for networks of more layers, as NumpyDeepTrainer is
-    NumpyTrainer's."""
-
-    name = "torch"
-
-    def __init__(self, workload, X, Y, weights):
-        super().__init__(workload, X, Y, weights)
-        import torch
-
-        self.torch = torch
-        self.Xt, self.Yt = torch.from_numpy(X), torch.from_numpy(Y)
-        self.W = [torch.from_numpy(np.array(W, copy=True)) for W in weights]
-        B, dt = self.batch, self.W[0].dtype
-        self.A = [torch.empty((B, W.shape[1]), dtype=dt) for W in self.W]
-        self.T = [torch.empty_like(A) for A in self.A]
-        self.D = [torch.empty_like(A) for A in self.A]
-        if self.shuffled:
-            self.Xb = torch.empty((B, X.shape[1]), dtype=dt)
-            self.Yb = torch.empty((B, Y.shape[1]), dtype=dt)
-
-    def epochs(self, k):
-        torch = self.torch
-        X, Y, W = self.Xt, self.Yt, self.W
-        E, B, L = X.shape[0], self.batch, len(self.W)
-        history = []
-        with torch.no_grad():
-            for _ in range(k):
-                total = torch.zeros((), dtype=torch.float64)
-                perm = torch.from_numpy(self.order()) if self.shuffled else None
-                for s in range(0, E, B):
-                    b = min(B, E - s)
-                    if perm is None:
-                        Xb, Yb = X[s : s + b], Y[s : s + b]
-                    else:
-                        Xb = torch.index_select(X, 0, perm[s : s + b], out=self.Xb[:b])
-                        Yb = torch.index_select(Y, 0, perm[s : s + b], out=self.Yb[:b])
-                    A = [a[:b] for a in self.A]
-                    T = [t[:b] for t in self.T]
-                    D = [d[:b] for d in self.D]
-                    inputs = [Xb] + A[:-1]
-                    for l in range(L):
-                        torch.mm(inputs[l], W[l], out=A[l]).sigmoid_()
-                    torch.sub(A[-1], Yb, out=D[-1])
-                    total += torch.dot(D[-1].view(-1), D[-1].view(-1))
-                    for l in range(L - 1, -1, -1):
-                        if l < L - 1:
-                            torch.mm(D[l + 1], W[l + 1].t(), out=D[l])
-                        torch.mul(A[l], A[l], out=T[l])
-                        torch.sub(A[l], T[l], out=T[l])  # A (1 - A)
-                        D[l].mul_(T[l])
-                        if l == L - 1:
-                            D[l].mul_(2 * self.lr / b)
-                    for l in range(L):
-                        W[l].addmm_(inputs[l].t(), D[l], alpha=-1)
                 history.append(float(total) / E)
         return history
 
@@ -659,8 +597,7 @@ TRAINERS = {
     "torch-autograd": TorchAutogradTrainer,
     "sklearn": SklearnTrainer,
 }
-# Networks of more than two layers: these loops in place of the unrolled two-layer ones.
-DEEP_TRAINERS = {"numpy": NumpyDeepTrainer, "torch": TorchDeepTrainer}
+
 # Which optional module each implementation needs.
 REQUIRES = {"torch": "torch", "torch-autograd": "torch", "sklearn": "sklearn"}
 DEFAULT_IMPLS = ("fastnet", "numpy", "torch", "sklearn")
@@ -676,8 +613,7 @@ def make_trainer(name, workload, dtype, weights=None):
     X, Y = make_data(workload, dtype)
     if weights is None:
         weights = initial_weights(workload, dtype)
-    cls = DEEP_TRAINERS.get(name, TRAINERS[name]) if len(weights) > 2 else TRAINERS[name]
-    return cls(workload, X, Y, weights)
+    return TRAINERS[name](workload, X, Y, weights)
 
 
 # --------------------------------------------------------------------------- predictors
