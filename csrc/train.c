@@ -896,7 +896,7 @@ static void T(units_step_w0)(const T(train_run) *run, int64_t nb, const REAL *Xb
     const T(fn_net) *net = run->net;
     T(workspace) *ws = run->ws;
     const int64_t n_in = net->sizes[0], n_h = net->sizes[1], nr = T(fn_config_get)()->nr;
-    const int64_t gp = T(units_group_panels)(run->net), gw = gp * nr, c0 = g * gw;
+    const int64_t gp = T(units_group_panels)(net), gw = gp * nr, c0 = g * gw;
     const int64_t w = n_h - c0 < gw ? n_h - c0 : gw, w0_stride = T(w0_panel_stride)(net);
     REAL *gemm_own = ws->gemm + FN_GEMM_CTL_BYTES / sizeof(REAL) +
                      omp_get_thread_num() * ws->gemm_own;
@@ -936,7 +936,7 @@ static void T(units_fused_forward)(const T(train_run) *run, int64_t nb, const RE
     const T(fn_config) *cfg = T(fn_config_get)();
     const T(fn_net) *net = run->net;
     const int64_t n_in = net->sizes[0], n_h = net->sizes[1], nr = cfg->nr, rows = run->rows;
-    const int64_t gp = T(units_group_panels)(run->net), gw = gp * nr;
+    const int64_t gp = T(units_group_panels)(net), gw = gp * nr;
     const int64_t c0 = g0 * gw, c1 = g1 * gw < n_h ? g1 * gw : n_h, n = c1 - c0;
     if (n <= 0)
         return;
@@ -1033,7 +1033,7 @@ static double T(units_batch)(const T(train_run) *run, int64_t nb, const REAL *Xb
     const T(fn_net) *net = run->net;
     T(workspace) *ws = run->ws;
     const int64_t *s = net->sizes, n_in = s[0], n_h = s[1], n_out = s[2];
-    const int64_t nr = T(fn_config_get)()->nr, gp = T(units_group_panels)(run->net);
+    const int64_t nr = T(fn_config_get)()->nr, gp = T(units_group_panels)(net);
     const int64_t gw = gp * nr, groups = T(units_groups)(net);
     const int t = omp_get_thread_num();
     const REAL alpha = run->alpha;

@@ -49,10 +49,6 @@ class Workload:
         return self.layers[0]
 
     @property
-    def n_hidden(self):
-        return self.layers[1]
-
-    @property
     def n_out(self):
         return self.layers[-1]
 
@@ -294,6 +290,13 @@ def _sigmoid_(A):
     return A
 
 
+def _layer_views(trainer, Xb, b):
+    """A deep step's buffers (NumpyTrainer's and TorchTrainer's A, T, D, one a layer) cut
+    to the batch's b rows, and each layer's input (Xb, then the outputs before it)."""
+    A = [a[:b] for a in trainer.A]
+    return A, [t[:b] for t in trainer.T], [d[:b] for d in trainer.D], [Xb] + A[:-1]
+
+
 class NumpyTrainer(Trainer):
     """The same loop as ``fastnet.reference.fit`` written for speed: every buffer is
     allocated once, GEMMs write into them (``np.matmul(..., out=)``, transposes as views
@@ -312,12 +315,6 @@ class NumpyTrainer(Trainer):
         self.T = [np.empty_like(A) for A in self.A]  # act' = A (1 - A)
         self.D = [np.empty_like(A) for A in self.A]  # lr * delta
         self.G = [np.empty_like(W) for W in self.W]
-        if len(self.W) == 2:  # the unrolled loop's names for them
-            self.W1, self.W2 = self.W
-            self.H, self.O = self.A
-            self.TH, self.TO = self.T
-            self.dH, self.dO = self.D
-            self.G1, self.G2 = self.G
         if self.shuffled:  # each batch's rows gathered into these (np.take(out=))
             self.Xb = np.empty((B, X.shape[1]), dt)
             self.Yb = np.empty((B, Y.shape[1]), dt)
@@ -326,10 +323,7 @@ class NumpyTrainer(Trainer):
         """One batch of a network of more than two layers: the deltas from the output down
         (each from the forward pass's weights), then the updates. Returns sum (O - Y)^2."""
         W, G, L = self.W, self.G, len(self.W)
-        A = [a[:b] for a in self.A]
-        T = [t[:b] for t in self.T]
-        D = [d[:b] for d in self.D]
-        inputs = [Xb] + A[:-1]
+        A, T, D, inputs = _layer_views(self, Xb, b)
         for l in range(L):
             _sigmoid_(np.matmul(inputs[l], W[l], out=A[l]))
         np.subtract(A[-1], Yb, out=D[-1])
@@ -350,8 +344,9 @@ class NumpyTrainer(Trainer):
     def epochs(self, k):
         X, Y = self.X, self.Y
         deep = len(self.W) > 2
-        if not deep:
-            W1, W2, G1, G2 = self.W1, self.W2, self.G1, self.G2
+        if not deep:  # the unrolled loop's names
+            (W1, W2), (G1, G2) = self.W, self.G
+            (H_all, O_all), (TH_all, TO_all), (dH_all, dO_all) = self.A, self.T, self.D
         E, B = X.shape[0], self.batch
         history = []
         with np.errstate(over="ignore"):
@@ -371,8 +366,8 @@ class NumpyTrainer(Trainer):
                     if deep:
                         total += self._deep_step(Xb, Yb, b)
                         continue
-                    H, TH, dH = self.H[:b], self.TH[:b], self.dH[:b]
-                    O, TO, dO = self.O[:b], self.TO[:b], self.dO[:b]
+                    H, TH, dH = H_all[:b], TH_all[:b], dH_all[:b]
+                    O, TO, dO = O_all[:b], TO_all[:b], dO_all[:b]
                     _sigmoid_(np.matmul(Xb, W1, out=H))  # H_out = sig(X W1)
                     _sigmoid_(np.matmul(H, W2, out=O))  # O_out = sig(H_out W2)
                     np.subtract(O, Yb, out=dO)
@@ -416,11 +411,6 @@ class TorchTrainer(Trainer):
         self.A = [torch.empty((B, W.shape[1]), dtype=dt) for W in self.W]
         self.T = [torch.empty_like(A) for A in self.A]
         self.D = [torch.empty_like(A) for A in self.A]
-        if len(self.W) == 2:  # the unrolled loop's names for them
-            self.W1, self.W2 = self.W
-            self.H, self.O = self.A
-            self.TH, self.TO = self.T
-            self.dH, self.dO = self.D
         if self.shuffled:  # each batch's rows gathered into these (index_select(out=))
             self.Xb = torch.empty((B, X.shape[1]), dtype=dt)
             self.Yb = torch.empty((B, Y.shape[1]), dtype=dt)
@@ -428,10 +418,7 @@ class TorchTrainer(Trainer):
     def _deep_step(self, Xb, Yb, b):
         """NumpyTrainer._deep_step in torch; returns sum (O - Y)^2 as a tensor."""
         torch, W, L = self.torch, self.W, len(self.W)
-        A = [a[:b] for a in self.A]
-        T = [t[:b] for t in self.T]
-        D = [d[:b] for d in self.D]
-        inputs = [Xb] + A[:-1]
+        A, T, D, inputs = _layer_views(self, Xb, b)
         for l in range(L):
             torch.mm(inputs[l], W[l], out=A[l]).sigmoid_()
         torch.sub(A[-1], Yb, out=D[-1])
@@ -452,8 +439,9 @@ class TorchTrainer(Trainer):
         torch = self.torch
         X, Y = self.Xt, self.Yt
         deep = len(self.W) > 2
-        if not deep:
-            W1, W2 = self.W1, self.W2
+        if not deep:  # the unrolled loop's names
+            W1, W2 = self.W
+            (H_all, O_all), (TH_all, TO_all), (dH_all, dO_all) = self.A, self.T, self.D
         E, B = X.shape[0], self.batch
         history = []
         with torch.no_grad():
@@ -470,8 +458,8 @@ class TorchTrainer(Trainer):
                     if deep:
                         total += self._deep_step(Xb, Yb, b)
                         continue
-                    H, TH, dH = self.H[:b], self.TH[:b], self.dH[:b]
-                    O, TO, dO = self.O[:b], self.TO[:b], self.dO[:b]
+                    H, TH, dH = H_all[:b], TH_all[:b], dH_all[:b]
+                    O, TO, dO = O_all[:b], TO_all[:b], dO_all[:b]
                     torch.mm(Xb, W1, out=H).sigmoid_()
                     torch.mm(H, W2, out=O).sigmoid_()
                     torch.sub(O, Yb, out=dO)
@@ -560,9 +548,9 @@ class SklearnTrainer(Trainer):
 
         self.Yfit = Y.ravel() if Y.shape[1] == 1 else Y
         self.model = MLPRegressor(
-            hidden_layer_sizes=tuple(W.shape[1] for W in weights[:-1]), activation="logistic",
-            solver="sgd",
-            learning_rate="constant", learning_rate_init=self.lr / 2, momentum=0.0,
+            hidden_layer_sizes=tuple(W.shape[1] for W in weights[:-1]),
+            activation="logistic", solver="sgd", learning_rate="constant",
+            learning_rate_init=self.lr / 2, momentum=0.0,
             nesterovs_momentum=False, alpha=0.0, batch_size=self.batch, shuffle=self.shuffled,
             max_iter=1, early_stopping=False,
             # a generator, not a seed: from a seed, each partial_fit (an epoch here) would
@@ -597,7 +585,6 @@ TRAINERS = {
     "torch-autograd": TorchAutogradTrainer,
     "sklearn": SklearnTrainer,
 }
-
 # Which optional module each implementation needs.
 REQUIRES = {"torch": "torch", "torch-autograd": "torch", "sklearn": "sklearn"}
 DEFAULT_IMPLS = ("fastnet", "numpy", "torch", "sklearn")
