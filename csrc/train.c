@@ -299,10 +299,11 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     /* the units scheme's rows of sizes[2] values, unpadded: padded to 16, the parts that
      * cross between the cores were 60% larger on mnist, and its epoch 3-6% slower on two
      * threads */
-    const int64_t part_stride = (int64_t)(FN_LINE(R * rows * s[2]) / R);
+    const int64_t n_mid = L > 1 ? s[2] : 0; /* a single layer has no sizes[2] */
+    const int64_t part_stride = (int64_t)(FN_LINE(R * rows * n_mid) / R);
     sizes[n++] = units ? R * (size_t)(2 * T(units_groups)(net) * part_stride) : 0;
     const int64_t n_fused = units && rows <= T(fn_config_get)()->fused_rows ? s[1] : 0;
-    sizes[n++] = units ? (size_t)team * T(units_own_bytes)(rows, s[2], s[L], n_fused) : 0;
+    sizes[n++] = units ? (size_t)team * T(units_own_bytes)(rows, n_mid, s[L], n_fused) : 0;
     const int64_t xg_stride = fn_round_up(rows, FN_ALIGN / (int64_t)sizeof(REAL *));
     sizes[n++] = (size_t)xg_tables * sizeof(REAL *) * (size_t)xg_stride;
     sizes[n++] = units ? (size_t)team * FN_ALIGN : 0;
@@ -349,9 +350,9 @@ static fn_status T(workspace_alloc)(T(workspace) *ws, const T(fn_net) *net, int6
     ws->part_stride = part_stride;
     p += sizes[11];
     ws->own = units ? p : NULL;
-    ws->own_stride = T(units_own_bytes)(rows, s[2], s[L], n_fused);
+    ws->own_stride = T(units_own_bytes)(rows, n_mid, s[L], n_fused);
     ws->n_fused = n_fused;
-    ws->own_rows = rows, ws->own_mid = s[2], ws->own_out = s[L];
+    ws->own_rows = rows, ws->own_mid = n_mid, ws->own_out = s[L];
     p += sizes[12];
     ws->xg = xg_tables ? (const REAL **)(void *)p : NULL;
     ws->xg_stride = xg_stride;
