@@ -390,8 +390,9 @@ def _nudged(net):
     """A copy of the network whose weights are each one unit in the last place away."""
     rng = np.random.default_rng(0)
     twin = copy.copy(net)
-    twin.weights = [np.nextafter(W, np.where(rng.random(W.shape) < 0.5, -np.inf, np.inf))
-                    for W in net.weights]
+    away = [np.where(rng.random(W.shape) < 0.5, -np.inf, np.inf).astype(W.dtype)
+            for W in net.weights]
+    twin.weights = [np.nextafter(W, to) for W, to in zip(net.weights, away)]
     return twin
 
 
