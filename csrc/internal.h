@@ -24,6 +24,30 @@
 
 #define FN_ALIGN 64
 
+/* Lanes of one vector (FN_SHUFFLE) or of two (FN_SHUFFLE2: b's lanes numbered after a's)
+ * picked by an integer vector m of the same lane count: GCC's __builtin_shuffle. Clang has
+ * no shuffle by a mask vector (its __builtin_shufflevector takes constant indices), so
+ * there the lanes are picked one by one; the indices are taken modulo the lanes given, as
+ * GCC takes them. */
+#if defined(__clang__)
+#define FN_SHUFFLE2(a, b, ...) /* m: the variadic part, as a literal's braces hold commas */ \
+    __extension__({                                                                        \
+        const __typeof__(a) a_ = (a), b_ = (b);                                            \
+        const __typeof__(__VA_ARGS__) m_ = (__VA_ARGS__);                                  \
+        __typeof__(a) r_;                                                                  \
+        const unsigned n_ = sizeof(a_) / sizeof(a_[0]);                                    \
+        for (unsigned k_ = 0; k_ < n_; k_++) {                                             \
+            const unsigned j_ = (unsigned)m_[k_] % (2 * n_);                               \
+            r_[k_] = j_ < n_ ? a_[j_] : b_[j_ - n_];                                       \
+        }                                                                                  \
+        r_;                                                                                \
+    })
+#define FN_SHUFFLE(a, ...) FN_SHUFFLE2(a, a, __VA_ARGS__)
+#else
+#define FN_SHUFFLE2(a, b, ...) __builtin_shuffle(a, b, __VA_ARGS__)
+#define FN_SHUFFLE(a, ...) __builtin_shuffle(a, __VA_ARGS__)
+#endif
+
 /* The first FN_GEMM_CTL_BYTES of a team's GEMM workspace (fn_gemm_workspace counts them):
  * the team's threads' measured speeds, by which the packed path splits a product between
  * them (gemm.c). Whoever sets up a team's workspace clears them once (zero: no

@@ -1161,8 +1161,8 @@ static void T(ISA(transpose))(int64_t n, int64_t i0, int64_t i1, const REAL *W, 
                 memcpy(&r[k], W + (i + k) * pn + j, sizeof r[k]);
             for (int round = 1; round < LANES; round *= 2) {
                 for (int k = 0; k < LANES / 2; k++) {
-                    t[2 * k] = __builtin_shuffle(r[k], r[k + LANES / 2], lo);
-                    t[2 * k + 1] = __builtin_shuffle(r[k], r[k + LANES / 2], hi);
+                    t[2 * k] = FN_SHUFFLE2(r[k], r[k + LANES / 2], lo);
+                    t[2 * k + 1] = FN_SHUFFLE2(r[k], r[k + LANES / 2], hi);
                 }
                 memcpy(r, t, sizeof r);
             }

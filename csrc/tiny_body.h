@@ -85,9 +85,9 @@ TINY(tiny_forward_blocks)(int64_t m, int64_t k, const REAL *in, int64_t ld_in, i
             memcpy(&x, in + i0 * P, sizeof x);
         else
             x = T(ISA(load_first))(in + i0 * ld_in, (m - i0 < R ? m - i0 : R) * ld_in);
-        VR acc = __builtin_shuffle(x, pick) * wrep[0];
+        VR acc = FN_SHUFFLE(x, pick) * wrep[0];
         for (int64_t p = 1; p < k; p++)
-            acc += __builtin_shuffle(x, pick + (UINT)p) * wrep[p];
+            acc += FN_SHUFFLE(x, pick + (UINT)p) * wrep[p];
         if (b)
             acc += brep;
         if (sigmoid)
