@@ -821,7 +821,10 @@ typedef struct {
     double *epoch_loss;
     double epoch_sum;
     int64_t done;
-    int nonfinite;
+    /* Set by one thread, read by all after a barrier; atomic as a thread may still read it
+     * after the last batch's barrier while thread 0 sets it at the epoch's end (either
+     * value takes that thread to the epoch's barrier: a benign race, but a race). */
+    atomic_int nonfinite;
     int fuse; /* batches of at most cfg->fused_rows rows: W[0]'s update is fused */
     int rows_phase; /* the output layer by output_rows_team (unfused batches) */
     int units;      /* the units scheme (units_batch) */
@@ -936,7 +939,7 @@ static void T(units_fused_forward)(const T(train_run) *run, int64_t nb, const RE
 {
     const T(fn_config) *cfg = T(fn_config_get)();
     const T(fn_net) *net = run->net;
-    const int64_t n_in = net->sizes[0], n_h = net->sizes[1], nr = cfg->nr, rows = run->rows;
+    const int64_t n_in = net->sizes[0], n_h = net->sizes[1], nr = cfg->nr;
     const int64_t gp = T(units_group_panels)(net), gw = gp * nr;
     const int64_t c0 = g0 * gw, c1 = g1 * gw < n_h ? g1 * gw : n_h, n = c1 - c0;
     if (n <= 0)

@@ -628,7 +628,10 @@ typedef struct {
     REAL alpha;
     double *epoch_loss;
     int64_t done;
-    int nonfinite;
+    /* Set by one thread, read by all after a barrier; atomic as a thread may still read it
+     * after the last batch's barrier while thread 0 sets it at the epoch's end (either
+     * value takes that thread to the epoch's barrier: a benign race, but a race). */
+    atomic_int nonfinite;
     int replay;       /* check and write back the weights at the end of each epoch */
     int kept_shared;  /* an earlier probe decided "shared" for this shape */
     int probe, alone; /* thread 0's decisions, read by all after a barrier */
