@@ -377,10 +377,10 @@ def _biggest(P):
 def _conditioning_term(dtype, peer, exact, *others):
     """CONDITIONING_FACTOR times the peer's error (the largest of the peers given); a draw
     on which a peer does not get two thirds of its dtype's digits right is chaotic, has no
-    answer to compare, and is rejected. (With half the digits as the limit, a float64 draw whose weights grew
-    a billionfold in 3 epochs of 3-row batches passed with the reference off by 7.8e-9
-    relative and fastnet by 24 times that: two valid orders of the same sums, amplified
-    along different directions of a chaotic trajectory.)"""
+    answer to compare, and is rejected. (With half the digits as the limit, a float64 draw
+    whose weights grew a billionfold in 3 epochs of 3-row batches passed with the
+    reference off by 7.8e-9 relative and fastnet by 24 times that: two valid orders of the
+    same sums, amplified along different directions of a chaotic trajectory.)"""
     error = max(_relative_error(p, exact) for p in (peer,) + others)
     _assume(error <= eps(dtype) ** (2 / 3))
     return CONDITIONING_FACTOR * error
