@@ -1241,7 +1241,8 @@ static void T(train_team)(T(train_run) *run)
                     T(units_batch)(run, nb, Xb, xg, Yb, start / rows % 2, kp, Xp);
                 if (omp_get_thread_num() == 0) {
                     run->epoch_sum += batch;
-                    run->nonfinite = !isfinite(batch);
+                    atomic_store_explicit(&run->nonfinite, !isfinite(batch),
+                                          memory_order_relaxed); /* a barrier orders it */
                 }
                 kp = run->fuse ? nb : 0;
                 Xp = Xb;
