@@ -6,9 +6,10 @@
  * the features (and the OS saves the wider registers: __builtin_cpu_supports checks
  * both through cpuid and xgetbv).
  */
-#define _GNU_SOURCE /* sched_getcpu */
+#define _GNU_SOURCE /* sched_getcpu, dladdr */
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <omp.h>
 #include <pthread.h>
 #include <sched.h>
@@ -283,6 +284,27 @@ void fn_team_release(int grant, int saved)
 int fn_in_parallel(void) { return omp_in_parallel(); }
 int fn_forked_after_team(void) { return atomic_load(&forked_after_team); }
 int fn_threads_busy(void) { return atomic_load(&threads_busy); }
+const char *fn_compiler(void)
+{
+#if defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "GCC " __VERSION__;
+#else
+    return "unknown";
+#endif
+}
+
+int fn_openmp_version(void) { return _OPENMP; }
+
+const char *fn_openmp_library(void)
+{
+    Dl_info info;
+    if (dladdr((void *)omp_get_max_threads, &info) && info.dli_fname)
+        return info.dli_fname;
+    return "";
+}
+
 int64_t fn_l2_bytes(void)
 {
     static atomic_llong cached = 0;

@@ -47,6 +47,12 @@ fn_isa fn_init(int force);
 fn_isa fn_isa_in_use(void);
 const char *fn_isa_name(fn_isa isa);
 int fn_cpu_supports(fn_isa isa);
+/* How the library was built and what it runs on: the C compiler and its version; the
+ * OpenMP specification it was compiled for (_OPENMP, yyyymm); the path of the OpenMP
+ * runtime the calls' teams come from, as the dynamic linker loaded it ("" if unknown). */
+const char *fn_compiler(void);
+int fn_openmp_version(void);
+const char *fn_openmp_library(void);
 /* The L2 cache of one core in bytes, as the C library reports it (sysconf), else 1 MiB
  * (the smaller L2 of the x86-64 cores seen). The GEMM sizes its packed row blocks to
  * half of it: for speed only; it sets which rows a thread takes, never how an element

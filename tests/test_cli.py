@@ -27,6 +27,29 @@ def test_config_command_runs_and_shows_the_kernels(tmp_path):
     assert f"L2 per core: {config['l2_bytes'] // 1024} KiB" in result.stdout
 
 
+def test_config_names_the_compiler_and_the_openmp_runtime_the_teams_come_from(tmp_path):
+    """The build in show_config: a compiler with its version, the OpenMP version compiled
+    for, and the runtime library, which must be one threadpoolctl finds loaded as OpenMP
+    (after a call has run a team) and the one `config` prints."""
+    import os
+    import re
+
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    config = fastnet.show_config(print_out=False)
+    assert re.fullmatch(r"(GCC|clang) \d+\.\d+.*", config["compiler"]), config["compiler"]
+    assert 200505 <= config["openmp"] < 210000
+    net = fastnet.Network([4, 3, 2], seed=0)
+    net.fit(np.ones((8, 4), np.float32), np.ones((8, 2), np.float32), 1, 0.1)
+    loaded = {os.path.realpath(i["filepath"]) for i in threadpool_info()
+              if i["user_api"] == "openmp"}
+    assert os.path.realpath(config["openmp_library"]) in loaded
+    result = _run(tmp_path, "config", timeout=120)
+    assert f"built by {config['compiler']} for OpenMP {config['openmp']}" in result.stdout
+    assert f"OpenMP runtime: {config['openmp_library']}" in result.stdout
+
+
 def test_demo_command_runs_and_tells_the_chain_rule_result_24(tmp_path):
     """The demo tells the seed's story; its chain-rule example gives dz/dx(2) = 24."""
     result = _run(tmp_path, "demo")

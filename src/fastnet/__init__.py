@@ -59,9 +59,15 @@ def _use_kernels(name):
     return _core.init(_ISAS.index(name))
 
 
+# _OPENMP's values (yyyymm) and the specifications they stand for.
+_OPENMP_SPECS = {200505: "2.5", 200805: "3.0", 201107: "3.1", 201307: "4.0", 201511: "4.5",
+                 201811: "5.0", 202011: "5.1", 202111: "5.2", 202411: "6.0"}
+
+
 def show_config(print_out=True):
     """Which micro-kernels run, what the CPU supports, block sizes, threads (and the
-    cores, the most a call runs) and the L2 size the blocking uses."""
+    cores, the most a call runs), the L2 size the blocking uses, and the build: the C
+    compiler, the OpenMP version it compiled for and the OpenMP runtime in use."""
     info = {
         "version": __version__,
         "kernel": _core.isa_name(),
@@ -70,6 +76,7 @@ def show_config(print_out=True):
         "cores": _core.cores(),
         "blocking": _core.config(),
         "l2_bytes": _core.l2_bytes(),
+        **_core.build(),
     }
     if print_out:
         print(f"fastnet {info['version']}")
@@ -82,4 +89,8 @@ def show_config(print_out=True):
             print(f"  {dt}: {b['mr']}x{b['nr']} micro-tile, kc={b['kc']} mc={b['mc']}")
         print(f"  L2 per core: {info['l2_bytes'] // 1024} KiB (the packed GEMM's row blocks"
               " take half)")
+        spec = _OPENMP_SPECS.get(info["openmp"])
+        print(f"  built by {info['compiler']} for OpenMP {info['openmp']}"
+              + (f" ({spec})" if spec else ""))
+        print(f"  OpenMP runtime: {info['openmp_library'] or 'unknown'}")
     return info

@@ -31,6 +31,9 @@ cdef extern from "fastnet.h" nogil:
     int fn_isa_in_use()
     const char *fn_isa_name(int isa)
     int fn_cpu_supports(int isa)
+    const char *fn_compiler()
+    int fn_openmp_version()
+    const char *fn_openmp_library()
     int64_t fn_l2_bytes()
     void fn_set_num_threads(int n)
     int fn_get_num_threads()
@@ -203,6 +206,13 @@ def isa_name():
 
 def cpu_supports(int isa):
     return bool(fn_cpu_supports(isa))
+
+
+def build():
+    """The C compiler that built the kernels, the OpenMP version they were compiled for
+    (yyyymm) and the OpenMP runtime library their teams come from."""
+    return {"compiler": fn_compiler().decode().strip(), "openmp": fn_openmp_version(),
+            "openmp_library": fn_openmp_library().decode(errors="replace")}
 
 
 def l2_bytes():
