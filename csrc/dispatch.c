@@ -284,6 +284,7 @@ void fn_team_release(int grant, int saved)
 int fn_in_parallel(void) { return omp_in_parallel(); }
 int fn_forked_after_team(void) { return atomic_load(&forked_after_team); }
 int fn_threads_busy(void) { return atomic_load(&threads_busy); }
+
 const char *fn_compiler(void)
 {
 #if defined(__clang__)
