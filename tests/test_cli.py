@@ -86,9 +86,11 @@ def test_bench_command_times_every_peer_in_rounds_and_checks_the_loss(tmp_path):
     out = tmp_path / "bench.json"
     result = _run(tmp_path, "bench", "--workloads", "xor", "--impls", "fastnet,numpy",
                   "--threads", "1", "--quick", "--repeats", "3", "--gemm-size", "256",
-                  "--json", str(out))
+                  "--json", str(out), "--plot", str(tmp_path / "bench.png"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "✓ xor float32" in result.stdout
+    assert f"wrote {tmp_path / 'bench.png'}" in result.stdout
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     doc = json.loads(out.read_text())
     (row,) = doc["results"]
     assert [len(row["all_times"][i]) for i in ("fastnet", "numpy")] == [3, 3]
@@ -98,6 +100,39 @@ def test_bench_command_times_every_peer_in_rounds_and_checks_the_loss(tmp_path):
     assert set(doc["gemm_gflops"]) == set(doc["gemm_gflops_end"]) == {"float32/1"}
     assert doc["gemm_gflops_end"]["float32/1"] > 0
     assert "GEMM rate at the end (NumPy, 256^2" in result.stdout
+
+
+def test_bench_plot_draws_each_peers_speedup_of_each_row_as_a_bar(tmp_path):
+    """--plot: for each peer that ran, one bar a row, as high as that row's speedup (0
+    where the peer did not run), labelled by workload, dtype and threads; the PNG has the
+    figure's size."""
+    import matplotlib.image
+    import matplotlib.pyplot as plt
+
+    from fastnet import bench
+
+    def row(workload, dtype, threads, speedup):
+        return {"workload": workload, "dtype": dtype, "threads": threads,
+                "times": {"fastnet": 0.5, **{p: 0.5 * s for p, s in speedup.items()}},
+                "speedup": speedup}
+
+    rows = [row("xor", "float32", 1, {"numpy": 150.0, "sklearn": 2500.0}),
+            row("wide", "float64", 2, {"numpy": 1.29})]
+    impls = ["fastnet", "numpy", "torch", "sklearn"]  # torch ran in no row: no bars
+    fig = bench.speedup_figure(rows, impls)
+    try:
+        (ax,) = fig.axes
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["numpy", "sklearn*"]
+        heights = [[bar.get_height() for bar in bars] for bars in ax.containers]
+        assert heights == [[150.0, 1.29], [2500.0, 0]]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["xor\n32b 1t", "wide\n64b 2t"]
+        assert ax.get_yscale() == "log"
+        width, height = fig.get_size_inches() * bench.PLOT_DPI
+    finally:
+        plt.close(fig)
+    path = tmp_path / "speedups.png"
+    bench.plot(rows, impls, path)
+    assert matplotlib.image.imread(path).shape[:2] == (round(height), round(width))
 
 
 def test_bench_predict_one_row_times_a_call_over_many_calls(tmp_path):

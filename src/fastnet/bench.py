@@ -213,7 +213,10 @@ def markdown(rows, impls):
     return "\n".join(lines)
 
 
-def plot(rows, impls, path):
+def speedup_figure(rows, impls):
+    """A matplotlib figure of the rows' speedups: for each peer, a bar per row (its
+    height the median same-round ratio; 0 where the peer did not run), on a log scale
+    with a line at 1 (below it, the peer is faster)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -235,7 +238,18 @@ def plot(rows, impls, path):
     ax.set_title("fastnet vs peers, time per epoch (predict: per call)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    return fig
+
+
+PLOT_DPI = 120
+
+
+def plot(rows, impls, path):
+    """speedup_figure as a PNG at ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = speedup_figure(rows, impls)
+    fig.savefig(path, dpi=PLOT_DPI)
     plt.close(fig)
 
 
