@@ -135,6 +135,32 @@ def test_bench_plot_draws_each_peers_speedup_of_each_row_as_a_bar(tmp_path):
     assert matplotlib.image.imread(path).shape[:2] == (round(height), round(width))
 
 
+def test_the_pytest_benchmark_suite_collects_and_its_small_cases_run(tmp_path):
+    """benchmarks/ (pytest benchmarks/ --benchmark-only) is not part of this suite, so a
+    change that broke it would go unseen: every file must collect, and the cheap cases
+    (the training loop on XOR, predicting one row and the GEMM yardstick, fastnet and
+    NumPy) run once each, untimed, through their agreement checks."""
+    import os
+    import pathlib
+    import re
+
+    suite = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+    base = [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider"]
+    collected = subprocess.run(base + ["--collect-only"], cwd=tmp_path, capture_output=True,
+                               text=True, timeout=300)
+    assert collected.returncode == 0, collected.stdout[-3000:]
+    assert re.search(r"^(\d+) tests collected", collected.stdout, re.M), collected.stdout[-500:]
+    ran = subprocess.run(base + ["--benchmark-disable", "-k", "(xor or predict-1) and "
+                                 "(fastnet or numpy) or gemm and float32 and 1thr"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stdout[-3000:]
+    # xor and predict-1: 2 implementations x 2 dtypes x the thread counts (1 and 2; 2 is
+    # skipped on one CPU) each; the GEMM once
+    thread_counts = sum(n <= (os.cpu_count() or 1) for n in (1, 2))
+    expected = 2 * 2 * 2 * thread_counts + 1
+    assert re.search(rf"^{expected} passed", ran.stdout, re.M), ran.stdout[-1000:]
+
+
 def test_bench_predict_one_row_times_a_call_over_many_calls(tmp_path):
     """predict-1: one row of the mnist shape, checked against NumPy's output, each timing
     over 1000 calls and reported per call."""
