@@ -20,7 +20,6 @@ from conftest import (
     product_bound,
     tiny,
 )
-
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -8,8 +8,9 @@ loss ``1/N sum (O - Y)^2`` (N = rows of the batch), plain minibatch gradient des
 the rows in order, starting from the same initial weights. The ``-shuffled`` workloads
 visit the rows of each epoch in a new order instead, as ``fit`` does by default: every
 checked trainer draws the same orders (``Generator.permutation``, one an epoch, from a
-generator seeded alike) and gathers each batch's rows by them. The one exception is scikit-learn's ``MLPRegressor``, the nearest peer it has: it always adds
-biases and its output layer is the identity, so it is timed but not checked.
+generator seeded alike) and gathers each batch's rows by them. The one exception is
+scikit-learn's ``MLPRegressor``, the nearest peer it has: it always adds biases and its
+output layer is the identity, so it is timed but not checked.
 
 Only NumPy is required; PyTorch, scikit-learn and threadpoolctl are used when importable.
 """
@@ -533,9 +534,10 @@ class SklearnTrainer(Trainer):
     (no momentum, no L2, constant learning rate), the same batches in the same order, one
     ``partial_fit`` per epoch (= ``max_iter=1``), starting from the same W1, W2. It always
     has biases (started at 0) and an identity output layer: a different model, timed but
-    not checked against fastnet (shuffled: its own orders, from its random_state). Its loss is ``sum/(2N)`` and its output has no sigmoid'
-    (<= 1/4) factor, so ``learning_rate_init = lr / 2`` bounds its steps by the seed's
-    largest (``2 lr`` would be the same nominal step and diverges on xor and digits)."""
+    not checked against fastnet (shuffled: its own orders, from its random_state). Its
+    loss is ``sum/(2N)`` and its output has no sigmoid' (<= 1/4) factor, so
+    ``learning_rate_init = lr / 2`` bounds its steps by the seed's largest (``2 lr`` would
+    be the same nominal step and diverges on xor and digits)."""
 
     name = "sklearn"
     checked = False
