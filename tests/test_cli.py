@@ -83,6 +83,8 @@ def test_bench_command_times_every_peer_in_rounds_and_checks_the_loss(tmp_path):
     XOR, one thread; both reach the same loss (✓) and the JSON keeps every round."""
     import json
 
+    from fastnet import bench
+
     out = tmp_path / "bench.json"
     result = _run(tmp_path, "bench", "--workloads", "xor", "--impls", "fastnet,numpy",
                   "--threads", "1", "--quick", "--repeats", "3", "--gemm-size", "256",
@@ -100,6 +102,10 @@ def test_bench_command_times_every_peer_in_rounds_and_checks_the_loss(tmp_path):
     assert set(doc["gemm_gflops"]) == set(doc["gemm_gflops_end"]) == {"float32/1"}
     assert doc["gemm_gflops_end"]["float32/1"] > 0
     assert "GEMM rate at the end (NumPy, 256^2" in result.stdout
+    # one thread only: no target (each on two threads) is measured, and the run says so
+    n_targets = sum(len(t.dtypes) for t in bench.TARGETS)
+    assert f"0 of {n_targets} met, {n_targets} not measured in this run" in result.stdout
+    assert [v["met"] for v in doc["targets"]] == [None] * n_targets
 
 
 def test_bench_plot_draws_each_peers_speedup_of_each_row_as_a_bar(tmp_path):
@@ -159,6 +165,46 @@ def test_the_pytest_benchmark_suite_collects_and_its_small_cases_run(tmp_path):
     thread_counts = sum(n <= (os.cpu_count() or 1) for n in (1, 2))
     expected = 2 * 2 * 2 * thread_counts + 1
     assert re.search(rf"^{expected} passed", ran.stdout, re.M), ran.stdout[-1000:]
+
+
+def test_bench_judges_each_target_on_the_two_thread_rows_of_its_dtypes():
+    """The targets read off a run's rows: a speedup over the named peer in the same dtype,
+    the percent of the GEMM rate, or the 1 -> 2 thread scaling, each on two threads; met
+    at the bound (predict: only above it), and not measured when the run lacks the row,
+    the peer, or a scaling from one thread."""
+    from fastnet import bench
+
+    def row(workload, dtype, threads, speedup, **more):
+        return {"workload": workload, "dtype": dtype, "threads": threads,
+                "speedup": speedup, **more}
+
+    rows = [row("digits", "float32", 2, {"numpy": 5.0, "torch": 24.9}),
+            row("digits", "float64", 2, {"numpy": 4.04, "torch": 30.0}),
+            row("digits", "float32", 1, {"numpy": 9.0, "torch": 90.0}),  # one thread: unused
+            row("wide", "float32", 2, {"numpy": 1.31}, pct_gemm=74.9, scaling=1.8,
+                scaling_from=1),
+            row("mnist", "float32", 2, {"numpy": 2.0}, pct_gemm=80.0, scaling=1.9,
+                scaling_from=4),
+            row("predict", "float32", 2, {"numpy": 1.0}),
+            row("predict", "float64", 2, {"numpy": 1.01})]
+    got = {(v["name"], v["dtype"]): (v["value"], v["met"]) for v in bench.target_verdicts(rows)}
+    assert got[("digits vs numpy >= 5x", "float32")] == (5.0, True)
+    assert got[("digits vs numpy >= 5x", "float64")] == (4.04, False)
+    assert got[("digits vs torch >= 25x", "float32")] == (24.9, False)
+    assert got[("digits vs torch >= 25x", "float64")] == (30.0, True)
+    assert got[("digits vs torch-autograd >= 25x", "float32")] == (None, None)
+    assert got[("wide vs numpy >= 1.3x", "float32")] == (1.31, True)
+    assert got[("wide vs numpy >= 1.3x", "float64")] == (None, None)
+    assert got[("wide % of GEMM rate >= 75%", "float32")] == (74.9, False)
+    assert got[("wide 1 -> 2 threads >= 1.8x", "float32")] == (1.8, True)
+    assert got[("mnist 1 -> 2 threads >= 1.8x", "float32")] == (None, None)  # from 4 threads
+    assert got[("mnist % of GEMM rate >= 65%", "float32")] == (80.0, True)
+    assert got[("predict vs numpy > 1x", "float32")] == (1.0, False)
+    assert got[("predict vs numpy > 1x", "float64")] == (1.01, True)
+    assert got[("xor vs numpy >= 50x", "float32")] == (None, None)
+    # every target in each of its dtypes, once
+    assert len(got) == sum(len(t.dtypes) for t in bench.TARGETS)
+    assert ("wide % of GEMM rate >= 75%", "float64") not in got  # float32 only
 
 
 def test_bench_predict_one_row_times_a_call_over_many_calls(tmp_path):

@@ -39,6 +39,7 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -251,6 +252,102 @@ def plot(rows, impls, path):
     fig = speedup_figure(rows, impls)
     fig.savefig(path, dpi=PLOT_DPI)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of fastnet's performance targets, on two threads: on ``workload`` in each of
+    ``dtypes``, ``metric`` (``speedup`` over ``peer``, ``pct_gemm`` of NumPy's GEMM rate,
+    or ``scaling`` from one thread to two) at least ``least`` (more than it if
+    ``strict``). Speedups hold against the peer in the same dtype."""
+    workload: str
+    metric: str
+    least: float
+    peer: str | None = None
+    dtypes: tuple = ("float32", "float64")
+    strict: bool = False
+
+
+TARGET_THREADS = 2
+# PyTorch targets are judged against both torch loops: the usual autograd one and
+# hand-written backpropagation on preallocated tensors (the faster of the two).
+TARGETS = (
+    Target("xor", "speedup", 50, "numpy"),
+    Target("xor", "speedup", 300, "torch-autograd"),
+    Target("xor", "speedup", 300, "torch"),
+    Target("digits", "speedup", 5, "numpy"),
+    Target("digits", "speedup", 25, "torch-autograd"),
+    Target("digits", "speedup", 25, "torch"),
+    Target("mnist", "speedup", 1.5, "numpy"),
+    Target("mnist", "speedup", 3, "torch-autograd"),
+    Target("mnist", "speedup", 3, "torch"),
+    Target("mnist", "pct_gemm", 65, dtypes=("float32",)),
+    Target("mnist", "scaling", 1.8, dtypes=("float32",)),
+    Target("wide", "speedup", 1.3, "numpy"),
+    Target("wide", "pct_gemm", 75, dtypes=("float32",)),
+    Target("wide", "scaling", 1.8, dtypes=("float32",)),
+    Target("predict", "speedup", 1.0, "numpy", strict=True),
+)
+
+
+def _target_name(t):
+    what = {"speedup": f"vs {t.peer}", "pct_gemm": "% of GEMM rate",
+            "scaling": "1 -> 2 threads"}[t.metric]
+    bound = f"{'>' if t.strict else '>='} {t.least:g}{'%' if t.metric == 'pct_gemm' else 'x'}"
+    return f"{t.workload} {what} {bound}"
+
+
+def target_verdicts(rows, targets=TARGETS):
+    """Each target in each of its dtypes, against the rows of a run: a dict with the
+    target's ``name``, ``dtype``, the measured ``value`` (None when the run did not
+    measure it) and ``met`` (None likewise)."""
+    by_key = {(r["workload"], r["dtype"], r["threads"]): r for r in rows}
+    verdicts = []
+    for t in targets:
+        for dt in t.dtypes:
+            row = by_key.get((t.workload, dt, TARGET_THREADS))
+            if row is None:
+                value = None
+            elif t.metric == "speedup":
+                value = row["speedup"].get(t.peer)
+            elif t.metric == "scaling" and row.get("scaling_from") != 1:
+                value = None  # the run's first thread count was not 1
+            else:
+                value = row.get(t.metric)
+            met = None if value is None else (value > t.least if t.strict
+                                              else value >= t.least)
+            verdicts.append({"name": _target_name(t), "workload": t.workload, "dtype": dt,
+                             "metric": t.metric, "peer": t.peer, "least": t.least,
+                             "value": value, "met": met})
+    return verdicts
+
+
+def _fmt_value(v):
+    if v["value"] is None:
+        return "not measured"
+    return f"{v['value']:.0f}%" if v["metric"] == "pct_gemm" else fmt_speedup(v["value"])
+
+
+def print_targets(verdicts, out):
+    print(f"\nfastnet's performance targets ({TARGET_THREADS} threads):", file=out)
+    for v in verdicts:
+        mark = {True: "✓", False: "✗", None: "-"}[v["met"]]
+        print(f"  {mark} {v['name']}, {v['dtype']}: {_fmt_value(v)}", file=out)
+    met = sum(v["met"] is True for v in verdicts)
+    unmeasured = sum(v["met"] is None for v in verdicts)
+    print(f"  {met} of {len(verdicts)} met"
+          + (f", {unmeasured} not measured in this run" if unmeasured else ""), file=out)
+
+
+def targets_markdown(verdicts):
+    lines = ["| target | dtype | measured | met |", "|---|---|---|---|"]
+    for v in verdicts:
+        mark = {True: "✓", False: "✗", None: "-"}[v["met"]]
+        lines.append(f"| {v['name']} | {v['dtype']} | {_fmt_value(v)} | {mark} |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -646,10 +743,14 @@ def main(argv=None) -> int:
         for c in checks:
             print(f"{'✓' if c.ok else '✗'} {c.message}", file=out)
     failed = [c for c in checks if not c.ok]
+    verdicts = target_verdicts(rows)
+    print_targets(verdicts, out)
 
     if args.markdown:
         print(file=out)
         print(markdown(rows, impls), file=out)
+        print(file=out)
+        print(targets_markdown(verdicts), file=out)
     if args.json:
         doc = {
             "fastnet_config": fastnet.show_config(print_out=False),
@@ -666,6 +767,7 @@ def main(argv=None) -> int:
             "cpu_gemm_gflops": rates,
             "results": rows,
             "checks": [c.__dict__ for c in checks],
+            "targets": verdicts,
         }
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1, default=str)
