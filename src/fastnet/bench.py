@@ -156,7 +156,11 @@ def _result_cells(r, limit=False):
     cells += [f"{r['gflops']:.1f}" if r["gflops"] is not None else "-"]
     cells += [fmt_time(r["flop_limit"])] if limit else []
     return cells + [f"{r['pct_gemm']:.0f}%" if r["pct_gemm"] is not None else "-",
-                    fmt_trips(r["line_trip_ns"]), {True: "✓", False: "✗", None: "-"}[r["ok"]]]
+                    fmt_trips(r["line_trip_ns"]), MARKS[r["ok"]]]
+
+
+# a check or target: passed, failed, not made
+MARKS = {True: "✓", False: "✗", None: "-"}
 
 
 def _label(impl):
@@ -301,13 +305,16 @@ def _target_name(t):
 
 
 def target_verdicts(rows, targets=TARGETS):
-    """Each target in each of its dtypes, against the rows of a run: a dict with the
-    target's ``name``, ``dtype``, the measured ``value`` (None when the run did not
-    measure it) and ``met`` (None likewise)."""
+    """Each target in each of its dtypes that the run timed its workload in: a dict with
+    the target's ``name``, ``dtype``, the measured ``value`` (None when the run did not
+    measure it: no two-thread row, peer or scaling) and ``met`` (None likewise)."""
     by_key = {(r["workload"], r["dtype"], r["threads"]): r for r in rows}
+    timed = {(r["workload"], r["dtype"]) for r in rows}
     verdicts = []
     for t in targets:
         for dt in t.dtypes:
+            if (t.workload, dt) not in timed:
+                continue
             row = by_key.get((t.workload, dt, TARGET_THREADS))
             if row is None:
                 value = None
@@ -332,10 +339,11 @@ def _fmt_value(v):
 
 
 def print_targets(verdicts, out):
+    if not verdicts:
+        return
     print(f"\nfastnet's performance targets ({TARGET_THREADS} threads):", file=out)
     for v in verdicts:
-        mark = {True: "✓", False: "✗", None: "-"}[v["met"]]
-        print(f"  {mark} {v['name']}, {v['dtype']}: {_fmt_value(v)}", file=out)
+        print(f"  {MARKS[v['met']]} {v['name']}, {v['dtype']}: {_fmt_value(v)}", file=out)
     met = sum(v["met"] is True for v in verdicts)
     unmeasured = sum(v["met"] is None for v in verdicts)
     print(f"  {met} of {len(verdicts)} met"
@@ -345,8 +353,7 @@ def print_targets(verdicts, out):
 def targets_markdown(verdicts):
     lines = ["| target | dtype | measured | met |", "|---|---|---|---|"]
     for v in verdicts:
-        mark = {True: "✓", False: "✗", None: "-"}[v["met"]]
-        lines.append(f"| {v['name']} | {v['dtype']} | {_fmt_value(v)} | {mark} |")
+        lines.append(f"| {v['name']} | {v['dtype']} | {_fmt_value(v)} | {MARKS[v['met']]} |")
     return "\n".join(lines)
 
 
@@ -749,8 +756,9 @@ def main(argv=None) -> int:
     if args.markdown:
         print(file=out)
         print(markdown(rows, impls), file=out)
-        print(file=out)
-        print(targets_markdown(verdicts), file=out)
+        if verdicts:
+            print(file=out)
+            print(targets_markdown(verdicts), file=out)
     if args.json:
         doc = {
             "fastnet_config": fastnet.show_config(print_out=False),
