@@ -62,6 +62,28 @@ static inline __attribute__((always_inline)) T(ISA(reg)) TINY(tiny_repeat)(const
     return (VR){0};
 #endif
 }
+/* The lanes of x that idx names (modulo the lanes): GCC's __builtin_shuffle, which
+ * compiles to one permute here. Clang has no shuffle by a variable mask (FN_SHUFFLE
+ * picks its lanes one by one there, 1.6-1.7x XOR's epoch), so under clang the ISA's
+ * permute is named: only the registers of rows (TINY_BLOCKS) need it, AVX-512's floats
+ * and doubles and AVX2's floats. */
+static inline __attribute__((always_inline)) T(ISA(reg))
+    TINY(tiny_pick)(T(ISA(reg)) x, T(ISA(ureg)) idx)
+{
+#if defined(__clang__) && VEC_BYTES == 64
+    typedef T(ISA(reg)) VR;
+    if (sizeof(REAL) == 4)
+        return (VR)_mm512_permutexvar_ps((__m512i)idx, (__m512)x);
+    return (VR)_mm512_permutexvar_pd((__m512i)idx, (__m512d)x);
+#elif defined(__clang__) && VEC_BYTES == 32 && defined(__AVX2__)
+    typedef T(ISA(reg)) VR;
+    if (sizeof(REAL) == 4)
+        return (VR)_mm256_permutevar8x32_ps((__m256)x, (__m256i)idx);
+    return FN_SHUFFLE(x, idx);
+#else
+    return FN_SHUFFLE(x, idx);
+#endif
+}
 /* out = act(in W + b) for the m rows of in (ld_in apart; padded: in is a layer's
  * buffer, whole registers of rows, else X, read to its m-th row only) */
 static inline __attribute__((always_inline)) void
@@ -85,9 +107,9 @@ TINY(tiny_forward_blocks)(int64_t m, int64_t k, const REAL *in, int64_t ld_in, i
             memcpy(&x, in + i0 * P, sizeof x);
         else
             x = T(ISA(load_first))(in + i0 * ld_in, (m - i0 < R ? m - i0 : R) * ld_in);
-        VR acc = FN_SHUFFLE(x, pick) * wrep[0];
+        VR acc = TINY(tiny_pick)(x, pick) * wrep[0];
         for (int64_t p = 1; p < k; p++)
-            acc += FN_SHUFFLE(x, pick + (UINT)p) * wrep[p];
+            acc += TINY(tiny_pick)(x, pick + (UINT)p) * wrep[p];
         if (b)
             acc += brep;
         if (sigmoid)
