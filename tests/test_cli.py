@@ -109,6 +109,14 @@ def test_bench_command_times_every_peer_in_rounds_and_checks_the_loss(tmp_path):
         [("xor", "float32", None)] * len(xor)
 
 
+def _row(workload, dtype, threads, speedup, **more):
+    """A bench result row as main() builds it, with the given speedups over the peers (their
+    times that many times fastnet's)."""
+    return {"workload": workload, "dtype": dtype, "threads": threads,
+            "times": {"fastnet": 0.5, **{p: 0.5 * x for p, x in speedup.items()}},
+            "speedup": speedup, **more}
+
+
 def test_bench_plot_draws_each_peers_speedup_of_each_row_as_a_bar(tmp_path):
     """--plot: for each peer that ran, one bar a row, as high as that row's speedup (0
     where the peer did not run), labelled by workload, dtype and threads; the PNG has the
@@ -118,13 +126,8 @@ def test_bench_plot_draws_each_peers_speedup_of_each_row_as_a_bar(tmp_path):
 
     from fastnet import bench
 
-    def row(workload, dtype, threads, speedup):
-        return {"workload": workload, "dtype": dtype, "threads": threads,
-                "times": {"fastnet": 0.5, **{p: 0.5 * s for p, s in speedup.items()}},
-                "speedup": speedup}
-
-    rows = [row("xor", "float32", 1, {"numpy": 150.0, "sklearn": 2500.0}),
-            row("wide", "float64", 2, {"numpy": 1.29})]
+    rows = [_row("xor", "float32", 1, {"numpy": 150.0, "sklearn": 2500.0}),
+            _row("wide", "float64", 2, {"numpy": 1.29})]
     impls = ["fastnet", "numpy", "torch", "sklearn"]  # torch ran in no row: no bars
     fig = bench.speedup_figure(rows, impls)
     try:
@@ -176,20 +179,16 @@ def test_bench_judges_each_target_on_the_two_thread_rows_of_its_dtypes():
     did not time are left out."""
     from fastnet import bench
 
-    def row(workload, dtype, threads, speedup, **more):
-        return {"workload": workload, "dtype": dtype, "threads": threads,
-                "speedup": speedup, **more}
-
-    rows = [row("digits", "float32", 2, {"numpy": 5.0, "torch": 24.9}),
-            row("digits", "float64", 2, {"numpy": 4.04, "torch": 30.0}),
-            row("digits", "float32", 1, {"numpy": 9.0, "torch": 90.0}),  # one thread: unused
-            row("wide", "float32", 2, {"numpy": 1.31}, pct_gemm=74.9, scaling=1.8,
-                scaling_from=1),
-            row("wide", "float64", 1, {"numpy": 2.0}),  # timed, but not on two threads
-            row("mnist", "float32", 2, {"numpy": 2.0}, pct_gemm=80.0, scaling=1.9,
-                scaling_from=4),
-            row("predict", "float32", 2, {"numpy": 1.0}),
-            row("predict", "float64", 2, {"numpy": 1.01})]
+    rows = [_row("digits", "float32", 2, {"numpy": 5.0, "torch": 24.9}),
+            _row("digits", "float64", 2, {"numpy": 4.04, "torch": 30.0}),
+            _row("digits", "float32", 1, {"numpy": 9.0, "torch": 90.0}),  # one thread: unused
+            _row("wide", "float32", 2, {"numpy": 1.31}, pct_gemm=74.9, scaling=1.8,
+                 scaling_from=1),
+            _row("wide", "float64", 1, {"numpy": 2.0}),  # timed, but not on two threads
+            _row("mnist", "float32", 2, {"numpy": 2.0}, pct_gemm=80.0, scaling=1.9,
+                 scaling_from=4),
+            _row("predict", "float32", 2, {"numpy": 1.0}),
+            _row("predict", "float64", 2, {"numpy": 1.01})]
     got = {(v["name"], v["dtype"]): (v["value"], v["met"]) for v in bench.target_verdicts(rows)}
     assert got[("digits vs numpy >= 5x", "float32")] == (5.0, True)
     assert got[("digits vs numpy >= 5x", "float64")] == (4.04, False)
