@@ -76,6 +76,8 @@ BAD_X = [
     ("-inf", _nan_at(GOOD_X, (4, 2), -np.inf), ValueError, r"X contains NaN or infinity"),
     ("overflows float32", _nan_at(GOOD_X, (1, 1), 1e300), ValueError,
      r"X has a value too large for float32 at index \[1, 1\]: 1e\+300"),
+    ("int beyond float64", [[1.0, 2.0, 10**400]] * 5, ValueError,
+     r"X holds an integer too large for a real number"),
 ]
 
 BAD_Y = [
@@ -93,6 +95,8 @@ BAD_Y = [
     ("inf", _nan_at(GOOD_Y, (0, 0), np.inf), ValueError, r"Y contains NaN or infinity"),
     ("overflows float32", _nan_at(GOOD_Y, (4, 0), -1e39), ValueError,
      r"Y has a value too large for float32 at index \[4, 0\]: -1e\+39"),
+    ("int beyond float64 among objects", np.array([[0, 10**400]] * 5, dtype=object), ValueError,
+     r"Y holds an integer too large for a real number"),
 ]
 
 
@@ -185,6 +189,9 @@ def test_several_bad_arguments_still_leave_the_network_unchanged(net):
     (dict(layers=[3, "2"]), TypeError, r"layers\[1\]"),
     (dict(layers=[3, True]), TypeError, r"layers\[1\]"),
     (dict(layers=[3, None]), TypeError, r"layers\[1\]"),
+    (dict(layers=[2**62, 2, 1]), ValueError,
+     r"layers\[0\] x layers\[1\] is \d+ weights, more than an array can hold"),
+    (dict(layers=[3, 2**64]), ValueError, r"layers\[0\] x layers\[1\]"),
     (dict(activation="softmax"), ValueError, r"^activation must be one of"),
     (dict(activation="Sigmoid"), ValueError, r"^activation must be one of"),
     (dict(activation=None), TypeError, r"^activation must be one of"),
@@ -232,6 +239,8 @@ def test_bad_constructor_arguments_are_rejected(kwargs, exc, match):
      r"weights\[0\]"),
     ([np.zeros((N_IN, N_HIDDEN)), _nan_at(np.zeros((N_HIDDEN, N_OUT)), (3, 0), 1e39)],
      ValueError, r"weights\[1\] has a value too large for float32 at index \[3, 0\]"),
+    ([[[10**400] * N_HIDDEN] * N_IN, np.zeros((N_HIDDEN, N_OUT))], ValueError,
+     r"weights\[0\] holds an integer too large"),
     (np.zeros((N_IN, N_HIDDEN)), TypeError, r"weights"),
     (None, TypeError, r"weights"),
     (5, TypeError, r"weights"),
@@ -250,6 +259,7 @@ def test_bad_weights_are_rejected_and_network_unchanged(net, values, exc, match)
     ([np.zeros(N_HIDDEN), [np.nan, 0]], ValueError, r"biases\[1\]"),
     ([np.zeros(N_HIDDEN), ["a", "b"]], TypeError, r"biases\[1\]"),
     ([np.zeros(N_HIDDEN), [0, -1e300]], ValueError, r"biases\[1\] has a value too large"),
+    ([np.zeros(N_HIDDEN), [0, -10**400]], ValueError, r"biases\[1\] holds an integer too"),
     (np.zeros(N_HIDDEN), TypeError, r"biases"),
 ])
 def test_bad_biases_are_rejected_and_network_unchanged(net, values, exc, match):
@@ -282,7 +292,8 @@ def test_good_weights_setter_copies_and_converts():
 
 
 @pytest.mark.parametrize("n,exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
-                                   ("2", TypeError), (None, TypeError), (True, TypeError)])
+                                   ("2", TypeError), (None, TypeError), (True, TypeError),
+                                   (2**31, ValueError)])
 def test_bad_thread_count_is_rejected_and_count_unchanged(n, exc):
     before = fastnet.get_num_threads()
     with pytest.raises(exc, match=r"\bn\b"):
@@ -325,6 +336,7 @@ def test_unknown_kernel_name_is_rejected():
      ValueError, r"\bW\b"),
     (lambda: kernels.matmul(np.ones((2, 2)), np.ones((2, 2)), dtype=np.int64), TypeError,
      r"dtype"),
+    (lambda: kernels.matmul([[10**400]], [[1.0]]), ValueError, r"\bA holds an integer too"),
 ])
 def test_kernels_reject_bad_arguments_by_name(call, exc, match):
     with pytest.raises(exc, match=match):

@@ -42,7 +42,8 @@ def set_num_threads(n):
     GNU OpenMP's threads are gone: there every call runs on one thread, and
     get_num_threads() returns 1.
     Results do not depend on it: every thread count gives bitwise the same numbers."""
-    _core.set_num_threads(_check_int(n, "set_num_threads: n (the number of threads)", minimum=1))
+    _core.set_num_threads(_check_int(n, "set_num_threads: n (the number of threads)", minimum=1,
+                                     maximum=2**31 - 1))  # OpenMP's count is a C int
 
 
 def get_num_threads():

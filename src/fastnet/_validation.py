@@ -61,7 +61,7 @@ def check_real(value, name, *, positive=False, allow_none=False):
     return value
 
 
-def check_int(value, name, *, minimum=None, allow_none=False):
+def check_int(value, name, *, minimum=None, maximum=None, allow_none=False):
     if value is None and allow_none:
         return None
     if isinstance(value, (bool, np.bool_)):
@@ -72,8 +72,13 @@ def check_int(value, name, *, minimum=None, allow_none=False):
         raise TypeError(f"{name} must be an integer; got {value!r}") from exc
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}; got {value}")
     return value
 
+
+# The most values of 8 bytes an array's size in bytes can count.
+MAX_WEIGHTS = int(np.iinfo(np.intp).max) // 8
 
 SEED_TYPES = (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)
 
@@ -102,7 +107,14 @@ def check_layers(layers):
         raise ValueError(
             f"layers must have at least 2 sizes [n_in, ..., n_out]; got {list(layers)!r}"
         )
-    return tuple(check_int(n, f"layers[{i}]", minimum=1) for i, n in enumerate(layers))
+    layers = tuple(check_int(n, f"layers[{i}]", minimum=1) for i, n in enumerate(layers))
+    for i, (n_a, n_b) in enumerate(zip(layers[:-1], layers[1:])):
+        if n_a * n_b > MAX_WEIGHTS:  # the weights are drawn in float64
+            raise ValueError(
+                f"layers[{i}] x layers[{i + 1}] is {n_a * n_b} weights, more than an array "
+                f"can hold ({MAX_WEIGHTS}); got layers {list(layers)}"
+            )
+    return layers
 
 
 def _real_array(value, name):
@@ -111,11 +123,15 @@ def _real_array(value, name):
         raise TypeError(f"{name} must be an array of real numbers; got None")
     try:
         arr = np.asarray(value)
+    except OverflowError as exc:  # a Python int beyond every real dtype
+        raise _int_too_large(name, exc) from exc
     except (ValueError, TypeError) as exc:  # ragged nested lists, odd objects
         raise ValueError(f"{name} must be a rectangular array of real numbers: {exc}") from exc
     if arr.dtype.kind == "O":
         try:
             arr = arr.astype(np.float64)
+        except OverflowError as exc:
+            raise _int_too_large(name, exc) from exc
         except (ValueError, TypeError) as exc:
             raise TypeError(
                 f"{name} must be an array of real numbers; got objects that are not ({exc})"
@@ -123,6 +139,11 @@ def _real_array(value, name):
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be an array of real numbers; got dtype {arr.dtype}")
     return arr
+
+
+def _int_too_large(name, exc):
+    return ValueError(f"{name} holds an integer too large for a real number "
+                      f"(float64's largest is {np.finfo(np.float64).max:.7g}): {exc}")
 
 
 def check_finite(arr, name):
