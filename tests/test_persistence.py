@@ -250,23 +250,12 @@ def test_copy_shares_parameters_and_keeps_them_frozen(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(net.weights + net.biases, before))
 
 
-@pytest.mark.parametrize("changes", [
-    dict(layers=np.array([8000, 8000, 3])),
-    dict(layers=np.array([4, 10**12, 3])),
-    dict(junk=np.zeros(10**8, np.uint8)),  # a member that inflates to 100 MB
-    dict(activation=np.zeros(10**8, np.uint8)),  # a field that does
-    dict(W1=np.zeros((6, 3), np.complex64)),
-], ids=["layers of 8000", "layers of 10^12", "inflating member", "inflating field",
-        "complex weights"])
-def test_hostile_small_files_are_refused_before_anything_is_read_or_built(saved, tmp_path,
-                                                                          changes):
-    """A file of a few KB that declares huge layers, or holds a member that inflates to
-    100 MB, raises ValueError at once, without allocating for what it declares (a
-    network of the declared layers had been built first: 767 MB for [8000, 8000, 2],
-    MemoryError for larger); the message names the file once."""
+def _refused_cheaply(bad):
+    """Loads ``bad`` (a file of at most 1 MB), which must raise ValueError without
+    allocating for what it declares; returns the message, which names the file once and
+    quotes no long value."""
     import tracemalloc
 
-    bad = _rewrite(saved, tmp_path, compressed=True, **changes)
     assert bad.stat().st_size < 10**6
     tracemalloc.start()
     try:
@@ -276,4 +265,69 @@ def test_hostile_small_files_are_refused_before_anything_is_read_or_built(saved,
     finally:
         tracemalloc.stop()
     assert peak < 10**7
-    assert str(info.value).count(str(bad)) == 1
+    message = str(info.value)
+    assert message.count(str(bad)) == 1
+    assert len(message) < 1000
+    return message
+
+
+@pytest.mark.parametrize("changes", [
+    dict(layers=np.array([8000, 8000, 3])),
+    dict(layers=np.array([4, 10**12, 3])),
+    dict(junk=np.zeros(10**8, np.uint8)),  # a member that inflates to 100 MB
+    dict(activation=np.zeros(10**8, np.uint8)),  # a field that does
+    dict(activation=np.array("\0" * 10**8)),  # a single string of 400 MB
+    dict(format=np.array("x" * 10**6)),  # quoted in the message, had it been read
+    dict(W1=np.zeros((6, 3), np.complex64)),
+], ids=["layers of 8000", "layers of 10^12", "inflating member", "inflating field",
+        "inflating string", "long format", "complex weights"])
+def test_hostile_small_files_are_refused_before_anything_is_read_or_built(saved, tmp_path,
+                                                                          changes):
+    """A file of a few KB that declares huge layers, or holds a member that inflates to
+    100 MB, raises ValueError at once, without allocating for what it declares (a
+    network of the declared layers had been built first: 767 MB for [8000, 8000, 2],
+    MemoryError for larger); the message names the file once."""
+    _refused_cheaply(_rewrite(saved, tmp_path, compressed=True, **changes))
+
+
+@pytest.mark.parametrize("layers", [[8000, 8000, 3], [200_000, 200_000, 1]])
+def test_members_holding_less_than_their_headers_declare_are_refused_before_building(
+        saved, tmp_path, layers):
+    """Layers and W headers that agree, each W member holding 16 bytes of data: refused
+    from the members' sizes, before any array is read or a network is built (the
+    network of the declared layers had been built first: 768 MB for [8000, 8000, 3],
+    MemoryError for [200000, 200000, 1])."""
+    with np.load(saved) as f:
+        fields = {k: f[k] for k in f.files if k[0] not in "Wb"}
+    fields["layers"] = np.array(layers, np.int64)
+    fields["bias"] = np.array(False)
+    bad = tmp_path / "headers-only.npz"
+    with zipfile.ZipFile(bad, "w") as z:
+        for name, value in fields.items():
+            with z.open(name + ".npy", "w") as member:
+                np.save(member, value)
+        for i in range(len(layers) - 1):
+            with z.open(f"W{i}.npy", "w") as member:
+                np.lib.format.write_array_header_1_0(
+                    member, {"descr": "<f4", "fortran_order": False,
+                             "shape": (layers[i], layers[i + 1])})
+                member.write(bytes(16))
+    assert "W0 declares shape" in _refused_cheaply(bad)
+
+
+def test_save_refuses_parameters_set_to_nan_in_place_and_writes_nothing(tmp_path):
+    """In-place edits can put NaN into the network's own arrays; save raises as load
+    would refuse the file, instead of writing one that cannot be read back."""
+    net = fastnet.Network([2, 3, 1], bias=True, seed=0)
+    net.biases[1][0] = np.inf
+    with pytest.raises(ValueError, match=r"cannot save .* biases\[1\] contains NaN or inf"):
+        net.save(tmp_path / "net.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_network_of_more_layers_than_65536_round_trips(tmp_path):
+    """Network takes any depth, and load reads any depth a file's members hold (it had
+    refused more than 65536 sizes)."""
+    net = fastnet.Network([1] * 70_001, "identity", seed=0)
+    net.save(tmp_path / "deep.npz")
+    assert fastnet.load(tmp_path / "deep.npz") == net

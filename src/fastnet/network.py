@@ -75,6 +75,18 @@ class Network:
 
     def __init__(self, layers, activation="sigmoid", output_activation=None, bias=False,
                  dtype=np.float32, seed=None, step_threshold=0.0):
+        seed = v.check_seed(seed)
+        self._settings(layers, activation, output_activation, bias, dtype, step_threshold)
+        rng = np.random.default_rng(seed)
+        self._weights = []
+        for n_a, n_b in zip(self._layers[:-1], self._layers[1:]):
+            r = np.sqrt(6.0 / (n_a + n_b))
+            self._weights.append(aligned_copy(rng.uniform(-r, r, (n_a, n_b)), self._dtype))
+        self._biases = ([aligned_copy(np.zeros(n), self._dtype) for n in self._layers[1:]]
+                        if self._bias else [])
+
+    def _settings(self, layers, activation, output_activation, bias, dtype, step_threshold):
+        """Checks and sets everything but the parameters (``load`` reads those)."""
         layers = v.check_layers(layers)
         activation = v.check_activation(activation, "activation")
         output_activation = v.check_activation(
@@ -83,7 +95,6 @@ class Network:
         bias = v.check_bool(bias, "bias")
         dtype = v.check_dtype(dtype)
         step_threshold = v.check_real(step_threshold, "step_threshold")
-        seed = v.check_seed(seed)
 
         self._layers = layers
         self._activation = activation
@@ -91,12 +102,6 @@ class Network:
         self._bias = bool(bias)
         self._dtype = dtype
         self._step_threshold = step_threshold
-        rng = np.random.default_rng(seed)
-        self._weights = []
-        for n_a, n_b in zip(layers[:-1], layers[1:]):
-            r = np.sqrt(6.0 / (n_a + n_b))
-            self._weights.append(aligned_copy(rng.uniform(-r, r, (n_a, n_b)), dtype))
-        self._biases = [aligned_copy(np.zeros(n), dtype) for n in layers[1:]] if self._bias else []
 
     # ------------------------------------------------------------------ state
 
@@ -150,10 +155,13 @@ class Network:
             if values is None or len(values) == 0:
                 return
             raise ValueError("biases: this network was made with bias=False; it has no biases")
-        self._biases = self._check_params(values, "biases", [(n,) for n in self._layers[1:]])
+        self._biases = self._check_params(values, "biases", self._bias_shapes())
 
     def _weight_shapes(self):
         return list(zip(self._layers[:-1], self._layers[1:]))
+
+    def _bias_shapes(self):
+        return [(n,) for n in self._layers[1:]]
 
     def _check_params(self, values, name, shapes):
         if isinstance(values, np.ndarray) or not hasattr(values, "__len__"):
@@ -375,7 +383,14 @@ class Network:
         ``format`` ("fastnet.Network"), ``format_version`` (1), ``layers`` (int64),
         ``activation``, ``output_activation`` (strings), ``bias`` (bool), ``dtype``
         ("float32"/"float64"), ``step_threshold`` (float64), ``W0``..``W{L-1}`` and, with
-        bias, ``b0``..``b{L-1}``. Nothing in it needs pickle to read."""
+        bias, ``b0``..``b{L-1}``. Nothing in it needs pickle to read. Parameters set to NaN
+        or infinity in place raise ValueError, as ``load`` would refuse the file."""
+        for name, params in (("weights", self._weights), ("biases", self._biases)):
+            for i, p in enumerate(params):
+                try:
+                    v.check_finite(p, f"{name}[{i}]")
+                except ValueError as exc:
+                    raise ValueError(f"cannot save this network: {exc}") from None
         arrays = {
             "format": np.array(FILE_FORMAT),
             "format_version": np.array(FILE_VERSION, np.int64),
@@ -469,6 +484,8 @@ def load(path):
         return _load_archive(archive, f"{path!s}")
 
 
+# The longest string a field may hold (activation names, dtypes, the format's name).
+_FIELD_CHARS = 64
 _FIELDS = {"format": "U", "format_version": "iu", "activation": "U",
            "output_activation": "U", "bias": "b", "dtype": "U", "step_threshold": "fiu"}
 
@@ -480,6 +497,7 @@ def _load_archive(archive, path):
     units, or held a member that inflates to gigabytes, had been read or allocated
     first."""
     damaged = f"{path} is a damaged fastnet network file"
+    archive_files = set(archive.files)
 
     def read(name):
         try:
@@ -488,26 +506,34 @@ def _load_archive(archive, path):
             raise ValueError(f"{damaged}: {exc}") from exc
 
     def field(name):
-        if name not in archive.files:
+        if name not in archive_files:
             raise ValueError(f"{path} is not a fastnet network file: it has no '{name}'")
         shape, dtype = header(name)
-        if shape != () or dtype.kind not in _FIELDS[name]:
+        if (shape != () or dtype.kind not in _FIELDS[name]
+                or dtype.itemsize > _FIELD_CHARS * np.dtype("U1").itemsize):
             raise ValueError(
-                f"{damaged}: '{name}' should be a single value of kind {_FIELDS[name]!r}; "
-                f"got dtype {dtype}, shape {shape}"
+                f"{damaged}: '{name}' should be a single value of kind {_FIELDS[name]!r} "
+                f"(strings of at most {_FIELD_CHARS} characters); got dtype {dtype}, "
+                f"shape {shape}"
             )
         return read(name).item()
 
     def header(name):
-        """(shape, dtype) of member `name` from its .npy header alone."""
+        """(shape, dtype) of member `name` from its .npy header alone, once the member is
+        known to hold as many bytes as the header declares."""
         try:
             with archive.zip.open(name + ".npy") as f:
                 major, _ = np.lib.format.read_magic(f)
                 read_header = (np.lib.format.read_array_header_1_0 if major == 1
                                else np.lib.format.read_array_header_2_0)
                 shape, _, dtype = read_header(f)
+                declared = f.tell() + math.prod(shape) * dtype.itemsize
+            held = archive.zip.getinfo(name + ".npy").file_size
         except Exception as exc:
             raise ValueError(f"{damaged}: {name}: {exc}") from exc
+        if held < declared:
+            raise ValueError(f"{damaged}: {name} declares shape {shape} of {dtype} "
+                             f"({declared} bytes) but holds {held} bytes")
         return shape, dtype
 
     if field("format") != FILE_FORMAT:
@@ -519,19 +545,22 @@ def _load_archive(archive, path):
         )
     settings = {name: field(name) for name in ("activation", "output_activation", "bias",
                                                 "dtype", "step_threshold")}
-    if "layers" not in archive.files:
+    if "layers" not in archive_files:
         raise ValueError(f"{damaged}: it has no 'layers'")
     shape, dtype = header("layers")
-    if len(shape) != 1 or dtype.kind not in "iu" or not 2 <= shape[0] <= 1 << 16:
+    # each layer but the first has its W member: no more sizes than members
+    if (len(shape) != 1 or dtype.kind not in "iu"
+            or not 2 <= shape[0] <= len(archive_files) + 1):
         raise ValueError(f"{damaged}: 'layers' should be a 1-D integer array of at least 2 "
-                         f"sizes; got dtype {dtype}, shape {shape}")
+                         f"sizes, one more than its W members; got dtype {dtype}, shape "
+                         f"{shape}, {len(archive_files)} members in all")
     layers = [int(n) for n in read("layers")]
     n, bias = len(layers) - 1, bool(settings["bias"])
     expected = set(_FIELDS) | {"layers"} | {f"W{i}" for i in range(n)}
     expected |= {f"b{i}" for i in range(n)} if bias else set()
-    if set(archive.files) != expected:
-        extra = sorted(set(archive.files) - expected)
-        missing = sorted(expected - set(archive.files))
+    if archive_files != expected:
+        extra = sorted(archive_files - expected)
+        missing = sorted(expected - archive_files)
         raise ValueError(f"{damaged}: its arrays do not match layers {layers} "
                          f"(unexpected: {extra}, missing: {missing})")
     for i in range(n):
@@ -543,13 +572,18 @@ def _load_archive(archive, path):
                                  f"make it {want}")
             if dtype.kind not in "biuf":
                 raise ValueError(f"{damaged}: {name} holds {dtype}, not real numbers")
+    net = Network.__new__(Network)  # its parameters are the file's: none are drawn
     try:
-        net = Network(layers, activation=settings["activation"],
-                      output_activation=settings["output_activation"], bias=bias,
-                      dtype=settings["dtype"], step_threshold=float(settings["step_threshold"]))
-        net.weights = [read(f"W{i}") for i in range(n)]
-        if bias:
-            net.biases = [read(f"b{i}") for i in range(n)]
+        net._settings(layers, settings["activation"], settings["output_activation"], bias,
+                      settings["dtype"], float(settings["step_threshold"]))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{damaged}: {exc}") from exc
+    params = {"weights": [read(f"W{i}") for i in range(n)],
+              "biases": [read(f"b{i}") for i in range(n)] if bias else []}
+    try:
+        net._weights = net._check_params(params["weights"], "weights", net._weight_shapes())
+        net._biases = (net._check_params(params["biases"], "biases", net._bias_shapes())
+                       if bias else [])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{damaged}: {exc}") from exc
     return net
