@@ -324,9 +324,10 @@ class Network:
         If training diverges to NaN or infinity, raises ``DivergenceError`` and keeps the
         weights of the start of the epoch that diverged.
 
-        Ctrl-C (KeyboardInterrupt) stops a long fit within about a tenth of a second; the
-        network keeps the epochs completed by then, whose losses are the exception's
-        ``history``.
+        Ctrl-C (KeyboardInterrupt), or any exception a signal handler raises, stops a long
+        fit at the end of the epoch running then (within about a tenth of a second where
+        epochs are shorter than that): the network keeps the epochs completed by then,
+        whose losses are the exception's ``history``.
         """
         # NaN and infinity in X and Y are looked for only if training fails: any of them
         # makes the first epoch's loss or weights non-finite (each X[e, i] enters W[0]'s
@@ -371,8 +372,8 @@ class Network:
                 completed += done
                 if diverged:
                     _diverged(X, Y, learning_rate, _completed(calls))
-        except KeyboardInterrupt as interrupt:
-            interrupt.history = _completed(calls)
+        except BaseException as stop:  # Ctrl-C, or a signal handler's exception, between calls
+            stop.history = _completed(calls)
             raise
         return _completed(calls)
 
