@@ -9,7 +9,7 @@ from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
 import fastnet
-from fastnet import _core
+from fastnet import _core, reference
 
 
 def _all_finite(net):
@@ -39,6 +39,28 @@ def test_absurd_learning_rate_raises_divergence_error_and_keeps_finite_weights(d
     # history[i] is the loss before epoch i: (x w_i)^2 with N = 1
     for i, h in enumerate(err.history):
         assert h == pytest.approx(100 * factor ** (2 * i), rel=2 * rtol * (i + 1))
+
+
+def test_a_loss_that_overflows_at_the_start_says_no_learning_rate_helps():
+    """Targets so large that (O_out - Y)^2 overflows at the weights given: the loss is
+    infinite before any step (the reference's is inf there too), so the advice is to scale
+    the data, not the learning rate; a learning rate too large for finite data still gets
+    the learning-rate advice (above). Float64 only: float32 errors are squared and summed
+    in double, where no float32 value overflows."""
+    X = np.random.default_rng(0).standard_normal((10, 3))
+    Y = np.full((10, 1), 1e200)
+    net = fastnet.Network([3, 4, 1], "relu", "identity", dtype=np.float64, seed=0)
+    before = [W.copy() for W in net.weights]
+    with np.errstate(over="ignore"):
+        O_out = reference.feedforward(X, before, net.activations)[1][-1]
+        assert np.isinf(reference.mse(O_out, Y))
+    with pytest.raises(fastnet.DivergenceError) as info:
+        net.fit(X, Y, epochs=1, learning_rate=1e-30)
+    message = str(info.value)
+    assert "no learning_rate helps" in message
+    assert "|Y| up to 1e+200" in message
+    assert "A smaller learning_rate" not in message
+    assert all(np.array_equal(a, b) for a, b in zip(net.weights, before))
 
 
 # the tiny trainer (widths <= 8); the small one (widths <= 256); the general one; the

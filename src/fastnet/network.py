@@ -289,7 +289,7 @@ class Network:
         _, diverged = _core.train(self._c_net(), X, Y, None, 1, X.shape[0], learning_rate,
                                   losses)
         if diverged:
-            _diverged(X, Y, learning_rate, [])
+            _diverged(self, X, Y, learning_rate, [])
         return float(losses[0])
 
     def _trainable(self, X, Y, learning_rate):
@@ -371,7 +371,7 @@ class Network:
                 epoch_seconds = max(time.perf_counter() - start, 1e-9) / count
                 completed += done
                 if diverged:
-                    _diverged(X, Y, learning_rate, _completed(calls))
+                    _diverged(self, X, Y, learning_rate, _completed(calls))
         except BaseException as stop:  # Ctrl-C, or a signal handler's exception, between calls
             stop.history = _completed(calls)
             raise
@@ -430,16 +430,22 @@ def _check_finite(X, Y):
     v.check_finite(Y, "Y")
 
 
-def _diverged(X, Y, learning_rate, history):
-    """Raises for a fit or step that diverged after the epochs of ``history``: bad data
-    (found in the first epoch, the weights as given) as ValueError, else DivergenceError."""
+def _diverged(net, X, Y, learning_rate, history):
+    """Raises for a fit or step of ``net`` that diverged after the epochs of ``history``:
+    bad data (found in the first epoch, the weights as given) as ValueError, else
+    DivergenceError, which says when the loss overflows at the weights kept, where no
+    learning rate helps."""
     _check_finite(X, Y)
-    raise DivergenceError(
-        f"training diverged to NaN or infinity in epoch {len(history) + 1} "
-        f"(learning_rate={learning_rate}); the weights are those at the start "
-        "of that epoch. A smaller learning_rate may help.",
-        history,
-    )
+    where = (f"training diverged to NaN or infinity in epoch {len(history) + 1} "
+             f"(learning_rate={learning_rate}); the weights are those at the start of that "
+             "epoch.")
+    if math.isfinite(net.loss(X, Y)):
+        advice = "A smaller learning_rate may help."
+    else:
+        advice = (f"The loss at those weights is already infinite: (O_out - Y)^2 overflows "
+                  f"{net.dtype.name} (|X| up to {np.abs(X).max():.3g}, |Y| up to "
+                  f"{np.abs(Y).max():.3g}), and no learning_rate helps; scale the data down.")
+    raise DivergenceError(f"{where} {advice}", history)
 
 
 @functools.lru_cache(maxsize=64)
