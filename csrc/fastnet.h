@@ -24,8 +24,20 @@ typedef enum {
     FN_OK = 0,
     FN_ENOMEM = 1,     /* a workspace could not be allocated */
     FN_NONFINITE = 2,  /* training produced NaN or infinity; weights were restored */
-    FN_EINVAL = 3      /* an argument is out of range (the Python layer checks first) */
+    FN_EINVAL = 3,     /* an argument is out of range (the Python layer checks first) */
+    FN_STOPPED = 4     /* the caller's stop check said stop; weights as for FN_NONFINITE */
 } fn_status;
+
+/* fn_train calls made from this thread ask `check` between batches, at most every
+ * FN_STOP_CHECK_SECONDS, whether to stop (the Cython layer's: a signal handler raised,
+ * Ctrl-C's KeyboardInterrupt). One that says so ends the call at the end of that batch
+ * (or the next one) with FN_STOPPED, the weights restored to those of the start of the
+ * epoch it stopped in, as for FN_NONFINITE. NULL (the default): never asked. */
+typedef int (*fn_stop_check)(void);
+#define FN_STOP_CHECK_SECONDS 0.1
+void fn_set_stop_check(fn_stop_check check);
+/* For tests: ask the check at every batch instead (1), or as above (0). */
+void fn_set_stop_check_every_batch(int every_batch);
 
 /* One enum, one switch: the activation table shared by every kernel. */
 typedef enum {
@@ -329,8 +341,9 @@ fn_status fn_gradients_##S(const fn_net_##S *net, int64_t N, const REAL *X, cons
  * order. Each batch: forward, delta_O, delta_H..., W -= alpha dW. epoch_loss[i] is the   \
  * MSE over epoch i's batches before each update: (1/N) sum of (O_out - Y)^2.              \
  * On NaN/inf the weights of the start of that epoch are restored, *epochs_done says      \
- * how many epochs completed, and FN_NONFINITE is returned. epoch_loss[i] is NaN for the   \
- * epochs not completed (i >= *epochs_done). */                                           \
+ * how many epochs completed, and FN_NONFINITE is returned (FN_STOPPED likewise when the   \
+ * stop check says stop: fn_set_stop_check). epoch_loss[i] is NaN for the epochs not       \
+ * completed (i >= *epochs_done). */                                                      \
 fn_status fn_train_##S(const fn_net_##S *net, int64_t N, const REAL *X, const REAL *Y,   \
                        const int64_t *order, int64_t n_epochs, int64_t batch_size,         \
                        REAL alpha, double *epoch_loss, int64_t *epochs_done);

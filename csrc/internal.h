@@ -164,6 +164,25 @@ int fn_in_parallel(void);
 /* 1 unless this process was forked after a region of two or more threads had run (GNU
  * OpenMP's pool does not survive fork), and then notes that one is about to run. */
 int fn_team_allowed(void);
+/* A training call's polling of the stop check (fn_set_stop_check), by the calling thread
+ * (thread 0 of its team) between batches: fn_stop_poll_init in the calling thread before
+ * the team starts, fn_stop_poll once a batch, 1 when the check said stop. The clock is
+ * read every `every` batches (about FN_STOP_POLL_FLOP of work apart), the check asked
+ * every FN_STOP_CHECK_SECONDS. */
+typedef struct {
+    fn_stop_check check;
+    int64_t every, left;
+    double next;
+} fn_stop_poller;
+void fn_stop_poll_init(fn_stop_poller *p, double flop_per_batch);
+int fn_stop_poll_slow(fn_stop_poller *p);
+static inline int fn_stop_poll(fn_stop_poller *p)
+{
+    if (!p->check || --p->left > 0)
+        return 0;
+    return fn_stop_poll_slow(p);
+}
+
 /* FN_RUN_TEAM's bookkeeping: fn_pool_start before a region (the time if the pool was
  * cold, else -1), fn_pool_joined by every thread as it enters (thread 1 measures the
  * wake-up), fn_pool_end after. */

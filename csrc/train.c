@@ -55,6 +55,41 @@
 
 static _Thread_local int last_trainer = FN_TRAINER_GENERAL;
 int fn_last_trainer(void) { return last_trainer; }
+
+/* The stop check of training calls from this thread (fn_set_stop_check). */
+static _Thread_local fn_stop_check stop_check = NULL;
+static int stop_every_batch = 0;
+void fn_set_stop_check(fn_stop_check check) { stop_check = check; }
+void fn_set_stop_check_every_batch(int every_batch) { stop_every_batch = every_batch; }
+
+/* Work between two reads of the clock while polling the stop check: about 0.1 ms of it,
+ * so that the reads (some 20 ns) cost nothing measurable, even in batches of one row. */
+#define FN_STOP_POLL_FLOP 1e7
+
+void fn_stop_poll_init(fn_stop_poller *p, double flop_per_batch)
+{
+    p->check = stop_check;
+    p->every = stop_every_batch || flop_per_batch >= FN_STOP_POLL_FLOP
+                   ? 1
+                   : 1 + (int64_t)(FN_STOP_POLL_FLOP / (flop_per_batch > 1 ? flop_per_batch : 1));
+    p->left = p->every;
+    p->next = omp_get_wtime() + FN_STOP_CHECK_SECONDS;
+}
+
+int fn_stop_poll_slow(fn_stop_poller *p)
+{
+    p->left = p->every;
+    if (!stop_every_batch) {
+        const double now = omp_get_wtime();
+        if (now < p->next)
+            return 0;
+        p->next = now + FN_STOP_CHECK_SECONDS;
+    }
+    if (!p->check())
+        return 0;
+    p->check = NULL; /* said once: the call stops, and is not asked again */
+    return 1;
+}
 static _Thread_local int last_units = 0;
 int fn_last_units(void) { return last_units; }
 
@@ -828,6 +863,11 @@ typedef struct {
     int fuse; /* batches of at most cfg->fused_rows rows: W[0]'s update is fused */
     int rows_phase; /* the output layer by output_rows_team (unfused batches) */
     int units;      /* the units scheme (units_batch) */
+    fn_stop_poller poll; /* thread 0's; when it says stop, the number of the batch (in
+                          * this call) after which every thread stops, set at its start
+                          * and read at its end, past the batch's barriers */
+    atomic_llong stop_at;
+    int stopped; /* set by thread 0 */
 } T(train_run);
 
 /* The batch's loss into the epoch's sum (and non-finite: run->nonfinite), by one thread. */
@@ -1187,6 +1227,8 @@ static void T(train_team)(T(train_run) *run)
         T(pack_w0_team)(net, ws->w0, 0, sync);
     if (run->units) /* each thread's copies of layer 1's bias and the tail */
         T(units_copies)(run, 0);
+    int64_t batch_no = 0;
+    int stopped = 0;
     for (int64_t epoch = 0; epoch < run->n_epochs; epoch++) {
         if (omp_get_thread_num() == 0) {
             T(snapshot)(net, ws, 0, epoch);
@@ -1198,10 +1240,12 @@ static void T(train_team)(T(train_run) *run)
          * kp rows Xp and their deltas Dp. */
         int64_t kp = 0;
         const REAL *Xp = NULL, *Dp = NULL;
-        for (int64_t start = 0; start < N; start += rows) {
+        for (int64_t start = 0; start < N; start += rows, batch_no++) {
             const int64_t nb = N - start < rows ? N - start : rows;
             const REAL *Xb = run->X + start * n_in, *Yb = run->Y + start * n_out;
             const REAL *const *xg = NULL; /* a shuffled batch's rows of X, read in place */
+            if (omp_get_thread_num() == 0 && fn_stop_poll(&run->poll))
+                atomic_store_explicit(&run->stop_at, batch_no, memory_order_relaxed);
             if (perm && nb == 1) { /* one row is contiguous: read in place, not copied */
                 Xb = run->X + perm[start] * n_in;
                 Yb = run->Y + perm[start] * n_out;
@@ -1250,6 +1294,10 @@ static void T(train_team)(T(train_run) *run)
                     kp = 0;
                     break;
                 }
+                if (atomic_load_explicit(&run->stop_at, memory_order_relaxed) == batch_no) {
+                    stopped = 1;
+                    break;
+                }
                 continue;
             }
             if (kp) {
@@ -1276,6 +1324,10 @@ static void T(train_team)(T(train_run) *run)
             }
             if (run->nonfinite)
                 break;
+            if (atomic_load_explicit(&run->stop_at, memory_order_relaxed) == batch_no) {
+                stopped = 1;
+                break;
+            }
         }
         if (run->units) { /* its batches end without a barrier */
             if (kp)
@@ -1287,17 +1339,18 @@ static void T(train_team)(T(train_run) *run)
         if (omp_get_thread_num() == 0) {
             if (run->units) /* layer 1's bias and the tail: thread 0's copies */
                 T(units_copies)(run, 1);
-            if (!run->nonfinite && !T(net_finite)(net, ws))
+            if (!run->nonfinite && !stopped && !T(net_finite)(net, ws))
                 run->nonfinite = 1;
-            if (run->nonfinite) {
+            if (run->nonfinite || stopped) {
                 T(snapshot)(net, ws, 1, epoch);
+                run->stopped = stopped;
             } else {
                 run->epoch_loss[epoch] = run->epoch_sum / (double)N;
                 run->done = epoch + 1;
             }
         }
         T(team_sync)(run);
-        if (run->nonfinite)
+        if (run->nonfinite || stopped)
             break;
     }
     if (ws->w0)
@@ -1341,11 +1394,13 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
         return st;
     T(train_run) run = {.net = net, .N = N, .rows = rows, .n_epochs = n_epochs, .X = X, .Y = Y,
                         .order = order, .alpha = alpha, .ws = &ws, .epoch_loss = epoch_loss,
-                        .fuse = fuse, .rows_phase = rows_phase, .units = units};
+                        .fuse = fuse, .rows_phase = rows_phase, .units = units,
+                        .stop_at = -1};
+    fn_stop_poll_init(&run.poll, per_row * (double)rows);
     FN_RUN_TEAM(team, T(train_team)(&run)); /* W[0] panel-major meanwhile (pack_w0) */
     T(workspace_free)(&ws);
     *epochs_done = run.done;
-    return run.nonfinite ? FN_NONFINITE : FN_OK;
+    return run.stopped ? FN_STOPPED : run.nonfinite ? FN_NONFINITE : FN_OK;
 }
 
 fn_status T(fn_train)(const T(fn_net) *net, int64_t N, const REAL *X, const REAL *Y,

@@ -646,6 +646,11 @@ typedef struct {
     atomic_llong leave_at;
     int policy;       /* the sharing policy, read once for the whole team */
     int end_bad;      /* by_owner: a non-finite weight at the end (nothing stored) */
+    /* Thread 0's poll of the stop check; when it says stop, the batch after which every
+     * thread stops (a batch number, as leave_at), and then stopped (by thread 0). */
+    fn_stop_poller poll;
+    atomic_llong stop_at;
+    int stopped;
 } T(small_run);
 
 /* Thread t's table of pointers to the shuffled batch's rows of X (perm: the batch's row
@@ -930,6 +935,7 @@ static void T(small_team)(T(small_run) *run)
     double last = t == 0 && probe ? omp_get_wtime() : 0, fastest[2] = {INFINITY, INFINITY};
     int contended = 0; /* thread 0: other calls held threads during the probe's batches */
     int64_t batch_no = 0;
+    int stopped = 0; /* every thread's: the batch numbered stop_at ended the call */
     /* thread 0: the epoch's loss sum, kept here rather than in run, whose lines the
      * other threads read every batch (a store there each batch took the line from them) */
     double epoch_sum = 0;
@@ -969,6 +975,8 @@ static void T(small_team)(T(small_run) *run)
                 share = alone || (batch_no >= probe_batches && probe) ? 1 : team;
             }
             const int64_t nb = N - start < run->rows ? N - start : run->rows;
+            if (t == 0 && fn_stop_poll(&run->poll)) /* read past the batch's barrier */
+                atomic_store_explicit(&run->stop_at, batch_no, memory_order_relaxed);
             if (ws->units) {
                 if (last_share >= 0 && share != last_share)
                     FN_SYNC(alone); /* the groups change hands: their last updates first */
@@ -1016,6 +1024,10 @@ static void T(small_team)(T(small_run) *run)
                 }
                 if (!isfinite(batch)) /* every thread saw the same loss */
                     break;
+                if (atomic_load_explicit(&run->stop_at, memory_order_relaxed) == batch_no) {
+                    stopped = 1;
+                    break;
+                }
                 continue;
             }
             const int64_t r0 = nb * t / share, r1 = t < share ? nb * (t + 1) / share : r0;
@@ -1051,10 +1063,16 @@ static void T(small_team)(T(small_run) *run)
             }
             if (run->nonfinite)
                 break;
+            if (atomic_load_explicit(&run->stop_at, memory_order_relaxed) == batch_no) {
+                stopped = 1;
+                break;
+            }
         }
         if (t == 0) {
-            if (isfinite(epoch_sum) && !run->nonfinite &&
-                (!run->replay || T(small_finite)(net, ws))) {
+            if (stopped) { /* the caller's weights, or a replay, give the epochs done */
+                run->stopped = 1;
+            } else if (isfinite(epoch_sum) && !run->nonfinite &&
+                       (!run->replay || T(small_finite)(net, ws))) {
                 run->epoch_loss[epoch] = epoch_sum / (double)N;
                 run->done = epoch + 1;
                 if (run->replay)
@@ -1065,7 +1083,7 @@ static void T(small_team)(T(small_run) *run)
             epoch_sum = 0;
         }
         FN_SYNC(alone);
-        if (run->nonfinite)
+        if (run->nonfinite || stopped)
             break;
     }
     if (ws->by_owner && !run->replay) {
@@ -1087,7 +1105,7 @@ static void T(small_team)(T(small_run) *run)
             int any = run->nonfinite;
             for (int o = 0; o < seen; o++)
                 any |= ws->own[o].bad;
-            if (!any && run->done > 0)
+            if (!any && run->done > 0 && !stopped)
                 T(small_store)(net, ws);
             run->end_bad = any;
         }
@@ -1118,16 +1136,24 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     const uint64_t key = shape_key(sizeof(REAL), net->n_layers, net->sizes, rows, team);
     const int known = team > 1 ? recall_decision(key) : -1;
     T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss,
-                        .kept_shared = known == 0, .policy = sharing_policy, .leave_at = -1};
+                        .kept_shared = known == 0, .policy = sharing_policy, .leave_at = -1,
+                        .stop_at = -1};
+    fn_stop_poll_init(&run.poll, flop);
     FN_RUN_TEAM(known == 1 ? 1 : team, T(small_team)(&run)); /* alone as decided: no team */
     const int granted = fn_last_grant(); /* 1 when other calls held the cores */
     if (run.decided) /* the probe's answer, not a later giving way */
         keep_decision(key, run.alone && !run.gave_way);
-    const int failed = run.nonfinite || (ws.by_owner ? run.end_bad : !T(small_finite)(net, &ws));
-    if (failed) { /* replay up to the epoch that failed (or the last), checking each */
-        T(small_run) again = {net, &ws, N, rows, run.nonfinite ? run.done + 1 : n_epochs, X, Y,
+    const int failed =
+        !run.stopped &&
+        (run.nonfinite || (ws.by_owner ? run.end_bad : !T(small_finite)(net, &ws)));
+    /* stopped: the caller's weights are those of the call's start; the epochs done
+     * are replayed on them */
+    if (failed || (run.stopped && run.done > 0)) {
+        /* replay up to the epoch that failed (or the last, or those done), checking each */
+        const int64_t epochs = run.stopped ? run.done : run.nonfinite ? run.done + 1 : n_epochs;
+        T(small_run) again = {net, &ws, N, rows, epochs, X, Y,
                               order, alpha, epoch_loss, .replay = 1, .policy = sharing_policy,
-                              .leave_at = -1};
+                              .leave_at = -1, .stop_at = -1};
         if (!ws.by_owner) { /* by_owner: the team's group_setup zeroes and loads them */
             /* from a zeroed block, as small_alloc left it: the failed run's infinities
              * made NaN (0 * inf) in padding lanes, which small_load does not write and
@@ -1138,7 +1164,7 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
         }
         FN_RUN_TEAM(1, T(small_team)(&again));
         run.done = again.done;
-    } else if (run.done > 0 && !ws.by_owner) { /* by_owner: stored in the team */
+    } else if (run.done > 0 && !ws.by_owner && !run.stopped) { /* by_owner: in the team */
         T(small_store)(net, &ws);
     }
     last_sharing = team == 1     ? FN_ONE_THREAD
@@ -1149,7 +1175,7 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
                                  : FN_ALONE_AFTER_PROBE;
     T(small_free)(&ws);
     *epochs_done = run.done;
-    return failed ? FN_NONFINITE : FN_OK;
+    return run.stopped ? FN_STOPPED : failed ? FN_NONFINITE : FN_OK;
 }
 
 #endif

@@ -127,11 +127,12 @@ static void T(tiny_store)(const T(fn_net) *net, const T(tiny_ws) *ws)
 
 /* Epochs [0, n_epochs) from the caller's weights. With `each`, the weights are checked
  * at the end of every epoch and stored while they are finite. Returns the epochs
- * completed; *failed: a batch's loss or (each) the weights were not finite. */
+ * completed; *failed: a batch's loss or (each) the weights were not finite; *stopped
+ * (with a poll): the stop check said stop, in the epoch returned. */
 static int64_t T(tiny_run)(const T(fn_net) *net, T(tiny_ws) *ws, int64_t N, const REAL *X,
                            const REAL *Y, const int64_t *order, int64_t n_epochs,
                            int64_t rows, REAL alpha, double *epoch_loss, int each,
-                           int *failed)
+                           int *failed, fn_stop_poller *poll, int *stopped)
 {
     const T(fn_config) *cfg = T(fn_config_get)();
     const int64_t n_in = net->sizes[0], n_out = net->sizes[net->n_layers];
@@ -158,6 +159,10 @@ static int64_t T(tiny_run)(const T(fn_net) *net, T(tiny_ws) *ws, int64_t N, cons
                 *failed = 1;
                 return epoch;
             }
+            if (poll && fn_stop_poll(poll)) {
+                *stopped = 1;
+                return epoch;
+            }
         }
         if (each) {
             if (!cfg->all_finite(ws->n_params, ws->params)) {
@@ -179,24 +184,32 @@ fn_status T(fn_train_tiny)(const T(fn_net) *net, int64_t N, const REAL *X, const
     const fn_status st = T(tiny_alloc)(&ws, net, rows);
     if (st != FN_OK)
         return st;
-    int failed;
+    int failed, stopped = 0;
+    fn_stop_poller poll;
+    fn_stop_poll_init(&poll, T(fn_flop_per_row)(net) * (double)rows);
     int64_t done = T(tiny_run)(net, &ws, N, X, Y, order, n_epochs, rows, alpha, epoch_loss,
-                               0, &failed);
-    if (!failed && !T(fn_config_get)()->all_finite(ws.n_params, ws.params))
+                               0, &failed, &poll, &stopped);
+    if (!failed && !stopped && !T(fn_config_get)()->all_finite(ws.n_params, ws.params))
         failed = 1; /* in some epoch: find which */
-    if (failed) { /* replay from the caller's weights, untouched so far, up to the failure,
+    if (stopped) { /* the epochs done, again from the caller's weights (untouched so far) */
+        if (done > 0) {
+            memset(ws.block, 0, ws.bytes);
+            done = T(tiny_run)(net, &ws, N, X, Y, order, done, rows, alpha, epoch_loss, 1,
+                               &failed, NULL, NULL);
+        }
+    } else if (failed) { /* replay from the caller's weights, untouched so far, up to the failure,
                    * in a block zeroed as tiny_alloc left it: the failed run's infinities
                    * made NaN (0 * inf) in padding lanes that tiny_load does not write and
                    * the replay's checks read (a diverging float32 fit kept no epoch) */
         memset(ws.block, 0, ws.bytes);
         done = T(tiny_run)(net, &ws, N, X, Y, order, done < n_epochs ? done + 1 : n_epochs,
-                           rows, alpha, epoch_loss, 1, &failed);
+                           rows, alpha, epoch_loss, 1, &failed, NULL, NULL);
     } else if (done > 0) {
         T(tiny_store)(net, &ws);
     }
     fn_scratch_give(ws.block);
     *epochs_done = done;
-    return failed ? FN_NONFINITE : FN_OK;
+    return stopped ? FN_STOPPED : failed ? FN_NONFINITE : FN_OK;
 }
 
 #endif

@@ -10,8 +10,10 @@ import time
 
 import numpy as np
 import pytest
+from conftest import DTYPES, FIT_CASES
 
 import fastnet
+from fastnet import _core
 
 
 @pytest.mark.parametrize("layers, batch", [([64, 64, 10], 32),  # the small trainer
@@ -68,3 +70,123 @@ def test_an_alarm_handlers_exception_stops_a_fit_as_ctrl_c_does():
     assert again.fit(X, Y, epochs=len(history), learning_rate=0.1, batch_size=batch,
                      seed=2) == history
     assert again == net
+
+
+# every trainer's cases of test_threads, and the tiny trainer's, and batches of one row
+STOP_CASES = {**FIT_CASES, "tiny": ([3, 4, 2], 4, 50), "general-rows-of-one": ([300, 40, 10],
+                                                                            1, 40)}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", list(STOP_CASES))
+def test_a_stop_between_batches_keeps_exactly_the_epochs_before_it(sharing_policy, case,
+                                                                    dtype, threads):
+    """C asks the stop check between batches (a signal handler's exception, in use; here
+    the tests' check, asked at every batch, says stop at its n-th asking): the call ends
+    after that batch, on every thread of the team at once, with the weights of the start
+    of the epoch it stopped in, in every trainer. The first batch, the middle of the
+    first epoch, the first batch of the second, and the middle of the third."""
+    layers, batch, rows = STOP_CASES[case]
+    batches = -(-rows // batch)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((rows, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
+    fastnet.set_num_threads(threads)
+    sharing_policy("always")  # the small trainer's teams share every batch
+
+    def net_and_fit(epochs):
+        net = fastnet.Network(layers, activation="tanh", output_activation="sigmoid",
+                              dtype=dtype, seed=4)
+        return net, lambda: net.fit(X, Y, epochs=epochs, learning_rate=0.1,
+                                    batch_size=batch, seed=9)
+
+    for check in (1, batches // 2 + 1, batches + 1, 2 * batches + batches // 2 + 1):
+        net, fit = net_and_fit(4)
+        _core._stop_at_check(check)
+        try:
+            with pytest.raises(KeyboardInterrupt) as info:
+                fit()
+        finally:
+            _core._stop_at_check(0)
+        assert _core._last_trainer() == case.split("-")[0]
+        history = info.value.history
+        assert len(history) == (check - 1) // batches
+        again, fit_again = net_and_fit(len(history))
+        assert fit_again() == history
+        assert again == net
+
+
+def test_ctrl_c_in_a_long_epoch_stops_it_before_its_end():
+    """One epoch of minibatches taking seconds: Ctrl-C stops it between two batches
+    (the check runs every tenth of a second) and restores the weights of its start; it
+    had run to the end of the epoch, which it then kept."""
+    rng = np.random.default_rng(0)
+    layers = [512, 4096, 10]  # about 13 MFLOP a row: seconds for 20000 rows
+    X = rng.standard_normal((20_000, layers[0])).astype(np.float32)
+    Y = rng.uniform(0, 1, (20_000, layers[-1])).astype(np.float32)
+    net = fastnet.Network(layers, seed=1)
+    start = fastnet.Network(layers, seed=1)
+    ctrl_c = threading.Timer(0.3, signal.pthread_kill,
+                             (threading.main_thread().ident, signal.SIGINT))
+    ctrl_c.start()
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            net.fit(X, Y, epochs=3, learning_rate=0.01, batch_size=256, seed=2)
+    finally:
+        ctrl_c.cancel()
+    assert info.value.history == []
+    assert net == start
+
+
+@pytest.mark.parametrize("trainer, n_in, n_h, batch, lr", [
+    ("tiny", 3, 4, 7, 0.5), ("small", 3, 12, 7, 0.5), ("general", 300, 4, 7, 0.5),
+    ("general", 300, 40, 1, 0.015)])
+def test_a_stop_asked_near_the_epoch_that_diverges_keeps_the_epochs_before_it(
+        trainer, n_in, n_h, batch, lr):
+    """The cases of test_divergence that diverge in epoch k + 1, with a stop asked at each
+    batch of epochs k and k + 1 in turn. A stop asked before the batch that diverges
+    raises KeyboardInterrupt and keeps the epochs before its own; one asked in that batch
+    too (the general and small trainers ask before a batch, so in the first batch of
+    epoch k + 1, where these diverge: the call ends as diverged, the handler's exception
+    still to raise); one asked after it is never asked, and the fit raises
+    DivergenceError, keeping k epochs. Each time, the network is the fit of the epochs in
+    the history."""
+    rng = np.random.default_rng(0)
+    X = 5 * rng.standard_normal((30, n_in)) / np.sqrt(n_in / 3)
+    Y = rng.standard_normal((30, 2))
+
+    def net_and_fit(epochs):
+        net = fastnet.Network([n_in, n_h, 2], activation="identity", bias=True,
+                              dtype=np.float64, seed=1)
+        return net, lambda: net.fit(X, Y, epochs=epochs, learning_rate=lr, batch_size=batch,
+                                    seed=3)
+
+    net, fit = net_and_fit(500)
+    with pytest.raises(fastnet.DivergenceError) as info:
+        fit()
+    assert _core._last_trainer() == trainer
+    diverged = info.value.history
+    k = len(diverged)
+    assert k >= 1
+    kept = {}
+    for epochs in (k - 1, k):
+        kept[epochs], fit_kept = net_and_fit(epochs)
+        assert fit_kept() == diverged[:epochs]
+    batches = -(-30 // batch)
+    outcome = {}
+    for check in range((k - 1) * batches + 1, (k + 1) * batches + 1):
+        net, fit = net_and_fit(500)
+        _core._stop_at_check(check)
+        try:
+            with pytest.raises((KeyboardInterrupt, fastnet.DivergenceError)) as info:
+                fit()
+        finally:
+            _core._stop_at_check(0)
+        outcome[check] = info.type
+        epochs = (check - 1) // batches if info.type is KeyboardInterrupt else k
+        assert info.value.history == diverged[:epochs]
+        assert net == kept[epochs]
+    assert outcome[(k - 1) * batches + 1] is KeyboardInterrupt
+    if trainer != "tiny":
+        assert outcome[k * batches + 1] is KeyboardInterrupt

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import DTYPES, PARALLEL_MIN_FLOP
+from conftest import DTYPES, FIT_CASES, PARALLEL_MIN_FLOP
 from threadpoolctl import threadpool_limits
 
 import fastnet
@@ -48,35 +48,6 @@ def test_threadpoolctl_limits_change_fastnet_threads():
 SMALL_PARALLEL_MIN_FLOP = 5e5  # csrc/train_small.c: below this per batch, one thread trains
 SMALL_UNITS_MIN_FLOP = 2e5  # the same for one hidden layer (the units scheme)
 SMALL_MIN_ROWS_PER_THREAD = 16  # csrc/train_small.c
-
-# (layers, batch, rows) for each trainer, big enough to use 2 threads in each.
-FIT_CASES = {
-    # train.c: the GEMM team splits each product's tiles; 2 batches and one of 188 rows
-    "general": ([256, 256, 64], 256, 700),
-    # train.c with a layer wide enough for the GEMM's packed path (FN_PACK_MIN_N): the
-    # team splits rows or columns; 250 = 2 x 100 + 50 rows
-    "general-wide": ([300, 520, 40], 100, 250),
-    # train.c with one hidden layer and an output layer narrower than the micro-tile (the
-    # units scheme): each thread its groups of 32 hidden units (one panel of floats, two of
-    # doubles), 2 of 4; the last batch has 5 rows
-    "general-narrow-output": ([300, 128, 10], 64, 197),
-    # the same with a partial last group, of 4 units (one panel of floats, partial; of
-    # doubles, one partial panel of the two)
-    "general-units-partial": ([400, 100, 10], 64, 197),
-    # the same as the last of three layers
-    "general-deep-narrow-output": ([300, 160, 96, 10], 64, 197),
-    # train.c, two hidden layers in batches of at most 16 rows (the units scheme with a
-    # tail): each thread its groups of the first hidden layer's units (4, the last of 4),
-    # and so its rows of W[1]; every thread the rest in its own copy; 100 = 8 x 12 + 4
-    "general-deep-units": ([300, 100, 40, 10], 12, 100),
-    # train_small.c, one hidden layer: each thread its groups of 32 hidden units (2 of
-    # the digits shape's 64), then the whole output layer; 100 = 3 x 32 + 4 rows
-    "small-digits": ([64, 64, 10], 32, 100),
-    # the same with 4 groups, the last of 4 units
-    "small-units": ([40, 100, 12], 32, 100),
-    # train_small.c, more layers: each batch's rows, then each W's rows, split
-    "small-deep": ([37, 50, 23, 3], 48, 100),
-}
 
 
 def _two_epochs(layers, batch, rows, dtype, bias, data_seed):

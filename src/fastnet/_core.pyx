@@ -8,7 +8,9 @@ call raises instead of reaching C, and turns C's status codes into exceptions.
 from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_F_CONTIGUOUS, PyBUF_FORMAT, PyBUF_ND,
                              PyBUF_SIMPLE, PyBUF_STRIDES, PyBUF_WRITABLE, PyBuffer_Release,
                              PyObject_GetBuffer)
+from cpython.exc cimport PyErr_Occurred, PyErr_SetNone
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
+from cpython.pythread cimport PyThread_get_thread_ident
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport malloc, free
@@ -18,6 +20,10 @@ from cython.parallel cimport parallel
 from numpy import dtype as _dtype
 from numpy import ndarray as _ndarray
 from numpy import array as _np_array
+from threading import main_thread as _main_thread
+
+cdef extern from "Python.h":
+    int _check_signals "PyErr_CheckSignals" () noexcept
 
 cdef extern from "fastnet.h" nogil:
     ctypedef enum fn_status:
@@ -25,7 +31,11 @@ cdef extern from "fastnet.h" nogil:
         FN_ENOMEM
         FN_NONFINITE
         FN_EINVAL
+        FN_STOPPED
     int FN_NO_ACTIVATION
+    ctypedef int (*fn_stop_check)() noexcept
+    void fn_set_stop_check(fn_stop_check check)
+    void fn_set_stop_check_every_batch(int every_batch)
 
     int fn_init(int force)
     int fn_isa_in_use()
@@ -884,6 +894,57 @@ cdef bint _shares_params(_Net net, const void *p, int64_t n) noexcept:
     return False
 
 
+# Python runs signal handlers in its main thread, between bytecodes: while a training call
+# runs in C (the GIL released), C asks between batches, every 0.1 s, whether a handler
+# raised (Ctrl-C's KeyboardInterrupt), and stops then (fn_set_stop_check). Calls from
+# other threads are not asked: the main thread runs the handlers itself.
+cdef unsigned long _main_ident = _main_thread().ident
+cdef int64_t _checks_until_stop = 0  # for tests: stop at this check, raising Ctrl-C's error
+
+
+cdef int _signal_raised() noexcept nogil:
+    """fn_train's stop check: runs the signal handlers due; 1 when one raised, its
+    exception then set (and raised when the call returns)."""
+    with gil:
+        return _check_signals() != 0
+
+
+cdef int _stop_by_count() noexcept nogil:
+    """The tests' stop check: 1 at the _checks_until_stop-th, with KeyboardInterrupt set
+    as Ctrl-C's handler sets it."""
+    global _checks_until_stop
+    with gil:
+        _checks_until_stop -= 1
+        if _checks_until_stop != 0:
+            return 0
+        PyErr_SetNone(KeyboardInterrupt)
+        return 1
+
+
+cdef fn_stop_check _stop_check() noexcept:
+    if _checks_until_stop > 0:
+        return _stop_by_count
+    if PyThread_get_thread_ident() == _main_ident:
+        return _signal_raised
+    return NULL
+
+
+cdef int _raise_pending() except -1:
+    """Raises the exception the stop check left set (KeyboardInterrupt if none is)."""
+    if PyErr_Occurred() == NULL:
+        raise KeyboardInterrupt
+    return -1
+
+
+def _stop_at_check(int64_t n, bint every_batch=True):
+    """For tests: the n-th stop check of the training calls from now on (asked at every
+    batch with every_batch) stops the call and raises KeyboardInterrupt; 0 restores the
+    signal check, asked every 0.1 s."""
+    global _checks_until_stop
+    _checks_until_stop = n
+    fn_set_stop_check_every_batch(1 if n > 0 and every_batch else 0)
+
+
 def train(_Net net, const real[:, ::1] X, const real[:, ::1] Y, const int64_t[:, ::1] order,
           int64_t epochs, int64_t batch_size, double alpha, double[::1] epoch_loss):
     """Minibatch gradient descent in place; returns (epochs done, diverged)."""
@@ -905,6 +966,7 @@ def train(_Net net, const real[:, ::1] X, const real[:, ::1] Y, const int64_t[:,
         return 0, False
     cdef const int64_t *porder = &order[0, 0] if order is not None else NULL
     cdef fn_status st
+    fn_set_stop_check(_stop_check())
     with nogil:
         if real is float:
             st = fn_train_f32(&net.n32, N, &X[0, 0], &Y[0, 0], porder, epochs, batch_size,
@@ -912,6 +974,10 @@ def train(_Net net, const real[:, ::1] X, const real[:, ::1] Y, const int64_t[:,
         else:
             st = fn_train_f64(&net.n64, N, &X[0, 0], &Y[0, 0], porder, epochs, batch_size,
                               alpha, &epoch_loss[0], &done)
+    fn_set_stop_check(NULL)
+    # a check that said stop in the batch that diverged: FN_NONFINITE, the exception set
+    if st == FN_STOPPED or PyErr_Occurred() != NULL:
+        _raise_pending()
     if st == FN_NONFINITE:
         return done, True
     check(st)
