@@ -75,7 +75,7 @@ def threads(request):
 def require(impl):
     if not _peers.available(impl):
         mod = _peers.REQUIRES[impl]
-        pytest.skip(f"{impl}: {mod} is not installed (pip install fastnet[bench])")
+        pytest.skip(f"{impl}: {mod} is not installed (pip install '.[bench]' in fastnet)")
 
 
 def record(benchmark, flops, per_call, **info):

@@ -669,6 +669,11 @@ class Agreement:
     weights_rel_diff: dict  # implementation -> relative norm of the weights' difference
     message: str
 
+    @property
+    def verdict(self):
+        """ok, or None when no peer was compared (fastnet alone, or none installed)."""
+        return self.ok if self.max_rel_diff else None
+
 
 def check_agreement(workload, dtype, impls, epochs=2):
     """Trains ``epochs`` epochs with each checked implementation from the same weights on

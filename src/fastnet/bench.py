@@ -28,7 +28,7 @@ makes the exit status 1. scikit-learn's MLPRegressor is the nearest peer only (b
 identity output layer): timed, not checked, marked with *.
 
 Only NumPy is needed; torch, scikit-learn, threadpoolctl (thread control and the BLAS
-kernel name) and matplotlib (--plot) are used when installed (pip install fastnet[bench]).
+kernel name) and matplotlib (--plot) are used when installed (the bench extra).
 """
 from __future__ import annotations
 
@@ -70,11 +70,22 @@ def _csv(kind, choices=None, convert=str):
                 raise argparse.ArgumentTypeError(
                     f"unknown {kind} {t!r} (choose from {', '.join(choices)})"
                 )
-            if isinstance(value, int) and value < 1:
-                raise argparse.ArgumentTypeError(f"{kind} must be >= 1; got {value}")
             if value not in out:
                 out.append(value)
         return out
+
+    return parse
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad {kind} {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{kind} must be >= 1; got {value}")
+        return value
 
     return parse
 
@@ -93,7 +104,7 @@ def _parser():
                    help=f"comma-separated, from {','.join(ALL_WORKLOADS)} (default: all)")
     p.add_argument("--dtype", choices=["float32", "float64", "both"], default="float32",
                    help="default: float32")
-    p.add_argument("--threads", type=_csv("thread count", convert=int),
+    p.add_argument("--threads", type=_csv("thread count", convert=_positive("thread count")),
                    default=sorted({1, cpus}),
                    help=f"comma-separated thread counts, each given to every implementation "
                    f"(default: {','.join(map(str, sorted({1, cpus})))})")
@@ -101,15 +112,16 @@ def _parser():
                    default=list(_peers.DEFAULT_IMPLS),
                    help=f"comma-separated, from {','.join(_peers.TRAINERS)} "
                    f"(default: {','.join(_peers.DEFAULT_IMPLS)}; fastnet is always included)")
-    p.add_argument("--repeats", type=int, default=None,
+    p.add_argument("--repeats", type=_positive("repeat count"), default=None,
                    help="timed epochs per implementation (median reported; default: 3 for "
-                   "mnist and wide, 5 for xor and predict, 7 for predict-1 (each a timing "
-                   "of 1000 one-row calls), 10 for digits; --quick: 2)")
+                   "mnist, mnist-shuffled, wide, sgd and deep, 5 for xor and predict, 7 for "
+                   "predict-1 (each a timing of 1000 one-row calls), 10 for digits and "
+                   "digits-shuffled; --quick: 2)")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: fewer rows for mnist/wide/predict "
                    f"({QUICK_ROWS['mnist']}/{QUICK_ROWS['wide']}/{QUICK_ROWS['predict']}), "
                    f"{QUICK_XOR_EPOCHS} xor epochs per call, 2 repeats, a 2048^2 GEMM")
-    p.add_argument("--gemm-size", type=int, default=None,
+    p.add_argument("--gemm-size", type=_positive("GEMM size"), default=None,
                    help="side of the square GEMM that measures the machine's rate "
                    "(default 4096, --quick 2048)")
     p.add_argument("--no-check", action="store_true", help="skip the loss agreement check")
@@ -610,7 +622,7 @@ def _header(out, impls, thread_control, threads=()):
         if not _peers.available(impl):
             mod = {"sklearn": "scikit-learn"}.get(_peers.REQUIRES[impl], _peers.REQUIRES[impl])
             notes.append(f"{impl} skipped: {mod} is not installed "
-                         "(pip install fastnet[bench])")
+                         "(pip install '.[bench]' from fastnet's source, or that package)")
     if not thread_control:
         notes.append("threadpoolctl is not installed: NumPy/scikit-learn use their default "
                      "BLAS threads whatever --threads says")
@@ -636,14 +648,11 @@ def main(argv=None) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             print("python -m fastnet bench: --plot needs matplotlib, which is not installed "
-                  "(pip install matplotlib, or fastnet[bench])", file=sys.stderr)
+                  "(pip install matplotlib)", file=sys.stderr)
             return 2
-    if args.repeats is not None and args.repeats < 1:
-        print("python -m fastnet bench: --repeats must be >= 1", file=sys.stderr)
-        return 2
     dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
     impls = ["fastnet"] + [i for i in args.impls if i != "fastnet"]
-    gemm_n = args.gemm_size or (2048 if args.quick else 4096)
+    gemm_n = args.gemm_size if args.gemm_size is not None else 2048 if args.quick else 4096
 
     thread_control = _peers.optional("threadpoolctl") is not None
     notes, warning = _header(out, impls, thread_control, args.threads)
@@ -669,7 +678,9 @@ def main(argv=None) -> int:
     if rates:
         print("  one-thread GEMM rate by CPU (fastnet, float32, GFLOP/s): "
               + ", ".join(f"CPU {c} {r:.1f}" for c, r in rates.items()), file=out)
-    shared = shared_cores_note(gemm, dtypes, args.threads, line_ns, rates)
+    # without threadpoolctl NumPy ran its default threads at every count: nothing to compare
+    shared = (shared_cores_note(gemm, dtypes, args.threads, line_ns, rates)
+              if thread_control else None)
     if shared:
         notes.append(shared)
         print(f"  WARNING: {shared}", file=out)
@@ -706,7 +717,7 @@ def main(argv=None) -> int:
                 _peers.set_threads(args.threads[-1])
                 agreement = _peers.check_agreement(wl, dt, present)
                 checks.append(agreement)
-                ok = agreement.ok
+                ok = agreement.verdict
             for n in args.threads:
                 _peers.set_threads(n)
                 trips = []
@@ -748,7 +759,7 @@ def main(argv=None) -> int:
     if checks:
         print(file=out)
         for c in checks:
-            print(f"{'✓' if c.ok else '✗'} {c.message}", file=out)
+            print(f"{MARKS[c.verdict]} {c.message}", file=out)
     failed = [c for c in checks if not c.ok]
     verdicts = target_verdicts(rows)
     print_targets(verdicts, out)
