@@ -78,6 +78,7 @@ BAD_X = [
      r"X has a value too large for float32 at index \[1, 1\]: 1e\+300"),
     ("int beyond float64", [[1.0, 2.0, 10**400]] * 5, ValueError,
      r"X holds an integer too large for a real number"),
+    ("masked", np.ma.masked_greater(GOOD_X, 0.5), ValueError, r"X has masked values"),
 ]
 
 BAD_Y = [

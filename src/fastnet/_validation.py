@@ -121,6 +121,9 @@ def _real_array(value, name):
     """Any array-like of real numbers as an ndarray (no copy when possible)."""
     if value is None:
         raise TypeError(f"{name} must be an array of real numbers; got None")
+    if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):  # asarray drops masks
+        raise ValueError(f"{name} has masked values, which fastnet would read as the values "
+                         "under the mask; fill them (.filled()) or leave out their rows")
     try:
         arr = np.asarray(value)
     except OverflowError as exc:  # a Python int beyond every real dtype
