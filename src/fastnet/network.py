@@ -374,7 +374,7 @@ class Network:
                 completed += done
                 if diverged:
                     _diverged(self, X, Y, learning_rate, _completed(calls))
-        except BaseException as stop:  # Ctrl-C, or a signal handler's exception, between calls
+        except BaseException as stop:  # Ctrl-C (a signal handler's exception), among others
             stop.history = _completed(calls)
             raise
         return _completed(calls)
