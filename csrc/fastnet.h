@@ -29,10 +29,12 @@ typedef enum {
 } fn_status;
 
 /* fn_train calls made from this thread ask `check` between batches, at most every
- * FN_STOP_CHECK_SECONDS, whether to stop (the Cython layer's: a signal handler raised,
- * Ctrl-C's KeyboardInterrupt). One that says so ends the call at the end of that batch
- * (or the next one) with FN_STOPPED, the weights restored to those of the start of the
- * epoch it stopped in, as for FN_NONFINITE. NULL (the default): never asked. */
+ * FN_STOP_CHECK_SECONDS, whether to stop (the Cython layer's: Ctrl-C's SIGINT arrived).
+ * One that says so ends the call at the end of that batch (or the next one) with
+ * FN_STOPPED, the weights restored to those of the start of the epoch it stopped in, as
+ * for FN_NONFINITE; the small and tiny trainers, which replay the epochs done to restore
+ * them, stop so only while those are fewer than the epochs to come, else they end the
+ * call as usual. NULL (the default): never asked. */
 typedef int (*fn_stop_check)(void);
 #define FN_STOP_CHECK_SECONDS 0.1
 void fn_set_stop_check(fn_stop_check check);

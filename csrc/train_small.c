@@ -975,7 +975,10 @@ static void T(small_team)(T(small_run) *run)
                 share = alone || (batch_no >= probe_batches && probe) ? 1 : team;
             }
             const int64_t nb = N - start < run->rows ? N - start : run->rows;
-            if (t == 0 && fn_stop_poll(&run->poll)) /* read past the batch's barrier */
+            /* stopping replays the epochs done: only while they are fewer than those to
+             * come (else the call ends first, and the caller acts then); stop_at is read
+             * past the batch's barrier */
+            if (t == 0 && fn_stop_poll(&run->poll) && 2 * epoch < run->n_epochs)
                 atomic_store_explicit(&run->stop_at, batch_no, memory_order_relaxed);
             if (ws->units) {
                 if (last_share >= 0 && share != last_share)

@@ -159,7 +159,9 @@ static int64_t T(tiny_run)(const T(fn_net) *net, T(tiny_ws) *ws, int64_t N, cons
                 *failed = 1;
                 return epoch;
             }
-            if (poll && fn_stop_poll(poll)) {
+            /* stopping replays the epochs done: only while they are fewer than those to
+             * come (else the call ends first, and the caller acts then) */
+            if (poll && fn_stop_poll(poll) && 2 * epoch < n_epochs) {
                 *stopped = 1;
                 return epoch;
             }

@@ -82,11 +82,14 @@ STOP_CASES = {**FIT_CASES, "tiny": ([3, 4, 2], 4, 50), "general-rows-of-one": ([
 @pytest.mark.parametrize("case", list(STOP_CASES))
 def test_a_stop_between_batches_keeps_exactly_the_epochs_before_it(sharing_policy, case,
                                                                     dtype, threads):
-    """C asks the stop check between batches (a signal handler's exception, in use; here
-    the tests' check, asked at every batch, says stop at its n-th asking): the call ends
-    after that batch, on every thread of the team at once, with the weights of the start
-    of the epoch it stopped in, in every trainer. The first batch, the middle of the
-    first epoch, the first batch of the second, and the middle of the third."""
+    """C asks the stop check between batches (whether SIGINT arrived, in use; here the
+    tests' check, asked at every batch, says so at its n-th asking): the call ends after
+    that batch, on every thread of the team at once, with the weights of the start of
+    the epoch it stopped in, and KeyboardInterrupt is raised. The first batch, the middle
+    of the first epoch, the first batch of the second, and the middle of the third. The
+    small and tiny trainers, which replay the epochs done to stop so, stop only while
+    those are fewer than the epochs to come (the 4 epochs are one call): in the third
+    epoch they end the call, and the interrupt comes after its 4 epochs."""
     layers, batch, rows = STOP_CASES[case]
     batches = -(-rows // batch)
     rng = np.random.default_rng(3)
@@ -111,7 +114,9 @@ def test_a_stop_between_batches_keeps_exactly_the_epochs_before_it(sharing_polic
             _core._stop_at_check(0)
         assert _core._last_trainer() == case.split("-")[0]
         history = info.value.history
-        assert len(history) == (check - 1) // batches
+        epoch = (check - 1) // batches
+        stops = case.startswith("general") or 2 * epoch < 4
+        assert len(history) == (epoch if stops else 4)
         again, fit_again = net_and_fit(len(history))
         assert fit_again() == history
         assert again == net
@@ -190,3 +195,58 @@ def test_a_stop_asked_near_the_epoch_that_diverges_keeps_the_epochs_before_it(
     assert outcome[(k - 1) * batches + 1] is KeyboardInterrupt
     if trainer != "tiny":
         assert outcome[k * batches + 1] is KeyboardInterrupt
+
+
+def _long_epochs():
+    """Data and a network whose epoch is a call of its own (tenths of a second)."""
+    rng = np.random.default_rng(0)
+    layers = [512, 2048, 10]  # about 6.4 MFLOP a row
+    X = rng.standard_normal((10_000, layers[0])).astype(np.float32)
+    Y = rng.uniform(0, 1, (10_000, layers[-1])).astype(np.float32)
+    return layers, X, Y
+
+
+def test_other_signals_handlers_run_between_calls_on_a_whole_network():
+    """A handler of another signal that does not raise (a checkpoint on an alarm) runs
+    when the call ends, where the network is that of the epochs done: never in the middle
+    of a batch, where W[0] may still sit in the trainer's own copy."""
+    layers, X, Y = _long_epochs()
+    net = fastnet.Network(layers, seed=1)
+    seen = []
+
+    def checkpoint(signum, frame):
+        seen.append([W.copy() for W in net.weights])
+
+    previous = signal.signal(signal.SIGALRM, checkpoint)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        net.fit(X, Y, epochs=2, learning_rate=0.01, batch_size=256, seed=2)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert len(seen) == 1
+    states = [fastnet.Network(layers, seed=1) for _ in range(2)]
+    states[1].fit(X, Y, epochs=1, learning_rate=0.01, batch_size=256, seed=2)
+    assert any(all(np.array_equal(a, b) for a, b in zip(seen[0], s.weights)) for s in states)
+
+
+def test_a_sigint_handler_of_the_callers_own_does_not_cut_the_fit():
+    """With a SIGINT handler of the caller's (one that only takes note), Ctrl-C is that
+    handler's to act on: the fit is not cut inside a call, and it ends as it would have
+    without the signal."""
+    layers, X, Y = _long_epochs()
+    net = fastnet.Network(layers, seed=1)
+    noted = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    ctrl_c = threading.Timer(0.1, signal.pthread_kill,
+                             (threading.main_thread().ident, signal.SIGINT))
+    try:
+        ctrl_c.start()
+        history = net.fit(X, Y, epochs=2, learning_rate=0.01, batch_size=256, seed=2)
+    finally:
+        ctrl_c.cancel()
+        signal.signal(signal.SIGINT, previous)
+    assert noted == [signal.SIGINT]
+    again = fastnet.Network(layers, seed=1)
+    assert again.fit(X, Y, epochs=2, learning_rate=0.01, batch_size=256, seed=2) == history
+    assert again == net

@@ -8,7 +8,7 @@ call raises instead of reaching C, and turns C's status codes into exceptions.
 from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_F_CONTIGUOUS, PyBUF_FORMAT, PyBUF_ND,
                              PyBUF_SIMPLE, PyBUF_STRIDES, PyBUF_WRITABLE, PyBuffer_Release,
                              PyObject_GetBuffer)
-from cpython.exc cimport PyErr_Occurred, PyErr_SetNone
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 from cpython.pythread cimport PyThread_get_thread_ident
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
@@ -22,8 +22,13 @@ from numpy import ndarray as _ndarray
 from numpy import array as _np_array
 from threading import main_thread as _main_thread
 
+from signal import SIGINT as _SIGINT
+from signal import default_int_handler as _default_int_handler
+from signal import getsignal as _getsignal
+
 cdef extern from "Python.h":
-    int _check_signals "PyErr_CheckSignals" () noexcept
+    int _interrupt_occurred "PyOS_InterruptOccurred" () noexcept
+    void _set_interrupt "PyErr_SetInterrupt" () noexcept
 
 cdef extern from "fastnet.h" nogil:
     ctypedef enum fn_status:
@@ -894,52 +899,54 @@ cdef bint _shares_params(_Net net, const void *p, int64_t n) noexcept:
     return False
 
 
-# Python runs signal handlers in its main thread, between bytecodes: while a training call
-# runs in C (the GIL released), C asks between batches, every 0.1 s, whether a handler
-# raised (Ctrl-C's KeyboardInterrupt), and stops then (fn_set_stop_check). Calls from
-# other threads are not asked: the main thread runs the handlers itself.
+# Python runs signal handlers in its main thread, between bytecodes, so not while a training
+# call runs in C (the GIL released): a call holds at least one epoch, which can take
+# seconds. For Ctrl-C, C asks between batches, every 0.1 s, whether SIGINT arrived
+# (fn_set_stop_check); if so the call ends after that batch with the weights of the start
+# of its epoch, and Python's handler runs as the call returns, raising KeyboardInterrupt
+# with the network as fit left it. Only with Python's own SIGINT handler (a handler of the
+# caller's may not stop the fit, which must then go on as if never cut) and only in the
+# main thread, where the handlers run. Other signals' handlers run between calls, never
+# on a network half through a batch.
 cdef unsigned long _main_ident = _main_thread().ident
-cdef int64_t _checks_until_stop = 0  # for tests: stop at this check, raising Ctrl-C's error
+cdef int64_t _checks_until_stop = 0  # for tests: the check that says stop, as Ctrl-C would
 
 
-cdef int _signal_raised() noexcept nogil:
-    """fn_train's stop check: runs the signal handlers due; 1 when one raised, its
-    exception then set (and raised when the call returns)."""
+cdef int _ctrl_c() noexcept nogil:
+    """fn_train's stop check: 1 when SIGINT arrived, which is signalled again for
+    Python's handler to run when the call returns."""
     with gil:
-        return _check_signals() != 0
+        if _interrupt_occurred():  # clears it
+            _set_interrupt()
+            return 1
+        return 0
 
 
 cdef int _stop_by_count() noexcept nogil:
-    """The tests' stop check: 1 at the _checks_until_stop-th, with KeyboardInterrupt set
-    as Ctrl-C's handler sets it."""
+    """The tests' stop check: 1 at the _checks_until_stop-th asking, with SIGINT
+    signalled as it arrives on Ctrl-C."""
     global _checks_until_stop
     with gil:
         _checks_until_stop -= 1
         if _checks_until_stop != 0:
             return 0
-        PyErr_SetNone(KeyboardInterrupt)
+        _set_interrupt()
         return 1
 
 
-cdef fn_stop_check _stop_check() noexcept:
+cdef fn_stop_check _stop_check():
     if _checks_until_stop > 0:
         return _stop_by_count
-    if PyThread_get_thread_ident() == _main_ident:
-        return _signal_raised
+    if (PyThread_get_thread_ident() == _main_ident
+            and _getsignal(_SIGINT) is _default_int_handler):
+        return _ctrl_c
     return NULL
 
 
-cdef int _raise_pending() except -1:
-    """Raises the exception the stop check left set (KeyboardInterrupt if none is)."""
-    if PyErr_Occurred() == NULL:
-        raise KeyboardInterrupt
-    return -1
-
-
 def _stop_at_check(int64_t n, bint every_batch=True):
-    """For tests: the n-th stop check of the training calls from now on (asked at every
-    batch with every_batch) stops the call and raises KeyboardInterrupt; 0 restores the
-    signal check, asked every 0.1 s."""
+    """For tests: the n-th stop check of the training calls from now on, in any thread
+    (asked at every batch with every_batch), says stop and signals SIGINT, as Ctrl-C
+    would; 0 restores the SIGINT check, asked every 0.1 s."""
     global _checks_until_stop
     _checks_until_stop = n
     fn_set_stop_check_every_batch(1 if n > 0 and every_batch else 0)
@@ -975,9 +982,9 @@ def train(_Net net, const real[:, ::1] X, const real[:, ::1] Y, const int64_t[:,
             st = fn_train_f64(&net.n64, N, &X[0, 0], &Y[0, 0], porder, epochs, batch_size,
                               alpha, &epoch_loss[0], &done)
     fn_set_stop_check(NULL)
-    # a check that said stop in the batch that diverged: FN_NONFINITE, the exception set
-    if st == FN_STOPPED or PyErr_Occurred() != NULL:
-        _raise_pending()
+    PyErr_CheckSignals()  # Ctrl-C's handler, if the check saw SIGINT: KeyboardInterrupt
+    if st == FN_STOPPED:  # only for SIGINT, whose handler raised above; if it did not
+        raise KeyboardInterrupt
     if st == FN_NONFINITE:
         return done, True
     check(st)

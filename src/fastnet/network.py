@@ -24,10 +24,10 @@ FILE_VERSION = 1
 _ORDER_ENTRIES_PER_CALL = 1 << 22
 
 # Seconds of training per C call. Python runs signal handlers (Ctrl-C's KeyboardInterrupt)
-# between calls, and a call asks for them between batches at most this often (its epochs
-# can be longer), so a fit is cut into calls of about this long; each costs ~10 us, and
-# the results do not depend on the cut (every epoch's order comes from the same
-# generator, and each call goes on from the weights the last one left).
+# between calls (a call also asks, between batches, at most this often, whether SIGINT
+# arrived: its epochs can be longer), so a fit is cut into calls of about this long; each
+# costs ~10 us, and the results do not depend on the cut (every epoch's order comes from
+# the same generator, and each call goes on from the weights the last one left).
 _SECONDS_PER_CALL = 0.1
 # A fast estimate of an epoch's time for the first call (one core's rate, plus the
 # per-batch cost of the smallest networks): a short fit is one call, and a long one
@@ -325,11 +325,13 @@ class Network:
         If training diverges to NaN or infinity, raises ``DivergenceError`` and keeps the
         weights of the start of the epoch that diverged.
 
-        Ctrl-C (KeyboardInterrupt), or any exception a signal handler raises, stops a fit
-        within about a tenth of a second, at the end of the batch running then (with full
-        batches, the epoch): the network keeps the epochs completed by then, with the
-        weights of the start of the epoch it stopped in, and their losses are the
-        exception's ``history``.
+        Ctrl-C (KeyboardInterrupt) stops a fit within about a tenth of a second, at the end
+        of the batch running then (with full batches, the epoch): the network keeps the
+        epochs completed by then, with the weights of the start of the epoch it stopped
+        in, and their losses are the exception's ``history``. Other signal handlers run
+        between the calls into C (about every tenth of a second, or after an epoch longer
+        than that), on the network of the epochs done; an exception one raises ends the
+        fit the same way.
         """
         # NaN and infinity in X and Y are looked for only if training fails: any of them
         # makes the first epoch's loss or weights non-finite (each X[e, i] enters W[0]'s
