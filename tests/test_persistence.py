@@ -313,6 +313,26 @@ def test_members_holding_less_than_their_headers_declare_are_refused_before_buil
                              "shape": (layers[i], layers[i + 1])})
                 member.write(bytes(16))
     assert "W0 declares shape" in _refused_cheaply(bad)
+    # the same members, their zip headers claiming all the bytes the headers declare
+    # (where 4 bytes can say so): refused from their packed sizes, which cannot hold them
+    # (NumPy had allocated all of W0 before its read ended early, in an EOFError whose
+    # empty message left the error ending in "W0: ")
+    data = bytearray(bad.read_bytes())
+    for i in range(len(layers) - 1):
+        name = f"W{i}.npy".encode()
+        with zipfile.ZipFile(bad) as z:
+            info = z.getinfo(name.decode())
+        claimed = info.file_size + 4 * (layers[i] * layers[i + 1] - 4)
+        if claimed >= 1 << 32:
+            return
+        data[info.header_offset + 22:info.header_offset + 26] = claimed.to_bytes(4, "little")
+        central = data.index(b"PK\x01\x02")  # the central directory's entries, to W{i}'s
+        while data[central + 46:central + 46 + len(name)] != name:
+            central = data.index(b"PK\x01\x02", central + 4)
+        data[central + 24:central + 28] = claimed.to_bytes(4, "little")
+    lying = tmp_path / "lying-sizes.npz"
+    lying.write_bytes(bytes(data))
+    assert "W0 declares shape" in _refused_cheaply(lying)
 
 
 def test_save_refuses_parameters_set_to_nan_in_place_and_writes_nothing(tmp_path):

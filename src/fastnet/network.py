@@ -10,6 +10,7 @@ import functools
 import math
 import os
 import time
+import zipfile
 
 import numpy as np
 
@@ -497,6 +498,8 @@ def load(path):
 
 # The longest string a field may hold (activation names, dtypes, the format's name).
 _FIELD_CHARS = 64
+# The most bytes a zip member's packed byte can unpack to, by method (stored, deflated).
+_PACKING = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: 1032}
 _FIELDS = {"format": "U", "format_version": "iu", "activation": "U",
            "output_activation": "U", "bias": "b", "dtype": "U", "step_threshold": "fiu"}
 
@@ -514,7 +517,8 @@ def _load_archive(archive, path):
         try:
             return archive[name]
         except Exception as exc:  # damaged members: zip or format errors of any kind
-            raise ValueError(f"{damaged}: {exc}") from exc
+            # (an EOFError says nothing: its type does)
+            raise ValueError(f"{damaged}: {name}: {str(exc) or type(exc).__name__}") from exc
 
     def field(name):
         if name not in archive_files:
@@ -539,12 +543,17 @@ def _load_archive(archive, path):
                                else np.lib.format.read_array_header_2_0)
                 shape, _, dtype = read_header(f)
                 declared = f.tell() + math.prod(shape) * dtype.itemsize
-            held = archive.zip.getinfo(name + ".npy").file_size
+            info = archive.zip.getinfo(name + ".npy")
         except Exception as exc:
-            raise ValueError(f"{damaged}: {name}: {exc}") from exc
+            raise ValueError(f"{damaged}: {name}: {str(exc) or type(exc).__name__}") from exc
+        # the zip's own size of the member, which its packed bytes bound (deflate packs at
+        # most 1032 to 1): a size the zip claims but cannot hold is not allocated for
+        held = info.file_size
+        if info.compress_type in _PACKING:
+            held = min(held, _PACKING[info.compress_type] * info.compress_size + 1024)
         if held < declared:
             raise ValueError(f"{damaged}: {name} declares shape {shape} of {dtype} "
-                             f"({declared} bytes) but holds {held} bytes")
+                             f"({declared} bytes) but holds {held} bytes at most")
         return shape, dtype
 
     if field("format") != FILE_FORMAT:
