@@ -20,11 +20,10 @@ from cython.parallel cimport parallel
 from numpy import dtype as _dtype
 from numpy import ndarray as _ndarray
 from numpy import array as _np_array
-from threading import main_thread as _main_thread
-
 from signal import SIGINT as _SIGINT
 from signal import default_int_handler as _default_int_handler
 from signal import getsignal as _getsignal
+from threading import main_thread as _main_thread
 
 cdef extern from "Python.h":
     int _interrupt_occurred "PyOS_InterruptOccurred" () noexcept
@@ -944,8 +943,8 @@ cdef fn_stop_check _stop_check():
 
 
 def _stop_at_check(int64_t n, bint every_batch=True):
-    """For tests: the n-th stop check of the training calls from now on, in any thread
-    (asked at every batch with every_batch), says stop and signals SIGINT, as Ctrl-C
+    """For tests, from the main thread: the n-th stop check of the training calls from now
+    on (asked at every batch with every_batch) says stop and signals SIGINT, as Ctrl-C
     would; 0 restores the SIGINT check, asked every 0.1 s."""
     global _checks_until_stop
     _checks_until_stop = n
