@@ -182,6 +182,24 @@ static inline int fn_stop_poll(fn_stop_poller *p)
         return 0;
     return fn_stop_poll_slow(p);
 }
+/* A team's stop: thread 0 polls at the start of each batch and, when the check said stop
+ * and `allowed`, publishes the batch's number (fn_team_stop_poll); every thread asks at
+ * the batch's end, past its barriers, whether it is that batch (fn_team_stop_here). A
+ * number, not a flag: a thread still ending the batch before, after its barriers, reads
+ * a number not its own. Zeroed (all fields): never asked, never stopping. */
+typedef struct {
+    fn_stop_poller poll;
+    atomic_llong after; /* the batch's number + 1; 0: none */
+} fn_team_stop;
+static inline void fn_team_stop_poll(fn_team_stop *s, int64_t batch_no, int allowed)
+{
+    if (fn_stop_poll(&s->poll) && allowed)
+        atomic_store_explicit(&s->after, batch_no + 1, memory_order_relaxed);
+}
+static inline int fn_team_stop_here(fn_team_stop *s, int64_t batch_no)
+{
+    return atomic_load_explicit(&s->after, memory_order_relaxed) == batch_no + 1;
+}
 
 /* FN_RUN_TEAM's bookkeeping: fn_pool_start before a region (the time if the pool was
  * cold, else -1), fn_pool_joined by every thread as it enters (thread 1 measures the

@@ -55,6 +55,8 @@
 
 static _Thread_local int last_trainer = FN_TRAINER_GENERAL;
 int fn_last_trainer(void) { return last_trainer; }
+static _Thread_local int last_units = 0;
+int fn_last_units(void) { return last_units; }
 
 /* The stop check of training calls from this thread (fn_set_stop_check). */
 static _Thread_local fn_stop_check stop_check = NULL;
@@ -90,8 +92,6 @@ int fn_stop_poll_slow(fn_stop_poller *p)
     p->check = NULL; /* said once: the call stops, and is not asked again */
     return 1;
 }
-static _Thread_local int last_units = 0;
-int fn_last_units(void) { return last_units; }
 
 #define FN_SELF "train.c"
 #include "instantiate.h"
@@ -863,11 +863,8 @@ typedef struct {
     int fuse; /* batches of at most cfg->fused_rows rows: W[0]'s update is fused */
     int rows_phase; /* the output layer by output_rows_team (unfused batches) */
     int units;      /* the units scheme (units_batch) */
-    fn_stop_poller poll; /* thread 0's; when it says stop, the number of the batch (in
-                          * this call) after which every thread stops, set at its start
-                          * and read at its end, past the batch's barriers */
-    atomic_llong stop_at;
-    int stopped; /* set by thread 0 */
+    fn_team_stop stop; /* thread 0 polls; batches numbered within the call */
+    int stopped;       /* set by thread 0 */
 } T(train_run);
 
 /* The batch's loss into the epoch's sum (and non-finite: run->nonfinite), by one thread. */
@@ -1244,8 +1241,8 @@ static void T(train_team)(T(train_run) *run)
             const int64_t nb = N - start < rows ? N - start : rows;
             const REAL *Xb = run->X + start * n_in, *Yb = run->Y + start * n_out;
             const REAL *const *xg = NULL; /* a shuffled batch's rows of X, read in place */
-            if (omp_get_thread_num() == 0 && fn_stop_poll(&run->poll))
-                atomic_store_explicit(&run->stop_at, batch_no, memory_order_relaxed);
+            if (omp_get_thread_num() == 0)
+                fn_team_stop_poll(&run->stop, batch_no, 1);
             if (perm && nb == 1) { /* one row is contiguous: read in place, not copied */
                 Xb = run->X + perm[start] * n_in;
                 Yb = run->Y + perm[start] * n_out;
@@ -1294,7 +1291,7 @@ static void T(train_team)(T(train_run) *run)
                     kp = 0;
                     break;
                 }
-                if (atomic_load_explicit(&run->stop_at, memory_order_relaxed) == batch_no) {
+                if (fn_team_stop_here(&run->stop, batch_no)) {
                     stopped = 1;
                     break;
                 }
@@ -1324,7 +1321,7 @@ static void T(train_team)(T(train_run) *run)
             }
             if (run->nonfinite)
                 break;
-            if (atomic_load_explicit(&run->stop_at, memory_order_relaxed) == batch_no) {
+            if (fn_team_stop_here(&run->stop, batch_no)) {
                 stopped = 1;
                 break;
             }
@@ -1394,9 +1391,8 @@ static fn_status T(train_general)(const T(fn_net) *net, int64_t N, const REAL *X
         return st;
     T(train_run) run = {.net = net, .N = N, .rows = rows, .n_epochs = n_epochs, .X = X, .Y = Y,
                         .order = order, .alpha = alpha, .ws = &ws, .epoch_loss = epoch_loss,
-                        .fuse = fuse, .rows_phase = rows_phase, .units = units,
-                        .stop_at = -1};
-    fn_stop_poll_init(&run.poll, per_row * (double)rows);
+                        .fuse = fuse, .rows_phase = rows_phase, .units = units};
+    fn_stop_poll_init(&run.stop.poll, per_row * (double)rows);
     FN_RUN_TEAM(team, T(train_team)(&run)); /* W[0] panel-major meanwhile (pack_w0) */
     T(workspace_free)(&ws);
     *epochs_done = run.done;

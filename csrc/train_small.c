@@ -646,11 +646,8 @@ typedef struct {
     atomic_llong leave_at;
     int policy;       /* the sharing policy, read once for the whole team */
     int end_bad;      /* by_owner: a non-finite weight at the end (nothing stored) */
-    /* Thread 0's poll of the stop check; when it says stop, the batch after which every
-     * thread stops (a batch number, as leave_at), and then stopped (by thread 0). */
-    fn_stop_poller poll;
-    atomic_llong stop_at;
-    int stopped;
+    fn_team_stop stop; /* thread 0 polls (batches numbered as for leave_at) */
+    int stopped;       /* set by thread 0 */
 } T(small_run);
 
 /* Thread t's table of pointers to the shuffled batch's rows of X (perm: the batch's row
@@ -935,7 +932,7 @@ static void T(small_team)(T(small_run) *run)
     double last = t == 0 && probe ? omp_get_wtime() : 0, fastest[2] = {INFINITY, INFINITY};
     int contended = 0; /* thread 0: other calls held threads during the probe's batches */
     int64_t batch_no = 0;
-    int stopped = 0; /* every thread's: the batch numbered stop_at ended the call */
+    int stopped = 0; /* every thread's: the stop's batch ended the call */
     /* thread 0: the epoch's loss sum, kept here rather than in run, whose lines the
      * other threads read every batch (a store there each batch took the line from them) */
     double epoch_sum = 0;
@@ -976,10 +973,9 @@ static void T(small_team)(T(small_run) *run)
             }
             const int64_t nb = N - start < run->rows ? N - start : run->rows;
             /* stopping replays the epochs done: only while they are fewer than those to
-             * come (else the call ends first, and the caller acts then); stop_at is read
-             * past the batch's barrier */
-            if (t == 0 && fn_stop_poll(&run->poll) && 2 * epoch < run->n_epochs)
-                atomic_store_explicit(&run->stop_at, batch_no, memory_order_relaxed);
+             * come (else the call ends first, and the caller acts then) */
+            if (t == 0)
+                fn_team_stop_poll(&run->stop, batch_no, 2 * epoch < run->n_epochs);
             if (ws->units) {
                 if (last_share >= 0 && share != last_share)
                     FN_SYNC(alone); /* the groups change hands: their last updates first */
@@ -1027,7 +1023,7 @@ static void T(small_team)(T(small_run) *run)
                 }
                 if (!isfinite(batch)) /* every thread saw the same loss */
                     break;
-                if (atomic_load_explicit(&run->stop_at, memory_order_relaxed) == batch_no) {
+                if (fn_team_stop_here(&run->stop, batch_no)) {
                     stopped = 1;
                     break;
                 }
@@ -1066,7 +1062,7 @@ static void T(small_team)(T(small_run) *run)
             }
             if (run->nonfinite)
                 break;
-            if (atomic_load_explicit(&run->stop_at, memory_order_relaxed) == batch_no) {
+            if (fn_team_stop_here(&run->stop, batch_no)) {
                 stopped = 1;
                 break;
             }
@@ -1139,9 +1135,8 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
     const uint64_t key = shape_key(sizeof(REAL), net->n_layers, net->sizes, rows, team);
     const int known = team > 1 ? recall_decision(key) : -1;
     T(small_run) run = {net, &ws, N, rows, n_epochs, X, Y, order, alpha, epoch_loss,
-                        .kept_shared = known == 0, .policy = sharing_policy, .leave_at = -1,
-                        .stop_at = -1};
-    fn_stop_poll_init(&run.poll, flop);
+                        .kept_shared = known == 0, .policy = sharing_policy, .leave_at = -1};
+    fn_stop_poll_init(&run.stop.poll, flop);
     FN_RUN_TEAM(known == 1 ? 1 : team, T(small_team)(&run)); /* alone as decided: no team */
     const int granted = fn_last_grant(); /* 1 when other calls held the cores */
     if (run.decided) /* the probe's answer, not a later giving way */
@@ -1156,7 +1151,7 @@ fn_status T(fn_train_small)(const T(fn_net) *net, int64_t N, const REAL *X, cons
         const int64_t epochs = run.stopped ? run.done : run.nonfinite ? run.done + 1 : n_epochs;
         T(small_run) again = {net, &ws, N, rows, epochs, X, Y,
                               order, alpha, epoch_loss, .replay = 1, .policy = sharing_policy,
-                              .leave_at = -1, .stop_at = -1};
+                              .leave_at = -1};
         if (!ws.by_owner) { /* by_owner: the team's group_setup zeroes and loads them */
             /* from a zeroed block, as small_alloc left it: the failed run's infinities
              * made NaN (0 * inf) in padding lanes, which small_load does not write and

@@ -193,20 +193,16 @@ fn_status T(fn_train_tiny)(const T(fn_net) *net, int64_t N, const REAL *X, const
                                0, &failed, &poll, &stopped);
     if (!failed && !stopped && !T(fn_config_get)()->all_finite(ws.n_params, ws.params))
         failed = 1; /* in some epoch: find which */
-    if (stopped) { /* the epochs done, again from the caller's weights (untouched so far) */
-        if (done > 0) {
-            memset(ws.block, 0, ws.bytes);
-            done = T(tiny_run)(net, &ws, N, X, Y, order, done, rows, alpha, epoch_loss, 1,
-                               &failed, NULL, NULL);
-        }
-    } else if (failed) { /* replay from the caller's weights, untouched so far, up to the failure,
-                   * in a block zeroed as tiny_alloc left it: the failed run's infinities
-                   * made NaN (0 * inf) in padding lanes that tiny_load does not write and
-                   * the replay's checks read (a diverging float32 fit kept no epoch) */
+    if (failed || (stopped && done > 0)) {
+        /* replay from the caller's weights, untouched so far, up to the failure (stopped:
+         * the epochs done), in a block zeroed as tiny_alloc left it: the failed run's
+         * infinities made NaN (0 * inf) in padding lanes that tiny_load does not write and
+         * the replay's checks read (a diverging float32 fit kept no epoch) */
         memset(ws.block, 0, ws.bytes);
-        done = T(tiny_run)(net, &ws, N, X, Y, order, done < n_epochs ? done + 1 : n_epochs,
-                           rows, alpha, epoch_loss, 1, &failed, NULL, NULL);
-    } else if (done > 0) {
+        done = T(tiny_run)(net, &ws, N, X, Y, order,
+                           stopped ? done : done < n_epochs ? done + 1 : n_epochs, rows, alpha,
+                           epoch_loss, 1, &failed, NULL, NULL);
+    } else if (done > 0 && !stopped) {
         T(tiny_store)(net, &ws);
     }
     fn_scratch_give(ws.block);
