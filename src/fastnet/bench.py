@@ -48,6 +48,15 @@ import fastnet
 from . import _core, _peers
 
 ALL_WORKLOADS = list(_peers.WORKLOADS) + list(_peers.PREDICTS)
+
+
+def _default_repeats():
+    """The workloads' default repeats (their rounds), for --repeats' help: "3 for mnist,
+    wide, ..., 5 for xor and predict, ..."."""
+    names = {}
+    for name, wl in {**_peers.WORKLOADS, **_peers.PREDICTS}.items():
+        names.setdefault(wl.rounds, []).append(name)
+    return ", ".join(f"{rounds} for {', '.join(names[rounds])}" for rounds in sorted(names))
 QUICK_ROWS = {"mnist": 6000, "mnist-shuffled": 6000, "wide": 2048, "predict": 6000}
 QUICK_XOR_EPOCHS = 200
 
@@ -113,10 +122,9 @@ def _parser():
                    help=f"comma-separated, from {','.join(_peers.TRAINERS)} "
                    f"(default: {','.join(_peers.DEFAULT_IMPLS)}; fastnet is always included)")
     p.add_argument("--repeats", type=_positive("repeat count"), default=None,
-                   help="timed epochs per implementation (median reported; default: 3 for "
-                   "mnist, mnist-shuffled, wide, sgd and deep, 5 for xor and predict, 7 for "
-                   "predict-1 (each a timing of 1000 one-row calls), 10 for digits and "
-                   "digits-shuffled; --quick: 2)")
+                   help="timed epochs per implementation (median reported; predict-1: "
+                   f"timings of 1000 one-row calls; default: {_default_repeats()}; "
+                   "--quick: 2)")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: fewer rows for mnist/wide/predict "
                    f"({QUICK_ROWS['mnist']}/{QUICK_ROWS['wide']}/{QUICK_ROWS['predict']}), "

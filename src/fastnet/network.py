@@ -157,13 +157,10 @@ class Network:
             if values is None or len(values) == 0:
                 return
             raise ValueError("biases: this network was made with bias=False; it has no biases")
-        self._biases = self._check_params(values, "biases", self._bias_shapes())
+        self._biases = self._check_params(values, "biases", [(n,) for n in self._layers[1:]])
 
     def _weight_shapes(self):
         return list(zip(self._layers[:-1], self._layers[1:]))
-
-    def _bias_shapes(self):
-        return [(n,) for n in self._layers[1:]]
 
     def _check_params(self, values, name, shapes):
         if isinstance(values, np.ndarray) or not hasattr(values, "__len__"):
@@ -593,17 +590,17 @@ def _load_archive(archive, path):
             if dtype.kind not in "biuf":
                 raise ValueError(f"{damaged}: {name} holds {dtype}, not real numbers")
     net = Network.__new__(Network)  # its parameters are the file's: none are drawn
-    try:
+    net._biases = []  # what the biases setter keeps without bias
+    try:  # the settings before any array is read
         net._settings(layers, settings["activation"], settings["output_activation"], bias,
                       settings["dtype"], float(settings["step_threshold"]))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{damaged}: {exc}") from exc
-    params = {"weights": [read(f"W{i}") for i in range(n)],
-              "biases": [read(f"b{i}") for i in range(n)] if bias else []}
+    weights = [read(f"W{i}") for i in range(n)]
+    biases = [read(f"b{i}") for i in range(n)] if bias else []
     try:
-        net._weights = net._check_params(params["weights"], "weights", net._weight_shapes())
-        net._biases = (net._check_params(params["biases"], "biases", net._bias_shapes())
-                       if bias else [])
+        net.weights = weights
+        net.biases = biases
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{damaged}: {exc}") from exc
     return net
