@@ -27,9 +27,8 @@ void T(fn_activation)(int act, int64_t n, const REAL *z, REAL *out, REAL thresho
     case FN_TANH: /* from e^-2|z| - 1, vectorised: target_body.h */
         T(fn_config_get)()->tanh(n, z, out);
         break;
-    case FN_RELU:
-        for (int64_t i = 0; i < n; i++)
-            out[i] = z[i] > 0 ? z[i] : (z[i] != z[i] ? z[i] : 0); /* NaN passes through */
+    case FN_RELU: /* z > 0 ? z : 0, NaN passing through; by masks: target_body.h */
+        T(fn_config_get)()->relu(n, z, out);
         break;
     case FN_STEP:
         for (int64_t i = 0; i < n; i++)
@@ -53,9 +52,8 @@ void T(fn_derivative_mul)(int act, int64_t n, const REAL *out, REAL *row)
         for (int64_t i = 0; i < n; i++)
             row[i] *= 1 - out[i] * out[i];
         break;
-    case FN_RELU:
-        for (int64_t i = 0; i < n; i++)
-            row[i] = out[i] > 0 ? row[i] : row[i] * 0; /* x * 0 keeps NaN and inf visible */
+    case FN_RELU: /* row where out > 0, else row * 0 (NaN and inf stay visible): masks */
+        T(fn_config_get)()->relu_deriv_mul(n, out, row);
         break;
     case FN_STEP:
         for (int64_t i = 0; i < n; i++)

@@ -254,6 +254,9 @@ typedef struct {                                                                
      * copy, in this target's registers. */                                               \
     void (*transpose)(int64_t n, int64_t i0, int64_t i1, const REAL *W, int64_t pn,       \
                       REAL *WT, int64_t pm);                                              \
+    /* out[0:n] = relu(x[0:n]) (may alias); row[0:n] *= relu'(out[0:n]). */               \
+    void (*relu)(int64_t n, const REAL *x, REAL *out);                                    \
+    void (*relu_deriv_mul)(int64_t n, const REAL *out, REAL *row);                        \
 } fn_config_##S;                                                                          \
 const fn_config_##S *fn_config_get_##S(void);                                            \
                                                                                          \

@@ -597,6 +597,40 @@ static void T(ISA(sigmoid_deriv_mul))(int64_t n, const REAL *out, REAL *row)
         row[i] *= out[i] * (1 - out[i]);
 }
 
+/* Relu and its derivative from its stored output, by masks on the bits in this target's
+ * vectors, not by a branch on each value's sign: on random signs that branch missed half
+ * the time, and a digits network with a relu hidden layer trained 1.7x slower than one
+ * with the sigmoid (GCC kept relu' a scalar loop of branches, as it may not compute the
+ * row * 0 of lanes that take the other side under -ftrapping-math). The same values as
+ * the scalar definitions:
+ *   relu(z)         = z where z > 0 or z is NaN, else +0;
+ *   relu'(out) row  = row * 1 where out > 0, else row * 0 (NaN and infinity stay visible).
+ * relu: out[0:n] = relu(x[0:n]) (may alias). */
+static void T(ISA(relu))(int64_t n, const REAL *x, REAL *out)
+{
+    typedef T(ISA(reg)) V;
+    typedef T(ISA(ureg)) U;
+    const V zero = {0};
+    for (int64_t i = 0; i < n; i += LANES) {
+        V z = T(ISA(load_first))(x + i, n - i);
+        z = (V)((U)(z > zero | z != z) & (U)z);
+        T(ISA(store_first))(out + i, z, n - i);
+    }
+}
+
+/* row[0:n] *= relu'(out[0:n]) */
+static void T(ISA(relu_deriv_mul))(int64_t n, const REAL *out, REAL *row)
+{
+    typedef T(ISA(reg)) V;
+    typedef T(ISA(ureg)) U;
+    const V zero = {0}, one = zero + 1;
+    for (int64_t i = 0; i < n; i += LANES) {
+        const V o = T(ISA(load_first))(out + i, n - i);
+        const V r = T(ISA(load_first))(row + i, n - i);
+        T(ISA(store_first))(row + i, r * (V)((U)(o > zero) & (U)one), n - i);
+    }
+}
+
 /* A sigmoid output layer, rows [0, m), all rows ld apart (ld a multiple of SMALL_VL):
  *   O = sigmoid(((P_0 + P_1) + ...) + b)   (groups parts P_g, part_stride apart; b or NULL)
  *   delta_O = scale (O - Y) (O (1 - O)) in the first n columns, 0 past them
@@ -1191,7 +1225,7 @@ const T(fn_config) T(ISA(fn_config)) = {
     T(ISA(all_finite)), T(ISA(sigmoid_deriv_mul)), T(ISA(tanh)), T(ISA(edge_rows)),
     T(ISA(tile_g)), T(ISA(edge_rows_g)),
     T(ISA(fused_step)), FUSE_ROWS, T(ISA(sigmoid_output)), T(ISA(tiny_batch)),
-    T(ISA(transpose)),
+    T(ISA(transpose)), T(ISA(relu)), T(ISA(relu_deriv_mul)),
 };
 
 #undef BLOCKWISE

@@ -106,6 +106,35 @@ def test_activations_propagate_nan(activation, dtype):
     assert not np.isnan(got[1])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_and_its_derivative_keep_their_definitions_on_special_values(isa, dtype):
+    """Relu and relu' go by masks in each target's registers: relu(z) is z where z > 0 or
+    z is NaN (its payload kept), else +0; relu' multiplies the incoming delta by 1 where
+    out > 0, else by 0, so an infinite or NaN delta stays visible as NaN instead of
+    vanishing. Bit for bit, at every length up to three registers (the tails)."""
+    info = np.finfo(dtype)
+    uint = np.uint32 if dtype == np.float32 else np.uint64
+    special = np.array([0.0, -0.0, 1.5, -1.5, np.inf, -np.inf, np.nan, -np.nan, info.max,
+                        -info.max, info.tiny, -info.tiny, info.smallest_subnormal,
+                        -info.smallest_subnormal], dtype)
+    payload = np.array([np.iinfo(uint).max >> 1, (np.iinfo(uint).max >> 1) - 5], uint)
+    special = np.concatenate([special, payload.view(dtype)])  # NaNs with payloads
+    rng = np.random.default_rng(3)
+    for n in range(1, 3 * 16 + 2):
+        z = rng.choice(special, n)
+        want = np.where((z > 0) | np.isnan(z), z, dtype(0))
+        assert np.array_equal(kernels.activation("relu", z).view(uint), want.view(uint)), n
+        # relu' times a delta: delta_H = (delta_O W^T) * relu'(H_out) with W a column of
+        # ones, so that delta_H[i, j] = delta_O[i] relu'(H_out[i, j]) for any delta_O[i]
+        rows = -(-n // 4)
+        out = rng.choice(special, (rows, n))
+        delta = rng.choice(special, (rows, 1))
+        with np.errstate(invalid="ignore"):
+            want = delta * (out > 0).astype(dtype)
+        got = kernels.hidden_delta(delta, np.ones((n, 1), dtype), out, "relu")
+        assert np.array_equal(got, want, equal_nan=True), n  # (the product's zeros are +0)
+
+
 # ---------------------------------------------------------------- sigmoid stability
 
 
