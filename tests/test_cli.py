@@ -434,6 +434,37 @@ def test_deep_bench_workload_peer_trains_as_the_reference_does(dtype):
     assert wl.epoch_flops() == 2 * 100 * (2 * n[0] * n[1] + 3 * (n[1] * n[2] + n[2] * n[3]))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name, depth", [("digits-relu", 3), ("deep", 4)])
+def test_relu_bench_workload_peer_trains_as_the_reference_does(dtype, name, depth):
+    """A relu hidden layer in the benchmark's peers (the -relu workloads): the NumPy
+    peer's loop, unrolled for one hidden layer and looped for more, gives the reference's
+    fit with relu hidden layers and a sigmoid output, and fastnet agrees with it."""
+    import dataclasses
+
+    import numpy as np
+
+    from fastnet import _peers, reference
+
+    wl = dataclasses.replace(_peers.WORKLOADS[name], activation="relu").scaled(100)
+    assert len(wl.layers) == depth and _peers.make_data(wl, dtype)[0].shape[0] == 100
+    peer = _peers.make_trainer("numpy", wl, dtype)
+    X, Y = _peers.make_data(wl, dtype)
+    start = _peers.initial_weights(wl, dtype)
+    history = peer.epochs(2)
+    acts = ["relu"] * (depth - 2) + ["sigmoid"]
+    weights, _, want = reference.fit(X.astype(np.float64), Y.astype(np.float64),
+                                     [W.astype(np.float64) for W in start], acts, 2,
+                                     wl.learning_rate, batch_size=wl.batch_size)
+    tol = 1e-4 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(history, want, rtol=tol)
+    for got, w in zip(peer.weights(), weights):
+        np.testing.assert_allclose(got, w, rtol=0, atol=tol)
+    relu = _peers.make_trainer("fastnet", wl, dtype).net
+    assert relu.activations == acts
+    assert _peers.check_agreement(wl, dtype, ["fastnet", "numpy"]).ok
+
+
 @pytest.mark.parametrize("option, value, says", [
     ("--threads", "0", "thread count must be >= 1; got 0"),
     ("--threads", "1,x", "bad thread count 'x'"),

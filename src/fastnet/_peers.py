@@ -5,7 +5,8 @@ Shared by ``python -m fastnet bench`` (``fastnet.bench``) and the pytest-benchma
 
 Every trainer computes the seed's model: ``H = sig(X W1)``, ``O = sig(H W2)``, no bias,
 loss ``1/N sum (O - Y)^2`` (N = rows of the batch), plain minibatch gradient descent over
-the rows in order, starting from the same initial weights. The ``-shuffled`` workloads
+the rows in order, starting from the same initial weights. The ``-relu`` workloads put a
+relu on the hidden layers in place of the sigmoid (the output keeps it). The ``-shuffled`` workloads
 visit the rows of each epoch in a new order instead, as ``fit`` does by default: every
 checked trainer draws the same orders (``Generator.permutation``, one an epoch, from a
 generator seeded alike) and gathers each batch's rows by them. The one exception is
@@ -16,6 +17,7 @@ Only NumPy is required; PyTorch, scikit-learn and threadpoolctl are used when im
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from dataclasses import dataclass
@@ -39,11 +41,13 @@ class Workload:
     epochs_per_call: int = 1  # xor: one epoch is too short to time alone (predict: calls)
     rounds: int = 5  # pytest-benchmark rounds / default bench repeats
     shuffle: bool = False  # each epoch's rows in a new order (the same for every trainer)
+    activation: str = "sigmoid"  # the hidden layers' (the output layer's is the sigmoid)
 
     @property
     def data_name(self):
-        """The workload whose data this one trains on (a shuffled one: its in-order twin)."""
-        return self.name.removesuffix("-shuffled")
+        """The workload whose data this one trains on (digits-shuffled, digits-relu:
+        digits')."""
+        return self.name.split("-")[0]
 
     @property
     def n_in(self):
@@ -73,8 +77,7 @@ class Workload:
     def scaled(self, n_examples):
         """The same workload on fewer rows (``--quick``)."""
         n = min(n_examples, self.n_examples)
-        return Workload(self.name, n, self.layers, min(self.batch_size, n),
-                        self.learning_rate, self.epochs_per_call, self.rounds, self.shuffle)
+        return dataclasses.replace(self, n_examples=n, batch_size=min(self.batch_size, n))
 
 
 WORKLOADS = {
@@ -91,6 +94,9 @@ WORKLOADS = {
                                 shuffle=True),
     "mnist-shuffled": Workload("mnist-shuffled", 60000, (784, 128, 10), 64, 0.1, rounds=3,
                                shuffle=True),
+    # the hidden layer as most MLPs now have it: a relu (the output keeps the sigmoid)
+    "digits-relu": Workload("digits-relu", 1797, (64, 64, 10), 32, 0.1, rounds=10,
+                            activation="relu"),
 }
 # predict(X) on the mnist shape: 60000 x 784 -> 10
 PREDICT = Workload("predict", 60000, (784, 128, 10), 64, 0.5, rounds=5)
@@ -253,6 +259,7 @@ class Trainer:
         # shuffled: every trainer's orders from a generator seeded alike, one an epoch
         self.shuffled = workload.shuffle and self.batch < X.shape[0]
         self.rng = np.random.default_rng(SEED) if self.shuffled else None
+        self.relu = workload.activation == "relu"  # on the hidden layers
 
     def order(self):
         """The next epoch's order of the rows (shuffled workloads)."""
@@ -270,7 +277,8 @@ class FastnetTrainer(Trainer):
 
     def __init__(self, workload, X, Y, weights):
         super().__init__(workload, X, Y, weights)
-        self.net = fastnet.Network(list(workload.layers), dtype=X.dtype, seed=0)
+        self.net = fastnet.Network(list(workload.layers), workload.activation, "sigmoid",
+                                   dtype=X.dtype, seed=0)
         self.net.weights = weights
 
     def epochs(self, k):
@@ -289,6 +297,33 @@ def _sigmoid_(A):
     np.add(A, 1, out=A)
     np.reciprocal(A, out=A)
     return A
+
+
+def _relu_(A):
+    """A := max(A, 0) in place."""
+    return np.maximum(A, 0, out=A)
+
+
+def _numpy_derivative(relu, A, T):
+    """T := act'(A) from the layer's output A: the sigmoid's A (1 - A), or relu's [A > 0]
+    (the sign of A >= 0, exactly 0 or 1)."""
+    if relu:
+        return np.sign(A, out=T)
+    np.subtract(1, A, out=T)
+    return np.multiply(T, A, out=T)
+
+
+def _torch_activation_(relu, A):
+    """A := relu(A) or sigmoid(A) in place."""
+    return A.relu_() if relu else A.sigmoid_()
+
+
+def _torch_derivative(torch, relu, A, T):
+    """_numpy_derivative in torch: A - A^2, or the sign of A."""
+    if relu:
+        return torch.sign(A, out=T)
+    torch.mul(A, A, out=T)
+    return torch.sub(A, T, out=T)
 
 
 def _layer_views(trainer, Xb, b):
@@ -323,17 +358,17 @@ class NumpyTrainer(Trainer):
     def _deep_step(self, Xb, Yb, b):
         """One batch of a network of more than two layers: the deltas from the output down
         (each from the forward pass's weights), then the updates. Returns sum (O - Y)^2."""
-        W, G, L = self.W, self.G, len(self.W)
+        W, G, L, relu = self.W, self.G, len(self.W), self.relu
         A, T, D, inputs = _layer_views(self, Xb, b)
         for l in range(L):
-            _sigmoid_(np.matmul(inputs[l], W[l], out=A[l]))
+            act_ = _relu_ if relu and l < L - 1 else _sigmoid_
+            act_(np.matmul(inputs[l], W[l], out=A[l]))
         np.subtract(A[-1], Yb, out=D[-1])
         total = float(np.vdot(D[-1], D[-1]))
         for l in range(L - 1, -1, -1):
             if l < L - 1:
                 np.matmul(D[l + 1], W[l + 1].T, out=D[l])
-            np.subtract(1, A[l], out=T[l])
-            np.multiply(T[l], A[l], out=T[l])
+            _numpy_derivative(relu and l < L - 1, A[l], T[l])
             np.multiply(D[l], T[l], out=D[l])
             if l == L - 1:
                 np.multiply(D[l], 2 * self.lr / b, out=D[l])
@@ -349,6 +384,7 @@ class NumpyTrainer(Trainer):
             (W1, W2), (G1, G2) = self.W, self.G
             (H_all, O_all), (TH_all, TO_all), (dH_all, dO_all) = self.A, self.T, self.D
         E, B = X.shape[0], self.batch
+        hidden_ = _relu_ if self.relu else _sigmoid_
         history = []
         with np.errstate(over="ignore"):
             for _ in range(k):
@@ -369,7 +405,7 @@ class NumpyTrainer(Trainer):
                         continue
                     H, TH, dH = H_all[:b], TH_all[:b], dH_all[:b]
                     O, TO, dO = O_all[:b], TO_all[:b], dO_all[:b]
-                    _sigmoid_(np.matmul(Xb, W1, out=H))  # H_out = sig(X W1)
+                    hidden_(np.matmul(Xb, W1, out=H))  # H_out = sig(X W1) (or relu)
                     _sigmoid_(np.matmul(H, W2, out=O))  # O_out = sig(H_out W2)
                     np.subtract(O, Yb, out=dO)
                     total += float(np.vdot(dO, dO))  # sum (O - Y)^2
@@ -378,8 +414,7 @@ class NumpyTrainer(Trainer):
                     np.multiply(dO, TO, out=dO)
                     np.multiply(dO, 2 * self.lr / b, out=dO)  # lr * delta_O
                     np.matmul(dO, W2.T, out=dH)
-                    np.subtract(1, H, out=TH)
-                    np.multiply(TH, H, out=TH)
+                    _numpy_derivative(self.relu, H, TH)
                     np.multiply(dH, TH, out=dH)  # lr * delta_H
                     np.matmul(H.T, dO, out=G2)
                     np.subtract(W2, G2, out=W2)  # W2 -= lr H^T delta_O
@@ -418,17 +453,16 @@ class TorchTrainer(Trainer):
 
     def _deep_step(self, Xb, Yb, b):
         """NumpyTrainer._deep_step in torch; returns sum (O - Y)^2 as a tensor."""
-        torch, W, L = self.torch, self.W, len(self.W)
+        torch, W, L, relu = self.torch, self.W, len(self.W), self.relu
         A, T, D, inputs = _layer_views(self, Xb, b)
         for l in range(L):
-            torch.mm(inputs[l], W[l], out=A[l]).sigmoid_()
+            _torch_activation_(relu and l < L - 1, torch.mm(inputs[l], W[l], out=A[l]))
         torch.sub(A[-1], Yb, out=D[-1])
         total = torch.dot(D[-1].view(-1), D[-1].view(-1))
         for l in range(L - 1, -1, -1):
             if l < L - 1:
                 torch.mm(D[l + 1], W[l + 1].t(), out=D[l])
-            torch.mul(A[l], A[l], out=T[l])
-            torch.sub(A[l], T[l], out=T[l])  # A (1 - A)
+            _torch_derivative(torch, relu and l < L - 1, A[l], T[l])
             D[l].mul_(T[l])
             if l == L - 1:
                 D[l].mul_(2 * self.lr / b)
@@ -461,7 +495,7 @@ class TorchTrainer(Trainer):
                         continue
                     H, TH, dH = H_all[:b], TH_all[:b], dH_all[:b]
                     O, TO, dO = O_all[:b], TO_all[:b], dO_all[:b]
-                    torch.mm(Xb, W1, out=H).sigmoid_()
+                    _torch_activation_(self.relu, torch.mm(Xb, W1, out=H))
                     torch.mm(H, W2, out=O).sigmoid_()
                     torch.sub(O, Yb, out=dO)
                     total += torch.dot(dO.view(-1), dO.view(-1))
@@ -469,8 +503,7 @@ class TorchTrainer(Trainer):
                     torch.sub(O, TO, out=TO)  # O (1 - O)
                     dO.mul_(TO).mul_(2 * self.lr / b)  # lr * delta_O
                     torch.mm(dO, W2.t(), out=dH)
-                    torch.mul(H, H, out=TH)
-                    torch.sub(H, TH, out=TH)
+                    _torch_derivative(torch, self.relu, H, TH)
                     dH.mul_(TH)  # lr * delta_H
                     W2.addmm_(H.t(), dO, alpha=-1)
                     W1.addmm_(Xb.t(), dH, alpha=-1)
@@ -498,8 +531,10 @@ class TorchAutogradTrainer(Trainer):
         with torch.no_grad():  # Linear stores W^T: y = x W^T
             for lin, W in zip(self.linears, weights):
                 lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
-        self.model = torch.nn.Sequential(
-            *(m for lin in self.linears for m in (lin, torch.nn.Sigmoid())))
+        hidden = torch.nn.ReLU if self.relu else torch.nn.Sigmoid
+        self.model = torch.nn.Sequential(*(
+            m for i, lin in enumerate(self.linears)
+            for m in (lin, hidden() if i < len(self.linears) - 1 else torch.nn.Sigmoid())))
         self.opt = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=0.0)
 
     def epochs(self, k):
@@ -530,7 +565,8 @@ class TorchAutogradTrainer(Trainer):
 
 
 class SklearnTrainer(Trainer):
-    """scikit-learn's ``MLPRegressor``, the nearest peer: logistic hidden layer, plain SGD
+    """scikit-learn's ``MLPRegressor``, the nearest peer: logistic hidden layer (relu in
+    the -relu workloads), plain SGD
     (no momentum, no L2, constant learning rate), the same batches in the same order, one
     ``partial_fit`` per epoch (= ``max_iter=1``), starting from the same W1, W2. It always
     has biases (started at 0) and an identity output layer: a different model, timed but
@@ -551,7 +587,8 @@ class SklearnTrainer(Trainer):
         self.Yfit = Y.ravel() if Y.shape[1] == 1 else Y
         self.model = MLPRegressor(
             hidden_layer_sizes=tuple(W.shape[1] for W in weights[:-1]),
-            activation="logistic", solver="sgd", learning_rate="constant",
+            activation="relu" if self.relu else "logistic", solver="sgd",
+            learning_rate="constant",
             learning_rate_init=self.lr / 2, momentum=0.0,
             nesterovs_momentum=False, alpha=0.0, batch_size=self.batch, shuffle=self.shuffled,
             max_iter=1, early_stopping=False,
