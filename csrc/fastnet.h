@@ -51,6 +51,8 @@ typedef enum {
 } fn_activation;
 
 #define FN_NO_ACTIVATION (-1)
+/* The output activations fn_config's output_layer takes. */
+#define FN_FUSED_OUTPUT(act) ((act) == FN_SIGMOID || (act) == FN_IDENTITY || (act) == FN_RELU)
 
 /* Which micro-kernels run: chosen once by fn_init() from the CPU's features. */
 typedef enum { FN_ISA_GENERIC = 0, FN_ISA_AVX2 = 1, FN_ISA_AVX512 = 2 } fn_isa;
@@ -238,13 +240,14 @@ typedef struct {                                                                
                        int64_t ldd, REAL alpha, REAL beta, int64_t m, const REAL *X,          \
                        int64_t ldx, REAL *H, int64_t ldh);                                    \
     int64_t fused_rows; /* m <= fused_rows (< mr) for fused_step */                       \
-    /* A sigmoid output layer's rows from its summed parts: O, delta_O and the rows'      \
-     * losses in one pass (target_body.h). The parts' rows: ld_part apart, ld (padded as  \
-     * O) or n (packed); Y's rows: ld_y apart, ld or n (the caller's rows, read in place). */ \
-    void (*sigmoid_output)(int64_t m, int64_t n, int64_t ld, int64_t groups,              \
-                           const REAL *parts, int64_t part_stride, int64_t ld_part,       \
-                           const REAL *b, const REAL *Y, int64_t ld_y, REAL scale,        \
-                           REAL *O, REAL *dO, double *row_loss);                          \
+    /* An output layer's rows from its summed parts, for act FN_SIGMOID, FN_IDENTITY or  \
+     * FN_RELU (FN_FUSED_OUTPUT): O, delta_O and the rows' losses in one pass             \
+     * (target_body.h). The parts' rows: ld_part apart, ld (padded as O) or n (packed);   \
+     * Y's rows: ld_y apart, ld or n (the caller's rows, read in place). */               \
+    void (*output_layer)(int act, int64_t m, int64_t n, int64_t ld, int64_t groups,       \
+                         const REAL *parts, int64_t part_stride, int64_t ld_part,         \
+                         const REAL *b, const REAL *Y, int64_t ld_y, REAL scale, REAL *O, \
+                         REAL *dO, double *row_loss);                                     \
     /* The tiny trainer's step on a batch of m rows (m x sizes[0] of X, m x sizes[L] of  \
      * Y, unpadded): forward, deltas, every W[l] -= alpha A^T delta[l] (and b, WT).      \
      * Returns the batch's sum of squared errors (row_loss summed in order). */          \

@@ -631,20 +631,41 @@ static void T(ISA(relu_deriv_mul))(int64_t n, const REAL *out, REAL *row)
     }
 }
 
-/* A sigmoid output layer, rows [0, m), all rows ld apart (ld a multiple of SMALL_VL):
- *   O = sigmoid(((P_0 + P_1) + ...) + b)   (groups parts P_g, part_stride apart; b or NULL)
- *   delta_O = scale (O - Y) (O (1 - O)) in the first n columns, 0 past them
+/* An output layer of the sigmoid, the identity or relu (act), rows [0, m), all rows ld
+ * apart (ld a multiple of SMALL_VL):
+ *   O = act(((P_0 + P_1) + ...) + b)       (groups parts P_g, part_stride apart; b or NULL)
+ *   delta_O = scale (O - Y) act'(O) in the first n columns, 0 past them: the sigmoid's
+ *              scale (O - Y) (O (1 - O)), the identity's scale (O - Y), relu's
+ *              (scale (O - Y)) [O > 0], as loss.c's fn_output_delta_rows computes them
  *   row_loss = sum_n (O - Y)^2 in double, as loss.c's row_losses sums it: four partial
- *              sums (columns mod 4, each in column order), then (s0 + s1) + (s2 + s3).
+ *              sums (columns mod 4, each in column order), then (s0 + s1) + (s2 + s3)
+ *              (AVX2, float64: GCC fuses each square into its sum, so a loss may differ
+ *              from loss.c's in its last bits; a float's square is exact in double).
  * Y's rows zero-padded to ld, or ld_y apart (packed: n values read). One pass in
- * registers; the padding columns of O are sigmoid(0), as the tile epilogue leaves them,
+ * registers; the padding columns of O are act(0), as the tile epilogue leaves them,
  * except with packed parts (ld_part == n) and no b: then O's rows are packed too, n
  * apart. Digits' 32 x 10 output: the fold, the
- * sigmoid over the tile and loss.c's delta took 2,000 cycles a batch. */
-static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t groups,
-                                   const REAL *parts, int64_t part_stride, int64_t ld_part,
-                                   const REAL *b, const REAL *Y, int64_t ld_y, REAL scale,
-                                   REAL *O, REAL *dO, double *row_loss)
+ * sigmoid over the tile and loss.c's delta took 2,000 cycles a batch. The identity and
+ * relu took the generic steps (the parts' sum, the tile epilogue, loss.c's delta) until
+ * this pass was made theirs too. Compiled once for each act (a constant here). */
+static inline __attribute__((always_inline)) T(ISA(reg))
+    T(ISA(output_act))(const int act, T(ISA(reg)) x)
+{
+    typedef T(ISA(reg)) V;
+    typedef T(ISA(ureg)) U;
+    const V zero = {0};
+    if (act == FN_SIGMOID)
+        return T(ISA(sigmoid_reg))(x, 0);
+    if (act == FN_RELU) /* as relu's: x where x > 0 or x is NaN, else +0 */
+        return (V)((U)(x > zero | x != x) & (U)x);
+    return x;
+}
+
+static inline __attribute__((always_inline)) void
+    T(ISA(output_pass))(const int act, int64_t m, int64_t n, int64_t ld, int64_t groups,
+                        const REAL *parts, int64_t part_stride, int64_t ld_part,
+                        const REAL *b, const REAL *Y, int64_t ld_y, REAL scale, REAL *O,
+                        REAL *dO, double *row_loss)
 {
     typedef T(ISA(reg)) V;
     typedef T(ISA(ureg)) U;
@@ -664,7 +685,7 @@ static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t gro
         V x = T(ISA(load_first))(parts + i, w);
         for (int64_t k = 1; k < groups; k++)
             x += T(ISA(load_first))(parts + i + k * part_stride, w);
-        T(ISA(store_first))(O + i, T(ISA(sigmoid_reg))(x, 0), w);
+        T(ISA(store_first))(O + i, T(ISA(output_act))(act, x), w);
     }
     for (int64_t r = 0; !flat && r < m; r++)
         for (int64_t j = 0; j < ld; j += LANES) {
@@ -678,7 +699,7 @@ static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t gro
                 memcpy(&g, b + j, sizeof g);
                 x += g;
             }
-            x = T(ISA(sigmoid_reg))(x, 0);
+            x = T(ISA(output_act))(act, x);
             memcpy(O + at, &x, sizeof x);
         }
     V lane;
@@ -700,7 +721,12 @@ static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t gro
                 y = T(ISA(load_first))(Y + r * ld_y + j, n - j);
             const U real = (U)(col < width); /* all ones in a real column */
             const V diff = SELECT(real, o - y, zero);
-            const V d = SELECT(real, scale * (o - y) * (o * (1 - o)), zero);
+            const V one = zero + 1;
+            const V d = SELECT(real,
+                               act == FN_SIGMOID ? scale * (o - y) * (o * (1 - o))
+                               : act == FN_RELU  ? scale * (o - y) * (V)((U)(o > zero) & (U)one)
+                                                 : scale * (o - y),
+                               zero);
             memcpy(dO + at, &d, sizeof d);
             /* 8 columns at a time on zmm registers: one conversion to a register of
              * doubles, its halves added in column order (4 at a time took 19 shuffles
@@ -733,6 +759,23 @@ static void T(ISA(sigmoid_output))(int64_t m, int64_t n, int64_t ld, int64_t gro
         row_loss[r] = (s[0] + s[1]) + (s[2] + s[3]);
     }
 #undef WIDE_LOSS
+}
+
+static void T(ISA(output_layer))(int act, int64_t m, int64_t n, int64_t ld, int64_t groups,
+                                 const REAL *parts, int64_t part_stride, int64_t ld_part,
+                                 const REAL *b, const REAL *Y, int64_t ld_y, REAL scale,
+                                 REAL *O, REAL *dO, double *row_loss)
+{
+#define OUTPUT_PASS(a)                                                                   \
+    T(ISA(output_pass))(a, m, n, ld, groups, parts, part_stride, ld_part, b, Y, ld_y, scale, \
+                        O, dO, row_loss)
+    if (act == FN_SIGMOID)
+        OUTPUT_PASS(FN_SIGMOID);
+    else if (act == FN_RELU)
+        OUTPUT_PASS(FN_RELU);
+    else
+        OUTPUT_PASS(FN_IDENTITY);
+#undef OUTPUT_PASS
 }
 
 /* The micro-kernel: C[0:MR, 0:NR] = alpha * op(A) B + beta * C over kc steps, where
@@ -1224,7 +1267,7 @@ const T(fn_config) T(ISA(fn_config)) = {
     T(ISA(sigmoid_short)), T(ISA(small_gemm)), T(ISA(small_gemm_g)),
     T(ISA(all_finite)), T(ISA(sigmoid_deriv_mul)), T(ISA(tanh)), T(ISA(edge_rows)),
     T(ISA(tile_g)), T(ISA(edge_rows_g)),
-    T(ISA(fused_step)), FUSE_ROWS, T(ISA(sigmoid_output)), T(ISA(tiny_batch)),
+    T(ISA(fused_step)), FUSE_ROWS, T(ISA(output_layer)), T(ISA(tiny_batch)),
     T(ISA(transpose)), T(ISA(relu)), T(ISA(relu_deriv_mul)),
 };
 

@@ -805,10 +805,11 @@ static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
                    sizeof(REAL) * (size_t)(nb * ldp));
         part = own->parts, stride = nb * ldp;
     }
-    if (net->act[1] == FN_SIGMOID) { /* the seed's output layer: one pass in registers */
-        T(fn_config_get)()->sigmoid_output(nb, s[2], P2, G, G > 1 ? part : O, stride,
-                                           G > 1 ? ldp : P2, own->b, Yb, ld_y, scale, O,
-                                           own->dO, own->loss);
+    const int fused = FN_FUSED_OUTPUT(net->act[1]);
+    if (fused) { /* the seed's output layer (and the identity, relu): one pass in registers */
+        T(fn_config_get)()->output_layer(net->act[1], nb, s[2], P2, G, G > 1 ? part : O, stride,
+                                         G > 1 ? ldp : P2, own->b, Yb, ld_y, scale, O,
+                                         own->dO, own->loss);
     } else if (G > 1) { /* O = ((P_0 + P_1) + ...) + ..., row by row (packed: 0 past ldp) */
         for (int64_t i = 0; i < nb; i++) {
             REAL *o = O + i * P2;
@@ -822,7 +823,7 @@ static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
             memset(o + ldp, 0, sizeof(REAL) * (size_t)(P2 - ldp));
         }
     }
-    if (net->act[1] != FN_SIGMOID) {
+    if (!fused) {
         const T(fn_epilogue) ep = {own->b, net->act[1], NULL, 0, 0, net->threshold};
         T(fn_epilogue_tile)(&ep, O, P2, nb, P2, 0, 0);
         T(fn_output_delta_rows)(net->act[1], scale, 0, nb, s[2], O, P2, Yb, ld_y, own->dO, P2,

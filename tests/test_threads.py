@@ -343,15 +343,18 @@ def test_small_trainer_gives_the_same_bits_shared_alone_and_switching(
     assert net1 == net2
 
 
+@pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output", ["identity", "tanh", "relu"])
 def test_small_trainer_units_scheme_sums_other_outputs_with_the_same_bits(
-        sharing_policy, dtype, output):
+        sharing_policy, isa, dtype, output, bias):
     """One hidden layer in 4 groups of units and an output activation other than the
     sigmoid: every thread adds the groups' parts of the output layer's sums itself (in
     group order, from its own copy of the parts when shared: rows of the 12 outputs, not
-    of the padded 16 or 32), then applies the activation. Two threads sharing every
-    batch give the bits of one, and both the reference's fit."""
+    of the padded 16 or 32), then applies the activation (the identity and relu in the
+    sigmoid's one pass of output_layer, over the packed parts when there is no bias; tanh
+    by the generic steps). Two threads sharing every batch give the bits of one, and
+    both the reference's fit, on every kernel set."""
     from fastnet import _core, reference
 
     layers, batch, rows = FIT_CASES["small-units"]
@@ -360,7 +363,7 @@ def test_small_trainer_units_scheme_sums_other_outputs_with_the_same_bits(
     Y = rng.uniform(0, 1, (rows, layers[-1])).astype(dtype)
 
     def train():
-        net = fastnet.Network(layers, activation="tanh", output_activation=output, bias=True,
+        net = fastnet.Network(layers, activation="tanh", output_activation=output, bias=bias,
                               dtype=dtype, seed=6)
         start = [w.copy() for w in net.weights]
         history = net.fit(X, Y, epochs=2, learning_rate=0.05, batch_size=batch, shuffle=False)
@@ -374,7 +377,7 @@ def test_small_trainer_units_scheme_sums_other_outputs_with_the_same_bits(
     weights, biases, history = reference.fit(
         X.astype(np.float64), Y.astype(np.float64), [w.astype(np.float64) for w in start],
         net1.activations, 2, 0.05, batch_size=batch,
-        biases=[np.zeros(n) for n in layers[1:]])
+        biases=[np.zeros(n) for n in layers[1:]] if bias else None)
     tol = 1e-12 if dtype == np.float64 else 1e-4
     for got, want in zip(net1.weights + net1.biases, weights + biases):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
