@@ -32,24 +32,13 @@ fn_status T(fn_weight_gradient)(int64_t N, int64_t n_a, int64_t n_b, const REAL 
 }
 
 /* Columns [j0, j1) of db = alpha * column sums of delta (row stride ld); accumulate:
- * db += .... Each column is summed over the rows in order. */
+ * db += .... Each column is summed over the rows in order, then alpha times the sum is
+ * rounded before the addition (in each target's registers: target_body.h's bias_grad). */
 void T(fn_bias_gradient_cols)(int64_t N, int64_t j0, int64_t j1, const REAL *delta, int64_t ld,
                               REAL *db, REAL alpha, int accumulate)
 {
-    enum { CHUNK = 64 };
-    for (int64_t c0 = j0; c0 < j1; c0 += CHUNK) {
-        const int64_t c1 = c0 + CHUNK < j1 ? c0 + CHUNK : j1;
-        REAL sum[CHUNK];
-        for (int64_t j = c0; j < c1; j++)
-            sum[j - c0] = 0;
-        for (int64_t e = 0; e < N; e++) {
-            const REAL *row = delta + e * ld;
-            for (int64_t j = c0; j < c1; j++)
-                sum[j - c0] += row[j];
-        }
-        for (int64_t j = c0; j < c1; j++)
-            db[j] = accumulate ? db[j] + alpha * sum[j - c0] : alpha * sum[j - c0];
-    }
+    if (j1 > j0)
+        T(fn_config_get)()->bias_grad(N, j1 - j0, delta + j0, ld, db + j0, alpha, accumulate);
 }
 
 /* db = alpha * column sums of delta (accumulate: db += ...), parallel over columns. */

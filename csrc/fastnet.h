@@ -260,6 +260,12 @@ typedef struct {                                                                
     /* out[0:n] = relu(x[0:n]) (may alias); row[0:n] *= relu'(out[0:n]). */               \
     void (*relu)(int64_t n, const REAL *x, REAL *out);                                    \
     void (*relu_deriv_mul)(int64_t n, const REAL *out, REAL *row);                        \
+    /* C[i, 0:n] += b[0:n] for rows [0, m), ldc apart. */                                 \
+    void (*add_bias)(int64_t m, int64_t n, REAL *C, int64_t ldc, const REAL *b);           \
+    /* db[0:n] = alpha * column sums of delta's m rows (ld apart), + db with accumulate   \
+     * (backprop.c's fn_bias_gradient_cols, the same values). */                          \
+    void (*bias_grad)(int64_t m, int64_t n, const REAL *delta, int64_t ld, REAL *db,      \
+                      REAL alpha, int accumulate);                                        \
 } fn_config_##S;                                                                          \
 const fn_config_##S *fn_config_get_##S(void);                                            \
                                                                                          \

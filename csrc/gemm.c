@@ -339,9 +339,7 @@ void T(fn_epilogue_tile)(const T(fn_epilogue) *ep, REAL *C, int64_t ldc, int64_t
                          int64_t n, int64_t i0, int64_t j0)
 {
     if (ep->bias)
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t j = 0; j < n; j++)
-                C[i * ldc + j] += ep->bias[j0 + j];
+        T(fn_config_get)()->add_bias(m, n, C, ldc, ep->bias + j0);
     const int flat = ldc == n && (!ep->deriv_of || ep->ld_deriv == n);
     const int64_t rows = flat ? 1 : m, len = flat ? m * n : n;
     for (int64_t i = 0; i < rows; i++) {
