@@ -678,9 +678,8 @@ static void T(ISA(bias_grad))(int64_t m, int64_t n, const REAL *delta, int64_t l
  *              scale (O - Y) (O (1 - O)), the identity's scale (O - Y), relu's
  *              (scale (O - Y)) [O > 0], as loss.c's fn_output_delta_rows computes them
  *   row_loss = sum_n (O - Y)^2 in double, as loss.c's row_losses sums it: four partial
- *              sums (columns mod 4, each in column order), then (s0 + s1) + (s2 + s3)
- *              (AVX2, float64: GCC fuses each square into its sum, so a loss may differ
- *              from loss.c's in its last bits; a float's square is exact in double).
+ *              sums (columns mod 4, each in column order), then (s0 + s1) + (s2 + s3),
+ *              each square rounded before its sum, not fused into it: the same values.
  * Y's rows zero-padded to ld, or ld_y apart (packed: n values read). One pass in
  * registers; the padding columns of O are act(0), as the tile epilogue leaves them,
  * except with packed parts (ld_part == n) and no b: then O's rows are packed too, n
@@ -791,7 +790,11 @@ static inline __attribute__((always_inline)) void
                 R4 q4;
                 memcpy(&q4, (const REAL *)&diff + c, sizeof q4);
                 const D4 q = __builtin_convertvector(q4, D4);
-                s += q * q;
+                D4 q2 = q * q;
+#ifdef __FMA__
+                FN_ROUNDED(q2); /* rounded, as loss.c's (no FMA there), not fused into s */
+#endif
+                s += q2;
             }
             for (int64_t c = 0; LANES % 4 != 0 && c < LANES; c++) /* 2 doubles a register */
                 s[(j + c) % 4] += (double)diff[c] * (double)diff[c];
