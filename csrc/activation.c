@@ -48,9 +48,8 @@ void T(fn_derivative_mul)(int act, int64_t n, const REAL *out, REAL *row)
     case FN_SIGMOID: /* row *= out (1 - out), vectorised: target_body.h */
         T(fn_config_get)()->sigmoid_deriv_mul(n, out, row);
         break;
-    case FN_TANH:
-        for (int64_t i = 0; i < n; i++)
-            row[i] *= 1 - out[i] * out[i];
+    case FN_TANH: /* row *= 1 - out^2, vectorised: target_body.h */
+        T(fn_config_get)()->tanh_deriv_mul(n, out, row);
         break;
     case FN_RELU: /* row where out > 0, else row * 0 (NaN and inf stay visible): masks */
         T(fn_config_get)()->relu_deriv_mul(n, out, row);

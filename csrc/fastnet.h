@@ -266,6 +266,8 @@ typedef struct {                                                                
      * (backprop.c's fn_bias_gradient_cols, the same values). */                          \
     void (*bias_grad)(int64_t m, int64_t n, const REAL *delta, int64_t ld, REAL *db,      \
                       REAL alpha, int accumulate);                                        \
+    /* row[0:n] *= 1 - out[0:n]^2: tanh' from the stored output. */                      \
+    void (*tanh_deriv_mul)(int64_t n, const REAL *out, REAL *row);                        \
 } fn_config_##S;                                                                          \
 const fn_config_##S *fn_config_get_##S(void);                                            \
                                                                                          \

@@ -80,6 +80,11 @@ def test_activation_derivative_matches_reference(isa, activation, dtype, shape, 
     # 1 - t^2 cancels near |t| = 1: its error is absolute, ~eps (|act'| + out^2).
     bound = 4 * eps(dtype) * (np.abs(want) + as64(out) ** 2) + tiny(dtype)
     assert_within(got, want, bound, f"{activation}'")
+    # the formula in the dtype, each operation rounded (no FMA): the same bits
+    exact = {"sigmoid": lambda o: o * (1 - o), "tanh": lambda o: 1 - o * o,
+             "relu": lambda o: (o > 0).astype(dtype), "identity": np.ones_like,
+             "step": np.zeros_like}[activation](out)
+    assert np.array_equal(got, exact)
     for name, out_nc in layouts(out):
         assert np.array_equal(kernels.activation_derivative(activation, out_nc), got), name
 
