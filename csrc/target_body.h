@@ -620,16 +620,18 @@ static void T(ISA(tanh_deriv_mul))(int64_t n, const REAL *out, REAL *row)
  *   relu(z)         = z where z > 0 or z is NaN, else +0;
  *   relu'(out) row  = row * 1 where out > 0, else row * 0 (NaN and infinity stay visible).
  * relu: out[0:n] = relu(x[0:n]) (may alias). */
-static void T(ISA(relu))(int64_t n, const REAL *x, REAL *out)
+static inline T(ISA(reg)) T(ISA(relu_reg))(T(ISA(reg)) z)
 {
     typedef T(ISA(reg)) V;
     typedef T(ISA(ureg)) U;
     const V zero = {0};
-    for (int64_t i = 0; i < n; i += LANES) {
-        V z = T(ISA(load_first))(x + i, n - i);
-        z = (V)((U)(z > zero | z != z) & (U)z);
-        T(ISA(store_first))(out + i, z, n - i);
-    }
+    return (V)((U)((z > zero) | (z != z)) & (U)z);
+}
+
+static void T(ISA(relu))(int64_t n, const REAL *x, REAL *out)
+{
+    for (int64_t i = 0; i < n; i += LANES)
+        T(ISA(store_first))(out + i, T(ISA(relu_reg))(T(ISA(load_first))(x + i, n - i)), n - i);
 }
 
 /* row[0:n] *= relu'(out[0:n]) */
@@ -704,13 +706,10 @@ static void T(ISA(bias_grad))(int64_t m, int64_t n, const REAL *delta, int64_t l
 static inline __attribute__((always_inline)) T(ISA(reg))
     T(ISA(output_act))(const int act, T(ISA(reg)) x)
 {
-    typedef T(ISA(reg)) V;
-    typedef T(ISA(ureg)) U;
-    const V zero = {0};
     if (act == FN_SIGMOID)
         return T(ISA(sigmoid_reg))(x, 0);
-    if (act == FN_RELU) /* as relu's: x where x > 0 or x is NaN, else +0 */
-        return (V)((U)(x > zero | x != x) & (U)x);
+    if (act == FN_RELU)
+        return T(ISA(relu_reg))(x);
     return x;
 }
 
