@@ -22,6 +22,7 @@
 #define CH (TINY_P / RL)
 
 typedef REAL TINY(tiny_reg) __attribute__((vector_size(RL * sizeof(REAL))));
+typedef UINT TINY(tiny_ureg) __attribute__((vector_size(RL * sizeof(REAL))));
 
 /* The row at p into the CH registers acc[0 .. CH), and back */
 #define ROW_GET(acc, p)                                                                  \
@@ -88,7 +89,7 @@ static inline __attribute__((always_inline)) T(ISA(reg))
  * buffer, whole registers of rows, else X, read to its m-th row only) */
 static inline __attribute__((always_inline)) void
 TINY(tiny_forward_blocks)(int64_t m, int64_t k, const REAL *in, int64_t ld_in, int padded,
-                          const REAL *W, const REAL *b, int sigmoid, REAL *out)
+                          const REAL *W, const REAL *b, int act, REAL *out)
 {
     typedef T(ISA(reg)) VR;
     typedef T(ISA(ureg)) UR;
@@ -112,8 +113,10 @@ TINY(tiny_forward_blocks)(int64_t m, int64_t k, const REAL *in, int64_t ld_in, i
             acc += TINY(tiny_pick)(x, pick + (UINT)p) * wrep[p];
         if (b)
             acc += brep;
-        if (sigmoid)
+        if (act == FN_SIGMOID)
             acc = T(ISA(sigmoid_reg))(acc, 1);
+        else if (act == FN_RELU)
+            acc = T(ISA(relu_reg))(acc);
         memcpy(out + i0 * P, &acc, sizeof acc);
     }
 }
@@ -131,9 +134,9 @@ static double TINY(tiny_batch)(const T(fn_tiny) *net, int64_t m, const REAL *X,
     for (int l = 0; l < L; l++) {
         const REAL *W = net->W[l], *b = net->b[l];
         REAL *out = net->post[l];
-        const int sigmoid = net->act[l] == FN_SIGMOID;
-        if (TINY_BLOCKS) { /* a sigmoid applied in the registers */
-            TINY(tiny_forward_blocks)(m, s[l], in, ld_in, l > 0, W, b, sigmoid, out);
+        const int act = net->act[l], sigmoid = act == FN_SIGMOID;
+        if (TINY_BLOCKS) { /* a sigmoid or relu applied in the registers */
+            TINY(tiny_forward_blocks)(m, s[l], in, ld_in, l > 0, W, b, act, out);
         } else {
             for (int64_t i = 0; i < m; i++) {
                 const REAL *x = in + i * ld_in;
@@ -154,14 +157,18 @@ static double TINY(tiny_batch)(const T(fn_tiny) *net, int64_t m, const REAL *X,
             }
             for (int64_t k = 0; sigmoid && k < m * P; k += SMALL_VL) /* blocks (fastnet.h) */
                 T(ISA(sigmoid_block))(out + k, out + k, 1);
+            if (act == FN_RELU)
+                T(ISA(relu))(m * P, out, out);
         }
-        if (!sigmoid)
-            T(fn_activation)(net->act[l], m * P, out, out, net->threshold);
+        /* the identity: nothing to do; tanh and step: activation.c's call */
+        if (!sigmoid && act != FN_RELU && act != FN_IDENTITY)
+            T(fn_activation)(act, m * P, out, out, net->threshold);
         in = out;
         ld_in = P;
     }
     const REAL scale = (REAL)(2.0 / (double)m);
-    if (net->act[L - 1] == FN_SIGMOID && s[L] <= 4) {
+    const int out_act = net->act[L - 1];
+    if (FN_FUSED_OUTPUT(out_act) && s[L] <= 4) { /* sigmoid, identity, relu */
         /* fn_output_delta_rows inline: the same expressions (each of its four partial
          * sums of a row's squares has one term here, each square rounded before the sums
          * as there, where no FMA is compiled: the same bits). Through the call, 10% of an
@@ -175,7 +182,9 @@ static double TINY(tiny_batch)(const T(fn_tiny) *net, int64_t m, const REAL *X,
                     double q = (double)(o[n] - y[n]) * (double)(o[n] - y[n]);
                     FN_ROUNDED(q);
                     sq[n] = q;
-                    d[n] = scale * (o[n] - y[n]) * (o[n] * (1 - o[n]));
+                    d[n] = out_act == FN_SIGMOID ? scale * (o[n] - y[n]) * (o[n] * (1 - o[n]))
+                           : out_act == FN_RELU  ? scale * (o[n] - y[n]) * (REAL)(o[n] > 0)
+                                                 : scale * (o[n] - y[n]);
                 }
             net->row_loss[e] = (sq[0] + sq[1]) + (sq[2] + sq[3]);
         }
@@ -187,7 +196,7 @@ static double TINY(tiny_batch)(const T(fn_tiny) *net, int64_t m, const REAL *X,
     for (int l = L - 1; l > 0; l--) {
         const REAL *WT = net->WT[l], *d = net->delta[l], *o = net->post[l - 1];
         REAL *prev = net->delta[l - 1];
-        const int sigmoid = net->act[l - 1] == FN_SIGMOID;
+        const int act = net->act[l - 1], sigmoid = act == FN_SIGMOID;
         for (int64_t i = 0; i < m; i++) {
             ROW_GET(row, WT);
             for (int c = 0; c < CH; c++)
@@ -201,11 +210,15 @@ static double TINY(tiny_batch)(const T(fn_tiny) *net, int64_t m, const REAL *X,
                 ROW_GET(row, o + i * P);
                 for (int c = 0; c < CH; c++)
                     acc[c] *= row[c] * (1 - row[c]);
+            } else if (act == FN_RELU) { /* as relu_deriv_mul: times 1 where out > 0, else 0 */
+                ROW_GET(row, o + i * P);
+                for (int c = 0; c < CH; c++)
+                    acc[c] *= (V)((TINY(tiny_ureg))(row[c] > 0) & (TINY(tiny_ureg))((V){0} + 1));
             }
             ROW_PUT(prev + i * P, acc);
         }
-        if (!sigmoid)
-            T(fn_derivative_mul)(net->act[l - 1], m * P, o, prev);
+        if (!sigmoid && act != FN_RELU && act != FN_IDENTITY) /* tanh, step */
+            T(fn_derivative_mul)(act, m * P, o, prev);
     }
     /* steps: W[l] -= alpha A^T delta[l], b[l] -= alpha (sum of delta[l]'s rows), as the
      * GEMM rounds them (FN_SCALE_ADD). Row by row of the batch, every row of W's sums
