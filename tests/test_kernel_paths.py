@@ -679,3 +679,25 @@ def test_tall_products_split_anywhere_give_the_bits_of_one_thread(forced_share, 
     out, (dW, db) = net.predict(X), net.gradients(X, Y)
     assert np.array_equal(out, want_out)
     assert all(np.array_equal(a, b) for a, b in zip(dW + db, want_dW + want_db))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", ["sigmoid", "identity", "relu"])
+@pytest.mark.parametrize("layers", [[40, 16, 12], [30, 32, 10]])  # one group of units
+def test_small_trainers_output_pass_gives_loss_c_s_loss(isa, dtype, output, layers):
+    """The small trainer's one pass over the output layer (the parts' sum, the activation,
+    delta_O and the rows' losses in registers) sums each row's squares as loss.c does,
+    each square rounded before it joins its sum (AVX2 had fused them into FMAs: float64
+    losses then differed in their last bits): one full batch's loss, taken at the weights
+    given, is the output delta kernel's loss of predict's outputs, bit for bit (one group
+    of hidden units: with more, the trainer adds the groups' parts, predict sums in one
+    product)."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((200, layers[0])).astype(dtype)
+    Y = rng.uniform(0, 1, (200, layers[-1])).astype(dtype)
+    net = fastnet.Network(layers, activation="tanh", output_activation=output, dtype=dtype,
+                          seed=2)
+    _, want = kernels.output_delta(net.predict(X), Y, output)
+    history = net.fit(X, Y, epochs=1, learning_rate=0.01)  # one batch: the loss before it
+    assert _core._last_trainer() == "small"
+    assert history[0] == want
