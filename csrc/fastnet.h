@@ -51,8 +51,9 @@ typedef enum {
 } fn_activation;
 
 #define FN_NO_ACTIVATION (-1)
-/* The output activations fn_config's output_layer takes. */
-#define FN_FUSED_OUTPUT(act) ((act) == FN_SIGMOID || (act) == FN_IDENTITY || (act) == FN_RELU)
+/* The activations the trainers apply in registers, and fn_config's output_layer takes;
+ * the others (tanh, step) go through activation.c and loss.c. */
+#define FN_ACT_IN_REGISTERS(act) ((act) == FN_SIGMOID || (act) == FN_IDENTITY || (act) == FN_RELU)
 
 /* Which micro-kernels run: chosen once by fn_init() from the CPU's features. */
 typedef enum { FN_ISA_GENERIC = 0, FN_ISA_AVX2 = 1, FN_ISA_AVX512 = 2 } fn_isa;
@@ -241,7 +242,7 @@ typedef struct {                                                                
                        int64_t ldx, REAL *H, int64_t ldh);                                    \
     int64_t fused_rows; /* m <= fused_rows (< mr) for fused_step */                       \
     /* An output layer's rows from its summed parts, for act FN_SIGMOID, FN_IDENTITY or  \
-     * FN_RELU (FN_FUSED_OUTPUT): O, delta_O and the rows' losses in one pass             \
+     * FN_RELU (FN_ACT_IN_REGISTERS): O, delta_O and the rows' losses in one pass             \
      * (target_body.h). The parts' rows: ld_part apart, ld (padded as O) or n (packed);   \
      * Y's rows: ld_y apart, ld or n (the caller's rows, read in place). */               \
     void (*output_layer)(int act, int64_t m, int64_t n, int64_t ld, int64_t groups,       \

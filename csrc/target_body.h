@@ -634,16 +634,30 @@ static void T(ISA(relu))(int64_t n, const REAL *x, REAL *out)
         T(ISA(store_first))(out + i, T(ISA(relu_reg))(T(ISA(load_first))(x + i, n - i)), n - i);
 }
 
-/* row[0:n] *= relu'(out[0:n]) */
-static void T(ISA(relu_deriv_mul))(int64_t n, const REAL *out, REAL *row)
+/* act'(o) from the output o, for the activations in registers (FN_ACT_IN_REGISTERS; act a
+ * constant where it is inlined): the sigmoid's o (1 - o), relu's 1 where o > 0, else 0,
+ * the identity's 1 (a product by it leaves every value as it is). */
+static inline __attribute__((always_inline)) T(ISA(reg))
+    T(ISA(act_deriv_reg))(const int act, T(ISA(reg)) o)
 {
     typedef T(ISA(reg)) V;
     typedef T(ISA(ureg)) U;
     const V zero = {0}, one = zero + 1;
+    if (act == FN_SIGMOID)
+        return o * (1 - o);
+    if (act == FN_RELU)
+        return (V)((U)(o > zero) & (U)one);
+    return one;
+}
+
+/* row[0:n] *= relu'(out[0:n]) */
+static void T(ISA(relu_deriv_mul))(int64_t n, const REAL *out, REAL *row)
+{
     for (int64_t i = 0; i < n; i += LANES) {
-        const V o = T(ISA(load_first))(out + i, n - i);
-        const V r = T(ISA(load_first))(row + i, n - i);
-        T(ISA(store_first))(row + i, r * (V)((U)(o > zero) & (U)one), n - i);
+        const T(ISA(reg)) o = T(ISA(load_first))(out + i, n - i);
+        T(ISA(store_first))(row + i,
+                            T(ISA(load_first))(row + i, n - i) * T(ISA(act_deriv_reg))(FN_RELU, o),
+                            n - i);
     }
 }
 
@@ -773,12 +787,7 @@ static inline __attribute__((always_inline)) void
                 y = T(ISA(load_first))(Y + r * ld_y + j, n - j);
             const U real = (U)(col < width); /* all ones in a real column */
             const V diff = SELECT(real, o - y, zero);
-            const V one = zero + 1;
-            const V d = SELECT(real,
-                               act == FN_SIGMOID ? scale * (o - y) * (o * (1 - o))
-                               : act == FN_RELU  ? scale * (o - y) * (V)((U)(o > zero) & (U)one)
-                                                 : scale * (o - y),
-                               zero);
+            const V d = SELECT(real, scale * (o - y) * T(ISA(act_deriv_reg))(act, o), zero);
             memcpy(dO + at, &d, sizeof d);
             /* 8 columns at a time on zmm registers: one conversion to a register of
              * doubles, its halves added in column order (4 at a time took 19 shuffles

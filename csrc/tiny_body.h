@@ -160,15 +160,14 @@ static double TINY(tiny_batch)(const T(fn_tiny) *net, int64_t m, const REAL *X,
             if (act == FN_RELU)
                 T(ISA(relu))(m * P, out, out);
         }
-        /* the identity: nothing to do; tanh and step: activation.c's call */
-        if (!sigmoid && act != FN_RELU && act != FN_IDENTITY)
+        if (!FN_ACT_IN_REGISTERS(act)) /* tanh, step (the identity: nothing to do) */
             T(fn_activation)(act, m * P, out, out, net->threshold);
         in = out;
         ld_in = P;
     }
     const REAL scale = (REAL)(2.0 / (double)m);
     const int out_act = net->act[L - 1];
-    if (FN_FUSED_OUTPUT(out_act) && s[L] <= 4) { /* sigmoid, identity, relu */
+    if (FN_ACT_IN_REGISTERS(out_act) && s[L] <= 4) {
         /* fn_output_delta_rows inline: the same expressions (each of its four partial
          * sums of a row's squares has one term here, each square rounded before the sums
          * as there, where no FMA is compiled: the same bits). Through the call, 10% of an
@@ -217,7 +216,7 @@ static double TINY(tiny_batch)(const T(fn_tiny) *net, int64_t m, const REAL *X,
             }
             ROW_PUT(prev + i * P, acc);
         }
-        if (!sigmoid && act != FN_RELU && act != FN_IDENTITY) /* tanh, step */
+        if (!FN_ACT_IN_REGISTERS(act)) /* tanh, step */
             T(fn_derivative_mul)(act, m * P, o, prev);
     }
     /* steps: W[l] -= alpha A^T delta[l], b[l] -= alpha (sum of delta[l]'s rows), as the

@@ -805,7 +805,7 @@ static double T(units_output)(const T(fn_net) *net, const T(small_ws) *ws,
                    sizeof(REAL) * (size_t)(nb * ldp));
         part = own->parts, stride = nb * ldp;
     }
-    const int fused = FN_FUSED_OUTPUT(net->act[1]);
+    const int fused = FN_ACT_IN_REGISTERS(net->act[1]);
     if (fused) { /* the seed's output layer (and the identity, relu): one pass in registers */
         T(fn_config_get)()->output_layer(net->act[1], nb, s[2], P2, G, G > 1 ? part : O, stride,
                                          G > 1 ? ldp : P2, own->b, Yb, ld_y, scale, O,
