@@ -6,8 +6,8 @@ Shared by ``python -m fastnet bench`` (``fastnet.bench``) and the pytest-benchma
 Every trainer computes the seed's model: ``H = sig(X W1)``, ``O = sig(H W2)``, no bias,
 loss ``1/N sum (O - Y)^2`` (N = rows of the batch), plain minibatch gradient descent over
 the rows in order, starting from the same initial weights. The ``-relu`` workloads put a
-relu on the hidden layers in place of the sigmoid (the output keeps it). The ``-shuffled`` workloads
-visit the rows of each epoch in a new order instead, as ``fit`` does by default: every
+relu on the hidden layers in place of the sigmoid (the output keeps it). The ``-shuffled``
+workloads visit the rows of each epoch in a new order instead, as ``fit`` does by default: every
 checked trainer draws the same orders (``Generator.permutation``, one an epoch, from a
 generator seeded alike) and gathers each batch's rows by them. The one exception is
 scikit-learn's ``MLPRegressor``, the nearest peer it has: it always adds biases and its
@@ -17,10 +17,9 @@ Only NumPy is required; PyTorch, scikit-learn and threadpoolctl are used when im
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -77,7 +76,7 @@ class Workload:
     def scaled(self, n_examples):
         """The same workload on fewer rows (``--quick``)."""
         n = min(n_examples, self.n_examples)
-        return dataclasses.replace(self, n_examples=n, batch_size=min(self.batch_size, n))
+        return replace(self, n_examples=n, batch_size=min(self.batch_size, n))
 
 
 WORKLOADS = {
@@ -565,15 +564,14 @@ class TorchAutogradTrainer(Trainer):
 
 
 class SklearnTrainer(Trainer):
-    """scikit-learn's ``MLPRegressor``, the nearest peer: logistic hidden layer (relu in
-    the -relu workloads), plain SGD
-    (no momentum, no L2, constant learning rate), the same batches in the same order, one
-    ``partial_fit`` per epoch (= ``max_iter=1``), starting from the same W1, W2. It always
-    has biases (started at 0) and an identity output layer: a different model, timed but
-    not checked against fastnet (shuffled: its own orders, from its random_state). Its
-    loss is ``sum/(2N)`` and its output has no sigmoid' (<= 1/4) factor, so
-    ``learning_rate_init = lr / 2`` bounds its steps by the seed's largest (``2 lr`` would
-    be the same nominal step and diverges on xor and digits)."""
+    """scikit-learn's ``MLPRegressor``, the nearest peer: logistic hidden layer (relu in the
+    -relu workloads), plain SGD (no momentum, no L2, constant learning rate), the same
+    batches in the same order, one ``partial_fit`` per epoch (= ``max_iter=1``), starting
+    from the same W1, W2. It always has biases (started at 0) and an identity output layer:
+    a different model, timed but not checked against fastnet (shuffled: its own orders, from
+    its random_state). Its loss is ``sum/(2N)`` and its output has no sigmoid' (<= 1/4)
+    factor, so ``learning_rate_init = lr / 2`` bounds its steps by the seed's largest
+    (``2 lr`` would be the same nominal step and diverges on xor and digits)."""
 
     name = "sklearn"
     checked = False

@@ -33,14 +33,13 @@ kernel name) and matplotlib (--plot) are used when installed (the bench extra).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -715,7 +714,7 @@ def main(argv=None) -> int:
             if name in QUICK_ROWS:
                 wl = wl.scaled(QUICK_ROWS[name])
             if name == "xor":
-                wl = dataclasses.replace(wl, epochs_per_call=QUICK_XOR_EPOCHS)
+                wl = replace(wl, epochs_per_call=QUICK_XOR_EPOCHS)
         repeats = args.repeats or (2 if args.quick else wl.rounds)
         flops = wl.predict_flops() if name in _peers.PREDICTS else wl.epoch_flops()
         for dt in dtypes:
