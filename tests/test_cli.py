@@ -404,32 +404,43 @@ def test_shuffled_bench_workload_trains_every_peer_on_the_same_new_orders(dtype)
     assert not np.allclose(c.weights()[0], a.weights()[0], rtol=0, atol=1e-4)
 
 
+def _numpy_peer_trains_as_the_reference_does(wl, dtype):
+    """The NumPy peer's two epochs of wl against the reference's fit (its activations:
+    wl.activation on the hidden layers, the sigmoid on the output), and fastnet agreeing
+    with the peer. Returns the peer."""
+    import numpy as np
+
+    from fastnet import _peers, reference
+
+    peer = _peers.make_trainer("numpy", wl, dtype)
+    X, Y = _peers.make_data(wl, dtype)
+    start = _peers.initial_weights(wl, dtype)
+    history = peer.epochs(2)
+    acts = [wl.activation] * (len(wl.layers) - 2) + ["sigmoid"]
+    assert _peers.make_trainer("fastnet", wl, dtype).net.activations == acts
+    weights, _, want = reference.fit(X.astype(np.float64), Y.astype(np.float64),
+                                     [W.astype(np.float64) for W in start], acts, 2,
+                                     wl.learning_rate, batch_size=wl.batch_size)
+    tol = 1e-4 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(history, want, rtol=tol)
+    for got, w in zip(peer.weights(), weights):
+        np.testing.assert_allclose(got, w, rtol=0, atol=tol)
+    assert _peers.check_agreement(wl, dtype, ["fastnet", "numpy"]).ok
+    return peer
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_deep_bench_workload_peer_trains_as_the_reference_does(dtype):
     """The benchmark's deep workload (two hidden layers): the NumPy peer's loop for more
     layers (deltas from the output down, then the updates) gives the reference's fit, and
     fastnet agrees with it; its FLOPs count 2 products of the first layer and 3 of each
     other a row."""
-    import numpy as np
-
-    from fastnet import _peers, reference
+    from fastnet import _peers
 
     wl = _peers.WORKLOADS["deep"].scaled(100)
     assert len(wl.layers) == 4 and wl.batch_size <= 16
-    peer = _peers.make_trainer("numpy", wl, dtype)
+    peer = _numpy_peer_trains_as_the_reference_does(wl, dtype)
     assert type(peer) is _peers.NumpyTrainer and len(peer.weights()) == 3
-    X, Y = _peers.make_data(wl, dtype)
-    start = _peers.initial_weights(wl, dtype)
-    history = peer.epochs(2)
-    weights, _, want = reference.fit(X.astype(np.float64), Y.astype(np.float64),
-                                     [W.astype(np.float64) for W in start],
-                                     ["sigmoid"] * 3, 2, wl.learning_rate,
-                                     batch_size=wl.batch_size)
-    tol = 1e-4 if dtype == "float32" else 1e-12
-    np.testing.assert_allclose(history, want, rtol=tol)
-    for got, w in zip(peer.weights(), weights):
-        np.testing.assert_allclose(got, w, rtol=0, atol=tol)
-    assert _peers.check_agreement(wl, dtype, ["fastnet", "numpy"]).ok
     n = [784, 256, 128, 10]
     assert wl.epoch_flops() == 2 * 100 * (2 * n[0] * n[1] + 3 * (n[1] * n[2] + n[2] * n[3]))
 
@@ -442,27 +453,11 @@ def test_relu_bench_workload_peer_trains_as_the_reference_does(dtype, name, dept
     fit with relu hidden layers and a sigmoid output, and fastnet agrees with it."""
     import dataclasses
 
-    import numpy as np
-
-    from fastnet import _peers, reference
+    from fastnet import _peers
 
     wl = dataclasses.replace(_peers.WORKLOADS[name], activation="relu").scaled(100)
     assert len(wl.layers) == depth and _peers.make_data(wl, dtype)[0].shape[0] == 100
-    peer = _peers.make_trainer("numpy", wl, dtype)
-    X, Y = _peers.make_data(wl, dtype)
-    start = _peers.initial_weights(wl, dtype)
-    history = peer.epochs(2)
-    acts = ["relu"] * (depth - 2) + ["sigmoid"]
-    weights, _, want = reference.fit(X.astype(np.float64), Y.astype(np.float64),
-                                     [W.astype(np.float64) for W in start], acts, 2,
-                                     wl.learning_rate, batch_size=wl.batch_size)
-    tol = 1e-4 if dtype == "float32" else 1e-12
-    np.testing.assert_allclose(history, want, rtol=tol)
-    for got, w in zip(peer.weights(), weights):
-        np.testing.assert_allclose(got, w, rtol=0, atol=tol)
-    relu = _peers.make_trainer("fastnet", wl, dtype).net
-    assert relu.activations == acts
-    assert _peers.check_agreement(wl, dtype, ["fastnet", "numpy"]).ok
+    _numpy_peer_trains_as_the_reference_does(wl, dtype)
 
 
 @pytest.mark.parametrize("option, value, says", [
