@@ -406,24 +406,26 @@ def test_shuffled_bench_workload_trains_every_peer_on_the_same_new_orders(dtype)
 
 def _numpy_peer_trains_as_the_reference_does(wl, dtype):
     """The NumPy peer's two epochs of wl against the reference's fit (its activations:
-    wl.activation on the hidden layers, the sigmoid on the output), and fastnet agreeing
-    with the peer. Returns the peer."""
+    wl.activation on the hidden layers, wl.output on the output; biases from 0 if
+    wl.bias), and fastnet agreeing with the peer. Returns the peer."""
     import numpy as np
 
     from fastnet import _peers, reference
 
     peer = _peers.make_trainer("numpy", wl, dtype)
     X, Y = _peers.make_data(wl, dtype)
-    start = _peers.initial_weights(wl, dtype)
+    start = [W.astype(np.float64) for W in _peers.initial_weights(wl, dtype)]
     history = peer.epochs(2)
-    acts = [wl.activation] * (len(wl.layers) - 2) + ["sigmoid"]
+    acts = [wl.activation] * (len(wl.layers) - 2) + [wl.output]
     assert _peers.make_trainer("fastnet", wl, dtype).net.activations == acts
-    weights, _, want = reference.fit(X.astype(np.float64), Y.astype(np.float64),
-                                     [W.astype(np.float64) for W in start], acts, 2,
-                                     wl.learning_rate, batch_size=wl.batch_size)
+    zeros = [np.zeros(W.shape[1]) for W in start] if wl.bias else None
+    weights, biases, want = reference.fit(X.astype(np.float64), Y.astype(np.float64), start,
+                                          acts, 2, wl.learning_rate,
+                                          batch_size=wl.batch_size, biases=zeros)
     tol = 1e-4 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(history, want, rtol=tol)
-    for got, w in zip(peer.weights(), weights):
+    assert len(peer.parameters()) == len(weights) * (2 if wl.bias else 1)
+    for got, w in zip(peer.parameters(), weights + biases):
         np.testing.assert_allclose(got, w, rtol=0, atol=tol)
     assert _peers.check_agreement(wl, dtype, ["fastnet", "numpy"]).ok
     return peer
@@ -458,6 +460,31 @@ def test_relu_bench_workload_peer_trains_as_the_reference_does(dtype, name, dept
     wl = dataclasses.replace(_peers.WORKLOADS[name], activation="relu").scaled(100)
     assert len(wl.layers) == depth and _peers.make_data(wl, dtype)[0].shape[0] == 100
     _numpy_peer_trains_as_the_reference_does(wl, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("depth", [3, 4])
+def test_regressor_bench_workload_is_sklearns_model_and_checks_it(dtype, depth):
+    """digits-regressor, MLPRegressor's model (biases, identity output): the NumPy peer's
+    loop, unrolled for one hidden layer and looped for more, gives the reference's fit
+    with biases and an identity output, and fastnet and MLPRegressor agree with it, its
+    losses and all its parameters. It is the one workload where sklearn is checked (its
+    learning_rate_init must be 2 lr there, lr / 2 elsewhere)."""
+    import dataclasses
+
+    from fastnet import _peers
+
+    wl = _peers.WORKLOADS["digits-regressor"].scaled(100)
+    if depth == 4:  # a second hidden layer of 32 units
+        wl = dataclasses.replace(wl, layers=(64, 32, 32, 10))
+    assert wl.bias and wl.output == "identity" and wl.activation == "sigmoid"
+    peer = _numpy_peer_trains_as_the_reference_does(wl, dtype)
+    assert len(peer.biases()) == depth - 1 and all(b.any() for b in peer.biases())
+    check = _peers.check_agreement(wl, dtype, ["fastnet", "sklearn"])
+    assert check.ok and set(check.max_rel_diff) == {"sklearn"}, check.message
+    assert _peers.make_trainer("sklearn", wl, dtype).checked
+    assert not any(_peers.SklearnTrainer.checks(w) for name, w in _peers.WORKLOADS.items()
+                   if name != "digits-regressor")
 
 
 @pytest.mark.parametrize("option, value, says", [

@@ -6,12 +6,15 @@ Shared by ``python -m fastnet bench`` (``fastnet.bench``) and the pytest-benchma
 Every trainer computes the seed's model: ``H = sig(X W1)``, ``O = sig(H W2)``, no bias,
 loss ``1/N sum (O - Y)^2`` (N = rows of the batch), plain minibatch gradient descent over
 the rows in order, starting from the same initial weights. The ``-relu`` workloads put a
-relu on the hidden layers in place of the sigmoid (the output keeps it). The ``-shuffled``
+relu on the hidden layers in place of the sigmoid (the output keeps it). ``digits-regressor``
+is scikit-learn's ``MLPRegressor`` model instead: biases (started at 0) and an identity
+output layer, the hidden layer's sigmoid kept (its "logistic"). The ``-shuffled``
 workloads visit the rows of each epoch in a new order instead, as ``fit`` does by default: every
 checked trainer draws the same orders (``Generator.permutation``, one an epoch, from a
 generator seeded alike) and gathers each batch's rows by them. The one exception is
-scikit-learn's ``MLPRegressor``, the nearest peer it has: it always adds biases and its
-output layer is the identity, so it is timed but not checked.
+scikit-learn's ``MLPRegressor``: it always adds biases and its output layer is the
+identity, so it is checked on ``digits-regressor`` only, and elsewhere timed as the
+nearest peer it has.
 
 Only NumPy is required; PyTorch, scikit-learn and threadpoolctl are used when importable.
 """
@@ -40,12 +43,14 @@ class Workload:
     epochs_per_call: int = 1  # xor: one epoch is too short to time alone (predict: calls)
     rounds: int = 5  # pytest-benchmark rounds / default bench repeats
     shuffle: bool = False  # each epoch's rows in a new order (the same for every trainer)
-    activation: str = "sigmoid"  # the hidden layers' (the output layer's is the sigmoid)
+    activation: str = "sigmoid"  # the hidden layers'
+    output: str = "sigmoid"  # the output layer's activation ("sigmoid" or "identity")
+    bias: bool = False  # biases on every layer, started at 0
 
     @property
     def data_name(self):
-        """The workload whose data this one trains on (digits-shuffled, digits-relu:
-        digits')."""
+        """The workload whose data this one trains on (digits-shuffled, digits-relu,
+        digits-regressor: digits')."""
         return self.name.split("-")[0]
 
     @property
@@ -96,6 +101,9 @@ WORKLOADS = {
     # the hidden layer as most MLPs now have it: a relu (the output keeps the sigmoid)
     "digits-relu": Workload("digits-relu", 1797, (64, 64, 10), 32, 0.1, rounds=10,
                             activation="relu"),
+    # scikit-learn's MLPRegressor model (its one checked workload): biases, identity output
+    "digits-regressor": Workload("digits-regressor", 1797, (64, 64, 10), 32, 0.1, rounds=10,
+                                 output="identity", bias=True),
 }
 # predict(X) on the mnist shape: 60000 x 784 -> 10
 PREDICT = Workload("predict", 60000, (784, 128, 10), 64, 0.5, rounds=5)
@@ -248,9 +256,17 @@ class Trainer:
     over all rows, in order) and returns the k epoch losses."""
 
     name = "?"
-    checked = True  # computes the seed's model: its losses must agree with fastnet's
+    checked = True  # computes the workloads' models: its results must agree with fastnet's
+
+    @classmethod
+    def checks(cls, workload):
+        """True if this implementation computes the workload's model, so that its losses
+        and parameters are checked against fastnet's."""
+        return cls.checked
 
     def __init__(self, workload, X, Y, weights):
+        if workload.output not in ("sigmoid", "identity"):
+            raise ValueError(f"output must be 'sigmoid' or 'identity'; got {workload.output!r}")
         self.workload = workload
         self.X, self.Y = X, Y
         self.lr = float(workload.learning_rate)
@@ -259,6 +275,10 @@ class Trainer:
         self.shuffled = workload.shuffle and self.batch < X.shape[0]
         self.rng = np.random.default_rng(SEED) if self.shuffled else None
         self.relu = workload.activation == "relu"  # on the hidden layers
+        self.bias = workload.bias
+        # each layer's activation: the hidden layers', then the output layer's
+        self.acts = [workload.activation] * (len(weights) - 1) + [workload.output]
+        self.checked = self.checks(workload)
 
     def order(self):
         """The next epoch's order of the rows (shuffled workloads)."""
@@ -270,15 +290,23 @@ class Trainer:
     def weights(self):
         raise NotImplementedError
 
+    def biases(self):
+        """The trained biases (none in the seed's model)."""
+        return []
+
+    def parameters(self):
+        """The trained weights, then the biases."""
+        return list(self.weights()) + list(self.biases())
+
 
 class FastnetTrainer(Trainer):
     name = "fastnet"
 
     def __init__(self, workload, X, Y, weights):
         super().__init__(workload, X, Y, weights)
-        self.net = fastnet.Network(list(workload.layers), workload.activation, "sigmoid",
-                                   dtype=X.dtype, seed=0)
-        self.net.weights = weights
+        self.net = fastnet.Network(list(workload.layers), workload.activation,
+                                   workload.output, bias=workload.bias, dtype=X.dtype, seed=0)
+        self.net.weights = weights  # the biases start at 0
 
     def epochs(self, k):
         # fit draws its orders from the generator itself, as order() does
@@ -287,6 +315,9 @@ class FastnetTrainer(Trainer):
 
     def weights(self):
         return self.net.weights
+
+    def biases(self):
+        return self.net.biases
 
 
 def _sigmoid_(A):
@@ -303,26 +334,47 @@ def _relu_(A):
     return np.maximum(A, 0, out=A)
 
 
-def _numpy_derivative(relu, A, T):
+# the activations in place, by name
+_NUMPY_ACTIVATIONS = {"sigmoid": _sigmoid_, "relu": _relu_, "identity": lambda A: A}
+
+
+def _numpy_derivative(act, A, T):
     """T := act'(A) from the layer's output A: the sigmoid's A (1 - A), or relu's [A > 0]
-    (the sign of A >= 0, exactly 0 or 1)."""
-    if relu:
+    (the sign of A >= 0, exactly 0 or 1), or the identity's 1 (the output layer's is
+    skipped instead)."""
+    if act == "identity":
+        T.fill(1)
+        return T
+    if act == "relu":
         return np.sign(A, out=T)
     np.subtract(1, A, out=T)
     return np.multiply(T, A, out=T)
 
 
-def _torch_activation_(relu, A):
-    """A := relu(A) or sigmoid(A) in place."""
-    return A.relu_() if relu else A.sigmoid_()
+def _numpy_bias_step(b, G, D):
+    """b -= the sum of D's rows (D holds lr * delta), G the sum's buffer."""
+    np.sum(D, axis=0, out=G)
+    np.subtract(b, G, out=b)
 
 
-def _torch_derivative(torch, relu, A, T):
-    """_numpy_derivative in torch: A - A^2, or the sign of A."""
-    if relu:
+def _torch_activation_(act, A):
+    """A := act(A) in place."""
+    return {"sigmoid": A.sigmoid_, "relu": A.relu_}.get(act, lambda: A)()
+
+
+def _torch_derivative(torch, act, A, T):
+    """_numpy_derivative in torch: A - A^2, the sign of A, or 1."""
+    if act == "identity":
+        return T.fill_(1)
+    if act == "relu":
         return torch.sign(A, out=T)
     torch.mul(A, A, out=T)
     return torch.sub(A, T, out=T)
+
+
+def _torch_linear(torch, A, W, b, out):
+    """out := A W (+ b), the bias added by the product (addmm) as PyTorch users write it."""
+    return torch.mm(A, W, out=out) if b is None else torch.addmm(b, A, W, out=out)
 
 
 def _layer_views(trainer, Xb, b):
@@ -336,9 +388,9 @@ class NumpyTrainer(Trainer):
     """The same loop as ``fastnet.reference.fit`` written for speed: every buffer is
     allocated once, GEMMs write into them (``np.matmul(..., out=)``, transposes as views
     so BLAS reads them in place), element-wise steps run in place, and the learning rate
-    and 2/N are folded into delta_O so each update is a single ``W -= G``. Two layers
-    unrolled (xor and digits time its Python); more (``deep``) a loop over the layers of
-    the same steps (_deep_step)."""
+    and 2/N are folded into delta_O so each update is a single ``W -= G`` (biases:
+    ``b -= sum of delta's rows``). Two layers unrolled (xor and digits time its Python);
+    more (``deep``) a loop over the layers of the same steps (_deep_step)."""
 
     name = "numpy"
 
@@ -350,6 +402,8 @@ class NumpyTrainer(Trainer):
         self.T = [np.empty_like(A) for A in self.A]  # act' = A (1 - A)
         self.D = [np.empty_like(A) for A in self.A]  # lr * delta
         self.G = [np.empty_like(W) for W in self.W]
+        self.b = [np.zeros(W.shape[1], dt) for W in self.W] if self.bias else []
+        self.Gb = [np.empty_like(b) for b in self.b]
         if self.shuffled:  # each batch's rows gathered into these (np.take(out=))
             self.Xb = np.empty((B, X.shape[1]), dt)
             self.Yb = np.empty((B, Y.shape[1]), dt)
@@ -357,23 +411,27 @@ class NumpyTrainer(Trainer):
     def _deep_step(self, Xb, Yb, b):
         """One batch of a network of more than two layers: the deltas from the output down
         (each from the forward pass's weights), then the updates. Returns sum (O - Y)^2."""
-        W, G, L, relu = self.W, self.G, len(self.W), self.relu
+        W, G, L, acts = self.W, self.G, len(self.W), self.acts
         A, T, D, inputs = _layer_views(self, Xb, b)
         for l in range(L):
-            act_ = _relu_ if relu and l < L - 1 else _sigmoid_
-            act_(np.matmul(inputs[l], W[l], out=A[l]))
+            np.matmul(inputs[l], W[l], out=A[l])
+            if self.bias:
+                np.add(A[l], self.b[l], out=A[l])
+            _NUMPY_ACTIVATIONS[acts[l]](A[l])
         np.subtract(A[-1], Yb, out=D[-1])
         total = float(np.vdot(D[-1], D[-1]))
         for l in range(L - 1, -1, -1):
             if l < L - 1:
                 np.matmul(D[l + 1], W[l + 1].T, out=D[l])
-            _numpy_derivative(relu and l < L - 1, A[l], T[l])
-            np.multiply(D[l], T[l], out=D[l])
+            if acts[l] != "identity":
+                np.multiply(D[l], _numpy_derivative(acts[l], A[l], T[l]), out=D[l])
             if l == L - 1:
                 np.multiply(D[l], 2 * self.lr / b, out=D[l])
         for l in range(L):
             np.matmul(inputs[l].T, D[l], out=G[l])
             np.subtract(W[l], G[l], out=W[l])
+        for bl, Gl, Dl in zip(self.b, self.Gb, D):
+            _numpy_bias_step(bl, Gl, Dl)
         return total
 
     def epochs(self, k):
@@ -382,8 +440,11 @@ class NumpyTrainer(Trainer):
         if not deep:  # the unrolled loop's names
             (W1, W2), (G1, G2) = self.W, self.G
             (H_all, O_all), (TH_all, TO_all), (dH_all, dO_all) = self.A, self.T, self.D
+            if self.bias:
+                (b1, b2), (Gb1, Gb2) = self.b, self.Gb
         E, B = X.shape[0], self.batch
-        hidden_ = _relu_ if self.relu else _sigmoid_
+        (hidden, output), bias = self.acts[-2:], self.bias
+        hidden_, output_ = _NUMPY_ACTIVATIONS[hidden], _NUMPY_ACTIVATIONS[output]
         history = []
         with np.errstate(over="ignore"):
             for _ in range(k):
@@ -404,32 +465,44 @@ class NumpyTrainer(Trainer):
                         continue
                     H, TH, dH = H_all[:b], TH_all[:b], dH_all[:b]
                     O, TO, dO = O_all[:b], TO_all[:b], dO_all[:b]
-                    hidden_(np.matmul(Xb, W1, out=H))  # H_out = sig(X W1) (or relu)
-                    _sigmoid_(np.matmul(H, W2, out=O))  # O_out = sig(H_out W2)
+                    np.matmul(Xb, W1, out=H)
+                    if bias:
+                        np.add(H, b1, out=H)
+                    hidden_(H)  # H_out = sig(X W1 (+ b1)) (or relu)
+                    np.matmul(H, W2, out=O)
+                    if bias:
+                        np.add(O, b2, out=O)
+                    output_(O)  # O_out = sig(H_out W2 (+ b2)) (or the identity)
                     np.subtract(O, Yb, out=dO)
                     total += float(np.vdot(dO, dO))  # sum (O - Y)^2
-                    np.subtract(1, O, out=TO)
-                    np.multiply(TO, O, out=TO)  # sig' = O (1 - O)
-                    np.multiply(dO, TO, out=dO)
+                    if output != "identity":  # sig' = O (1 - O)
+                        np.multiply(dO, _numpy_derivative(output, O, TO), out=dO)
                     np.multiply(dO, 2 * self.lr / b, out=dO)  # lr * delta_O
                     np.matmul(dO, W2.T, out=dH)
-                    _numpy_derivative(self.relu, H, TH)
+                    _numpy_derivative(hidden, H, TH)
                     np.multiply(dH, TH, out=dH)  # lr * delta_H
                     np.matmul(H.T, dO, out=G2)
                     np.subtract(W2, G2, out=W2)  # W2 -= lr H^T delta_O
                     np.matmul(Xb.T, dH, out=G1)
                     np.subtract(W1, G1, out=W1)  # W1 -= lr X^T delta_H
+                    if bias:
+                        _numpy_bias_step(b2, Gb2, dO)
+                        _numpy_bias_step(b1, Gb1, dH)
                 history.append(total / E)
         return history
 
     def weights(self):
         return self.W
 
+    def biases(self):
+        return self.b
+
 
 class TorchTrainer(Trainer):
     """PyTorch CPU with manual backprop on preallocated tensors (no autograd graph, no
     per-step allocation): ``torch.mm(out=)``, in-place sigmoid, and the update fused into
-    the gradient GEMM with ``W.addmm_(A.t(), delta, alpha=-1)``. The strongest plain
+    the gradient GEMM with ``W.addmm_(A.t(), delta, alpha=-1)`` (biases: added by
+    ``addmm``, stepped by ``b -= sum of delta's rows``). The strongest plain
     PyTorch a user would write for this model. Two layers unrolled, more a loop over the
     layers (_deep_step), as NumpyTrainer."""
 
@@ -446,27 +519,32 @@ class TorchTrainer(Trainer):
         self.A = [torch.empty((B, W.shape[1]), dtype=dt) for W in self.W]
         self.T = [torch.empty_like(A) for A in self.A]
         self.D = [torch.empty_like(A) for A in self.A]
+        self.b = [torch.zeros(W.shape[1], dtype=dt) for W in self.W] if self.bias else []
+        self.Gb = [torch.empty_like(b) for b in self.b]
         if self.shuffled:  # each batch's rows gathered into these (index_select(out=))
             self.Xb = torch.empty((B, X.shape[1]), dtype=dt)
             self.Yb = torch.empty((B, Y.shape[1]), dtype=dt)
 
     def _deep_step(self, Xb, Yb, b):
         """NumpyTrainer._deep_step in torch; returns sum (O - Y)^2 as a tensor."""
-        torch, W, L, relu = self.torch, self.W, len(self.W), self.relu
+        torch, W, L, acts = self.torch, self.W, len(self.W), self.acts
         A, T, D, inputs = _layer_views(self, Xb, b)
         for l in range(L):
-            _torch_activation_(relu and l < L - 1, torch.mm(inputs[l], W[l], out=A[l]))
+            bias = self.b[l] if self.bias else None
+            _torch_activation_(acts[l], _torch_linear(torch, inputs[l], W[l], bias, A[l]))
         torch.sub(A[-1], Yb, out=D[-1])
         total = torch.dot(D[-1].view(-1), D[-1].view(-1))
         for l in range(L - 1, -1, -1):
             if l < L - 1:
                 torch.mm(D[l + 1], W[l + 1].t(), out=D[l])
-            _torch_derivative(torch, relu and l < L - 1, A[l], T[l])
-            D[l].mul_(T[l])
+            if acts[l] != "identity":
+                D[l].mul_(_torch_derivative(torch, acts[l], A[l], T[l]))
             if l == L - 1:
                 D[l].mul_(2 * self.lr / b)
         for l in range(L):
             W[l].addmm_(inputs[l].t(), D[l], alpha=-1)
+        for bl, Gl, Dl in zip(self.b, self.Gb, D):
+            bl.sub_(torch.sum(Dl, 0, out=Gl))
         return total
 
     def epochs(self, k):
@@ -476,7 +554,9 @@ class TorchTrainer(Trainer):
         if not deep:  # the unrolled loop's names
             W1, W2 = self.W
             (H_all, O_all), (TH_all, TO_all), (dH_all, dO_all) = self.A, self.T, self.D
+            (b1, b2), (Gb1, Gb2) = self.b or (None, None), self.Gb or (None, None)
         E, B = X.shape[0], self.batch
+        hidden, output = self.acts[-2:]
         history = []
         with torch.no_grad():
             for _ in range(k):
@@ -494,28 +574,35 @@ class TorchTrainer(Trainer):
                         continue
                     H, TH, dH = H_all[:b], TH_all[:b], dH_all[:b]
                     O, TO, dO = O_all[:b], TO_all[:b], dO_all[:b]
-                    _torch_activation_(self.relu, torch.mm(Xb, W1, out=H))
-                    torch.mm(H, W2, out=O).sigmoid_()
+                    _torch_activation_(hidden, _torch_linear(torch, Xb, W1, b1, H))
+                    _torch_activation_(output, _torch_linear(torch, H, W2, b2, O))
                     torch.sub(O, Yb, out=dO)
                     total += torch.dot(dO.view(-1), dO.view(-1))
-                    torch.mul(O, O, out=TO)
-                    torch.sub(O, TO, out=TO)  # O (1 - O)
-                    dO.mul_(TO).mul_(2 * self.lr / b)  # lr * delta_O
+                    if output != "identity":  # O (1 - O)
+                        dO.mul_(_torch_derivative(torch, output, O, TO))
+                    dO.mul_(2 * self.lr / b)  # lr * delta_O
                     torch.mm(dO, W2.t(), out=dH)
-                    _torch_derivative(torch, self.relu, H, TH)
+                    _torch_derivative(torch, hidden, H, TH)
                     dH.mul_(TH)  # lr * delta_H
                     W2.addmm_(H.t(), dO, alpha=-1)
                     W1.addmm_(Xb.t(), dH, alpha=-1)
+                    if b1 is not None:
+                        b2.sub_(torch.sum(dO, 0, out=Gb2))
+                        b1.sub_(torch.sum(dH, 0, out=Gb1))
                 history.append(float(total) / E)
         return history
 
     def weights(self):
         return [W.numpy() for W in self.W]
 
+    def biases(self):
+        return [b.numpy() for b in self.b]
+
 
 class TorchAutogradTrainer(Trainer):
-    """PyTorch the usual way: ``nn.Linear(bias=False)`` layers, autograd and
-    ``torch.optim.SGD``, with the loss in the seed's convention ``((O-Y)**2).sum()/N``."""
+    """PyTorch the usual way: ``nn.Linear`` layers (with biases, started at 0, where the
+    workload has them), autograd and ``torch.optim.SGD``, with the loss in the seed's
+    convention ``((O-Y)**2).sum()/N``."""
 
     name = "torch-autograd"
 
@@ -526,14 +613,16 @@ class TorchAutogradTrainer(Trainer):
         self.torch = torch
         self.Xt, self.Yt = torch.from_numpy(X), torch.from_numpy(Y)
         dt = self.Xt.dtype
-        self.linears = [torch.nn.Linear(*W.shape, bias=False, dtype=dt) for W in weights]
+        self.linears = [torch.nn.Linear(*W.shape, bias=self.bias, dtype=dt) for W in weights]
         with torch.no_grad():  # Linear stores W^T: y = x W^T
             for lin, W in zip(self.linears, weights):
                 lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
-        hidden = torch.nn.ReLU if self.relu else torch.nn.Sigmoid
+                if self.bias:
+                    lin.bias.zero_()
+        modules = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}
         self.model = torch.nn.Sequential(*(
-            m for i, lin in enumerate(self.linears)
-            for m in (lin, hidden() if i < len(self.linears) - 1 else torch.nn.Sigmoid())))
+            m for lin, act in zip(self.linears, self.acts)
+            for m in ((lin, modules[act]()) if act in modules else (lin,))))
         self.opt = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=0.0)
 
     def epochs(self, k):
@@ -562,19 +651,29 @@ class TorchAutogradTrainer(Trainer):
     def weights(self):
         return [lin.weight.detach().numpy().T for lin in self.linears]
 
+    def biases(self):
+        return [lin.bias.detach().numpy() for lin in self.linears] if self.bias else []
+
 
 class SklearnTrainer(Trainer):
-    """scikit-learn's ``MLPRegressor``, the nearest peer: logistic hidden layer (relu in the
-    -relu workloads), plain SGD (no momentum, no L2, constant learning rate), the same
-    batches in the same order, one ``partial_fit`` per epoch (= ``max_iter=1``), starting
-    from the same W1, W2. It always has biases (started at 0) and an identity output layer:
-    a different model, timed but not checked against fastnet (shuffled: its own orders, from
-    its random_state). Its loss is ``sum/(2N)`` and its output has no sigmoid' (<= 1/4)
-    factor, so ``learning_rate_init = lr / 2`` bounds its steps by the seed's largest
-    (``2 lr`` would be the same nominal step and diverges on xor and digits)."""
+    """scikit-learn's ``MLPRegressor``: logistic hidden layer (relu in the -relu
+    workloads), plain SGD (no momentum, no L2, constant learning rate), the same batches in
+    the same order, one ``partial_fit`` per epoch (= ``max_iter=1``), starting from the same
+    W1, W2. It always has biases (started at 0) and an identity output layer.
+
+    On a workload of that model (``digits-regressor``) it is checked like the others: its
+    loss is ``sum/(2N)``, so ``learning_rate_init = 2 lr`` takes the same steps. Elsewhere it
+    is the nearest peer, a different model timed but not checked (shuffled: its own orders,
+    from its random_state); there its output has no sigmoid' (<= 1/4) factor, so
+    ``learning_rate_init = lr / 2`` bounds its steps by the seed's largest (``2 lr`` diverges
+    on xor and digits)."""
 
     name = "sklearn"
     checked = False
+
+    @classmethod
+    def checks(cls, workload):
+        return workload.bias and workload.output == "identity" and not workload.shuffle
 
     def __init__(self, workload, X, Y, weights):
         super().__init__(workload, X, Y, weights)
@@ -587,7 +686,7 @@ class SklearnTrainer(Trainer):
             hidden_layer_sizes=tuple(W.shape[1] for W in weights[:-1]),
             activation="relu" if self.relu else "logistic", solver="sgd",
             learning_rate="constant",
-            learning_rate_init=self.lr / 2, momentum=0.0,
+            learning_rate_init=self.lr * 2 if self.checked else self.lr / 2, momentum=0.0,
             nesterovs_momentum=False, alpha=0.0, batch_size=self.batch, shuffle=self.shuffled,
             max_iter=1, early_stopping=False,
             # a generator, not a seed: from a seed, each partial_fit (an epoch here) would
@@ -613,6 +712,9 @@ class SklearnTrainer(Trainer):
 
     def weights(self):
         return list(self.model.coefs_)
+
+    def biases(self):
+        return list(self.model.intercepts_) if self.bias else []
 
 
 TRAINERS = {
@@ -718,7 +820,7 @@ def check_agreement(workload, dtype, impls, epochs=2):
     are left out."""
     dtype = np.dtype(dtype)
     names = [n for n in impls if n != "fastnet" and available(n)
-             and (workload.name == "predict" or TRAINERS[n].checked)]
+             and (workload.name == "predict" or TRAINERS[n].checks(workload))]
     results, diffs, wdiffs, bad = {}, {}, {}, []
     if workload.name == "predict":
         atol = PREDICT_ATOL[dtype.name]
@@ -739,16 +841,20 @@ def check_agreement(workload, dtype, impls, epochs=2):
         rtol, wtol = RTOL[dtype.name], WEIGHTS_RTOL[dtype.name]
         fast = make_trainer("fastnet", workload, dtype)
         ref = np.array(fast.epochs(k))
-        ref_w = fast.weights()
+        ref_w = fast.parameters()
         results["fastnet"] = ref.tolist()
         for n in names:
             trainer = make_trainer(n, workload, dtype)
             got = np.array(trainer.epochs(k))
             results[n] = got.tolist()
             diffs[n] = float(np.max(np.abs(got - ref) / np.abs(ref)))
+            params = trainer.parameters()
+            if len(params) != len(ref_w):
+                raise RuntimeError(f"{n} has {len(params)} parameter arrays; fastnet has "
+                                   f"{len(ref_w)}")
             wdiffs[n] = wdiff = max(
                 float(np.linalg.norm(np.asarray(a, np.float64) - b) / np.linalg.norm(b))
-                for a, b in zip(trainer.weights(), ref_w)
+                for a, b in zip(params, ref_w)
             )
             try:
                 np.testing.assert_allclose(got, ref, rtol=rtol, atol=0)
@@ -756,7 +862,8 @@ def check_agreement(workload, dtype, impls, epochs=2):
                 bad.append(f"{n} (loss max rel diff {diffs[n]:.2e} > {rtol:g})")
             if not wdiff <= wtol:
                 bad.append(f"{n} (weights rel diff {wdiff:.2e} > {wtol:g})")
-    what = "outputs" if workload.name == "predict" else f"losses and weights after {k} epochs"
+    params = "weights and biases" if workload.bias else "weights"
+    what = "outputs" if workload.name == "predict" else f"losses and {params} after {k} epochs"
     label = workload.name
     if workload.name == "predict":
         label += f" ({workload.n_examples} row{'s' if workload.n_examples > 1 else ''})"

@@ -22,10 +22,11 @@ threads' cores ("trip"): these machines' vCPUs move between cores that share a c
 (tens of ns) and cores that do not (hundreds), and the second state changes every
 implementation's multi-thread time, so each row says which state its rounds saw.
 
-Before timing, it checks that the implementations computing the seed's model (fastnet,
-numpy, torch) reach the same losses after two epochs; a disagreement is shown as ✗ and
-makes the exit status 1. scikit-learn's MLPRegressor is the nearest peer only (biases,
-identity output layer): timed, not checked, marked with *.
+Before timing, it checks that the implementations computing the workload's model (fastnet,
+numpy, torch) reach the same losses and parameters after two epochs; a disagreement is
+shown as ✗ and makes the exit status 1. scikit-learn's MLPRegressor (biases, identity
+output layer) is checked on its own model, digits-regressor; elsewhere it is the nearest
+peer only: timed, not checked, marked with *.
 
 Only NumPy is needed; torch, scikit-learn, threadpoolctl (thread control and the BLAS
 kernel name) and matplotlib (--plot) are used when installed (the bench extra).
@@ -701,8 +702,9 @@ def main(argv=None) -> int:
           f"{_core.SLOW_LINE_NS:.0f}, cores not sharing a cache)"
           f"{'; --quick: fewer rows' if args.quick else ''}", file=out)
     if "sklearn" in present:
-        print("  * sklearn = MLPRegressor (biases, identity output): nearest peer, not the "
-              "same model, not checked", file=out)
+        print("  * sklearn = MLPRegressor (biases, identity output): checked on its own "
+              "model (digits-regressor), elsewhere the nearest peer, not the same model, "
+              "not checked", file=out)
     print(file=out)
 
     table = Table(impls, out, args.workloads)
