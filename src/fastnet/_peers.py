@@ -862,8 +862,8 @@ def check_agreement(workload, dtype, impls, epochs=2):
                 bad.append(f"{n} (loss max rel diff {diffs[n]:.2e} > {rtol:g})")
             if not wdiff <= wtol:
                 bad.append(f"{n} (weights rel diff {wdiff:.2e} > {wtol:g})")
-    params = "weights and biases" if workload.bias else "weights"
-    what = "outputs" if workload.name == "predict" else f"losses and {params} after {k} epochs"
+    params = "losses, weights and biases" if workload.bias else "losses and weights"
+    what = "outputs" if workload.name == "predict" else f"{params} after {k} epochs"
     label = workload.name
     if workload.name == "predict":
         label += f" ({workload.n_examples} row{'s' if workload.n_examples > 1 else ''})"
