@@ -359,7 +359,9 @@ def _numpy_bias_step(b, G, D):
 
 def _torch_activation_(act, A):
     """A := act(A) in place."""
-    return {"sigmoid": A.sigmoid_, "relu": A.relu_}.get(act, lambda: A)()
+    if act == "sigmoid":
+        return A.sigmoid_()
+    return A.relu_() if act == "relu" else A
 
 
 def _torch_derivative(torch, act, A, T):
