@@ -449,17 +449,23 @@ def test_deep_bench_workload_peer_trains_as_the_reference_does(dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name, depth", [("digits-relu", 3), ("deep", 4)])
-def test_relu_bench_workload_peer_trains_as_the_reference_does(dtype, name, depth):
-    """A relu hidden layer in the benchmark's peers (the -relu workloads): the NumPy
-    peer's loop, unrolled for one hidden layer and looped for more, gives the reference's
-    fit with relu hidden layers and a sigmoid output, and fastnet agrees with it."""
+@pytest.mark.parametrize("hidden", ["relu", "identity"])
+def test_hidden_activation_bench_peer_trains_as_the_reference_does(dtype, name, depth,
+                                                                   hidden):
+    """A relu hidden layer in the benchmark's peers (the -relu workloads), or the
+    identity: the NumPy peer's loop, unrolled for one hidden layer and looped for more,
+    gives the reference's fit with those hidden layers and a sigmoid output, and fastnet
+    agrees with it. A hidden activation the peers do not have is refused by name."""
     import dataclasses
 
     from fastnet import _peers
 
-    wl = dataclasses.replace(_peers.WORKLOADS[name], activation="relu").scaled(100)
+    wl = dataclasses.replace(_peers.WORKLOADS[name], activation=hidden).scaled(100)
     assert len(wl.layers) == depth and _peers.make_data(wl, dtype)[0].shape[0] == 100
     _numpy_peer_trains_as_the_reference_does(wl, dtype)
+    with pytest.raises(ValueError, match="activation must be 'sigmoid', 'relu' or "
+                                         "'identity'; got 'tanh'"):
+        _peers.make_trainer("numpy", dataclasses.replace(wl, activation="tanh"), dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -265,6 +265,9 @@ class Trainer:
         return cls.checked
 
     def __init__(self, workload, X, Y, weights):
+        if workload.activation not in ("sigmoid", "relu", "identity"):
+            raise ValueError("activation must be 'sigmoid', 'relu' or 'identity'; got "
+                             f"{workload.activation!r}")
         if workload.output not in ("sigmoid", "identity"):
             raise ValueError(f"output must be 'sigmoid' or 'identity'; got {workload.output!r}")
         self.workload = workload
@@ -274,7 +277,6 @@ class Trainer:
         # shuffled: every trainer's orders from a generator seeded alike, one an epoch
         self.shuffled = workload.shuffle and self.batch < X.shape[0]
         self.rng = np.random.default_rng(SEED) if self.shuffled else None
-        self.relu = workload.activation == "relu"  # on the hidden layers
         self.bias = workload.bias
         # each layer's activation: the hidden layers', then the output layer's
         self.acts = [workload.activation] * (len(weights) - 1) + [workload.output]
@@ -686,7 +688,8 @@ class SklearnTrainer(Trainer):
         self.Yfit = Y.ravel() if Y.shape[1] == 1 else Y
         self.model = MLPRegressor(
             hidden_layer_sizes=tuple(W.shape[1] for W in weights[:-1]),
-            activation="relu" if self.relu else "logistic", solver="sgd",
+            activation={"sigmoid": "logistic"}.get(workload.activation, workload.activation),
+            solver="sgd",
             learning_rate="constant",
             learning_rate_init=self.lr * 2 if self.checked else self.lr / 2, momentum=0.0,
             nesterovs_momentum=False, alpha=0.0, batch_size=self.batch, shuffle=self.shuffled,
