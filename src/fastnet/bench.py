@@ -58,6 +58,8 @@ def _default_repeats():
     for name, wl in {**_peers.WORKLOADS, **_peers.PREDICTS}.items():
         names.setdefault(wl.rounds, []).append(name)
     return ", ".join(f"{rounds} for {', '.join(names[rounds])}" for rounds in sorted(names))
+
+
 QUICK_ROWS = {"mnist": 6000, "mnist-shuffled": 6000, "wide": 2048, "predict": 6000}
 QUICK_XOR_EPOCHS = 200
 

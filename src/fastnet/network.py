@@ -510,12 +510,16 @@ def _load_archive(archive, path):
     damaged = f"{path} is a damaged fastnet network file"
     archive_files = set(archive.files)
 
+    def broken(name, exc):
+        """The error for member `name` failing to read with `exc` (an EOFError's message
+        says nothing: its type does)."""
+        return ValueError(f"{damaged}: {name}: {str(exc) or type(exc).__name__}")
+
     def read(name):
         try:
             return archive[name]
         except Exception as exc:  # damaged members: zip or format errors of any kind
-            # (an EOFError says nothing: its type does)
-            raise ValueError(f"{damaged}: {name}: {str(exc) or type(exc).__name__}") from exc
+            raise broken(name, exc) from exc
 
     def field(name):
         if name not in archive_files:
@@ -542,7 +546,7 @@ def _load_archive(archive, path):
                 declared = f.tell() + math.prod(shape) * dtype.itemsize
             info = archive.zip.getinfo(name + ".npy")
         except Exception as exc:
-            raise ValueError(f"{damaged}: {name}: {str(exc) or type(exc).__name__}") from exc
+            raise broken(name, exc) from exc
         # the zip's own size of the member, which its packed bytes bound (deflate packs at
         # most 1032 to 1): a size the zip claims but cannot hold is not allocated for
         held = info.file_size
