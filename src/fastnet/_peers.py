@@ -342,11 +342,7 @@ _NUMPY_ACTIVATIONS = {"sigmoid": _sigmoid_, "relu": _relu_, "identity": lambda A
 
 def _numpy_derivative(act, A, T):
     """T := act'(A) from the layer's output A: the sigmoid's A (1 - A), or relu's [A > 0]
-    (the sign of A >= 0, exactly 0 or 1), or the identity's 1 (the output layer's is
-    skipped instead)."""
-    if act == "identity":
-        T.fill(1)
-        return T
+    (the sign of A >= 0, exactly 0 or 1). The identity's is 1: callers skip the product."""
     if act == "relu":
         return np.sign(A, out=T)
     np.subtract(1, A, out=T)
@@ -367,9 +363,7 @@ def _torch_activation_(act, A):
 
 
 def _torch_derivative(torch, act, A, T):
-    """_numpy_derivative in torch: A - A^2, the sign of A, or 1."""
-    if act == "identity":
-        return T.fill_(1)
+    """_numpy_derivative in torch: A - A^2, or the sign of A."""
     if act == "relu":
         return torch.sign(A, out=T)
     torch.mul(A, A, out=T)
@@ -483,8 +477,8 @@ class NumpyTrainer(Trainer):
                         np.multiply(dO, _numpy_derivative(output, O, TO), out=dO)
                     np.multiply(dO, 2 * self.lr / b, out=dO)  # lr * delta_O
                     np.matmul(dO, W2.T, out=dH)
-                    _numpy_derivative(hidden, H, TH)
-                    np.multiply(dH, TH, out=dH)  # lr * delta_H
+                    if hidden != "identity":  # lr * delta_H
+                        np.multiply(dH, _numpy_derivative(hidden, H, TH), out=dH)
                     np.matmul(H.T, dO, out=G2)
                     np.subtract(W2, G2, out=W2)  # W2 -= lr H^T delta_O
                     np.matmul(Xb.T, dH, out=G1)
@@ -586,8 +580,8 @@ class TorchTrainer(Trainer):
                         dO.mul_(_torch_derivative(torch, output, O, TO))
                     dO.mul_(2 * self.lr / b)  # lr * delta_O
                     torch.mm(dO, W2.t(), out=dH)
-                    _torch_derivative(torch, hidden, H, TH)
-                    dH.mul_(TH)  # lr * delta_H
+                    if hidden != "identity":  # lr * delta_H
+                        dH.mul_(_torch_derivative(torch, hidden, H, TH))
                     W2.addmm_(H.t(), dO, alpha=-1)
                     W1.addmm_(Xb.t(), dH, alpha=-1)
                     if b1 is not None:
