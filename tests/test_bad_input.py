@@ -16,12 +16,16 @@ GOOD_X = np.linspace(-1, 1, 5 * N_IN).reshape(5, N_IN)
 GOOD_Y = np.linspace(0, 1, 5 * N_OUT).reshape(5, N_OUT)
 
 
-@pytest.fixture
-def net():
+def _changeable(dtype=np.float32):
     """A network that any successful step/fit would change (bias on, nonzero biases)."""
-    net = fastnet.Network([N_IN, N_HIDDEN, N_OUT], bias=True, seed=0)
+    net = fastnet.Network([N_IN, N_HIDDEN, N_OUT], bias=True, dtype=dtype, seed=0)
     net.biases = [np.full(N_HIDDEN, 0.1), np.full(N_OUT, -0.1)]
     return net
+
+
+@pytest.fixture
+def net():
+    return _changeable()
 
 
 def _call(net, method, X=GOOD_X, Y=GOOD_Y, **kw):
@@ -126,6 +130,42 @@ BAD_LEARNING_RATES = [
     (2**1100, ValueError),  # an int past float's range (was OverflowError)
     (1e39, ValueError),  # past float32's (was taken as infinity, then "diverged")
 ]
+
+
+@pytest.mark.parametrize("method", ["step", "fit"])
+def _in_own_dtype(cases):
+    """The float64 arrays among the cases, less those whose values float32 cannot hold:
+    given in the network's own dtype, C-contiguous, they are what C reads already, and
+    are checked on their own way (no copy made on the way to the checks)."""
+    return [case for case in cases if type(case[1]) is np.ndarray
+            and case[1].dtype == np.float64 and "too large" not in case[3]]
+
+
+OWN_DTYPE_X, OWN_DTYPE_Y = _in_own_dtype(BAD_X), _in_own_dtype(BAD_Y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method", ["forward", "predict", "loss", "gradients", "step", "fit"])
+@pytest.mark.parametrize("what,X,exc,match", OWN_DTYPE_X, ids=[c[0] for c in OWN_DTYPE_X])
+def test_bad_X_in_the_networks_own_dtype_is_rejected_too(dtype, method, what, X, exc, match):
+    net = _changeable(dtype)
+    X = np.array(X, dtype=dtype, order="C")
+    before = snapshot(net)
+    with pytest.raises(exc, match=match):
+        _call(net, method, X=X, Y=GOOD_Y.astype(dtype))
+    assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method", ["loss", "gradients", "step", "fit"])
+@pytest.mark.parametrize("what,Y,exc,match", OWN_DTYPE_Y, ids=[c[0] for c in OWN_DTYPE_Y])
+def test_bad_Y_in_the_networks_own_dtype_is_rejected_too(dtype, method, what, Y, exc, match):
+    net = _changeable(dtype)
+    Y = np.array(Y, dtype=dtype, order="C")
+    before = snapshot(net)
+    with pytest.raises(exc, match=match):
+        _call(net, method, X=GOOD_X.astype(dtype), Y=Y)
+    assert_unchanged(net, before)
 
 
 @pytest.mark.parametrize("method", ["step", "fit"])

@@ -169,6 +169,16 @@ def as_matrix(value, name, dtype, *, n_cols=None, cols_what="", allow_1d_column=
     """`value` as a C-contiguous 2-D array of `dtype`. With ``examples`` (the network's
     inputs) rows are examples: at least one row and one column. Without (the kernels'
     operands) any shape is a matrix, as in NumPy, empty ones too."""
+    if type(value) is np.ndarray and value.ndim == 2 and value.dtype == dtype:
+        # Already what C reads, the usual call: its own checks only (0.3 us, where the
+        # whole way took 0.8, a tenth of predicting one row).
+        rows, cols = value.shape
+        flags = value.flags
+        if (flags.c_contiguous and flags.aligned and (n_cols is None or cols == n_cols)
+                and (rows and cols or not examples)):
+            if finite:
+                check_finite(value, name)
+            return value
     arr = _real_array(value, name)
     if arr.ndim == 1 and allow_1d_column and n_cols == 1:
         arr = arr.reshape(-1, 1)
