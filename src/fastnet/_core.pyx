@@ -736,7 +736,8 @@ cdef void *data_of(obj, int ndim, bint single, int64_t *shape, bint writable) ex
     PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT |
                        (PyBUF_WRITABLE if writable else 0))
     try:
-        need(view.ndim == ndim, f"expected a {ndim}-D array")
+        if view.ndim != ndim:  # the message built only then: an f-string costs a call 0.1 us
+            need(False, f"expected a {ndim}-D array")
         need(float_size(&view) == (4 if single else 8),
              "expected float32 values" if single else "expected float64 values")
         if shape != NULL:
