@@ -397,7 +397,8 @@ static void T(ISA(tanh))(int64_t n, const REAL *x, REAL *out)
 /* The sums of R rows of op(A) (op(A)[i, p] = A[i * rs_a + p * cs_a], or with G the
  * gathered rows of small_gemm_g, fastnet.h: cs_a 1, op(A)'s rows are G[i] + g_col; cs_a
  * 0, its columns, G[p] + g_col; rows past m repeat the last one) against W registers of
- * B's rows (rs_b apart) over kc steps, into sums[0:R][0:W]: each element one FMA chain in
+ * B's rows (rs_b apart; only their first nb values read, the rest taken as 0: a row of B
+ * read in place, not padded) over kc steps, into sums[0:R][0:W]: each element one FMA chain in
  * p order, the micro-kernel's, so every path gives the same values. For the small
  * product and the micro-kernel's edges. The accumulators are arrays indexed by constants
  * only, unrolled in full, which the compiler keeps in registers (left rolled, GCC put B
@@ -405,7 +406,7 @@ static void T(ISA(tanh))(int64_t n, const REAL *x, REAL *out)
 static inline __attribute__((always_inline)) void
 T(ISA(row_sums))(const int R, const int W, int64_t m, int64_t kc, const REAL *A,
                  int64_t rs_a, int64_t cs_a, const REAL *const *G, int64_t g_col,
-                 const REAL *B, int64_t rs_b, T(ISA(reg)) sums[MR][16])
+                 const REAL *B, int64_t rs_b, int64_t nb, T(ISA(reg)) sums[MR][16])
 {
     typedef T(ISA(reg)) V;
     const REAL *a[MR];
@@ -423,7 +424,10 @@ T(ISA(row_sums))(const int R, const int W, int64_t m, int64_t kc, const REAL *A,
         V b[16];
 #pragma GCC unroll 16
         for (int v = 0; v < W; v++)
-            memcpy(&b[v], B + v * LANES, sizeof b[v]);
+            if (nb >= (v + 1) * LANES)
+                memcpy(&b[v], B + v * LANES, sizeof b[v]);
+            else /* masked: no read past B's row */
+                b[v] = T(ISA(load_first))(B + v * LANES, nb - v * LANES);
         /* op(A)'s columns gathered: step p reads the batch's row p */
         const REAL *ap = G && !g_rows ? G[p] + g_col : NULL;
 #pragma GCC unroll 8
@@ -443,17 +447,17 @@ T(ISA(row_sums))(const int R, const int W, int64_t m, int64_t kc, const REAL *A,
 }
 
 /* The small product's rows: R of them (constant), op(A) with constant strides */
-#define SMALL_BLOCK(R, W, trans_a, m, K, A, lda, Bp, NP, acc)                             \
-    ((trans_a) ? T(ISA(row_sums))(R, W, m, K, A, 1, Gi ? 0 : lda, Gi, g_col, Bp, NP, acc) \
-               : T(ISA(row_sums))(R, W, m, K, A, lda, 1, Gi, g_col, Bp, NP, acc))
+#define SMALL_BLOCK(R, W, trans_a, m, K, A, lda, Bp, NP, nb, acc)                         \
+    ((trans_a) ? T(ISA(row_sums))(R, W, m, K, A, 1, Gi ? 0 : lda, Gi, g_col, Bp, NP, nb, acc) \
+               : T(ISA(row_sums))(R, W, m, K, A, lda, 1, Gi, g_col, Bp, NP, nb, acc))
 /* Blocks of SMALL_VL columns the small product takes at once: two where 32 registers hold
  * MR rows of both (AVX-512: 16 accumulators, as in the micro-kernel), else one. One block
  * of 16 floats gave each step 8 FMAs for 9 loads, bound by the loads. */
 #define SMALL_WIDE (VEC_BYTES == 64 ? 2 : 1)
 
 /* The small-problem product: C (M x N) = alpha op(A) Bp + beta C, without packing A.
- * Bp is op(B) in rows of NP entries (NP a multiple of SMALL_VL, zero-padded past N):
- * a padded copy, or padded weights read in place. MR rows of C at a time (the
+ * Bp is op(B) in rows NP >= N apart: B read in place, a copy of B^T, or padded weights;
+ * no value past N of a row is read (row_sums' masked loads). MR rows of C at a time (the
  * micro-tile's rows: 8 on AVX-512, whose 32 registers hold them, so batches of 16, 32,
  * 64 rows waste nothing) against SMALL_VL columns, held in SV registers of the target's
  * own width (one zmm, two ymm or four xmm), summed over p in order (the micro-kernel's
@@ -508,21 +512,23 @@ T(ISA(small_body))(int trans_a, int64_t M, int64_t N, int64_t K, REAL alpha, con
             }
             V acc[MR][16];
             /* MR rows; a short last group: 4, 2 or 1 (W registers of columns, a constant) */
-#define SMALL_ROWS(W)                                                                    \
+#define SMALL_ROWS(W, NB)                                                                \
     do {                                                                                 \
         if (m > 4)                                                                       \
-            SMALL_BLOCK(MR, W, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);                 \
+            SMALL_BLOCK(MR, W, trans_a, m, K, Ai, lda, Bp + j0, NP, NB, acc);             \
         else if (m > 2)                                                                  \
-            SMALL_BLOCK(4, W, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);                  \
+            SMALL_BLOCK(4, W, trans_a, m, K, Ai, lda, Bp + j0, NP, NB, acc);              \
         else if (m == 2)                                                                 \
-            SMALL_BLOCK(2, W, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);                  \
+            SMALL_BLOCK(2, W, trans_a, m, K, Ai, lda, Bp + j0, NP, NB, acc);              \
         else                                                                             \
-            SMALL_BLOCK(1, W, trans_a, m, K, Ai, lda, Bp + j0, NP, acc);                  \
+            SMALL_BLOCK(1, W, trans_a, m, K, Ai, lda, Bp + j0, NP, NB, acc);              \
     } while (0)
             if (wide)
-                SMALL_ROWS(SMALL_WIDE * SV);
-            else
-                SMALL_ROWS(SV);
+                SMALL_ROWS(SMALL_WIDE * SV, SMALL_WIDE * SMALL_VL);
+            else if (n == SMALL_VL)
+                SMALL_ROWS(SV, SMALL_VL);
+            else /* the last columns: B's values past N not read (rows read in place) */
+                SMALL_ROWS(SV, n);
 #undef SMALL_ROWS
             /* whole registers, and a last one of the block's first n columns (masked) */
             const V zero = {0};
@@ -1012,7 +1018,7 @@ T(ISA(edge_block))(const int R, const int W, int64_t m, int64_t kc, const REAL *
                    const REAL *B, int64_t rs_b, REAL *C, int64_t ldc)
 {
     T(ISA(reg)) sums[MR][16];
-    T(ISA(row_sums))(R, W, m, kc, A, rs_a, cs_a, G, g_col, B, rs_b, sums);
+    T(ISA(row_sums))(R, W, m, kc, A, rs_a, cs_a, G, g_col, B, rs_b, W * LANES, sums);
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 16

@@ -42,6 +42,49 @@ ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "step")
 SMOOTH_ACTIVATIONS = ("identity", "sigmoid", "tanh")
 ALL_ISAS = ("generic", "avx2", "avx512")
 
+# ---------------------------------------------------------------- reads past the end
+
+# The start of a child process's script (run_child): at_page_end(a) is a copy of a whose
+# last byte is the last of a page, the next page unreadable, so that a kernel loading past
+# the end of a (a whole register from a row's short end, say) crashes. `keep` holds the
+# mappings.
+AT_PAGE_END = r"""
+import ctypes, json, mmap, sys
+import numpy as np
+import fastnet
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+keep = []
+
+def at_page_end(a):
+    page = mmap.PAGESIZE
+    pages = -(-a.nbytes // page) + 1
+    mm = mmap.mmap(-1, pages * page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(mm))
+    assert libc.mprotect(base + (pages - 1) * page, page, 0) == 0  # PROT_NONE
+    out = np.frombuffer(mm, a.dtype, a.size, (pages - 1) * page - a.nbytes).reshape(a.shape)
+    out[...] = a
+    keep.append(mm)
+    return out
+
+"""
+
+
+def run_child(script, kernel, cases):
+    """Runs script (AT_PAGE_END + its own part) in a child process with sys.argv[1] the
+    micro-kernels' name and sys.argv[2] the cases as JSON; a crash fails the calling test
+    rather than ending pytest. Returns its output."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script, kernel, json.dumps(cases)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    return done.stdout
+
+
 # ---------------------------------------------------------------- micro-kernels
 
 _CONFIG = fastnet.show_config(print_out=False)

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from conftest import (
     ACTIVATIONS,
+    AT_PAGE_END,
     BLOCKING,
     DTYPES,
+    ISA_PARAMS,
     as64,
     assert_within,
     check_hidden_delta,
@@ -23,6 +25,7 @@ from conftest import (
     mn_sizes,
     product_bound,
     random_matrix,
+    run_child,
     seeds,
     tiny,
 )
@@ -324,3 +327,46 @@ def test_every_kernel_takes_empty_matrices_as_the_reference_does(dtype, M, K, N)
                      lambda: kernels.output_delta(delta_O, delta_O, "sigmoid")):
             with pytest.raises(ValueError, match="O_out has 0 rows"):
                 call()
+
+
+# Products by the direct path with B read in place (N not a multiple of the kernel's
+# register width, so each row of B ends inside a register: the short last block is read
+# masked), by the micro-tile and narrower rows: (M, K, N, dtype, trans_a).
+PAGE_END_GEMMS = [
+    (1, 128, 10, "float32", False),
+    (1, 7, 1, "float64", False),
+    (3, 33, 20, "float32", True),
+    (8, 64, 10, "float32", False),
+    (8, 64, 10, "float64", True),
+    (9, 40, 41, "float32", False),
+    (5, 16, 13, "float64", False),
+    (16, 100, 27, "float64", False),
+]
+
+PAGE_END_GEMM_SCRIPT = AT_PAGE_END + r"""
+from fastnet import kernels
+assert fastnet._use_kernels(sys.argv[1]) == sys.argv[1]
+for M, K, N, dtype, trans_a in json.loads(sys.argv[2]):
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    B = rng.standard_normal((K, N)).astype(dtype)
+    b = rng.standard_normal(N).astype(dtype)
+    Bg = at_page_end(B)
+    assert np.array_equal(kernels.matmul(A, Bg, trans_a=trans_a),
+                          kernels.matmul(A, B, trans_a=trans_a))
+    if not trans_a:
+        assert np.array_equal(kernels.linear(A, Bg, at_page_end(b), "sigmoid"),
+                              kernels.linear(A, B, b, "sigmoid"))
+print("ok", len(keep))
+"""
+
+
+@pytest.mark.parametrize("kernel", ISA_PARAMS)
+def test_small_products_read_no_value_past_the_end_of_b(kernel):
+    """B (and the bias) end at the end of a page, the next page unreadable: the direct
+    path reads B's rows in place, and one that loaded a whole register from a row's short
+    end would crash on B's last row. In a child process, whose crash fails the test; the
+    products must be the bits of the same ones on ordinary arrays."""
+    out = run_child(PAGE_END_GEMM_SCRIPT, kernel, PAGE_END_GEMMS)
+    n_linear = sum(not case[-1] for case in PAGE_END_GEMMS)
+    assert out.split() == ["ok", str(len(PAGE_END_GEMMS) + n_linear)]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import (
     ACTIVATIONS,
+    AT_PAGE_END,
     DTYPES,
     ISA_PARAMS,
     SMOOTH_ACTIVATIONS,
@@ -20,6 +21,7 @@ from conftest import (
     eps,
     net_tolerance,
     random_matrix,
+    run_child,
     seeds,
     tiny,
     to_reference,
@@ -776,27 +778,7 @@ PAGE_END_CASES = [
     ([300, 29, 13], "float64", 17, 16),
 ]
 
-PAGE_END_SCRIPT = r"""
-import ctypes, json, mmap, sys
-import numpy as np
-import fastnet
-
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-keep = []
-
-def at_page_end(a):
-    # a copy of a whose last byte is the last of a page, the next page unreadable
-    page = mmap.PAGESIZE
-    pages = -(-a.nbytes // page) + 1
-    mm = mmap.mmap(-1, pages * page)
-    base = ctypes.addressof(ctypes.c_char.from_buffer(mm))
-    assert libc.mprotect(base + (pages - 1) * page, page, 0) == 0  # PROT_NONE
-    out = np.frombuffer(mm, a.dtype, a.size, (pages - 1) * page - a.nbytes).reshape(a.shape)
-    out[...] = a
-    keep.append(mm)
-    return out
-
+PAGE_END_SCRIPT = AT_PAGE_END + r"""
 assert fastnet._use_kernels(sys.argv[1]) == sys.argv[1]
 for layers, dtype, rows, batch in json.loads(sys.argv[2]):
     rng = np.random.default_rng(3)
@@ -818,12 +800,5 @@ def test_training_reads_no_further_than_the_last_row_of_x_and_y(kernel):
     loaded past their last row (a whole register of rows from a short last batch, say)
     would crash. Run in a child process, whose crash fails the test rather than pytest;
     the weights must be the bits of the same fit on ordinary arrays."""
-    import json
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-c", PAGE_END_SCRIPT, kernel, json.dumps(PAGE_END_CASES)],
-        capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
-    assert done.stdout.split() == ["ok", str(2 * len(PAGE_END_CASES))]
+    out = run_child(PAGE_END_SCRIPT, kernel, PAGE_END_CASES)
+    assert out.split() == ["ok", str(2 * len(PAGE_END_CASES))]
