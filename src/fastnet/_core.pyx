@@ -818,15 +818,18 @@ cdef class _Net:
         free(self.b)
 
 
-def _check_rows(_Net net, list arrays, int64_t N, int offset, bint hidden_optional=False):
+cdef int _check_rows(_Net net, list arrays, int64_t N, int offset,
+                     bint hidden_optional=False) except -1:
     """Each of the L arrays is N x sizes[l + offset]; with hidden_optional all but the last
     may be None instead."""
+    cdef int l
     need(len(arrays) == net.L, "buffer count")
     for l in range(net.L):
         if arrays[l] is None and hidden_optional and l < net.L - 1:
             continue
         need(arrays[l] is not None and arrays[l].shape == (N, net.sizes[l + offset]),
              "buffer shape")
+    return 0
 
 
 def forward(_Net net, X, list pre, list post):
