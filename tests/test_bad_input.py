@@ -132,39 +132,31 @@ BAD_LEARNING_RATES = [
 ]
 
 
-@pytest.mark.parametrize("method", ["step", "fit"])
-def _in_own_dtype(cases):
-    """The float64 arrays among the cases, less those whose values float32 cannot hold:
-    given in the network's own dtype, C-contiguous, they are what C reads already, and
-    are checked on their own way (no copy made on the way to the checks)."""
-    return [case for case in cases if type(case[1]) is np.ndarray
-            and case[1].dtype == np.float64 and "too large" not in case[3]]
+def _in_own_dtype(arg, methods, cases):
+    """(arg, method, what, value, exc, match) for the float64 arrays among the cases, less
+    those whose values float32 cannot hold: given in the network's own dtype, C-contiguous,
+    they are what C reads already, and are checked on their own way (no copy made on the
+    way to the checks)."""
+    return [(arg, method, *case) for method in methods for case in cases
+            if type(case[1]) is np.ndarray and case[1].dtype == np.float64
+            and "too large" not in case[3]]
 
 
-OWN_DTYPE_X, OWN_DTYPE_Y = _in_own_dtype(BAD_X), _in_own_dtype(BAD_Y)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("method", ["forward", "predict", "loss", "gradients", "step", "fit"])
-@pytest.mark.parametrize("what,X,exc,match", OWN_DTYPE_X, ids=[c[0] for c in OWN_DTYPE_X])
-def test_bad_X_in_the_networks_own_dtype_is_rejected_too(dtype, method, what, X, exc, match):
-    net = _changeable(dtype)
-    X = np.array(X, dtype=dtype, order="C")
-    before = snapshot(net)
-    with pytest.raises(exc, match=match):
-        _call(net, method, X=X, Y=GOOD_Y.astype(dtype))
-    assert_unchanged(net, before)
+OWN_DTYPE = (_in_own_dtype("X", ["forward", "predict", "loss", "gradients", "step", "fit"], BAD_X)
+             + _in_own_dtype("Y", ["loss", "gradients", "step", "fit"], BAD_Y))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("method", ["loss", "gradients", "step", "fit"])
-@pytest.mark.parametrize("what,Y,exc,match", OWN_DTYPE_Y, ids=[c[0] for c in OWN_DTYPE_Y])
-def test_bad_Y_in_the_networks_own_dtype_is_rejected_too(dtype, method, what, Y, exc, match):
+@pytest.mark.parametrize("arg,method,what,value,exc,match", OWN_DTYPE,
+                         ids=[f"{c[0]} {c[2]}-{c[1]}" for c in OWN_DTYPE])
+def test_bad_X_or_Y_in_the_networks_own_dtype_is_rejected_too(dtype, arg, method, what, value,
+                                                              exc, match):
     net = _changeable(dtype)
-    Y = np.array(Y, dtype=dtype, order="C")
+    data = {"X": GOOD_X.astype(dtype), "Y": GOOD_Y.astype(dtype)}
+    data[arg] = np.array(value, dtype=dtype, order="C")
     before = snapshot(net)
     with pytest.raises(exc, match=match):
-        _call(net, method, X=GOOD_X.astype(dtype), Y=Y)
+        _call(net, method, **data)
     assert_unchanged(net, before)
 
 
