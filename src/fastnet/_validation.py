@@ -176,8 +176,8 @@ def as_matrix(value, name, dtype, *, n_cols=None, cols_what="", allow_1d_column=
         flags = value.flags
         if (flags.c_contiguous and flags.aligned and (n_cols is None or cols == n_cols)
                 and (rows and cols or not examples)):
-            if finite:
-                check_finite(value, name)
+            if finite and not _core.all_finite(value):  # check_finite's own first step
+                check_finite(value, name)  # which says where
             return value
     arr = _real_array(value, name)
     if arr.ndim == 1 and allow_1d_column and n_cols == 1:
