@@ -44,10 +44,10 @@ ALL_ISAS = ("generic", "avx2", "avx512")
 
 # ---------------------------------------------------------------- reads past the end
 
-# The start of a child process's script (run_child): at_page_end(a) is a copy of a whose
-# last byte is the last of a page, the next page unreadable, so that a kernel loading past
-# the end of a (a whole register from a row's short end, say) crashes. `keep` holds the
-# mappings.
+# The start of a child process's script (run_child), which selects the micro-kernels
+# named by sys.argv[1]: at_page_end(a) is a copy of a whose last byte is the last of a
+# page, the next page unreadable, so that a kernel loading past the end of a (a whole
+# register from a row's short end, say) crashes. `keep` holds the mappings.
 AT_PAGE_END = r"""
 import ctypes, json, mmap, sys
 import numpy as np
@@ -68,6 +68,7 @@ def at_page_end(a):
     keep.append(mm)
     return out
 
+assert fastnet._use_kernels(sys.argv[1]) == sys.argv[1]
 """
 
 

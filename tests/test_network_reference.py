@@ -779,7 +779,6 @@ PAGE_END_CASES = [
 ]
 
 PAGE_END_SCRIPT = AT_PAGE_END + r"""
-assert fastnet._use_kernels(sys.argv[1]) == sys.argv[1]
 for layers, dtype, rows, batch in json.loads(sys.argv[2]):
     rng = np.random.default_rng(3)
     X = rng.standard_normal((rows, layers[0])).astype(dtype)
