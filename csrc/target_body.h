@@ -171,7 +171,14 @@ typedef UINT T(ISA(ureg)) __attribute__((vector_size(VEC_BYTES)));
 /* The first n values of a register at p, 0 <= n <= LANES, by masked loads and stores
  * (AVX-512, AVX2; memcpy elsewhere): a row narrower than a register, such as the 10
  * outputs of a digits network in rows of 10, without a scalar loop. load_first gives 0
- * past n; store_first leaves the memory past n untouched. */
+ * past n; store_first leaves the memory past n untouched.
+ * AVX-512's masks suppress faults on the lanes they leave out, on every x86-64 CPU. AVX2's
+ * vmaskmov does on Intel's, but AMD's manual leaves it to the implementation whether a
+ * masked-out lane may fault, and QEMU's does fault: its AVX2 kernels crashed reading the
+ * last row of B or of X at the end of an array whose next page was unmapped. So AVX2
+ * masks only a register within one 4 KiB page (the smallest x86-64 page: if p is mapped,
+ * so is every lane), and copies the n values one by one across a page's end: one test
+ * and a branch taken the same way for all but one register in 128. */
 #if VEC_BYTES == 32 && defined(__AVX2__)
 static inline __m256i T(ISA(first_lanes))(int64_t n) /* all ones in lanes below n */
 {
@@ -179,6 +186,11 @@ static inline __m256i T(ISA(first_lanes))(int64_t n) /* all ones in lanes below 
                                                   _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
                              : _mm256_cmpgt_epi64(_mm256_set1_epi64x(n),
                                                   _mm256_setr_epi64x(0, 1, 2, 3));
+}
+
+static inline int T(ISA(in_one_page))(const void *p) /* a register's bytes at p */
+{
+    return ((uintptr_t)p & (FN_PAGE_BYTES - 1)) <= FN_PAGE_BYTES - VEC_BYTES;
 }
 #endif
 
@@ -197,7 +209,9 @@ static inline T(ISA(reg)) T(ISA(load_first))(const REAL *p, int64_t n)
     else
         v = (V)_mm512_maskz_loadu_pd((__mmask8)mask, p);
 #elif VEC_BYTES == 32 && defined(__AVX2__)
-    if (sizeof(REAL) == 4)
+    if (!T(ISA(in_one_page))(p))
+        memcpy(&v, p, sizeof(REAL) * (size_t)n);
+    else if (sizeof(REAL) == 4)
         v = (V)_mm256_maskload_ps((const float *)p, T(ISA(first_lanes))(n));
     else
         v = (V)_mm256_maskload_pd((const double *)p, T(ISA(first_lanes))(n));
@@ -220,7 +234,9 @@ static inline void T(ISA(store_first))(REAL *p, T(ISA(reg)) v, int64_t n)
     else
         _mm512_mask_storeu_pd(p, (__mmask8)mask, (__m512d)v);
 #elif VEC_BYTES == 32 && defined(__AVX2__)
-    if (sizeof(REAL) == 4)
+    if (!T(ISA(in_one_page))(p))
+        memcpy(p, &v, sizeof(REAL) * (size_t)n);
+    else if (sizeof(REAL) == 4)
         _mm256_maskstore_ps((float *)p, T(ISA(first_lanes))(n), (__m256)v);
     else
         _mm256_maskstore_pd((double *)p, T(ISA(first_lanes))(n), (__m256d)v);
