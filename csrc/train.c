@@ -38,6 +38,17 @@
  * parts, ran 1-2% slower on two threads (C, two times 6 rounds). */
 #define FN_UNITS_GROUP 32
 
+/* One hidden layer takes the units scheme when its outputs are fewer than this: the same
+ * on every CPU. It was "narrower than the micro-tile" (rows_phase_fits), 32 floats or 16
+ * doubles with AVX-512, 16 and 8 with AVX2, 8 and 4 with the portable kernels: on those,
+ * mnist's 10 outputs went to the team products, where a batch of one row runs on one
+ * thread. [784, 128, 10], 2000 rows a call, two threads, before -> after: AVX2 float64,
+ * one row a batch 40.8 -> 21.2 ms, 8 rows 13.5 -> 12.1; portable float32, one row 51.6 ->
+ * 27.7, float64 96.4 -> 59.4; [784, 128, 24], AVX-512 float64, 3000 rows, one row 51.7 ->
+ * 28.8, 16 rows 14.4-16.5 -> 13.4-13.6, 64 rows 12.6-12.8 -> 12.5-13.7; one thread within
+ * noise in all. */
+#define FN_UNITS_MAX_OUTPUTS 32
+
 /* Deeper networks take the units scheme for batches of at most this many rows, where the
  * general trainer's team products cost the most barriers a row: [784, 256, 128, 10] on two
  * threads, groups of 32 units, 1 row 28-34 -> 18-19 us a row, 4 12 -> 8.7, 8 10.4-10.8 ->
@@ -878,11 +889,11 @@ static void T(add_batch_loss)(T(train_run) *run, int64_t nb)
         run->nonfinite = 1;
 }
 
-/* The units scheme: a network of two layers whose output layer is narrow (rows_phase_fits)
- * and whose batches are at most kc rows, or a deeper one in batches of at most
- * FN_UNITS_DEEP_ROWS whose layers after the second cost little (its tail: units_tail_run,
- * where "the output layer" below is layer 1 and the tail after it, each thread through
- * its own copy of the tail). Each thread owns whole groups of hidden units
+/* The units scheme: a network of two layers whose output layer is narrow (fewer than
+ * FN_UNITS_MAX_OUTPUTS units) and whose batches are at most kc rows, or a deeper one in
+ * batches of at most FN_UNITS_DEEP_ROWS whose layers after the second cost little (its
+ * tail: units_tail_run, where "the output layer" below is layer 1 and the tail after it,
+ * each thread through its own copy of the tail). Each thread owns whole groups of hidden units
  * (FN_UNITS_GROUP, whole panels of nr): groups [g0, g1) of fn_row_share over the team,
  * that is those columns of W[0] (panel-major), b[0], H and delta_H, and those rows of
  * W[1]. A batch then has one barrier, where each group's part of O_in crosses between
@@ -918,7 +929,8 @@ static int T(units_fits)(const T(fn_net) *net, int64_t rows)
     const int L = net->n_layers;
     const int64_t *s = net->sizes, kc = T(fn_config_get)()->kc;
     if (L < 3 || rows > FN_UNITS_DEEP_ROWS)
-        return L == 2 && rows <= kc && T(rows_phase_fits)(net);
+        return L == 2 && rows <= kc && s[2] < FN_UNITS_MAX_OUTPUTS && s[1] <= kc &&
+               s[1] <= FN_SMALL_N;
     /* deeper: a tail of direct products (fn_gemm_rows), run by every thread, that costs
      * at most an eighth of the layers the groups share */
     double tail = 0;
