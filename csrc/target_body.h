@@ -190,7 +190,25 @@ static inline __m256i T(ISA(first_lanes))(int64_t n) /* all ones in lanes below 
 
 static inline int T(ISA(in_one_page))(const void *p) /* a register's bytes at p */
 {
-    return ((uintptr_t)p & (FN_PAGE_BYTES - 1)) <= FN_PAGE_BYTES - VEC_BYTES;
+    return __builtin_expect(((uintptr_t)p & (FN_PAGE_BYTES - 1)) <= FN_PAGE_BYTES - VEC_BYTES,
+                            1);
+}
+
+/* Across a page's end: out of line, so the loops around the masked loads keep their
+ * registers (AVX2 digits epochs, one thread, against no test at all: inline, float32 +3%,
+ * float64 +4%; out of line +1% and +3%). */
+static __attribute__((noinline, cold)) T(ISA(reg))
+    T(ISA(load_across))(const REAL *p, int64_t n)
+{
+    T(ISA(reg)) v = {0};
+    memcpy(&v, p, sizeof(REAL) * (size_t)n);
+    return v;
+}
+
+static __attribute__((noinline, cold)) void T(ISA(store_across))(REAL *p, const REAL *v,
+                                                                  int64_t n)
+{
+    memcpy(p, v, sizeof(REAL) * (size_t)n);
 }
 #endif
 
@@ -210,7 +228,7 @@ static inline T(ISA(reg)) T(ISA(load_first))(const REAL *p, int64_t n)
         v = (V)_mm512_maskz_loadu_pd((__mmask8)mask, p);
 #elif VEC_BYTES == 32 && defined(__AVX2__)
     if (!T(ISA(in_one_page))(p))
-        memcpy(&v, p, sizeof(REAL) * (size_t)n);
+        v = T(ISA(load_across))(p, n);
     else if (sizeof(REAL) == 4)
         v = (V)_mm256_maskload_ps((const float *)p, T(ISA(first_lanes))(n));
     else
@@ -235,7 +253,7 @@ static inline void T(ISA(store_first))(REAL *p, T(ISA(reg)) v, int64_t n)
         _mm512_mask_storeu_pd(p, (__mmask8)mask, (__m512d)v);
 #elif VEC_BYTES == 32 && defined(__AVX2__)
     if (!T(ISA(in_one_page))(p))
-        memcpy(p, &v, sizeof(REAL) * (size_t)n);
+        T(ISA(store_across))(p, (const REAL *)&v, n);
     else if (sizeof(REAL) == 4)
         _mm256_maskstore_ps((float *)p, T(ISA(first_lanes))(n), (__m256)v);
     else
