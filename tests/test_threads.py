@@ -1093,3 +1093,24 @@ def test_a_child_forked_after_a_team_ran_trains_on_one_thread_with_the_same_bits
     assert done, "the forked child hung"
     assert os.WEXITSTATUS(status) == 0
     assert fastnet.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("outputs", [10, 24, 31, 32])
+def test_one_hidden_layer_takes_the_units_scheme_below_32_outputs_with_every_kernel_set(
+        isa, dtype, outputs):
+    """The units scheme for one hidden layer and fewer than 32 outputs, whichever
+    micro-kernels run (it was "narrower than the micro-tile": with AVX2's float64 kernels
+    or the portable ones, mnist's 10 outputs went to the team products, and SGD ran on
+    one thread). One row a batch: two threads share it, with the bits of one."""
+    from fastnet import _core
+
+    layers = [300, 128, outputs]
+    assert _flop_per_batch(layers, 1) >= UNITS_MIN_FLOP  # worth a team in one row
+    train = _two_epochs(layers, 1, 9, dtype, bias=True, data_seed=outputs)
+    net1, h1 = _with_threads(1, train)
+    net2, h2 = _with_threads(2, train)
+    units = outputs < 32
+    assert (_core._last_trainer(), _core._last_units()) == ("general", units)
+    assert _core._last_grant() == (2 if units else 1)
+    assert h1 == h2 and net1 == net2
