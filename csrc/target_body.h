@@ -177,8 +177,9 @@ typedef UINT T(ISA(ureg)) __attribute__((vector_size(VEC_BYTES)));
  * masked-out lane may fault, and QEMU's does fault: its AVX2 kernels crashed reading the
  * last row of B or of X at the end of an array whose next page was unmapped. So AVX2
  * masks only a register within one 4 KiB page (the smallest x86-64 page: if p is mapped,
- * so is every lane), and copies the n values one by one across a page's end: one test
- * and a branch taken the same way for all but one register in 128. */
+ * so is every lane), and copies the n values (load_across, store_across) where the
+ * register would cross a page's end: one test, and a branch that goes the other way for
+ * 7 of a page's 1024 float addresses (3 of 512 double ones). */
 #if VEC_BYTES == 32 && defined(__AVX2__)
 static inline __m256i T(ISA(first_lanes))(int64_t n) /* all ones in lanes below n */
 {
