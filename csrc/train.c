@@ -532,6 +532,17 @@ static void T(pack_w0_team)(const T(fn_net) *net, REAL *w0, int unpack, atomic_l
         T(pack_w0_panel)(net, w0, unpack, p * nr);
 }
 
+/* The stride of layer 0's delta between its nr-column panels when backward_team makes it
+ * panel-major (in ws->d0, for W[0]'s update to read in place), else 0: with W[0]
+ * panel-major (ws->d0), no bias (whose gradient sums delta's rows), more than one layer
+ * (one layer's delta is delta_O, made row by row), and W[0]'s step made now, applied
+ * (not `other`: the gradients stored, or the step deferred to the next batch). */
+static int64_t T(delta0_panels)(const T(fn_net) *net, const T(workspace) *ws, int64_t N,
+                                int other)
+{
+    return ws->d0 && !net->b && net->n_layers > 1 && !other ? N * T(fn_config_get)()->nr : 0;
+}
+
 /* Backward pass after forward_team, by every thread of the team. With dW != NULL the
  * gradients are stored (dW[l], db[l]); otherwise each is applied at once as
  * W[l] -= alpha * gradient (fused into the GEMM), except W[0]'s with defer_first (the next
@@ -550,13 +561,11 @@ static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X,
     /* With W[0] panel-major, layer 0's delta is made panel-major too (nr-column panels of
      * N rows, d_panels apart), and W[0]'s update reads it in place: on wide each thread had
      * copied all of delta_H (1 MB) into panels for every batch, 5% of the epoch. Not when
-     * a bias gradient sums its rows, or rows_done made it row by row, or with one layer,
-     * whose delta (delta_O) is made row by row (read as panels, a one-layer network
-     * without bias trained on wrong gradients). */
-    const int64_t d_panels = ws->d0 && !dW && !net->b && L > 1 && !(rows_done && L == 2) &&
-                                     !defer_first
-                                 ? N * T(fn_config_get)()->nr
-                                 : 0;
+     * a bias gradient sums its rows, or with one layer, whose delta (delta_O) is made row
+     * by row (read as panels, a one-layer network without bias trained on wrong
+     * gradients): delta0_panels. With rows_done and two layers, output_rows_team has
+     * made it so. */
+    const int64_t d_panels = T(delta0_panels)(net, ws, N, dW != NULL || defer_first);
     if (!rows_done)
         T(fn_output_delta_team)(net->act[L - 1], N, s[L], ws->post[L - 1], Y, delta,
                                 ws->row_loss);
@@ -574,6 +583,8 @@ static REAL *T(backward_team)(const T(fn_net) *net, int64_t N, const REAL *X,
                 T(fn_gemm_team)(0, 1, N, s[l], s[l + 1], 1, delta, s[l + 1], net->W[l],
                                 s[l + 1], 0, delta_prev, s[l], &ep, ws->gemm);
             }
+        } else if (l == 1 && d_panels) { /* rows_done, two layers: made in ws->d0 */
+            delta_prev = ws->d0;
         }
         if (dW) {
             T(fn_gemm_team_panels)(1, 0, s[l], s[l + 1], N, 1, A_in, s[l], l ? NULL : G, delta,
@@ -629,7 +640,13 @@ static int T(rows_phase_fits)(const T(fn_net) *net)
  * GEMM's direct path on the thread's rows: the same sums in the same order as
  * fn_gemm_team's (the same bits, whichever path it takes), without the three barriers and
  * the rows moving between cores that three team products and a team output delta cost:
- * mnist's output layer took 20 ms on two threads where one thread took 14.5. */
+ * mnist's output layer took 20 ms on two threads where one thread took 14.5.
+ * In a network of two layers, delta_H goes panel by panel into layer 0's panel-major
+ * delta when backward_team would make it so (delta0_panels). Row-major, W[0]'s update
+ * copied it to panels: [784, 128, 10] in batches of 2048 rows took 72-75 ms an epoch of
+ * 16384 float32 rows on one thread, 67 without the rows phase and 66-70 with the panels;
+ * two threads 36-38, 34-39 and 34-35 (C, 3 alternating rounds of 7); the same in
+ * batches of 512. */
 static void T(output_rows_team)(const T(fn_net) *net, int64_t N, const REAL *Y,
                                 T(workspace) *ws)
 {
@@ -643,13 +660,20 @@ static void T(output_rows_team)(const T(fn_net) *net, int64_t N, const REAL *Y,
     REAL *O = ws->post[L - 1], *dO = ws->delta[0], *dH = ws->delta[1];
     const T(fn_epilogue) forward = {net->b ? net->b[L - 1] : NULL, net->act[L - 1], NULL, 0, 0,
                                     net->threshold};
-    const T(fn_epilogue) deriv = {NULL, FN_NO_ACTIVATION, H, n_h, net->act[L - 2], 0};
     T(fn_gemm_rows)(0, 0, n_out, n_h, i0, i1 - i0, 1, H, n_h, W, n_out, 0, O, n_out, &forward,
                     buf);
     T(fn_output_delta_rows)(net->act[L - 1], (REAL)(2.0 / (double)N), i0, i1, n_out, O, n_out, Y,
                             n_out, dO, n_out, ws->row_loss);
-    T(fn_gemm_rows)(0, 1, n_h, n_out, i0, i1 - i0, 1, dO, n_out, W, n_out, 0, dH, n_h, &deriv,
-                    buf);
+    /* delta_H panel by panel when layer 0's delta is panel-major (two layers) */
+    const int64_t d_panels = L == 2 ? T(delta0_panels)(net, ws, N, 0) : 0;
+    const int64_t nr = d_panels ? T(fn_config_get)()->nr : n_h;
+    for (int64_t c0 = 0; c0 < n_h; c0 += nr) {
+        const int64_t w = n_h - c0 < nr ? n_h - c0 : nr;
+        const T(fn_epilogue) deriv = {NULL, FN_NO_ACTIVATION, H + c0, n_h, net->act[L - 2], 0};
+        T(fn_gemm_rows)(0, 1, w, n_out, i0, i1 - i0, 1, dO, n_out, W + c0 * n_out, n_out, 0,
+                        d_panels ? ws->d0 + c0 / nr * d_panels : dH, d_panels ? nr : n_h,
+                        &deriv, buf);
+    }
 #pragma omp barrier
 }
 

@@ -487,6 +487,22 @@ def test_a_narrow_output_layers_rows_give_the_team_products_bits(isa, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_two_layers_narrow_output_in_long_batches_give_the_team_products_bits(isa, dtype):
+    """Two layers, a narrow output, batches longer than the kc block (no units scheme):
+    the output layer's rows go by train.c output_rows_team on each thread, which writes
+    the hidden delta panel by panel (nr columns, a partial last panel) for W[0]'s update
+    to read in place. A fit of one full batch leaves W - lr dW, within a few units in the
+    last place: its steps subtract each kc block's sum over the rows in turn, where
+    gradients() adds the blocks first."""
+    kc = BLOCKING[isa][np.dtype(dtype).name]["kc"]
+    got, want = _one_batch_step(dtype, [300, 75, 3], rows=kc + 44)
+    assert not _core._last_units()
+    tol = 1e-13 if dtype == np.float64 else 1e-5
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert np.allclose(g, w, rtol=tol, atol=tol), i
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layers", [[300, 128, 10], [300, 100, 10], [300, 20, 3]])
 @pytest.mark.parametrize("bias", [False, True])
 def test_the_units_scheme_takes_the_gradients_step(isa, dtype, layers, bias):
