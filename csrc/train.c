@@ -664,15 +664,16 @@ static void T(output_rows_team)(const T(fn_net) *net, int64_t N, const REAL *Y,
                     buf);
     T(fn_output_delta_rows)(net->act[L - 1], (REAL)(2.0 / (double)N), i0, i1, n_out, O, n_out, Y,
                             n_out, dO, n_out, ws->row_loss);
-    /* delta_H panel by panel when layer 0's delta is panel-major (two layers) */
+    /* delta_H panel by panel (pw columns each) when layer 0's delta is panel-major: two
+     * layers, as backward_team decides it (the rows phase runs only in unfused batches,
+     * their steps made at once), else all n_h columns in one */
     const int64_t d_panels = L == 2 ? T(delta0_panels)(net, ws, N, 0) : 0;
-    const int64_t nr = d_panels ? T(fn_config_get)()->nr : n_h;
-    for (int64_t c0 = 0; c0 < n_h; c0 += nr) {
-        const int64_t w = n_h - c0 < nr ? n_h - c0 : nr;
+    const int64_t pw = d_panels ? T(fn_config_get)()->nr : n_h;
+    for (int64_t c0 = 0; c0 < n_h; c0 += pw) {
+        const int64_t w = n_h - c0 < pw ? n_h - c0 : pw;
         const T(fn_epilogue) deriv = {NULL, FN_NO_ACTIVATION, H + c0, n_h, net->act[L - 2], 0};
         T(fn_gemm_rows)(0, 1, w, n_out, i0, i1 - i0, 1, dO, n_out, W + c0 * n_out, n_out, 0,
-                        d_panels ? ws->d0 + c0 / nr * d_panels : dH, d_panels ? nr : n_h,
-                        &deriv, buf);
+                        d_panels ? ws->d0 + c0 / pw * d_panels : dH, pw, &deriv, buf);
     }
 #pragma omp barrier
 }
