@@ -17,9 +17,10 @@ FIT_CASES = {
     "tiny-xor": ([2, 4, 1], 4),
     "small-units": ([64, 64, 10], 32),
     "small-rows": ([20, 30, 20, 5], 32),
-    # outputs narrower than every kernel set's micro-tile (the portable float64 one is 4
-    # wide): the units scheme on every CPU (with wider ones, a call of fewer than 64 rows
-    # times epochs in batches fused by rows skips W[0]'s panels and allocates less)
+    # one hidden layer and fewer than 32 outputs (train.c FN_UNITS_MAX_OUTPUTS): the units
+    # scheme whatever the kernels (with 32 or more, the team products, where a call of
+    # fewer than 64 rows times epochs in batches fused by rows skips W[0]'s panels and
+    # allocates less)
     "general-units": ([300, 128, 3], 64),
     "general-one-at-a-time": ([300, 13, 3], 1),
     "general-rows": ([300, 60, 40, 7], 50),
